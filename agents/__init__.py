@@ -1,0 +1,1 @@
+"""Mesa agents of the compute market: vendors, foundries, clouds, labs and nations."""

@@ -1,0 +1,1 @@
+"""Consumers of runs: Monte Carlo, sensitivity analysis, plots, reports and the web app."""

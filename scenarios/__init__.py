@@ -1,0 +1,1 @@
+"""Built-in scenario files, their schema and loader."""
