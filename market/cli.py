@@ -10,6 +10,7 @@ import json
 import math
 import re
 import sys
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import click
@@ -351,6 +352,120 @@ def cost_cluster(as_json: bool, **kwargs: Any) -> None:
         ("goodput", f"{r['goodput_fraction']:.1%}"),
     ]
     _rows(f"Cluster of {r['gpus']:,} x {r['chip_name']}", rows)
+
+
+# -------------------------------------------------------------------------- scenarios ---
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def scenarios(as_json: bool) -> None:
+    """List the built-in scenarios with a one-line description each."""
+    from scenarios.loader import describe_builtins
+
+    rows = describe_builtins()
+    if as_json:
+        _emit_json([{"name": n, "description": d} for n, d in rows])
+        return
+    width = max(len(n) for n, _ in rows)
+    for name, description in rows:
+        click.echo(f"{name:<{width}}  {description}")
+
+
+@cli.command()
+@click.argument("scenario")
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+              help="Override a field, e.g. --set market.mfu=0.4 (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def validate(scenario: str, overrides: tuple[str, ...], as_json: bool) -> None:
+    """Check a scenario file (or built-in name) without running it."""
+    from scenarios.loader import load_scenario
+
+    loaded = load_scenario(scenario, overrides)
+    s = loaded.scenario
+    info = {"scenario": s.name, "source": loaded.source, "start": s.start, "end": s.end,
+            "months": s.months, "nations": len(s.nations), "vendors": len(s.vendors),
+            "clouds": len(s.clouds), "named_labs": len(s.labs),
+            "long_tail_labs": s.long_tail.count, "events": len(s.events),
+            "uncertain": len(s.uncertain), "sha256": loaded.sha256}
+    if as_json:
+        _emit_json(dict(info, valid=True))
+        return
+    click.echo(f"ok: {s.name} ({loaded.source}): {s.start} to {s.end}, {s.months} months, "
+               f"{len(s.clouds)} clouds, {len(s.labs)} named labs + {s.long_tail.count} "
+               f"long-tail labs, {len(s.events)} events, {len(s.uncertain)} uncertain inputs")
+
+
+# -------------------------------------------------------------------------------- run ---
+
+@cli.command()
+@click.argument("scenario")
+@click.option("--seed", type=INTEGER, default=0, show_default=True, help="Random seed.")
+@click.option("--months", type=INTEGER, help="Run only the first M months.")
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+              help="Override a scenario field, e.g. --set long_tail.count=1000 (repeatable).")
+@click.option("--out", type=click.Path(path_type=Path), help="Directory to write the tables to.")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet",
+              show_default=True, help="Table file format.")
+@click.option("--dates", help="Comma-separated months for the summary (default 2023-06,2024-12 "
+                              "and the last month).")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("--force", is_flag=True, help="Replace an existing --out directory.")
+def run(scenario: str, seed: int, months: int | None, overrides: tuple[str, ...],
+        out: Path | None, fmt: str, dates: str | None, quiet: bool, force: bool) -> None:
+    """Run a scenario: write its tables (with --out) and print key outcomes."""
+    import time
+
+    from market import __version__
+    from market.outputs import check_out_dir, run_tables, write_run
+    from market.summary import format_outcomes, key_outcomes, summary_dates
+    from scenarios.loader import load_scenario
+
+    loaded = load_scenario(scenario, overrides)
+    s = loaded.scenario
+    if months is not None and not 1 <= months <= s.months:
+        raise click.BadParameter(f"must be between 1 and {s.months} (the scenario's length), "
+                                 f"got {months}", param_hint="'--months'")
+    if seed < 0:
+        raise click.BadParameter(f"must be >= 0, got {seed}", param_hint="'--seed'")
+    wanted = [d.strip() for d in dates.split(",")] if dates else None
+    if wanted:
+        from market.timeline import parse_month
+        for d in wanted:
+            try:
+                parse_month(d)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="'--dates'") from None
+    if out is not None:
+        check_out_dir(out, force)
+    steps = months or s.months
+    show_progress = not quiet and sys.stderr.isatty()
+    started = time.perf_counter()
+    if show_progress:
+        with click.progressbar(length=steps, label=f"{s.name} seed {seed}", file=sys.stderr,
+                               show_pos=True) as bar:
+            frames = run_tables(s, seed, steps, on_step=lambda _: bar.update(1))
+    else:
+        frames = run_tables(s, seed, steps)
+    elapsed = time.perf_counter() - started
+    if out is not None:
+        resolved = loaded.scenario.model_dump(mode="json", exclude_none=True)
+        resolved.pop("extends", None)   # fully resolved: loading it must not merge again
+        manifest = {"gpumarket_version": __version__, "scenario": s.name,
+                    "scenario_source": loaded.source, "scenario_sha256": loaded.sha256,
+                    "seed": seed, "start": s.start,
+                    "end": frames["price_index"]["date"].max().strftime("%Y-%m"),
+                    "months": steps, "overrides": list(overrides)}
+        write_run(out, frames, resolved, manifest, fmt, force)
+    if quiet:
+        return
+    shown = summary_dates(frames, wanted)
+    click.echo(f"{s.name}, seed {seed}: {steps} months in {elapsed:.2f} s")
+    click.echo(format_outcomes(key_outcomes(frames, shown)))
+    if out is not None:
+        click.echo(f"wrote {', '.join(f'{t}.{fmt}' for t in frames)}, scenario.toml, "
+                   f"manifest.json to {out}")
+    else:
+        click.echo("(pass --out DIR to write the tables)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,123 @@
+"""What an owner of accelerators *has*: installed vintages, chips in transit, chips awaiting power.
+
+A `Fleet` is plain state with vectorized bookkeeping; clouds and building labs each own one.
+Units are chips; power in MW; values in USD per chip (including the server share).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from market.costs import HARDWARE_VALUE_DECLINE_PER_YEAR
+
+
+class Fleet:
+    """Installed vintages (chip, units, install month, price paid) plus the delivery pipeline."""
+
+    def __init__(self, n_chips: int):
+        self.n_chips = n_chips
+        self.chip = np.zeros(0, dtype=np.int64)
+        self.units = np.zeros(0)
+        self.installed_month = np.zeros(0, dtype=np.int64)
+        self.price_usd = np.zeros(0)          # price paid per chip incl. server [USD]
+        self.in_transit: list[tuple[int, int, float, float]] = []   # (arrival, chip, units, price)
+        self.awaiting = np.zeros(n_chips)     # delivered, waiting for power [units]
+        self.awaiting_price = np.zeros(n_chips)
+
+    # -- state queries ------------------------------------------------------------------
+    def units_by_chip(self) -> np.ndarray:
+        """Installed units per chip index [chips]."""
+        return np.bincount(self.chip, weights=self.units, minlength=self.n_chips)
+
+    def pipeline_by_chip(self) -> np.ndarray:
+        """Chips in transit or waiting for power, per chip index [chips]."""
+        out = self.awaiting.copy()
+        for _, chip, units, _ in self.in_transit:
+            out[chip] += units
+        return out
+
+    def value_by_chip(self, month: int) -> np.ndarray:
+        """Average current value per installed chip, by chip index [USD/chip].
+
+        Value declines exponentially at 0.322/yr (Epoch's hardware value decline), so the
+        capital cost of an old vintage falls as newer chips make it cheaper to replace.
+        """
+        age_years = (month - self.installed_month) / 12.0
+        value = self.price_usd * np.exp(-HARDWARE_VALUE_DECLINE_PER_YEAR * age_years)
+        total = np.bincount(self.chip, weights=self.units * value, minlength=self.n_chips)
+        units = self.units_by_chip()
+        return np.divide(total, units, out=np.zeros(self.n_chips), where=units > 0)
+
+    # -- changes ------------------------------------------------------------------------
+    def add_installed(self, chip: int, units: float, month: int, price_usd: float) -> None:
+        if units <= 0:
+            return
+        self.chip = np.append(self.chip, chip)
+        self.units = np.append(self.units, units)
+        self.installed_month = np.append(self.installed_month, month)
+        self.price_usd = np.append(self.price_usd, price_usd)
+
+    def ship(self, arrival_month: int, chip: int, units: float, price_usd: float) -> None:
+        """Record chips shipped to this owner, arriving after the lead time."""
+        if units > 0:
+            self.in_transit.append((arrival_month, chip, units, price_usd))
+
+    def retire(self, month: int, max_age_months: float) -> np.ndarray:
+        """Remove vintages older than the retirement age; returns retired units per chip."""
+        old = (month - self.installed_month) >= max_age_months
+        retired = np.bincount(self.chip[old], weights=self.units[old], minlength=self.n_chips)
+        if old.any():
+            keep = ~old
+            self.chip, self.units = self.chip[keep], self.units[keep]
+            self.installed_month, self.price_usd = self.installed_month[keep], self.price_usd[keep]
+        return retired
+
+    def receive_and_install(self, month: int, headroom_mw: float, mw_per_chip: np.ndarray,
+                            h100e_per_chip: np.ndarray) -> float:
+        """Take delivery of arrived chips and install as many as power allows, the chip with
+        the most compute per MW first. Returns the MW newly installed."""
+        arrived = [t for t in self.in_transit if t[0] <= month]
+        if arrived:
+            self.in_transit = [t for t in self.in_transit if t[0] > month]
+            for _, chip, units, price in arrived:
+                total = self.awaiting[chip] + units
+                self.awaiting_price[chip] = (self.awaiting_price[chip] * self.awaiting[chip]
+                                             + price * units) / total
+                self.awaiting[chip] = total
+        used = 0.0
+        for chip in np.argsort(-h100e_per_chip / mw_per_chip, kind="stable"):
+            if self.awaiting[chip] <= 0 or headroom_mw - used <= 0:
+                continue
+            fit = min(self.awaiting[chip], (headroom_mw - used) / mw_per_chip[chip])
+            self.add_installed(int(chip), fit, month, self.awaiting_price[chip])
+            self.awaiting[chip] -= fit
+            used += fit * mw_per_chip[chip]
+        return used
+
+
+class Site:
+    """A place where one owner installs chips: a cloud's datacenters or a lab's own cluster.
+
+    Power capacity grows at the owner's planned rate, but no faster than its nation builds
+    datacenter power: capacity(t) = MW_0 x (1 + min(g_owner, g_nation))^years [MW].
+    """
+
+    def __init__(self, owner_id: str, nation: int, power_mw: float, growth_per_year: float,
+                 pue: float, n_chips: int, start_month: int):
+        self.owner_id = owner_id
+        self.nation = nation
+        self.power_mw0 = power_mw
+        self.growth_per_year = growth_per_year
+        self.pue = pue
+        self.start_month = start_month
+        self.fleet = Fleet(n_chips)
+        self.power_factor = 1.0  # multiplier from regional power-constraint shocks
+
+    def capacity_mw(self, month: int, nation_growth: float) -> float:
+        years = max(0.0, (month - self.start_month) / 12.0)
+        growth = min(self.growth_per_year, nation_growth)
+        return self.power_mw0 * (1.0 + growth) ** years * self.power_factor
+
+    def installed_mw(self, mw_per_chip: np.ndarray) -> float:
+        """Facility power of the installed chips at full load [MW] (chip x server x PUE)."""
+        return float(self.fleet.units_by_chip() @ mw_per_chip) * self.pue

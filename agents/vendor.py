@@ -1,0 +1,132 @@
+"""Chip vendors: make products from allotted wafers, price them, take orders, ration, ship."""
+
+from __future__ import annotations
+
+import mesa
+import numpy as np
+
+from market.clearing import ration
+from market.timeline import parse_month
+
+
+class Vendor(mesa.Agent):
+    """A chip vendor with a product line, an order book and a scarcity-priced price list.
+
+    Price of a product = list price x (1 + markup x months of backlog beyond one, counted at
+    full capacity), capped at `max_price_multiple` x list: cost-plus (the list price) plus
+    scarcity (the backlog).
+    """
+
+    def __init__(self, model: mesa.Model, vendor_id: str, spec, chip_index: dict[str, int],
+                 catalog):
+        super().__init__(model)
+        self.vendor_id = vendor_id
+        self.name = spec.name
+        self.nation = spec.nation
+        self.foundry_id = spec.foundry
+        self.captive_to = set(spec.captive_to)
+        self.scarcity_markup = spec.scarcity_markup_per_backlog_month
+        self.max_price_multiple = spec.max_price_multiple
+        prods = spec.products
+        self.product_chip = np.array([chip_index[p.chip] for p in prods], dtype=np.int64)
+        self.available = np.array([parse_month(p.available) for p in prods])
+        self.end = np.array([parse_month(p.end) if p.end else 10**9 for p in prods])
+        self.packages_per_wafer = np.array([p.packages_per_wafer for p in prods])
+        self.unit_cost = np.array([p.unit_cost_usd for p in prods])
+        self.list_price = np.array([
+            p.list_price_usd if p.list_price_usd is not None else catalog[p.chip].unit_price_usd
+            for p in prods])
+        self.mix_weight = np.array([p.mix_weight for p in prods])
+        n = len(prods)
+        self.inventory = np.zeros(n)
+        self.price = self.list_price.copy()
+        self.output_units = np.zeros(n)
+        # order book: one row per open order
+        self.order_site = np.zeros(0, dtype=np.int64)
+        self.order_product = np.zeros(0, dtype=np.int64)
+        self.order_units = np.zeros(0)
+        self.order_placed = np.zeros(0, dtype=np.int64)
+        self.shipped_units = np.zeros(n)
+        self.revenue_usd = 0.0
+        self.wafers_used = 0.0
+        self.capacity_units = 0.0
+
+    def active(self, month: int) -> np.ndarray:
+        return (self.available <= month) & (month <= self.end)
+
+    def backlog_by_product(self) -> np.ndarray:
+        return np.bincount(self.order_product, weights=self.order_units,
+                           minlength=len(self.product_chip))
+
+    def produce(self, month: int, wafers: float) -> None:
+        """Turn this month's wafers into chips: build to the order book (plus a small buffer)
+        up to the wafers allotted, product mix following the open orders."""
+        active = self.active(month)
+        self.output_units = np.zeros(len(self.product_chip))
+        self.wafers_used = 0.0
+        self.capacity_units = 0.0
+        if wafers <= 0 or not active.any():
+            return
+        backlog = self.backlog_by_product()
+        short = np.where(active, np.maximum(backlog * 1.1 - self.inventory, 0.0), 0.0)
+        needed = float((short / self.packages_per_wafer).sum())
+        self.wafers_used = min(wafers, needed + 0.02 * wafers)
+        mix = np.where(active, self.mix_weight, 0.0)
+        self.capacity_units = wafers * float(mix @ self.packages_per_wafer) / mix.sum()
+        # a small floor keeps every active product in production so new ones can start
+        weight = np.where(active, self.mix_weight * (short + 0.02 * short.sum() + 1.0), 0.0)
+        per_wafer = weight / self.packages_per_wafer
+        self.output_units = self.wafers_used * per_wafer / per_wafer.sum() * self.packages_per_wafer
+        self.inventory += self.output_units
+
+    def set_prices(self) -> None:
+        """Cost-plus-scarcity: list price marked up by months of backlog beyond one."""
+        backlog_months = self.order_units.sum() / max(self.capacity_units, 1e-9)
+        multiple = min(1.0 + self.scarcity_markup * max(0.0, backlog_months - 1.0),
+                       self.max_price_multiple)
+        self.price = np.maximum(self.list_price * multiple, self.unit_cost)
+
+    def sells_to(self, buyer_id: str) -> bool:
+        return not self.captive_to or buyer_id in self.captive_to
+
+    def take_order(self, site: int, product: int, units: float, month: int) -> None:
+        if units <= 0:
+            return
+        self.order_site = np.append(self.order_site, site)
+        self.order_product = np.append(self.order_product, product)
+        self.order_units = np.append(self.order_units, units)
+        self.order_placed = np.append(self.order_placed, month)
+
+    def cancel_orders(self, keep: np.ndarray) -> None:
+        self.order_site, self.order_product = self.order_site[keep], self.order_product[keep]
+        self.order_units, self.order_placed = self.order_units[keep], self.order_placed[keep]
+
+    def ship(self, shippable_fraction: np.ndarray, rule: str
+             ) -> list[tuple[int, int, float, float]]:
+        """Ration inventory among open orders; returns (site, chip, units, price) shipments.
+
+        `shippable_fraction[i]` is the share of order i the export rules let ship now (0 for a
+        prohibited destination); the blocked part of an order is cancelled.
+        """
+        self.shipped_units = np.zeros(len(self.product_chip))
+        self.revenue_usd = 0.0
+        if self.order_units.size == 0:
+            return []
+        self.order_units = self.order_units * shippable_fraction
+        shipments = []
+        sent = np.zeros_like(self.order_units)
+        for product in np.unique(self.order_product):
+            rows = np.flatnonzero(self.order_product == product)
+            sent[rows] = ration(self.order_units[rows], self.order_placed[rows],
+                                self.inventory[product], rule)
+            shipped = sent[rows].sum()
+            self.inventory[product] -= shipped
+            self.shipped_units[product] = shipped
+            self.revenue_usd += shipped * self.price[product]
+            chip = int(self.product_chip[product])
+            for row in rows[sent[rows] > 0]:
+                shipments.append((int(self.order_site[row]), chip, float(sent[row]),
+                                  float(self.price[product])))
+        self.order_units = self.order_units - sent
+        self.cancel_orders(self.order_units > 1e-6)
+        return shipments

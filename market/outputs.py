@@ -1,0 +1,165 @@
+"""Tidy tables from a run, and writing them atomically with a manifest.
+
+`run_tables(scenario, seed)` is the unit of work every executor maps: a plain function from a
+validated scenario and a seed to a dict of DataFrames (DESIGN.md section 6). `write_run`
+builds the output in a temporary directory beside the target and renames it into place, so a
+failed or interrupted write leaves nothing behind and an existing directory is replaced only
+when asked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import mesa
+import numpy as np
+import pandas as pd
+import tomli_w
+
+from market.errors import GpumarketError
+from market.timeline import month_start
+
+TABLES = ("prices", "price_index", "compute", "vendors", "labs", "flows", "clouds")
+
+#: Required columns of each table (the output contract); extra columns may follow.
+COLUMNS = {
+    "prices": ["date", "step", "region", "tier", "chip", "price_usd_per_gpu_hour",
+               "volume_gpu_hours", "utilization"],
+    "price_index": ["date", "step", "region", "tier", "price_usd_per_h100e_hour"],
+    "compute": ["date", "step", "nation", "installed_h100e", "share", "frontier_run_flop",
+                "demand_h100e_hours", "unmet_h100e_hours"],
+    "vendors": ["date", "step", "vendor", "shipped_units", "shipped_h100e", "revenue_usd", "share"],
+    "labs": ["date", "step", "lab", "nation", "compute_h100e_hours", "spend_usd", "capex_usd"],
+    "flows": ["date", "step", "channel", "origin", "destination", "h100e"],
+    "clouds": ["date", "step", "cloud", "region", "tier", "offered_h100e_hours",
+               "sold_h100e_hours", "revenue_usd", "margin"],
+}
+
+
+def _dates(model, steps: np.ndarray) -> pd.Series:
+    first = model.start_month - 1
+    lookup = {s: pd.Timestamp(month_start(first + s)) for s in np.unique(steps)}
+    return pd.Series([lookup[s] for s in steps], dtype="datetime64[ns]")
+
+
+def collect_tables(model) -> dict[str, pd.DataFrame]:
+    """The run's outcomes as tidy DataFrames with the columns of `COLUMNS`."""
+    rec = model.records
+    frames: dict[str, pd.DataFrame] = {}
+    frames["prices"] = pd.DataFrame(rec["prices"], columns=COLUMNS["prices"][1:])
+    frames["price_index"] = pd.DataFrame(rec["price_index"], columns=COLUMNS["price_index"][1:])
+    frames["compute"] = pd.DataFrame(rec["compute"], columns=COLUMNS["compute"][1:])
+    vendors = pd.DataFrame(rec["vendors"], columns=COLUMNS["vendors"][1:-1] + ["produced_units"])
+    total = vendors.groupby("step")["shipped_h100e"].transform("sum")
+    vendors["share"] = np.where(total > 0, vendors["shipped_h100e"] / total.where(total > 0, 1), 0.0)
+    frames["vendors"] = vendors
+    frames["clouds"] = pd.DataFrame(rec["clouds"], columns=COLUMNS["clouds"][1:])
+    book = model.book
+    steps = [r[0] for r in rec["labs"]]
+    n = book.n
+    frames["labs"] = pd.DataFrame({
+        "step": np.repeat(steps, n).astype(np.int64),
+        "lab": np.tile(np.array(book.ids, dtype=object), len(steps)),
+        "nation": np.tile(np.array([model.nation_ids[i] for i in book.nation], dtype=object),
+                          len(steps)),
+        "compute_h100e_hours": np.concatenate([r[1] for r in rec["labs"]]) if steps else [],
+        "spend_usd": np.concatenate([r[2] for r in rec["labs"]]) if steps else [],
+        "capex_usd": np.concatenate([r[3] for r in rec["labs"]]) if steps else [],
+    })
+    flows = pd.DataFrame(rec["flows"], columns=COLUMNS["flows"][1:])
+    frames["flows"] = (flows.groupby(["step", "channel", "origin", "destination"], as_index=False,
+                                     sort=True)["h100e"].sum())
+    for name, frame in frames.items():
+        frame.insert(0, "date", _dates(model, frame["step"].to_numpy()))
+        frame["step"] = frame["step"].astype(np.int64)
+        frames[name] = frame[COLUMNS[name] + [c for c in frame.columns
+                                              if c not in COLUMNS[name]]].reset_index(drop=True)
+    return frames
+
+
+def release(model: mesa.Model) -> None:
+    """Let the model be garbage-collected: Mesa 3.3 keeps every model in a class-level dict."""
+    ids = getattr(mesa.Agent, "_ids", None)
+    if isinstance(ids, dict):
+        ids.pop(model, None)
+
+
+def run_tables(scenario, seed: int, months: int | None = None,
+               on_step: Callable[[int], None] | None = None) -> dict[str, pd.DataFrame]:
+    """Run one scenario with one seed and return its tables (the executors' unit of work)."""
+    from market.model import ComputeMarket
+
+    model = ComputeMarket(scenario, seed=seed)
+    try:
+        for _ in range(scenario.months if months is None else months):
+            model.step()
+            if on_step is not None:
+                on_step(model.step_index)
+        return collect_tables(model)
+    finally:
+        release(model)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_tables(frames: dict[str, pd.DataFrame], directory: Path, fmt: str) -> dict[str, str]:
+    """Write each table as Parquet or CSV into `directory`; returns file name -> SHA-256."""
+    hashes = {}
+    for name, frame in frames.items():
+        path = directory / f"{name}.{fmt}"
+        if fmt == "parquet":
+            frame.to_parquet(path, index=False, engine="pyarrow", compression="zstd")
+        else:
+            frame.to_csv(path, index=False, date_format="%Y-%m-%d", float_format="%.10g")
+        hashes[path.name] = _sha256(path)
+    return hashes
+
+
+def check_out_dir(out: Path, force: bool) -> None:
+    """Refuse an existing output directory unless `force`; refuse a path that is a file."""
+    if out.exists() and not out.is_dir():
+        raise GpumarketError(f"{out}: exists and is not a directory")
+    if out.exists() and not force:
+        raise GpumarketError(f"{out}: already exists; pass --force to replace it")
+    if not out.parent.exists():
+        raise GpumarketError(f"{out.parent}: directory does not exist")
+
+
+def write_run(out: Path, frames: dict[str, pd.DataFrame], resolved_scenario: dict,
+              manifest: dict, fmt: str = "parquet", force: bool = False) -> Path:
+    """Write tables, `scenario.toml` and `manifest.json` to `out` atomically."""
+    if fmt not in ("parquet", "csv"):
+        raise GpumarketError(f"unknown format {fmt!r}; known: csv, parquet")
+    out = Path(out)
+    check_out_dir(out, force)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        hashes = write_tables(frames, tmp, fmt)
+        (tmp / "scenario.toml").write_text(tomli_w.dumps(resolved_scenario))
+        manifest = dict(manifest, format=fmt,
+                        rows={name: int(len(f)) for name, f in frames.items()},
+                        sha256=hashes)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out

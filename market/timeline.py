@@ -1,0 +1,71 @@
+"""Calendar months as model steps, and piecewise log-linear time paths.
+
+A run's step k (k = 1, 2, ...) is the k-th month from the scenario's start; step 0 is the state
+before the first month. Months are written `YYYY-MM` everywhere in scenario files and outputs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Mapping
+
+import numpy as np
+
+
+def parse_month(text: str) -> int:
+    """Months since year 0 for `YYYY-MM` (a total order that is cheap to subtract)."""
+    parts = text.split("-")
+    if (len(parts) != 2 or len(parts[0]) != 4 or not parts[0].isdigit() or not parts[1].isdigit()
+            or not 1 <= int(parts[1]) <= 12):
+        raise ValueError(f"{text!r} is not a month written YYYY-MM")
+    return int(parts[0]) * 12 + int(parts[1]) - 1
+
+
+def format_month(index: int) -> str:
+    """Inverse of `parse_month`."""
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def month_start(index: int) -> dt.date:
+    """First day of the month, the `date` column of every output table."""
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def months_between(start: str, end: str) -> int:
+    """Number of monthly steps from `start` to `end` inclusive (2022-01..2030-12 is 108)."""
+    return parse_month(end) - parse_month(start) + 1
+
+
+class TimePath:
+    """A quantity given at dated points, interpolated log-linearly between them.
+
+    Before the first point the first value holds; after the last point the value grows at
+    `growth_after_per_year` (a fraction, 0.3 = +30%/yr; 0 holds it flat). Log-linear
+    interpolation suits capacities and demand that grow by factors per year.
+    """
+
+    def __init__(self, points: Mapping[str, float], growth_after_per_year: float = 0.0):
+        items = sorted((parse_month(k), float(v)) for k, v in points.items())
+        self.months = np.array([m for m, _ in items], dtype=float)
+        values = np.array([v for _, v in items], dtype=float)
+        self._zero = values <= 0
+        self.log_values = np.log(np.where(self._zero, 1e-300, values))
+        self.values = values
+        self.growth_after = growth_after_per_year
+
+    def at(self, month_index: int | float) -> float:
+        """Value at a month index (from `parse_month`)."""
+        m = float(month_index)
+        if m <= self.months[0]:
+            return float(self.values[0])
+        if m >= self.months[-1]:
+            years = (m - self.months[-1]) / 12.0
+            return float(self.values[-1] * (1.0 + self.growth_after) ** years)
+        i = int(np.searchsorted(self.months, m, side="right")) - 1
+        if self._zero[i] or self._zero[i + 1]:  # a zero endpoint: interpolate linearly
+            frac = (m - self.months[i]) / (self.months[i + 1] - self.months[i])
+            return float(self.values[i] + frac * (self.values[i + 1] - self.values[i]))
+        frac = (m - self.months[i]) / (self.months[i + 1] - self.months[i])
+        return float(math.exp(self.log_values[i] + frac * (self.log_values[i + 1]
+                                                           - self.log_values[i])))

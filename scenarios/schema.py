@@ -1,0 +1,328 @@
+"""The scenario schema: one declarative pydantic model of everything a run takes as input.
+
+Every field has a type, bounds, a unit and a description; unknown keys are refused so a typo
+fails loudly. Cross-references (a cloud in an unknown nation, a product naming an unknown chip,
+an event outside the run) are checked by `Scenario.check_references` before any run.
+
+Vocabulary (EMA Workbench's): *uncertainties* are the `[uncertain]` distributions, *levers* are
+policy choices (events, switches), *outcomes* are the output tables.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from market.timeline import parse_month
+
+Month = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="month, YYYY-MM")]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+GrowthRate = Annotated[float, Field(gt=-1, le=20, allow_inf_nan=False,
+                                    description="growth per year as a fraction (0.3 = +30%/yr)")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _check_path(points: dict[str, float]) -> dict[str, float]:
+    if not points:
+        raise ValueError("needs at least one dated point")
+    for key, value in points.items():
+        parse_month(key)
+        if not value >= 0 or value == float("inf"):
+            raise ValueError(f"value at {key} must be a finite number >= 0")
+    return points
+
+
+PathPoints = Annotated[dict[str, float], Field(description="dated values {YYYY-MM = value}")]
+
+
+class Path(_Model):
+    """A dated path, log-linear between points, growing at `growth_after_per_year` after."""
+
+    points: PathPoints
+    growth_after_per_year: GrowthRate = 0.0
+
+    @field_validator("points")
+    @classmethod
+    def _valid_points(cls, points: dict[str, float]) -> dict[str, float]:
+        return _check_path(points)
+
+
+class Nation(_Model):
+    name: str = Field(description="display name")
+    electricity_usd_per_kwh: Positive = Field(description="industrial electricity price [USD/kWh]")
+    grid_kg_co2_per_kwh: NonNegative = Field(description="grid carbon intensity [kg CO2/kWh]")
+    power_buildout_per_year: GrowthRate = Field(
+        description="growth of datacenter power capacity available to its clouds and labs "
+                    "[fraction/yr]; multiplies each owner's own growth")
+    jurisdiction: str = Field(description="legal system whose export rules it issues, if any")
+    controls_group: str = Field(description="destination group export-control rules refer to "
+                                            "(e.g. 'US', 'allied', 'tier2', 'D5')")
+    remote_regions: list[str] = Field(
+        default_factory=list,
+        description="foreign regions whose clouds its labs may rent when the remote-access "
+                    "(IaaS) rule allows, in order of preference")
+
+
+class Foundry(_Model):
+    name: str
+    nation: str
+    capacity_wafers_per_month: Path = Field(description="advanced-packaging or AI-die capacity "
+                                                        "[wafers/month]")
+    vendor_shares: dict[str, Fraction] = Field(
+        description="share of capacity each vendor gets [fraction]; the rest goes to "
+                    "non-AI customers")
+
+    @model_validator(mode="after")
+    def _shares_at_most_one(self) -> "Foundry":
+        if sum(self.vendor_shares.values()) > 1.0 + 1e-9:
+            raise ValueError("vendor_shares must sum to at most 1")
+        return self
+
+
+class Product(_Model):
+    chip: str = Field(description="chip id from the catalog (gpumarket chips)")
+    available: Month = Field(description="first month the product ships")
+    end: Month | None = Field(default=None, description="last month the product ships")
+    packages_per_wafer: Positive = Field(description="good packaged chips per wafer [chips/wafer]")
+    unit_cost_usd: Positive = Field(description="vendor's cost to make one chip [USD]")
+    list_price_usd: Positive | None = Field(
+        default=None, description="list price [USD]; default: the catalog's unit price")
+    mix_weight: Positive = Field(default=1.0, description="relative share of the vendor's wafers "
+                                                          "while active [-]")
+
+
+class Vendor(_Model):
+    name: str
+    nation: str
+    foundry: str
+    captive_to: list[str] = Field(default_factory=list,
+                                  description="buyers (cloud or lab ids) it sells to exclusively; "
+                                              "empty = open market")
+    scarcity_markup_per_backlog_month: NonNegative = Field(
+        default=0.15, description="price rise per month of backlog beyond one [fraction/month]")
+    max_price_multiple: Positive = Field(default=1.6, description="cap on price over list [-]")
+    products: list[Product]
+
+
+class Cloud(_Model):
+    name: str
+    nation: str = Field(description="region (= nation id) where its datacenters are")
+    tier: Literal["hyperscaler", "neocloud"]
+    power_mw: NonNegative = Field(description="AI datacenter power capacity at the start [MW]")
+    power_growth_per_year: GrowthRate = Field(description="growth of that capacity [fraction/yr]")
+    fleet: dict[str, NonNegative] = Field(default_factory=dict,
+                                          description="installed chips at the start {chip = units}")
+    fleet_age_years: NonNegative = Field(default=1.0, description="average age of that fleet [yr]")
+    capex_usd_per_year: Path = Field(description="AI accelerator spending limit [USD/yr]")
+    vendor_preference: dict[str, Positive] = Field(description="relative weight of each vendor "
+                                                               "in its orders [-]")
+    pue: Annotated[float, Field(ge=1.0, le=3.0)] = Field(default=1.2, description="PUE [-]")
+    min_margin: Annotated[float, Field(ge=-0.9, le=20)] = Field(
+        description="lowest markup over full owned cost its asks go to [fraction]")
+    max_margin: Annotated[float, Field(ge=-0.9, le=50)] = Field(
+        description="highest markup over full owned cost [fraction]")
+    target_utilization: Fraction = Field(default=0.8, description="utilization it prices and "
+                                                                   "invests towards [fraction]")
+
+    @model_validator(mode="after")
+    def _margins_ordered(self) -> "Cloud":
+        if self.max_margin < self.min_margin:
+            raise ValueError("max_margin must be >= min_margin")
+        return self
+
+
+class Lab(_Model):
+    name: str
+    nation: str
+    start: Month | None = Field(default=None, description="month the lab enters (default: start)")
+    demand_h100e: Positive = Field(description="compute it wants at the start, as H100s in "
+                                               "continuous use [H100e]")
+    demand_growth_per_year: GrowthRate = Field(description="own growth of that demand on top of "
+                                                           "the market demand path [fraction/yr]")
+    budget_usd_per_year: Positive = Field(description="compute budget at the start [USD/yr]")
+    budget_growth_per_year: GrowthRate = Field(description="growth of the budget [fraction/yr]")
+    inference_share: Fraction = Field(default=0.4, description="share of demand that is serving")
+    hyperscaler_share: Fraction = Field(default=0.6, description="share of rented training "
+                                                                 "demand bought from hyperscalers "
+                                                                 "(contracts); the rest shops at "
+                                                                 "neoclouds first")
+    can_build: bool = Field(default=False, description="may buy chips and run its own clusters")
+    power_mw: NonNegative = Field(default=0.0, description="own datacenter power at start [MW]")
+    power_growth_per_year: GrowthRate = Field(default=0.5, description="[fraction/yr]")
+    fleet: dict[str, NonNegative] = Field(default_factory=dict, description="own chips at start")
+    vendor_preference: dict[str, Positive] = Field(default_factory=dict,
+                                                   description="vendor weights when it builds")
+    capex_usd_per_year: Path | None = Field(default=None, description="spending limit on its "
+                                                                      "own chips [USD/yr]")
+    first_run_flop: Positive = Field(default=1e23, description="size of its first training run "
+                                                               "[FLOP]")
+    run_growth_per_year: GrowthRate = Field(default=3.0, description="growth of planned training "
+                                                                     "run size [fraction/yr]")
+
+
+    @model_validator(mode="after")
+    def _builders_have_capex(self) -> "Lab":
+        if self.can_build and self.capex_usd_per_year is None:
+            raise ValueError("a lab that can_build needs capex_usd_per_year")
+        return self
+
+
+class LongTail(_Model):
+    count: Annotated[int, Field(ge=0, le=1_000_000)] = Field(
+        description="number of generated smaller labs")
+    demand_h100e_by_nation: dict[str, NonNegative] = Field(
+        description="their total demand at the start per nation [H100e]; split among the labs "
+                    "with lognormal sizes so the total does not depend on the count")
+    size_sigma: Annotated[float, Field(ge=0, le=5)] = Field(
+        default=1.2, description="lognormal sigma of lab sizes [-]")
+    demand_growth_per_year: GrowthRate = Field(description="growth relative to the market "
+                                                           "demand path [fraction/yr]")
+    demand_growth_by_nation: dict[str, GrowthRate] = Field(
+        default_factory=dict, description="per-nation growth overriding demand_growth_per_year "
+                                          "[fraction/yr]")
+    budget_usd_per_h100e_year: Positive = Field(description="budget per H100e of demand "
+                                                            "[USD/(H100e·yr)]")
+    inference_share: Fraction = 0.6
+    hyperscaler_share: Fraction = 0.5
+
+
+class Market(_Model):
+    """Behavioural parameters of the markets (calibrated, uncertain)."""
+
+    demand_index: Path = Field(description="market-wide multiplier on every lab's demand [-], "
+                                           "e.g. the post-ChatGPT surge")
+    inference_wtp_usd_per_h100e_hour: Positive = Field(
+        description="willingness to pay for serving capacity [USD/(H100e·h)]")
+    training_wtp_cap_usd_per_h100e_hour: Positive = Field(
+        description="most a lab pays for training compute [USD/(H100e·h)]")
+    hyperscaler_wtp_premium: Annotated[float, Field(ge=1, le=10)] = Field(
+        default=1.5, description="how much more buyers value an hour from a hyperscaler "
+                                 "(integration, credits, data gravity) [x]")
+    inference_hyperscaler_share: Fraction = Field(
+        default=0.85, description="share of serving demand bought from hyperscalers (enterprise "
+                                  "integration, reliability) [fraction]")
+    experiment_share: NonNegative = Field(description="extra opportunistic demand as a share of "
+                                                      "training demand [-]")
+    experiment_wtp_usd_per_h100e_hour: Positive = Field(
+        description="willingness to pay for opportunistic compute [USD/(H100e·h)]")
+    availability: Fraction = Field(default=0.95, description="sellable share of fleet hours")
+    margin_response: Positive = Field(default=0.5, description="change of a cloud's margin per "
+                                                               "unit of utilization gap [-]")
+    chip_lead_time_months: Annotated[int, Field(ge=0, le=24)] = Field(
+        default=3, description="order-to-delivery time for chips [months]")
+    retire_after_years: Positive = Field(default=6.0, description="age at which chips retire "
+                                                                  "[yr]")
+    order_price_elasticity: NonNegative = Field(default=1.0, description="elasticity of chip "
+                                                                         "orders to price [-]")
+    cloud_invest_response: Positive = Field(
+        default=1.0, description="fleet growth per unit of utilization above target, per year")
+    build_horizon_months: Positive = Field(default=30.0, description="labs build their own "
+                                                                     "cluster if it breaks even "
+                                                                     "within this [months]")
+    remote_friction_usd_per_h100e_hour: NonNegative = Field(
+        default=0.5, description="extra cost of renting abroad [USD/(H100e·h)]")
+    remote_access_allowed: bool = Field(default=True, description="whether remote access to "
+                                                                  "foreign clouds is open")
+    mfu: Fraction = Field(default=0.375, description="MFU of training runs (Epoch median)")
+    rationing: str = Field(default="pro_rata", description="chip rationing rule under shortage "
+                                                           "(pro_rata | first_come)")
+    tie_break: str = Field(default="pro_rata", description="GPU-hour clearing tie-break "
+                                                           "(pro_rata | random)")
+
+
+class ExportControlEvent(_Model):
+    kind: Literal["export_control"]
+    date: Month
+    rule: str = Field(description="rule id from market/data/controls.toml")
+    issuer: str = Field(default="US", description="nation that issues the rule; it applies to "
+                                                   "chips of that nation's vendors")
+    note: str | None = None
+
+
+class FoundryShockEvent(_Model):
+    kind: Literal["foundry_shock"]
+    date: Month
+    foundry: str
+    factor: Annotated[float, Field(ge=0, le=1)] = Field(description="output multiplier [-]")
+    months: Annotated[int, Field(ge=1, le=240)] = Field(description="duration [months]")
+    note: str | None = None
+
+
+class RemoteAccessEvent(_Model):
+    kind: Literal["remote_access"]
+    date: Month
+    allowed: bool
+    note: str | None = None
+
+
+class DemandShockEvent(_Model):
+    kind: Literal["demand_shock"]
+    date: Month
+    factor: Positive = Field(description="multiplier on all labs' demand from this date [-]")
+    note: str | None = None
+
+
+Event = Annotated[Union[ExportControlEvent, FoundryShockEvent, RemoteAccessEvent,
+                        DemandShockEvent], Field(discriminator="kind")]
+
+
+class Distribution(_Model):
+    """An uncertain input: its distribution and bounds. Sampled by the Monte Carlo runner."""
+
+    dist: Literal["uniform", "normal", "lognormal", "triangular", "choice"]
+    low: float | None = None
+    high: float | None = None
+    mode: float | None = None
+    mean: float | None = None
+    sigma: float | None = Field(default=None, ge=0)
+    values: list[float | str | bool] | None = None
+    rationale: str = Field(description="source or reason for the range")
+
+    @model_validator(mode="after")
+    def _parameters(self) -> "Distribution":
+        need = {"uniform": ("low", "high"), "triangular": ("low", "mode", "high"),
+                "normal": ("mean", "sigma"), "lognormal": ("mean", "sigma"),
+                "choice": ("values",)}[self.dist]
+        missing = [p for p in need if getattr(self, p) is None]
+        if missing:
+            raise ValueError(f"{self.dist} needs {', '.join(missing)}")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        if self.dist == "triangular" and not self.low <= self.mode <= self.high:
+            raise ValueError("triangular needs low <= mode <= high")
+        if self.dist == "choice" and not self.values:
+            raise ValueError("choice needs at least one value")
+        return self
+
+
+class Scenario(_Model):
+    name: str
+    description: str
+    extends: str | None = Field(default=None, description="scenario this one overrides")
+    start: Month = "2022-01"
+    end: Month = "2030-12"
+    nations: dict[str, Nation]
+    foundries: dict[str, Foundry]
+    vendors: dict[str, Vendor]
+    clouds: dict[str, Cloud]
+    labs: dict[str, Lab]
+    long_tail: LongTail
+    market: Market
+    events: list[Event] = Field(default_factory=list)
+    uncertain: dict[str, Distribution] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _span(self) -> "Scenario":
+        if parse_month(self.end) < parse_month(self.start):
+            raise ValueError(f"end ({self.end}) is before start ({self.start})")
+        return self
+
+    @property
+    def months(self) -> int:
+        return parse_month(self.end) - parse_month(self.start) + 1
