@@ -49,7 +49,7 @@ def _fill_pro_rata(qty: np.ndarray, price: np.ndarray, volume: float, descending
     lo = np.searchsorted(k_sorted, key, side="left")   # quantity strictly better: cum[lo]
     hi = np.searchsorted(k_sorted, key, side="right")  # through the tie group: cum[hi]
     better, tied = cum[lo], cum[hi] - cum[lo]
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(all="ignore"):
         share = np.clip((volume - better) / np.where(tied > 0, tied, 1.0), 0.0, 1.0)
     return qty * np.where(tied > 0, share, 0.0)
 
@@ -67,6 +67,9 @@ def _fill_random(qty: np.ndarray, price: np.ndarray, volume: float, descending: 
     out[order] = filled_sorted
     return out
 
+
+#: Quantities at or below this are treated as absent (guards against denormal arithmetic).
+MIN_QUANTITY = 1e-12
 
 TIE_BREAKS: dict[str, Callable] = {"pro_rata": _fill_pro_rata, "random": _fill_random}
 
@@ -92,8 +95,8 @@ def clear(bid_qty: np.ndarray, bid_price: np.ndarray, ask_qty: np.ndarray,
         if np.any(arr < 0) or not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} must be finite and non-negative")
     fill = _tie_break(tie_break)
-    bids = bid_qty > 0
-    asks = ask_qty > 0
+    bids = bid_qty > MIN_QUANTITY
+    asks = ask_qty > MIN_QUANTITY
     empty = ClearingResult(float(ask_price[asks].min()) if asks.any() else float("nan"), 0.0,
                            np.zeros_like(bid_qty), np.zeros_like(ask_qty))
     if not bids.any() or not asks.any():

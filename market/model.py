@@ -28,6 +28,7 @@ from market.catalog import H100_DENSE_BF16_TFLOPS, load_catalog
 from market.clearing import clear
 from market.controls import classify, load_rules
 from market.timeline import TimePath, parse_month
+from scenarios.loader import LAB_PUE
 
 TIERS = ("hyperscaler", "neocloud")
 HOURS_PER_MONTH = costs.HOURS_PER_MONTH
@@ -115,8 +116,8 @@ class ComputeMarket(mesa.Model):
         for row, (lab_id, spec) in enumerate(scenario.labs.items()):
             if spec.can_build or spec.fleet or spec.power_mw > 0:
                 self.book.site[row] = self._new_site(lab_id, spec.nation, spec.power_mw,
-                                                     spec.power_growth_per_year, 1.1, spec.fleet,
-                                                     1.0)
+                                                     spec.power_growth_per_year, LAB_PUE,
+                                                     spec.fleet, 1.0)
                 self.lab_vendor_weights[row] = np.array(
                     [spec.vendor_preference.get(v, 0.0) for v in self.vendor_ids])
         self.builders = [row for row in range(self.book.n_named) if self.book.can_build[row]]
@@ -331,7 +332,7 @@ class ComputeMarket(mesa.Model):
             if res.volume > 0:
                 b_left[b_rows] -= res.bid_fill; a_left[a_rows] -= res.ask_fill
                 b_got[b_rows] += res.bid_fill; a_sold[a_rows] += res.ask_fill
-                b_paid[b_rows] += res.bid_fill * (res.price + friction)
+                b_paid[b_rows] += res.bid_fill * res.price   # friction is not a payment
                 a_rev[a_rows] += res.ask_fill * res.price
                 for m in np.unique(a_market[a_rows]):
                     vol = res.ask_fill[a_market[a_rows] == m].sum()

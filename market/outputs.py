@@ -42,10 +42,15 @@ COLUMNS = {
 }
 
 
-def _dates(model, steps: np.ndarray) -> pd.Series:
+def _dates(model, steps: np.ndarray) -> np.ndarray:
+    """First day of each step's month, vectorized over the steps [datetime64[ns]]."""
     first = model.start_month - 1
-    lookup = {s: pd.Timestamp(month_start(first + s)) for s in np.unique(steps)}
-    return pd.Series([lookup[s] for s in steps], dtype="datetime64[ns]")
+    steps = np.asarray(steps, dtype=np.int64)
+    if steps.size == 0:
+        return np.zeros(0, dtype="datetime64[ns]")
+    table = np.array([np.datetime64(month_start(first + s), "ns")
+                      for s in range(int(steps.max()) + 1)])
+    return table[steps]
 
 
 def collect_tables(model) -> dict[str, pd.DataFrame]:

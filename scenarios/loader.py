@@ -28,6 +28,8 @@ from market.timeline import parse_month
 from scenarios.schema import Scenario
 
 _MERGE_ONLY_KEYS = ("drop_events",)
+#: PUE of labs' own clusters (hyperscale-class builds; Epoch's 1.1 for hyperscalers).
+LAB_PUE = 1.1
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,12 @@ def _origin(origins: dict, loc: tuple, default: str) -> str:
     return default
 
 
+def _loc(path: str) -> tuple:
+    """'events[2].date' -> ('events', 2, 'date'), the form origins are keyed by."""
+    parts = path.replace("[", ".").replace("]", "").split(".")
+    return tuple(int(p) if p.isdigit() else p for p in parts if p)
+
+
 def _format_loc(loc: Iterable) -> str:
     parts = []
     for p in loc:
@@ -253,6 +261,13 @@ def check_references(s: Scenario) -> list[tuple[str, str]]:
             known("nation", o.nation, nations, f"{kind}.{oid}.nation")
             for v in o.vendor_preference:
                 known("vendor", v, vendors, f"{kind}.{oid}.vendor_preference.{v}")
+            pue = getattr(o, "pue", LAB_PUE)
+            need_mw = sum(units * catalog[c].tdp_w * catalog[c].server_power_multiplier
+                          for c, units in o.fleet.items() if c in catalog) * pue / 1e6
+            if need_mw > o.power_mw * (1 + 1e-9):
+                problems.append((f"{kind}.{oid}.fleet", f"the starting fleet needs "
+                                 f"{need_mw:,.1f} MW at PUE {pue}, more than power_mw "
+                                 f"({o.power_mw:,.1f} MW)"))
             for chip in o.fleet:
                 known("chip", chip, set(catalog), f"{kind}.{oid}.fleet.{chip}")
                 if chip in catalog and chip not in sold and catalog[chip].unit_price_usd is None:
@@ -310,8 +325,8 @@ def load_scenario(name_or_path: str, overrides: Iterable[str] = ()) -> LoadedSce
         key = tuple(assignment.split("=", 1)[0].strip().split("."))
         origins[key] = f"--set {assignment.split('=', 1)[0].strip()}"
     scenario = _validate(data, origins, source)
-    lines = [f"{_origin(origins, tuple(p.replace('[', '.').replace(']', '').split('.')), source)}"
-             f": field {p}: {msg}" for p, msg in check_references(scenario)]
+    lines = [f"{_origin(origins, _loc(p), source)}: field {p}: {msg}"
+             for p, msg in check_references(scenario)]
     lines += _check_uncertain(data, origins, source)
     if lines:
         raise ScenarioError("\n".join(lines))

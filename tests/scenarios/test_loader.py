@@ -1,0 +1,96 @@
+"""Scenario loading: built-ins, inheritance, overrides, and one clear line per problem."""
+
+from pathlib import Path
+
+import pytest
+
+from market.errors import ScenarioError, UnknownNameError
+from scenarios.loader import builtin_names, describe_builtins, load_scenario
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "scenarios"
+
+
+def test_baseline_loads_with_the_required_world():
+    s = load_scenario("baseline").scenario
+    assert (s.start, s.end, s.months) == ("2022-01", "2030-12", 108)
+    assert {"nvidia", "amd", "huawei", "google", "others"} <= set(s.vendors)
+    assert {"tsmc-cowos", "smic"} <= set(s.foundries)
+    assert {"aws", "azure", "gcp", "oracle", "coreweave", "alibaba-cloud", "tencent-cloud",
+            "huawei-cloud", "g42", "eu-sovereign"} <= set(s.clouds)
+    assert {"openai", "google-deepmind", "meta", "anthropic", "xai", "mistral", "deepseek",
+            "alibaba-qwen", "bytedance"} <= set(s.labs)
+    assert set(s.nations) == {"US", "China", "EU", "UK", "Gulf", "JKT", "India", "RoW"}
+    assert s.long_tail.count == 100
+    assert {c.tier for c in s.clouds.values()} == {"hyperscaler", "neocloud"}
+
+
+def test_every_builtin_loads_and_has_a_description():
+    assert "baseline" in builtin_names()
+    for name, description in describe_builtins():
+        assert description, name
+        load_scenario(name)
+
+
+def test_extends_merges_tables_and_appends_events():
+    base = load_scenario("baseline").scenario
+    child = load_scenario(str(FIXTURES / "valid_child.toml")).scenario
+    assert child.name == "valid-child" and child.end == "2024-12"
+    assert child.long_tail.count == 20
+    assert child.long_tail.demand_h100e_by_nation == base.long_tail.demand_h100e_by_nation
+    assert len(child.events) == len(base.events) + 1
+    assert child.events[-1].kind == "foundry_shock"
+
+
+def test_set_overrides_any_field_with_toml_values():
+    s = load_scenario("baseline", ["market.mfu=0.4", "long_tail.count=7",
+                                   "clouds.aws.fleet.h100-sxm=1000",
+                                   'market.rationing="first_come"']).scenario
+    assert s.market.mfu == 0.4 and s.long_tail.count == 7
+    assert s.clouds["aws"].fleet["h100-sxm"] == 1000
+    assert s.market.rationing == "first_come"
+
+
+def test_resolved_hash_changes_with_an_override():
+    assert load_scenario("baseline").sha256 != load_scenario("baseline", ["market.mfu=0.4"]).sha256
+    assert load_scenario("baseline").sha256 == load_scenario("baseline").sha256
+
+
+@pytest.mark.parametrize("fixture, expected", [
+    ("syntax_error.toml", "TOML syntax error"),
+    ("unknown_field.toml", "field market.mfu2: unknown field (found 0.3)"),
+    ("wrong_type.toml", "field market.mfu: Input should be a valid number"),
+    ("out_of_range.toml", "field market.mfu: Input should be less than or equal to 1 (found 1.5)"),
+    ("unknown_foundry_event.toml", "field events[2].foundry: unknown foundry 'intel-fab-52'; "
+                                   "known: smic, tsmc-cowos"),
+    ("unknown_nation.toml", "field clouds.atlantis-cloud.nation: unknown nation 'Atlantis'; known:"),
+    ("date_outside_run.toml", "date 2035-01 is outside the run (2022-01 to 2030-12)"),
+    ("bad_distribution.toml", "low (0.5) must not exceed high (0.3)"),
+    ("unknown_uncertain_path.toml", "field uncertain.market.demand_growth: path does not name "
+                                    "a settable input"),
+    ("circular_a.toml", "circular inheritance"),
+])
+def test_bad_scenarios_name_file_field_and_expectation(fixture, expected):
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(str(FIXTURES / fixture))
+    message = str(info.value)
+    assert expected in message
+    assert fixture in message or "circular" in message
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("clouds.nowhere.power_mw=5", "--set clouds.nowhere.power_mw: no table 'nowhere' in clouds; known: "),
+    ("market.mfu", "expected path=value"),
+    ("market.typo=3", "--set market.typo: field market.typo: unknown field"),
+    ("market.mfu=-1", "--set market.mfu: field market.mfu: Input should be greater than or equal to 0"),
+])
+def test_bad_overrides(override, expected):
+    with pytest.raises(ScenarioError) as info:
+        load_scenario("baseline", [override])
+    assert expected in str(info.value)
+
+
+def test_unknown_scenario_lists_builtins():
+    with pytest.raises(UnknownNameError, match="known: .*baseline"):
+        load_scenario("baselin")
+    with pytest.raises(ScenarioError, match="not found"):
+        load_scenario("does/not/exist.toml")
