@@ -25,7 +25,7 @@ from agents.strategies import build_decision, lab_bids, order_price_response, sp
 from agents.vendor import Vendor
 from market import costs
 from market.catalog import H100_DENSE_BF16_TFLOPS, load_catalog
-from market.clearing import clear
+from market.clearing import ClearingResult, clear
 from market.controls import classify, load_rules
 from market.timeline import TimePath, parse_month
 from scenarios.loader import LAB_PUE
@@ -52,6 +52,21 @@ def china_share_of_installed_h100e(model: "ComputeMarket") -> float:
 
 def us_share_of_installed_h100e(model: "ComputeMarket") -> float:
     return model.latest_share.get("US", float("nan"))
+
+
+def _clear_grouped(bid_qty, bid_price, ask_qty, ask_price, tie_break, rng):
+    """`clear`, with bids at the same price pooled first when ties are shared pro rata.
+
+    Pooling is exact for the pro-rata rule (tied bids get the same fraction either way) and
+    turns tens of thousands of long-tail bids into a few price levels.
+    """
+    if tie_break != "pro_rata" or bid_qty.size < 64:
+        return clear(bid_qty, bid_price, ask_qty, ask_price, tie_break=tie_break, rng=rng)
+    levels, which = np.unique(bid_price, return_inverse=True)
+    pooled = np.bincount(which, weights=bid_qty, minlength=levels.size)
+    res = clear(pooled, levels, ask_qty, ask_price, tie_break=tie_break, rng=rng)
+    fraction = np.divide(res.bid_fill, pooled, out=np.zeros_like(pooled), where=pooled > 0)
+    return ClearingResult(res.price, res.volume, bid_qty * fraction[which], res.ask_fill)
 
 
 class ComputeMarket(mesa.Model):
@@ -327,8 +342,8 @@ class ComputeMarket(mesa.Model):
             value x the tier's premium, less any remote-access friction."""
             if b_rows.size == 0 or a_rows.size == 0:
                 return None
-            res = clear(b_left[b_rows], b_base[b_rows] * tier_value - friction, a_left[a_rows],
-                        a_price[a_rows], tie_break=p.tie_break, rng=self.rng)
+            res = _clear_grouped(b_left[b_rows], b_base[b_rows] * tier_value - friction,
+                                 a_left[a_rows], a_price[a_rows], p.tie_break, self.rng)
             if res.volume > 0:
                 b_left[b_rows] -= res.bid_fill; a_left[a_rows] -= res.ask_fill
                 b_got[b_rows] += res.bid_fill; a_sold[a_rows] += res.ask_fill
