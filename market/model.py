@@ -321,6 +321,22 @@ class ComputeMarket(mesa.Model):
         keep = b_qty > 0
         b_lab, b_block, b_tier = b_lab[keep], b_block[keep], b_tier[keep]
         b_qty, b_base, b_region = b_qty[keep], b_base[keep], b_region[keep]
+        # Labs' bids with the same region, tier, block and price fare identically under the
+        # pro-rata rule, so they clear as one pooled bid and share its fills in proportion.
+        lab_of, block_of, qty_of = b_lab, b_block, b_qty
+        if p.tie_break == "pro_rata":
+            order = np.lexsort((b_base, b_block, b_tier, b_region))
+            cols = [c[order] for c in (b_region, b_tier, b_block, b_base)]
+            starts = np.ones(order.size, dtype=bool)
+            starts[1:] = np.any([c[1:] != c[:-1] for c in cols], axis=0)
+            which = np.empty(order.size, dtype=np.int64)
+            which[order] = np.cumsum(starts) - 1
+            first = order[starts]
+            b_qty = np.bincount(which, weights=b_qty, minlength=first.size)
+            b_region, b_tier = b_region[first], b_tier[first]
+            b_block, b_base = b_block[first], b_base[first]
+        else:
+            which = np.arange(b_qty.size)
 
         # shoppers (bids not tied to a hyperscaler contract) try first the tier that was
         # cheaper last month for what they get: hyperscaler price / premium vs neocloud price
@@ -396,12 +412,15 @@ class ComputeMarket(mesa.Model):
                                            cloud.margin))
         book.need_h100e_hours = need
         book.own_h100e_hours = np.minimum(own, need)
-        book.bought_h100e_hours = np.bincount(b_lab, weights=b_got, minlength=n)
-        book.spend_usd = np.bincount(b_lab, weights=b_paid, minlength=n)
-        self._serving_bought = np.bincount(b_lab[b_block == 0], weights=b_got[b_block == 0],
+        got_share = np.divide(b_got, b_qty, out=np.zeros_like(b_qty), where=b_qty > 0)
+        paid_per_unit = np.divide(b_paid, b_qty, out=np.zeros_like(b_qty), where=b_qty > 0)
+        lab_got, lab_paid = qty_of * got_share[which], qty_of * paid_per_unit[which]
+        book.bought_h100e_hours = np.bincount(lab_of, weights=lab_got, minlength=n)
+        book.spend_usd = np.bincount(lab_of, weights=lab_paid, minlength=n)
+        self._serving_bought = np.bincount(lab_of[block_of == 0], weights=lab_got[block_of == 0],
                                            minlength=n)
         for rows, fill, region in remote_rows:
-            got = np.bincount(book.nation[b_lab[rows]], weights=fill,
+            got = np.bincount(b_region[rows], weights=fill,
                               minlength=len(self.nation_ids))
             for ni in np.flatnonzero(got > 0):
                 self.records["flows"].append((self.step_index, "remote_access", region,
