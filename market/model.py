@@ -105,6 +105,7 @@ class ComputeMarket(mesa.Model):
         self.server_price = np.array([c.server_price_multiplier for c in chips])
         self.mw_per_chip = self.tdp_w * self.server_power / 1e6   # IT power per chip [MW]
         self._decisions: dict[tuple[int, str, str | None], object] = {}
+        self._offers: dict[tuple[int, int], list] = {}
 
         # -- agents ------------------------------------------------------------------------
         self.nation_ids = list(scenario.nations)
@@ -534,7 +535,15 @@ class ComputeMarket(mesa.Model):
         return out
 
     def _vendor_offers(self, site: int) -> list[tuple[int, int, float] | None]:
-        """Per vendor: the best active product this site may buy: (product, chip, price)."""
+        """Per vendor: the best active product this site may buy: (product, chip, price).
+        Prices and rules are fixed within a month, so offers are cached per month."""
+        key = (site, self.month)
+        if key not in self._offers:
+            self._offers = {k: v for k, v in self._offers.items() if k[1] == self.month}
+            self._offers[key] = self._compute_offers(site)
+        return self._offers[key]
+
+    def _compute_offers(self, site: int) -> list[tuple[int, int, float] | None]:
         buyer, group = self.site_buyer[site], self._site_group(site)
         offers = []
         for vendor in self.vendors.values():
