@@ -78,9 +78,6 @@ class LabBook:
         self.spend_usd = np.zeros(self.n)
         self.capex_usd = np.zeros(self.n)
 
-    def years_since_start(self, month: int, model_start: int) -> float:
-        return (month - model_start) / 12.0
-
     def active(self, month: int) -> np.ndarray:
         return self.start_month <= month
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from market.timeline import format_month, parse_month
+from market.timeline import parse_month
 
 #: Dates shown when none are asked for: the 2023 scarcity, the end of 2024, and the last month.
 DEFAULT_DATES = ("2023-06", "2024-12")
@@ -60,5 +60,3 @@ def format_outcomes(table: pd.DataFrame) -> str:
         lines.append(f"{label:<{width}}" + "".join(f"{c:>10}" for c in cells))
     return "\n".join(lines)
 
-
-__all__ = ["DEFAULT_DATES", "summary_dates", "key_outcomes", "format_outcomes", "format_month"]
