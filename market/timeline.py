@@ -32,11 +32,6 @@ def month_start(index: int) -> dt.date:
     return dt.date(index // 12, index % 12 + 1, 1)
 
 
-def months_between(start: str, end: str) -> int:
-    """Number of monthly steps from `start` to `end` inclusive (2022-01..2030-12 is 108)."""
-    return parse_month(end) - parse_month(start) + 1
-
-
 class TimePath:
     """A quantity given at dated points, interpolated log-linearly between them.
 
