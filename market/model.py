@@ -12,9 +12,11 @@ money in USD; power in MW; time in months.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 import mesa
 import numpy as np
+import pandas as pd
 
 from agents.cloud import Cloud
 from agents.fleet import Site
@@ -67,6 +69,56 @@ def _clear_grouped(bid_qty, bid_price, ask_qty, ask_price, tie_break, rng):
     res = clear(pooled, levels, ask_qty, ask_price, tie_break=tie_break, rng=rng)
     fraction = np.divide(res.bid_fill, pooled, out=np.zeros_like(pooled), where=pooled > 0)
     return ClearingResult(res.price, res.volume, bid_qty * fraction[which], res.ask_fill)
+
+
+@dataclass
+class _Bids:
+    """Labs' GPU-hour bids by (region, tier, block, price).
+
+    `split[t, k, i]` is what lab i bids in tier t for block k (0 serving, 1 training,
+    2 experiments) [H100e-hours]; `which[t, k, i]` is the bid that carries it (-1: none).
+    """
+
+    qty: np.ndarray       #: per bid [H100e-hours]
+    price: np.ndarray     #: per bid, as valued at a neocloud [USD per H100e-hour]
+    region: np.ndarray
+    tier: np.ndarray
+    split: np.ndarray     #: (2, 3, n)
+    which: np.ndarray     #: (2, 3, n)
+
+    def per_lab(self, per_unit_of_bid: np.ndarray) -> np.ndarray:
+        """Spread a per-bid rate (per H100e-hour bid) back to the labs: (3, n) per block."""
+        rate = np.append(per_unit_of_bid, 0.0)        # index -1 reads 0
+        return self.split[0] * rate[self.which[0]] + self.split[1] * rate[self.which[1]]
+
+
+def _tier_bids(qty: np.ndarray, price: np.ndarray, hyperscaler_share: np.ndarray,
+               nation: np.ndarray, pool: bool) -> _Bids:
+    """Split labs' (3, n) demand blocks between the tiers and, when `pool`, merge bids with the
+    same region, tier, block and price into one.
+
+    Pooling is exact under the pro-rata tie rule (tied bids get the same fraction either way)
+    and turns tens of thousands of long-tail bids into a few price levels. Grouping hashes the
+    prices (pandas.factorize) and counts into dense integer cells: O(n), no sort of lab rows.
+    """
+    n = qty.shape[1]
+    split = np.stack([qty * hyperscaler_share, qty * (1.0 - hyperscaler_share)])  # (2, 3, n)
+    block = np.arange(3)[:, None]
+    if not pool:
+        t, k, i = np.nonzero(split > 0)
+        which = np.full(split.shape, -1, dtype=np.int64)
+        which[t, k, i] = np.arange(t.size)
+        return _Bids(split[t, k, i], price[k, i], nation[i], t, split, which)
+    code, levels = pd.factorize(price.ravel(), sort=False)
+    cell = ((nation[None, :] * 3 + block) * levels.size + code.reshape(3, n)).ravel()
+    size = int(cell.max()) + 1 if cell.size else 0
+    pooled = np.stack([np.bincount(cell, weights=split[t].ravel(), minlength=size)
+                       for t in (0, 1)])
+    t, g = np.nonzero(pooled > 0)
+    slot = np.full((2, size), -1, dtype=np.int64)
+    slot[t, g] = np.arange(t.size)
+    which = np.stack([slot[0][cell], slot[1][cell]]).reshape(split.shape)
+    return _Bids(pooled[t, g], levels[g % levels.size], g // levels.size // 3, t, split, which)
 
 
 class ComputeMarket(mesa.Model):
@@ -311,33 +363,10 @@ class ComputeMarket(mesa.Model):
         n = book.n
         # hyperscaler share per block: serving mostly at hyperscalers, training by contract
         h = np.stack([np.full(n, p.inference_hyperscaler_share), book.hyperscaler_share,
-                      book.hyperscaler_share]).ravel()
-        b_lab = np.tile(np.arange(n), 6)
-        b_block = np.repeat(np.tile(np.arange(3), 2), n)
-        b_tier = np.repeat([0, 1], 3 * n)
-        b_qty = np.concatenate([qty.ravel() * h, qty.ravel() * (1 - h)])
-        b_base = np.concatenate([price.ravel(), price.ravel()])   # value of a neocloud hour
+                      book.hyperscaler_share])
         premium = np.array([p.hyperscaler_wtp_premium, 1.0])      # by tier index
-        b_region = book.nation[b_lab]
-        keep = b_qty > 0
-        b_lab, b_block, b_tier = b_lab[keep], b_block[keep], b_tier[keep]
-        b_qty, b_base, b_region = b_qty[keep], b_base[keep], b_region[keep]
-        # Labs' bids with the same region, tier, block and price fare identically under the
-        # pro-rata rule, so they clear as one pooled bid and share its fills in proportion.
-        lab_of, block_of, qty_of = b_lab, b_block, b_qty
-        if p.tie_break == "pro_rata":
-            order = np.lexsort((b_base, b_block, b_tier, b_region))
-            cols = [c[order] for c in (b_region, b_tier, b_block, b_base)]
-            starts = np.ones(order.size, dtype=bool)
-            starts[1:] = np.any([c[1:] != c[:-1] for c in cols], axis=0)
-            which = np.empty(order.size, dtype=np.int64)
-            which[order] = np.cumsum(starts) - 1
-            first = order[starts]
-            b_qty = np.bincount(which, weights=b_qty, minlength=first.size)
-            b_region, b_tier = b_region[first], b_tier[first]
-            b_block, b_base = b_block[first], b_base[first]
-        else:
-            which = np.arange(b_qty.size)
+        bids = _tier_bids(qty, price, h, book.nation, p.tie_break == "pro_rata")
+        b_qty, b_base, b_region, b_tier = bids.qty, bids.price, bids.region, bids.tier
 
         # shoppers (bids not tied to a hyperscaler contract) try first the tier that was
         # cheaper last month for what they get: hyperscaler price / premium vs neocloud price
@@ -415,11 +444,10 @@ class ComputeMarket(mesa.Model):
         book.own_h100e_hours = np.minimum(own, need)
         got_share = np.divide(b_got, b_qty, out=np.zeros_like(b_qty), where=b_qty > 0)
         paid_per_unit = np.divide(b_paid, b_qty, out=np.zeros_like(b_qty), where=b_qty > 0)
-        lab_got, lab_paid = qty_of * got_share[which], qty_of * paid_per_unit[which]
-        book.bought_h100e_hours = np.bincount(lab_of, weights=lab_got, minlength=n)
-        book.spend_usd = np.bincount(lab_of, weights=lab_paid, minlength=n)
-        self._serving_bought = np.bincount(lab_of[block_of == 0], weights=lab_got[block_of == 0],
-                                           minlength=n)
+        lab_got, lab_paid = bids.per_lab(got_share), bids.per_lab(paid_per_unit)
+        book.bought_h100e_hours = lab_got.sum(axis=0)
+        book.spend_usd = lab_paid.sum(axis=0)
+        self._serving_bought = lab_got[0]
         for rows, fill, region in remote_rows:
             got = np.bincount(b_region[rows], weights=fill,
                               minlength=len(self.nation_ids))
