@@ -1,14 +1,23 @@
-"""Nations: where chips are installed and labs live; the controller applies export rules."""
+"""Nations: where chips are installed and labs live; controllers apply export rules and may
+adapt them; rivals subsidise domestic chips and discourage foreign ones."""
 
 from __future__ import annotations
 
 import mesa
 
+from market.controls import RuleBook, order_regime
+from market.timeline import parse_month
+
 
 class Nation(mesa.Agent):
-    """A nation (also a GPU-hour region): prices of power, carbon, build-out, and its policies."""
+    """A nation (also a GPU-hour region): prices of power, carbon, build-out, and its policies.
 
-    def __init__(self, model: mesa.Model, nation_id: str, spec):
+    `regime` is the ordered tuple of export rules this nation has in force (they bind its own
+    vendors' chips); `adaptive` policies impose or lift rules when the world crosses a
+    threshold, read from the model's state each month.
+    """
+
+    def __init__(self, model: mesa.Model, nation_id: str, spec, rules: RuleBook):
         super().__init__(model)
         self.nation_id = nation_id
         self.name = spec.name
@@ -18,9 +27,58 @@ class Nation(mesa.Agent):
         self.jurisdiction = spec.jurisdiction
         self.controls_group = spec.controls_group
         self.remote_regions = list(spec.remote_regions)
-        self.rule_in_force: str | None = None   # the export rule this nation applies, if any
+        self.domestic_chip_subsidy = spec.domestic_chip_subsidy
+        self.foreign_chip_weight = spec.foreign_chip_weight
+        self.adaptive = list(spec.adaptive)
+        self.rules = rules
+        self.regime: tuple[str, ...] = ()
+        self._last_fired: dict[int, int] = {}    # policy index -> month it fired
+
+    # -- export rules -------------------------------------------------------------------------
+    def impose(self, rule_id: str) -> None:
+        self.regime = order_regime(self.rules, (*self.regime, rule_id))
+
+    def lift(self, rule_id: str) -> None:
+        self.regime = tuple(r for r in self.regime if r != rule_id)
 
     def apply_event(self, event) -> None:
-        """Apply a policy event this nation issues (export rules for now)."""
+        """Apply a policy event this nation issues."""
         if event.kind == "export_control":
-            self.rule_in_force = event.rule
+            (self.impose if event.action == "impose" else self.lift)(event.rule)
+        elif event.kind == "domestic_policy":
+            if event.domestic_chip_subsidy is not None:
+                self.domestic_chip_subsidy = event.domestic_chip_subsidy
+            if event.foreign_chip_weight is not None:
+                self.foreign_chip_weight = event.foreign_chip_weight
+
+    def adapt(self, month: int, readings: dict[str, float | dict[str, float]]) -> list[str]:
+        """Fire the adaptive policies whose trigger is past its threshold; returns what was
+        done, in words, for the policy log. `readings` holds last month's state:
+        installed_share and frontier_share by nation [-], and lost_revenue_usd by nation."""
+        done = []
+        for i, policy in enumerate(self.adaptive):
+            if policy.not_before is not None and month < parse_month(policy.not_before):
+                continue
+            last = self._last_fired.get(i)
+            if last is not None and (not policy.repeat or month - last < policy.cooldown_months):
+                continue
+            if policy.trigger == "vendor_lost_revenue_above":
+                value = readings["lost_revenue_usd"].get(self.nation_id, 0.0)
+            elif policy.trigger == "rival_installed_share_above":
+                value = readings["installed_share"].get(policy.rival, 0.0)
+            else:
+                value = readings["frontier_share"].get(policy.rival, 0.0)
+            if not value > policy.threshold:
+                continue
+            if policy.impose is not None and policy.impose not in self.regime:
+                self.impose(policy.impose)
+                done.append(f"impose {policy.impose} ({policy.trigger} {value:,.3g} > "
+                            f"{policy.threshold:,.3g})")
+            elif policy.lift is not None and policy.lift in self.regime:
+                self.lift(policy.lift)
+                done.append(f"lift {policy.lift} ({policy.trigger} {value:,.3g} > "
+                            f"{policy.threshold:,.3g})")
+            else:
+                continue
+            self._last_fired[i] = month
+        return done

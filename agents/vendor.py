@@ -18,7 +18,7 @@ class Vendor(mesa.Agent):
     """
 
     def __init__(self, model: mesa.Model, vendor_id: str, spec, chip_index: dict[str, int],
-                 catalog):
+                 catalog, extra_products: list | None = None):
         super().__init__(model)
         self.vendor_id = vendor_id
         self.name = spec.name
@@ -27,9 +27,19 @@ class Vendor(mesa.Agent):
         self.captive_to = set(spec.captive_to)
         self.scarcity_markup = spec.scarcity_markup_per_backlog_month
         self.max_price_multiple = spec.max_price_multiple
-        prods = spec.products
+        self.compliant_variants = spec.compliant_variants
+        self.variant_lag_months = spec.variant_lag_months
+        self.hbm_dependence = spec.hbm_dependence
+        self.hbm_stockpile_months = spec.hbm_stockpile_months
+        prods = list(spec.products) + list(extra_products or [])
         self.product_chip = np.array([chip_index[p.chip] for p in prods], dtype=np.int64)
-        self.available = np.array([parse_month(p.available) for p in prods])
+        self.declared_available = np.array([parse_month(p.available) for p in prods])
+        # variants are dormant until the vendor responds to a rule (see `serve_variant`)
+        self.variant_parent = np.array([chip_index[p.variant_of] if p.variant_of else -1
+                                        for p in prods], dtype=np.int64)
+        self.derived = np.array([i >= len(spec.products) for i in range(len(prods))])
+        self.available = np.where(self.variant_parent >= 0, 10**9, self.declared_available)
+        self.variant_groups: dict[int, dict[str, int]] = {}   # product -> {group: from month}
         self.end = np.array([parse_month(p.end) if p.end else 10**9 for p in prods])
         self.packages_per_wafer = np.array([p.packages_per_wafer for p in prods])
         self.unit_cost = np.array([p.unit_cost_usd for p in prods])
@@ -46,6 +56,7 @@ class Vendor(mesa.Agent):
         self.order_product = np.zeros(0, dtype=np.int64)
         self.order_units = np.zeros(0)
         self.order_placed = np.zeros(0, dtype=np.int64)
+        self.order_kind = np.zeros(0, dtype=np.int64)     # 0 usual, 1 stockpiling
         self.shipped_units = np.zeros(n)
         self.revenue_usd = 0.0
         self.wafers_used = 0.0
@@ -53,6 +64,23 @@ class Vendor(mesa.Agent):
 
     def active(self, month: int) -> np.ndarray:
         return (self.available <= month) & (month <= self.end)
+
+    def offers_to(self, product: int, group: str, month: int) -> bool:
+        """Whether a product is sold to buyers of a destination group this month: base products
+        everywhere, variants only where the vendor launched them for that group."""
+        if self.variant_parent[product] < 0:
+            return True
+        start = self.variant_groups.get(product, {}).get(group)
+        return start is not None and start <= month
+
+    def serve_variant(self, product: int, group: str, month: int) -> int:
+        """Launch a variant for a group after the design lag; returns its first month."""
+        first = max(month + self.variant_lag_months, int(self.declared_available[product]))
+        groups = self.variant_groups.setdefault(product, {})
+        if group not in groups:
+            groups[group] = first
+            self.available[product] = min(groups.values())
+        return groups[group]
 
     def backlog_by_product(self) -> np.ndarray:
         return np.bincount(self.order_product, weights=self.order_units,
@@ -89,24 +117,27 @@ class Vendor(mesa.Agent):
     def sells_to(self, buyer_id: str) -> bool:
         return not self.captive_to or buyer_id in self.captive_to
 
-    def take_order(self, site: int, product: int, units: float, month: int) -> None:
+    def take_order(self, site: int, product: int, units: float, month: int,
+                   kind: int = 0) -> None:
         if units <= 0:
             return
         self.order_site = np.append(self.order_site, site)
         self.order_product = np.append(self.order_product, product)
         self.order_units = np.append(self.order_units, units)
         self.order_placed = np.append(self.order_placed, month)
+        self.order_kind = np.append(self.order_kind, kind)
 
     def cancel_orders(self, keep: np.ndarray) -> None:
         self.order_site, self.order_product = self.order_site[keep], self.order_product[keep]
         self.order_units, self.order_placed = self.order_units[keep], self.order_placed[keep]
+        self.order_kind = self.order_kind[keep]
 
     def ship(self, shippable_fraction: np.ndarray, rule: str
-             ) -> list[tuple[int, int, float, float]]:
-        """Ration inventory among open orders; returns (site, chip, units, price) shipments.
+             ) -> list[tuple[int, int, int, float, float]]:
+        """Ration inventory among open orders; returns (order row, site, chip, units, price).
 
-        `shippable_fraction[i]` is the share of order i the export rules let ship now (0 for a
-        prohibited destination); the blocked part of an order is cancelled.
+        `shippable_fraction[i]` is the share of order i that may ship now (0 for a prohibited
+        destination); the rest of the order is cancelled. Rows refer to the book as it was.
         """
         self.shipped_units = np.zeros(len(self.product_chip))
         self.revenue_usd = 0.0
@@ -125,7 +156,7 @@ class Vendor(mesa.Agent):
             self.revenue_usd += shipped * self.price[product]
             chip = int(self.product_chip[product])
             for row in rows[sent[rows] > 0]:
-                shipments.append((int(self.order_site[row]), chip, float(sent[row]),
+                shipments.append((int(row), int(self.order_site[row]), chip, float(sent[row]),
                                   float(self.price[product])))
         self.order_units = self.order_units - sent
         self.cancel_orders(self.order_units > 1e-6)

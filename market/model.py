@@ -11,7 +11,8 @@ money in USD; power in MW; time in months.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import math
+from collections import defaultdict, deque
 from dataclasses import dataclass
 
 import mesa
@@ -28,9 +29,17 @@ from agents.vendor import Vendor
 from market import costs
 from market.catalog import H100_DENSE_BF16_TFLOPS, load_catalog
 from market.clearing import ClearingResult, clear
-from market.controls import classify, load_rules
-from market.timeline import TimePath, parse_month
+from market.controls import (classify, compliant_variant, hbm_controlled, load_rules,
+                             order_regime, remote_access_open)
+from market.timeline import TimePath, format_month, parse_month
 from scenarios.loader import LAB_PUE
+from scenarios.schema import Product
+
+#: A vendor designs a variant for a market when less than this share of its orders there may
+#: ship [A]: prohibitions and denied licences, not licences mostly granted.
+VARIANT_TRIGGER = 0.5
+#: Treatments under which a variant serves a market.
+FREE = ("allowed", "notification")
 
 TIERS = ("hyperscaler", "neocloud")
 HOURS_PER_MONTH = costs.HOURS_PER_MONTH
@@ -139,11 +148,19 @@ class ComputeMarket(mesa.Model):
         self.month = self.start_month - 1       # the month of the last completed step
         mkt = scenario.market
         self.params = mkt
-        catalog = load_catalog()
-        self.rules = load_rules()
+        base_catalog = load_catalog()
+        self.rules = load_rules().with_rules(dict(scenario.rules), f"scenario {scenario.name}")
+        catalog = {cid: base_catalog[cid] for cid in base_catalog}
+        groups = {scenario.nations[o.nation].controls_group
+                  for o in [*scenario.clouds.values(), *scenario.labs.values()]}
+        self.buyer_groups = sorted(groups)
+        derived = self._derive_variants(scenario, catalog)
 
         # -- chips used in this world ---------------------------------------------------
         used = {p.chip for v in scenario.vendors.values() for p in v.products}
+        used |= {p.variant_of for v in scenario.vendors.values() for p in v.products
+                 if p.variant_of}
+        used |= {p.chip for products in derived.values() for p in products}
         used |= {c for cl in scenario.clouds.values() for c in cl.fleet}
         used |= {c for lab in scenario.labs.values() for c in lab.fleet}
         self.chip_ids = sorted(used)
@@ -151,6 +168,7 @@ class ComputeMarket(mesa.Model):
         chips = [catalog[c] for c in self.chip_ids]
         self.chips = chips
         self.h100e = np.array([c.h100e for c in chips])
+        self.h100e_tpp = np.array([c.h100e_tpp for c in chips])   # as the 2025 rule counted
         self.tdp_w = np.array([c.tdp_w for c in chips])
         self.server_power = np.array([c.server_power_multiplier for c in chips])
         self.power_fraction = np.array([c.avg_power_fraction for c in chips])
@@ -162,10 +180,11 @@ class ComputeMarket(mesa.Model):
         # -- agents ------------------------------------------------------------------------
         self.nation_ids = list(scenario.nations)
         self.nation_index = {n: i for i, n in enumerate(self.nation_ids)}
-        self.nations = {n: Nation(self, n, spec) for n, spec in scenario.nations.items()}
+        self.nations = {n: Nation(self, n, spec, self.rules)
+                        for n, spec in scenario.nations.items()}
         self.foundries = {f: Foundry(self, f, spec) for f, spec in scenario.foundries.items()}
         self.vendor_ids = list(scenario.vendors)
-        self.vendors = {v: Vendor(self, v, spec, self.chip_index, catalog)
+        self.vendors = {v: Vendor(self, v, spec, self.chip_index, catalog, derived.get(v))
                         for v, spec in scenario.vendors.items()}
         self.sites: list[Site] = []
         self.site_buyer: list[str] = []
@@ -201,6 +220,27 @@ class ComputeMarket(mesa.Model):
         self.demand_index = TimePath(mkt.demand_index.points, mkt.demand_index.growth_after_per_year)
         self.demand_shock = 1.0
         self.remote_access_allowed = mkt.remote_access_allowed
+        self.leakage = scenario.leakage
+        # rules announced before they take effect: buyers stockpile in between
+        self.announcements = []                      # (announced, effective, issuer, rule)
+        for event in scenario.events:
+            if event.kind == "export_control" and event.action == "impose":
+                rule = self.rules[event.rule]
+                lead = parse_month(rule.effective) - parse_month(rule.announced)
+                if lead > 0:
+                    eff = parse_month(event.date)
+                    self.announcements.append((eff - lead, eff, event.issuer, event.rule))
+        self.windows: list[tuple[str, int, int, object]] = []   # (kind, first, last, event)
+        self.remote_open = {n: self.remote_access_allowed for n in self.nation_ids}
+        self.hbm_cut_since: dict[str, int] = {}      # nation -> month HBM became controlled
+        self.cap_used: dict[tuple, float] = defaultdict(float)     # (issuer, rule, nation)
+        self.cap_start: dict[tuple, int] = {}
+        self.exempt_used: dict[tuple, float] = defaultdict(float)  # (site, year)
+        self.shipped_to: dict[tuple, float] = defaultdict(float)   # (vendor, product, group)
+        self.lost_revenue: dict[str, deque] = {n: deque(maxlen=12) for n in self.nation_ids}
+        self.frontier_share: dict[str, float] = {}
+        self.order_ema = np.zeros(len(self.sites))
+        self._ordered = np.zeros(len(self.sites))
 
         # -- state read by reporters and the next month -----------------------------------
         self.latest_price_index: dict[tuple[str, str], float] = {}
@@ -216,6 +256,72 @@ class ComputeMarket(mesa.Model):
         self.datacollector.collect(self)
 
     # ------------------------------------------------------------------ construction ---
+    def _reachable_regimes(self, scenario, issuer: str) -> list[tuple[str, ...]]:
+        """Regimes the issuer's events (and adaptive policies) can put in force."""
+        regime: tuple[str, ...] = ()
+        seen = []
+        for event in sorted((e for e in scenario.events
+                             if e.kind == "export_control" and e.issuer == issuer),
+                            key=lambda e: parse_month(e.date)):
+            ids = (*regime, event.rule) if event.action == "impose" else \
+                tuple(r for r in regime if r != event.rule)
+            regime = order_regime(self.rules, ids)
+            seen.append(regime)
+        adaptive = [a.impose for a in scenario.nations[issuer].adaptive if a.impose]
+        for base in list(seen) or [()]:
+            seen += [order_regime(self.rules, (*base, rid)) for rid in adaptive]
+        return [r for r in dict.fromkeys(seen) if r]
+
+    def _derive_variants(self, scenario, catalog: dict) -> dict[str, list[Product]]:
+        """Compliant variants each vendor could need under the regimes its nation may impose,
+        designed up front from the rule data (so the chip arrays stay fixed during a run);
+        a vendor launches one only when a rule actually restricts the parent (see
+        `_vendors_respond`). A declared variant that complies is preferred to a derived one."""
+        extra: dict[str, list[Product]] = defaultdict(list)
+        seen: set[tuple] = set()
+        for vid, vendor in scenario.vendors.items():
+            if not vendor.compliant_variants:
+                continue
+            home = scenario.nations[vendor.nation].controls_group
+            declared = [p for p in vendor.products if p.variant_of]
+            markets = self.buyer_groups if not vendor.captive_to else sorted(
+                {scenario.nations[o.nation].controls_group
+                 for oid, o in [*scenario.clouds.items(), *scenario.labs.items()]
+                 if oid in vendor.captive_to})
+            for regime in self._reachable_regimes(scenario, vendor.nation):
+                for product in vendor.products:
+                    if product.variant_of:
+                        continue
+                    parent = catalog[product.chip]
+                    for group in markets:
+                        if group == home:
+                            continue
+                        decision = classify(parent, group, regime, self.rules)
+                        if decision.shippable_fraction >= VARIANT_TRIGGER:
+                            continue
+                        if any(d.variant_of == product.chip and classify(
+                                catalog[d.chip], group, regime, self.rules).treatment in FREE
+                               for d in declared):
+                            continue
+                        chip_id = f"{product.chip}-for-{group.lower()}-{decision.rule_id}"
+                        variant = compliant_variant(parent, group, regime, self.rules, chip_id)
+                        if variant is None:
+                            continue
+                        key = (product.chip, group, round(variant.tpp), variant.interconnect_gbps,
+                               variant.memory_bandwidth_gbps)
+                        if key in seen or chip_id in catalog:
+                            continue
+                        seen.add(key)
+                        catalog[chip_id] = variant
+                        price = product.list_price_usd or parent.unit_price_usd
+                        extra[vid].append(Product(
+                            chip=chip_id, available=product.available, end=product.end,
+                            packages_per_wafer=product.packages_per_wafer,
+                            unit_cost_usd=product.unit_cost_usd,
+                            list_price_usd=price * (0.3 + 0.7 * variant.tpp / parent.tpp),
+                            mix_weight=product.mix_weight, variant_of=product.chip))
+        return extra
+
     def _new_site(self, owner: str, nation: str, power_mw: float, growth: float, pue: float,
                   fleet: dict[str, float], age_years: float) -> int:
         site = Site(owner, self.nation_index[nation], power_mw, growth, pue, len(self.chip_ids),
@@ -239,11 +345,12 @@ class ComputeMarket(mesa.Model):
 
     # ---------------------------------------------------------------------- the month ---
     def step(self) -> None:
-        """One month: policies, production, chip sales, installation, GPU-hour market, labs,
-        capacity planning, collection."""
+        """One month: policies, production, stockpiling ahead of announced rules, chip sales,
+        installation, GPU-hour market, labs, capacity planning, collection."""
         self.month += 1
         self._apply_policies()
         self._produce_chips()
+        self._stockpile()
         self._sell_chips()
         self._install_chips()
         self._clear_gpu_hours()
@@ -258,23 +365,109 @@ class ComputeMarket(mesa.Model):
     # 1. nations ---------------------------------------------------------------------------
     def _apply_policies(self) -> None:
         for event in self.events_by_month.get(self.month, []):
-            if event.kind == "export_control":
-                self.nations[event.issuer].apply_event(event)
+            if event.kind in ("export_control", "domestic_policy"):
+                issuer = event.issuer if event.kind == "export_control" else event.nation
+                self.nations[issuer].apply_event(event)
+                self._log(issuer, "event", event.note or (
+                    f"{event.action} {event.rule}" if event.kind == "export_control"
+                    else "domestic chip policy"))
             elif event.kind == "foundry_shock":
                 self.foundries[event.foundry].add_shock(event.date, event.months, event.factor)
             elif event.kind == "remote_access":
                 self.remote_access_allowed = event.allowed
-            elif event.kind == "demand_shock":
+            elif event.kind == "demand_shock" and event.months is None:
                 self.demand_shock *= event.factor
+            else:   # shocks with a duration
+                first = parse_month(event.date)
+                self.windows.append((event.kind, first, first + event.months - 1, event))
+        if self.month > self.start_month:            # adaptive policies read last month
+            readings = {"installed_share": self.latest_share,
+                        "frontier_share": self.frontier_share,
+                        "lost_revenue_usd": {n: sum(q) for n, q in self.lost_revenue.items()}}
+            for nid, nation in self.nations.items():
+                for text in nation.adapt(self.month, readings):
+                    self._log(nid, "adaptive", text)
+        self._update_switches()
+        self._vendors_respond()
+
+    def _log(self, nation: str, kind: str, text: str) -> None:
+        regime = ",".join(self.nations[nation].regime)
+        self.records["policy"].append((self.step_index, nation, kind, text, regime))
+
+    def _update_switches(self) -> None:
+        """IaaS (remote access) and HBM switches from every controller's regime."""
+        controllers = [n for n in self.nations.values() if n.regime]
+        for nid, nation in self.nations.items():
+            group = nation.controls_group
+            self.remote_open[nid] = self.remote_access_allowed and all(
+                remote_access_open(group, c.regime, self.rules) for c in controllers
+                if c is not nation)
+            cut = any(hbm_controlled(group, c.regime, self.rules) for c in controllers
+                      if c is not nation)
+            if cut:
+                self.hbm_cut_since.setdefault(nid, self.month)
+            else:
+                self.hbm_cut_since.pop(nid, None)
+
+    def _vendors_respond(self) -> None:
+        """A vendor whose product is restricted in a market launches, after its design lag,
+        the best variant that ships there freely (declared in the scenario, else derived)."""
+        for vendor in self.vendors.values():
+            if not vendor.compliant_variants or not (vendor.variant_parent >= 0).any():
+                continue
+            home = self.nations[vendor.nation].controls_group
+            active = vendor.active(self.month) | (vendor.declared_available > self.month)
+            for prod in np.flatnonzero(active & (vendor.variant_parent < 0)
+                                       & (vendor.end >= self.month)):
+                chip = int(vendor.product_chip[prod])
+                variants = np.flatnonzero((vendor.variant_parent == chip)
+                                          & (vendor.end >= self.month))
+                if variants.size == 0 or vendor.declared_available[prod] > self.month:
+                    continue
+                for group in self.buyer_groups:
+                    if group == home or self._decision(chip, group, vendor).shippable_fraction \
+                            >= VARIANT_TRIGGER:
+                        continue
+                    free = [v for v in variants if self._decision(
+                        int(vendor.product_chip[v]), group, vendor).treatment in FREE]
+                    if not free or any(group in vendor.variant_groups.get(v, {}) for v in free):
+                        continue
+                    best = max(free, key=lambda v: (self.h100e[vendor.product_chip[v]],
+                                                    not vendor.derived[v]))
+                    first = vendor.serve_variant(int(best), group, self.month)
+                    self._log(vendor.nation, "vendor", f"{vendor.vendor_id} launches "
+                              f"{self.chip_ids[vendor.product_chip[best]]} for {group} from "
+                              f"{format_month(first)} ({self.chip_ids[chip]} restricted)")
 
     def _decision(self, chip: int, group: str, vendor: Vendor):
         """Export-control decision for a vendor's chip to a destination group (cached)."""
         issuer = self.nations.get(vendor.nation)
-        rule = issuer.rule_in_force if issuer is not None else None
-        key = (chip, group, rule)
+        regime = issuer.regime if issuer is not None else ()
+        key = (chip, group, regime)
         if key not in self._decisions:
-            self._decisions[key] = classify(self.chips[chip], group, rule, self.rules)
+            self._decisions[key] = classify(self.chips[chip], group, regime, self.rules)
         return self._decisions[key]
+
+    def _shock_factor(self, kind: str, match=lambda event: True) -> float:
+        factor = 1.0
+        for k, first, last, event in self.windows:
+            if k == kind and first <= self.month <= last and match(event):
+                factor *= event.factor
+        return factor
+
+    def _demand_factor(self) -> float:
+        """Multiplier on labs' demand and budgets from demand shocks [-]."""
+        return self.demand_shock * self._shock_factor("demand_shock")
+
+    def _efficiency_factor(self) -> float:
+        """FLOP needed per unit of capability after efficiency breakthroughs [-]: the saving
+        is whole at the start and demand grows back into it linearly over `months`."""
+        factor = 1.0
+        for k, first, last, event in self.windows:
+            if k == "efficiency_shock" and first <= self.month:
+                done = min(1.0, (self.month - first) / max(last - first + 1, 1))
+                factor *= event.factor + (1.0 - event.factor) * done
+        return factor
 
     # 2. foundries -------------------------------------------------------------------------
     def _produce_chips(self) -> None:
@@ -283,27 +476,144 @@ class ComputeMarket(mesa.Model):
             for vendor, w in foundry.allot_wafers(self.month).items():
                 wafers[vendor] += w
         for vid, vendor in self.vendors.items():
-            vendor.produce(self.month, wafers.get(vid, 0.0))
+            factor = self._shock_factor("hbm_shortage",
+                                        lambda e: not e.vendors or vid in e.vendors)
+            since = self.hbm_cut_since.get(vendor.nation)
+            if vendor.hbm_dependence > 0 and since is not None \
+                    and self.month - since >= vendor.hbm_stockpile_months:
+                factor *= 1.0 - vendor.hbm_dependence     # the HBM stockpile has run out
+            vendor.produce(self.month, wafers.get(vid, 0.0) * factor)
 
     # 3. vendors ---------------------------------------------------------------------------
     def _sell_chips(self) -> None:
         lead = self.params.chip_lead_time_months
+        leak = self.leakage
+        lost_by_nation: dict[str, float] = defaultdict(float)
         for vid, vendor in self.vendors.items():
             vendor.set_prices()
-            fractions = np.array([
-                self._decision(int(vendor.product_chip[p]), self._site_group(s),
-                               vendor).shippable_fraction
-                for s, p in zip(vendor.order_site, vendor.order_product)])
-            for site, chip, units, price in vendor.ship(fractions, self.params.rationing):
-                self.sites[site].fleet.ship(self.month + lead, chip, units,
-                                            price * self.server_price[chip])
-                self.records["flows"].append((self.step_index, "shipments", vendor.nation,
-                                              self.nation_ids[self.sites[site].nation],
-                                              units * self.h100e[chip]))
+            n = vendor.order_units.size
+            sites, prods = vendor.order_site.copy(), vendor.order_product.copy()
+            kinds, units = vendor.order_kind.copy(), vendor.order_units.copy()
+            chips = vendor.product_chip[prods]
+            decisions = [self._decision(int(c), self._site_group(int(st)), vendor)
+                         for c, st in zip(chips, sites)]
+            legal = np.array([d.shippable_fraction for d in decisions]) if n else np.zeros(0)
+            legal, planned = self._apply_caps(vendor, decisions, sites, prods, units, legal)
+            # diversion: part of what the rules block reaches the destination via third
+            # countries, more so the wider the price gap and the weaker the enforcement
+            share = np.array([self._diversion_share(int(st), d) for st, d in
+                              zip(sites, decisions)]) if n else np.zeros(0)
+            ship_fraction = legal + (1.0 - legal) * share
+            blocked = units * (1.0 - ship_fraction)
+            lost = float(blocked @ vendor.price[prods]) if n else 0.0
+            lost_by_nation[vendor.nation] += lost
+            paid_to_state = 0.0
+            for row, site, chip, sent, price in vendor.ship(ship_fraction, self.params.rationing):
+                nation = self.nation_ids[self.sites[site].nation]
+                legal_units = sent * (legal[row] / ship_fraction[row])
+                diverted = sent - legal_units
+                decision = decisions[row]
+                paid_to_state += legal_units * price * decision.revenue_share
+                hw = price * self.server_price[chip]
+                self.sites[site].fleet.ship(self.month + lead, chip, legal_units, hw)
+                channel = "stockpiling" if kinds[row] == 1 else "shipments"
+                self.records["flows"].append((self.step_index, channel, vendor.nation, nation,
+                                              legal_units * self.h100e[chip]))
+                if diverted > 0:
+                    self.sites[site].fleet.ship(self.month + lead + 1, chip, diverted,
+                                                hw * (1.0 + leak.smuggling_premium))
+                    self.records["flows"].append((self.step_index, "diversion", leak.via, nation,
+                                                  diverted * self.h100e[chip]))
+                group = self._site_group(site)
+                self.shipped_to[(vid, int(prods[row]), group)] += legal_units
+                if planned is not None and planned[row] is not None:
+                    exempt, capped, key = planned[row]
+                    used = legal_units / max(units[row] * legal[row], 1e-12)
+                    self.exempt_used[(site, self.month // 12)] += exempt * used
+                    self.cap_used[key] += capped * used
+            vendor.revenue_usd -= paid_to_state
             shipped_h100e = float(vendor.shipped_units @ self.h100e[vendor.product_chip])
             self.records["vendors"].append((self.step_index, vid, float(vendor.shipped_units.sum()),
                                             shipped_h100e, vendor.revenue_usd,
-                                            float(vendor.output_units.sum())))
+                                            float(vendor.output_units.sum()), lost,
+                                            paid_to_state))
+        for nation, queue in self.lost_revenue.items():
+            queue.append(lost_by_nation.get(nation, 0.0))
+
+    def _apply_caps(self, vendor: Vendor, decisions, sites, prods, units, legal):
+        """Limit shipments under country caps (with per-customer exemptions) and volume caps
+        relative to home sales. Returns the new shippable fractions and, per order, the
+        (exempt, capped, cap key) amounts planned [TPP-based H100e] for the books."""
+        n = len(decisions)
+        if not any(d.cap_h100e or d.volume_cap_vs_home is not None for d in decisions):
+            return legal, None
+        legal = legal.copy()
+        planned: list = [None] * n
+        tpp_units = self.h100e_tpp[vendor.product_chip[prods]]
+        wanted = units * legal * tpp_units                       # H100e (TPP) asked
+        by_key: dict[tuple, list[int]] = defaultdict(list)
+        for i, d in enumerate(decisions):
+            if d.cap_h100e:
+                nation = self.nation_ids[self.sites[int(sites[i])].nation]
+                key = (vendor.nation, d.rule_id, nation)
+                start = self.cap_start.setdefault(key, self.month)
+                if self.month - start >= d.cap_months:      # a new cap period
+                    self.cap_start[key], self.cap_used[key] = self.month, 0.0
+                by_key[key].append(i)
+        for key, rows in by_key.items():
+            exempt = np.zeros(len(rows))
+            for j, i in enumerate(rows):
+                left = decisions[i].exemption_h100e_per_customer_year - \
+                    self.exempt_used[(int(sites[i]), self.month // 12)]
+                exempt[j] = min(max(left, 0.0), wanted[i])
+            rest = wanted[rows] - exempt
+            room = max(decisions[rows[0]].cap_h100e - self.cap_used[key], 0.0)
+            scale = min(1.0, room / rest.sum()) if rest.sum() > 0 else 0.0
+            for j, i in enumerate(rows):
+                allowed = exempt[j] + rest[j] * scale
+                legal[i] = legal[i] * allowed / wanted[i] if wanted[i] > 0 else legal[i]
+                planned[i] = (exempt[j], rest[j] * scale, key)
+        home = self.nations[vendor.nation].controls_group
+        for i, d in enumerate(decisions):
+            if d.volume_cap_vs_home is None:
+                continue
+            group, prod = self._site_group(int(sites[i])), int(prods[i])
+            rows = [k for k in range(n) if int(prods[k]) == prod
+                    and decisions[k].volume_cap_vs_home is not None
+                    and self._site_group(int(sites[k])) == group]
+            room = max(d.volume_cap_vs_home * self.shipped_to[(vendor.vendor_id, prod, home)]
+                       - self.shipped_to[(vendor.vendor_id, prod, group)], 0.0)
+            ask = float(sum(units[k] * legal[k] for k in rows))
+            if ask > room:
+                for k in rows:
+                    legal[k] *= room / ask
+        return legal, planned
+
+    def _diversion_share(self, site: int, decision) -> float:
+        """Share of a blocked order diverted to its destination [fraction]:
+        max x (1 - exp(-k x gap)) x (1 - enforcement), gap = the destination's neocloud price
+        index over the controller's, minus one [A: the form; leakage parameters in the
+        scenario]."""
+        leak = self.leakage
+        if not decision.controlled or decision.shippable_fraction >= 1.0:
+            return 0.0
+        group = self._site_group(site)
+        if group not in leak.destinations:
+            return 0.0
+        dest = self.nation_ids[self.sites[site].nation]
+        issuer = next((n for n, a in self.nations.items() if a.regime), None)
+        p_dest = self._going_rate(dest)
+        p_ref = self._going_rate(issuer) if issuer else None
+        if p_dest is None or p_ref is None or p_ref <= 0:
+            return 0.0
+        gap = max(p_dest / p_ref - 1.0, 0.0)
+        return leak.diversion_max_share * (1.0 - math.exp(-leak.diversion_gap_sensitivity * gap)) \
+            * (1.0 - leak.enforcement)
+
+    def _going_rate(self, region: str | None) -> float | None:
+        """Last month's neocloud (else hyperscaler) price index of a region [USD/H100e-h]."""
+        return self.latest_price_index.get((region, "neocloud"),
+                                           self.latest_price_index.get((region, "hyperscaler")))
 
     def _site_group(self, site: int) -> str:
         return self.nations[self.nation_ids[self.sites[site].nation]].controls_group
@@ -311,7 +621,10 @@ class ComputeMarket(mesa.Model):
     # 4. installation ----------------------------------------------------------------------
     def _install_chips(self) -> None:
         max_age = self.params.retire_after_years * 12.0
+        power = {n: self._shock_factor("power_constraint", lambda e, n=n: e.nation == n)
+                 for n in self.nation_ids}
         for site in self.sites:
+            site.power_factor = power[self.nation_ids[site.nation]]
             site.fleet.retire(self.month, max_age)
             growth = self.nations[self.nation_ids[site.nation]].power_buildout_per_year
             headroom = site.capacity_mw(self.month, growth) - site.installed_mw(self.mw_per_chip)
@@ -348,8 +661,9 @@ class ComputeMarket(mesa.Model):
         a_region = a_market // 2
 
         # bids: three blocks per lab (serving, training, experiments), split by tier
-        index = self.demand_index.at(self.month) * self.demand_shock
-        need = book.need(self.month, self.start_month, index, HOURS_PER_MONTH)
+        index = self.demand_index.at(self.month) * self._demand_factor()
+        need = book.need(self.month, self.start_month, index * self._efficiency_factor(),
+                         HOURS_PER_MONTH)
         own = np.zeros(book.n)
         for row in np.flatnonzero(book.site >= 0):
             fleet = self.sites[book.site[row]].fleet
@@ -418,12 +732,12 @@ class ComputeMarket(mesa.Model):
             run(np.flatnonzero((b_region == r) & (b_first != t) & (b_left > 1e-9)),
                 np.flatnonzero((a_market == m) & (a_left > 1e-9)), premium[t])
         # pass 3: remote access to foreign clouds, where the rules allow it
-        if self.remote_access_allowed:
+        if any(self.remote_open.values()):
             ranks = max((len(n.remote_regions) for n in self.nations.values()), default=0)
             for k in range(ranks):
                 target = np.array([self.nation_index[n.remote_regions[k]]
-                                   if len(n.remote_regions) > k else -1
-                                   for n in self.nations.values()])
+                                   if len(n.remote_regions) > k and self.remote_open[nid] else -1
+                                   for nid, n in self.nations.items()])
                 for r in np.unique(target[target >= 0]):
                     labs_from = np.flatnonzero(target == r)
                     run(np.flatnonzero(np.isin(b_region, labs_from) & (b_left > 1e-9)),
@@ -497,7 +811,8 @@ class ComputeMarket(mesa.Model):
             chip, unit_price = offer
             years = (self.month + horizon - self.start_month) / 12.0
             future_need = (book.demand_h100e[row] * (1 + book.demand_growth[row]) ** years
-                           * self.demand_index.at(self.month + horizon) * self.demand_shock)
+                           * self.demand_index.at(self.month + horizon) * self._demand_factor()
+                           * self._efficiency_factor())
             have = float((site.fleet.units_by_chip() + site.fleet.pipeline_by_chip()) @ self.h100e)
             gap_h100e = future_need - have - backlog[site_i]
             if gap_h100e <= 0:
@@ -573,37 +888,52 @@ class ComputeMarket(mesa.Model):
 
     def _compute_offers(self, site: int) -> list[tuple[int, int, float] | None]:
         buyer, group = self.site_buyer[site], self._site_group(site)
+        nation = self.nations[self.nation_ids[self.sites[site].nation]]
         offers = []
         for vendor in self.vendors.values():
             best = None
+            # the buyer's state pays part of the price of home-made chips
+            subsidy = nation.domestic_chip_subsidy if vendor.nation == nation.nation_id else 0.0
             if vendor.sells_to(buyer):
                 for prod in np.flatnonzero(vendor.active(self.month)):
                     chip = int(vendor.product_chip[prod])
-                    if self._decision(chip, group, vendor).shippable_fraction <= 0:
+                    if not vendor.offers_to(int(prod), group, self.month) or \
+                            self._decision(chip, group, vendor).shippable_fraction <= 0:
                         continue
-                    value = self.h100e[chip] / vendor.price[prod]
+                    price = float(vendor.price[prod]) * (1.0 - subsidy)
+                    value = self.h100e[chip] / price
                     if best is None or value > best[3]:
-                        best = (int(prod), chip, float(vendor.price[prod]), value)
+                        best = (int(prod), chip, price, value)
             offers.append(None if best is None else best[:3])
         return offers
+
+    def _weights(self, site: int, weights: np.ndarray) -> np.ndarray:
+        """A buyer's vendor weights after its state's discouragement of foreign chips."""
+        nation = self.nations[self.nation_ids[self.sites[site].nation]]
+        if nation.foreign_chip_weight >= 1.0:
+            return weights
+        foreign = np.array([v.nation != nation.nation_id for v in self.vendors.values()])
+        return np.where(foreign, weights * nation.foreign_chip_weight, weights)
 
     def _best_offer(self, site: int, weights: np.ndarray) -> tuple[int, float] | None:
         """Most preferred vendor's offer to a site: (chip index, unit price)."""
         offers = self._vendor_offers(site)
-        ranked = [(w, o) for w, o in zip(weights, offers) if o is not None and w > 0]
+        ranked = [(w, o) for w, o in zip(self._weights(site, weights), offers)
+                  if o is not None and w > 0]
         if not ranked:
             return None
         _, (_, chip, price) = max(ranked, key=lambda x: x[0])
         return chip, price
 
     def _order_chips(self, site: int, buyer: str, h100e_wanted: float, budget_usd: float,
-                     weights: np.ndarray) -> float:
+                     weights: np.ndarray, kind: int = 0) -> float:
         """Place orders for `h100e_wanted` across vendors by preference, within a budget.
         Returns the committed spend [USD]."""
         if h100e_wanted <= 0 or budget_usd <= 0:
             return 0.0
         offers = self._vendor_offers(site)
-        shares = split_order(weights, np.array([o is not None for o in offers]))
+        shares = split_order(self._weights(site, weights),
+                             np.array([o is not None for o in offers]))
         plan = []
         for vendor, share, offer in zip(self.vendors.values(), shares, offers):
             if share <= 0 or offer is None:
@@ -615,8 +945,39 @@ class ComputeMarket(mesa.Model):
         cost = sum(c for *_, c in plan)
         scale = min(1.0, budget_usd / cost) if cost > 0 else 0.0
         for vendor, prod, units, _ in plan:
-            vendor.take_order(site, prod, units * scale, self.month)
+            vendor.take_order(site, prod, units * scale, self.month, kind)
+            if kind == 0:
+                self._ordered[site] += units * scale * self.h100e[vendor.product_chip[prod]]
         return cost * scale
+
+    # 2b. buyers stockpile between a rule's announcement and its effect ---------------------
+    def _stockpile(self) -> None:
+        """While a tightening rule is announced but not yet in force, buyers it will cut off
+        pull `stockpile_months` of their usual orders forward, spread over the window, of
+        the chips that ship now and will not then."""
+        self.order_ema = 0.8 * self.order_ema + 0.2 * self._ordered
+        self._ordered = np.zeros(len(self.sites))
+        months = self.leakage.stockpile_months
+        for announced, effective, issuer, rule_id in self.announcements:
+            if not announced <= self.month < effective or months <= 0:
+                continue
+            controller = self.nations[issuer]
+            future = order_regime(self.rules, (*controller.regime, rule_id))
+            window = effective - announced
+            for site in range(len(self.sites)):
+                usual = self.order_ema[site]
+                group = self._site_group(site)
+                if usual <= 0 or group == controller.controls_group:
+                    continue
+                for vendor, offer in zip(self.vendors.values(), self._vendor_offers(site)):
+                    if offer is None or vendor.nation != issuer:
+                        continue
+                    prod, chip, price = offer
+                    now = self._decision(chip, group, vendor).shippable_fraction
+                    later = classify(self.chips[chip], group, future, self.rules)
+                    if later.shippable_fraction < now:
+                        units = usual * months / window / self.h100e[chip]
+                        vendor.take_order(site, prod, units, self.month, kind=1)
 
     # 8. collect ---------------------------------------------------------------------------
     def _collect(self) -> None:
@@ -637,6 +998,14 @@ class ComputeMarket(mesa.Model):
             self.latest_share[nation] = share
             self.records["compute"].append((self.step_index, nation, installed[i], share,
                                             frontier[i], demand[i], max(demand[i] - got[i], 0.0)))
+        named = slice(0, book.n_named)
+        training = (book.own_h100e_hours[named] + book.bought_h100e_hours[named]) \
+            * (1.0 - book.inference_share[named])
+        by_nation = np.bincount(book.nation[named], weights=training,
+                                minlength=len(self.nation_ids))
+        total_training = by_nation.sum()
+        self.frontier_share = {n: (by_nation[i] / total_training if total_training > 0 else 0.0)
+                               for i, n in enumerate(self.nation_ids)}
         self.records["labs"].append((self.step_index, book.own_h100e_hours + book.bought_h100e_hours,
                                      book.spend_usd.copy(), book.capex_usd.copy()))
         self.datacollector.collect(self)

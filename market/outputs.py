@@ -25,7 +25,7 @@ import tomli_w
 from market.errors import GpumarketError
 from market.timeline import month_start
 
-TABLES = ("prices", "price_index", "compute", "vendors", "labs", "flows", "clouds")
+TABLES = ("prices", "price_index", "compute", "vendors", "labs", "flows", "clouds", "policy")
 
 #: Required columns of each table (the output contract); extra columns may follow.
 COLUMNS = {
@@ -39,6 +39,7 @@ COLUMNS = {
     "flows": ["date", "step", "channel", "origin", "destination", "h100e"],
     "clouds": ["date", "step", "cloud", "region", "tier", "offered_h100e_hours",
                "sold_h100e_hours", "revenue_usd", "margin"],
+    "policy": ["date", "step", "nation", "kind", "what", "rules_in_force"],
 }
 
 
@@ -60,11 +61,13 @@ def collect_tables(model) -> dict[str, pd.DataFrame]:
     frames["prices"] = pd.DataFrame(rec["prices"], columns=COLUMNS["prices"][1:])
     frames["price_index"] = pd.DataFrame(rec["price_index"], columns=COLUMNS["price_index"][1:])
     frames["compute"] = pd.DataFrame(rec["compute"], columns=COLUMNS["compute"][1:])
-    vendors = pd.DataFrame(rec["vendors"], columns=COLUMNS["vendors"][1:-1] + ["produced_units"])
+    vendors = pd.DataFrame(rec["vendors"], columns=COLUMNS["vendors"][1:-1] + [
+        "produced_units", "blocked_revenue_usd", "controller_revenue_usd"])
     total = vendors.groupby("step")["shipped_h100e"].transform("sum")
     vendors["share"] = np.where(total > 0, vendors["shipped_h100e"] / total.where(total > 0, 1), 0.0)
     frames["vendors"] = vendors
     frames["clouds"] = pd.DataFrame(rec["clouds"], columns=COLUMNS["clouds"][1:])
+    frames["policy"] = pd.DataFrame(rec["policy"], columns=COLUMNS["policy"][1:])
     book = model.book
     steps = [r[0] for r in rec["labs"]]
     n = book.n

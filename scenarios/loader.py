@@ -22,7 +22,7 @@ from typing import Any, Iterable
 from pydantic import ValidationError
 
 from market.catalog import load_catalog
-from market.controls import load_rules
+from market.controls import RuleBook, load_rules, order_regime, rule_problems
 from market.errors import ScenarioError, UnknownNameError
 from market.timeline import parse_month
 from scenarios.schema import Scenario
@@ -131,15 +131,34 @@ def _read_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict, dict]:
         raise ScenarioError(f"{path}: field extends: {exc}") from None
     parent, origins = _read_chain(parent_path, (*seen, resolved))
     drop = data.get("drop_events", [])
-    if drop:
+    start, end = data.get("start", parent.get("start")), data.get("end", parent.get("end"))
+    inherited = list(enumerate(parent.get("events", [])))
+    # inherited events of dropped kinds, or dated outside this scenario's run, do not apply
+    kept = [(i, e) for i, e in inherited if not isinstance(e, dict) or (
+        e.get("kind") not in drop and _within(e.get("date"), start, end))]
+    if len(kept) != len(inherited):
         parent = dict(parent)
-        parent["events"] = [e for e in parent.get("events", []) if e.get("kind") not in drop]
+        parent["events"] = [e for _, e in kept]
+        moved = {("events", j): origins.get(("events", i), str(parent_path))
+                 for j, (i, _) in enumerate(kept)}
+        origins = {k: v for k, v in origins.items() if not (k and k[0] == "events")}
+        origins.update(moved)
     child = {k: v for k, v in data.items() if k not in _MERGE_ONLY_KEYS}
     merged = _merge(parent, child, origins, str(path))
     for key in ("name", "description", "extends"):
         if key in data:
             merged[key] = data[key]
     return merged, origins
+
+
+def _within(date: Any, start: Any, end: Any) -> bool:
+    """Whether an inherited event's date lies in the run (unreadable dates are kept, so the
+    schema reports them)."""
+    try:
+        month = parse_month(date)
+        return parse_month(start) <= month <= parse_month(end)
+    except (TypeError, ValueError):
+        return True
 
 
 def _parse_value(text: str) -> Any:
@@ -225,7 +244,7 @@ def _validate(data: dict, origins: dict, source: str) -> Scenario:
 
 def check_references(s: Scenario) -> list[tuple[str, str]]:
     """Cross-references the schema cannot see: (field path, problem) pairs."""
-    catalog, rules = load_catalog(), load_rules()
+    catalog, base = load_catalog(), load_rules()
     nations, vendors = set(s.nations), set(s.vendors)
     buyers = set(s.clouds) | set(s.labs)
     problems: list[tuple[str, str]] = []
@@ -234,9 +253,23 @@ def check_references(s: Scenario) -> list[tuple[str, str]]:
         if value not in valid:
             problems.append((path, f"unknown {kind} {value!r}; known: {', '.join(sorted(valid))}"))
 
+    book = RuleBook(base.groups, base.sources, {**base.rules, **s.rules})
+    for problem in rule_problems(book, only=s.rules):
+        path, _, msg = problem.partition(": ")
+        problems.append((path, msg))
+    rules = set(book.rules)
+    groups = set(book.groups)
     for nid, n in s.nations.items():
+        known("destination group", n.controls_group, groups, f"nations.{nid}.controls_group")
         for i, r in enumerate(n.remote_regions):
             known("nation", r, nations, f"nations.{nid}.remote_regions[{i}]")
+        for i, a in enumerate(n.adaptive):
+            path = f"nations.{nid}.adaptive[{i}]"
+            if a.rival is not None:
+                known("nation", a.rival, nations, f"{path}.rival")
+            for field in ("impose", "lift"):
+                if getattr(a, field) is not None:
+                    known("export-control rule", getattr(a, field), rules, f"{path}.{field}")
     for fid, f in s.foundries.items():
         known("nation", f.nation, nations, f"foundries.{fid}.nation")
         for v in f.vendor_shares:
@@ -255,6 +288,8 @@ def check_references(s: Scenario) -> list[tuple[str, str]]:
                                  "price; give list_price_usd [USD]"))
             if p.end and parse_month(p.end) < parse_month(p.available):
                 problems.append((f"{path}.end", f"end {p.end} is before available {p.available}"))
+            if p.variant_of is not None:
+                known("chip", p.variant_of, set(catalog), f"{path}.variant_of")
     sold = {p.chip for v in s.vendors.values() for p in v.products}
     for kind, table in (("clouds", s.clouds), ("labs", s.labs)):
         for oid, o in table.items():
@@ -276,16 +311,41 @@ def check_references(s: Scenario) -> list[tuple[str, str]]:
     for field in ("demand_h100e_by_nation", "demand_growth_by_nation"):
         for n in getattr(s.long_tail, field):
             known("nation", n, nations, f"long_tail.{field}.{n}")
-    for i, e in enumerate(s.events):
+    for g in s.leakage.destinations:
+        known("destination group", g, groups, "leakage.destinations")
+    known("nation", s.leakage.via, nations, "leakage.via")
+    in_force: dict[str, set[str]] = {}
+    order = sorted(range(len(s.events)), key=lambda i: parse_month(s.events[i].date))
+    for i in order:
+        e = s.events[i]
         path = f"events[{i}]"
         if not start <= parse_month(e.date) <= end:
             problems.append((f"{path}.date", f"date {e.date} is outside the run "
                                              f"({s.start} to {s.end})"))
         if e.kind == "export_control":
-            known("export-control rule", e.rule, set(rules), f"{path}.rule")
             known("nation", e.issuer, nations, f"{path}.issuer")
+            if e.rule not in rules:
+                known("export-control rule", e.rule, rules, f"{path}.rule")
+                continue
+            live = in_force.setdefault(e.issuer, set())
+            if e.action == "impose":
+                if e.rule in live:
+                    problems.append((f"{path}.rule", f"rule {e.rule!r} is already in force "
+                                     f"for {e.issuer} on {e.date}; lift it first"))
+                live.add(e.rule)
+                live.intersection_update(order_regime(book, live))
+            elif e.rule not in live:
+                problems.append((f"{path}.rule", f"cannot lift {e.rule!r} on {e.date}: it is "
+                                 f"not in force for {e.issuer} then"))
+            else:
+                live.discard(e.rule)
         elif e.kind == "foundry_shock":
             known("foundry", e.foundry, set(s.foundries), f"{path}.foundry")
+        elif e.kind == "hbm_shortage":
+            for v in e.vendors:
+                known("vendor", v, vendors, f"{path}.vendors")
+        elif e.kind in ("power_constraint", "domestic_policy"):
+            known("nation", e.nation, nations, f"{path}.nation")
     return problems
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from market.controls import Rule
 from market.timeline import parse_month
 
 Month = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="month, YYYY-MM")]
@@ -67,6 +68,41 @@ class Nation(_Model):
         default_factory=list,
         description="foreign regions whose clouds its labs may rent when the remote-access "
                     "(IaaS) rule allows, in order of preference")
+    domestic_chip_subsidy: Fraction = Field(
+        default=0.0, description="share of the price of home vendors' chips the state pays "
+                                 "for home buyers [fraction]")
+    foreign_chip_weight: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=1.0, description="multiplier on home buyers' preference for foreign vendors "
+                                 "(1 = no discouragement, 0 = foreign chips shunned) [-]")
+    adaptive: list["AdaptivePolicy"] = Field(
+        default_factory=list, description="policy rules that react to the world")
+
+
+class AdaptivePolicy(_Model):
+    """A controller's rule of reaction: when `trigger` passes `threshold`, impose or lift a
+    rule (once, at most every `cooldown_months`)."""
+
+    trigger: Literal["rival_installed_share_above", "rival_frontier_share_above",
+                     "vendor_lost_revenue_above"] = Field(
+        description="rival_installed_share_above: the rival's share of installed H100e [-]; "
+                    "rival_frontier_share_above: the rival's share of this month's training "
+                    "compute of the named (frontier) labs [-]; vendor_lost_revenue_above: "
+                    "home vendors' sales blocked by export rules over the last 12 months [USD]")
+    threshold: NonNegative
+    rival: str | None = Field(default=None, description="nation id (for the rival triggers)")
+    impose: str | None = Field(default=None, description="rule id to impose")
+    lift: str | None = Field(default=None, description="rule id to lift")
+    not_before: Month | None = Field(default=None, description="first month it may fire")
+    cooldown_months: Annotated[int, Field(ge=1, le=600)] = 12
+    repeat: bool = Field(default=False, description="may fire again after the cooldown")
+
+    @model_validator(mode="after")
+    def _does_something(self) -> "AdaptivePolicy":
+        if (self.impose is None) == (self.lift is None):
+            raise ValueError("give exactly one of impose or lift")
+        if self.trigger.startswith("rival") and self.rival is None:
+            raise ValueError(f"{self.trigger} needs a rival nation")
+        return self
 
 
 class Foundry(_Model):
@@ -77,6 +113,9 @@ class Foundry(_Model):
     vendor_shares: dict[str, Fraction] = Field(
         description="share of capacity each vendor gets [fraction]; the rest goes to "
                     "non-AI customers")
+    yield_path: Path | None = Field(
+        default=None, description="good-die yield relative to the products' packages_per_wafer "
+                                  "[-] over time (e.g. SMIC 7 nm maturing); default 1")
 
     @model_validator(mode="after")
     def _shares_at_most_one(self) -> "Foundry":
@@ -95,6 +134,10 @@ class Product(_Model):
         default=None, description="list price [USD]; default: the catalog's unit price")
     mix_weight: Positive = Field(default=1.0, description="relative share of the vendor's wafers "
                                                           "while active [-]")
+    variant_of: str | None = Field(
+        default=None, description="a compliant variant of this catalog chip (like A800 of A100): "
+                                  "sold only where the parent is restricted, from the month the "
+                                  "vendor responds (not before `available`)")
 
 
 class Vendor(_Model):
@@ -107,6 +150,17 @@ class Vendor(_Model):
     scarcity_markup_per_backlog_month: NonNegative = Field(
         default=0.15, description="price rise per month of backlog beyond one [fraction/month]")
     max_price_multiple: Positive = Field(default=1.6, description="cap on price over list [-]")
+    compliant_variants: bool = Field(
+        default=True, description="responds to export rules with variants designed just under "
+                                  "the thresholds (declared ones first, else derived)")
+    variant_lag_months: Annotated[int, Field(ge=0, le=60)] = Field(
+        default=4, description="months from a product's restriction to its variant shipping "
+                               "(A800: ~1 month after Oct 2022; H20: ~5 after Nov 2023)")
+    hbm_dependence: Fraction = Field(
+        default=0.0, description="share of its output that needs imported HBM [fraction]")
+    hbm_stockpile_months: Annotated[int, Field(ge=0, le=120)] = Field(
+        default=0, description="months of output its HBM stockpile covers once HBM is "
+                               "controlled to its nation")
     products: list[Product]
 
 
@@ -192,6 +246,27 @@ class LongTail(_Model):
     hyperscaler_share: Fraction = 0.5
 
 
+class Leakage(_Model):
+    """Channels by which controlled compute reaches restricted destinations anyway."""
+
+    destinations: list[str] = Field(default_factory=lambda: ["D5"],
+                                    description="destination groups leakage flows to")
+    via: str = Field(default="RoW", description="nation id diverted chips pass through")
+    diversion_max_share: Fraction = Field(
+        default=0.3, description="share of blocked chip orders diverted at an infinite price "
+                                 "gap and no enforcement [fraction]")
+    diversion_gap_sensitivity: NonNegative = Field(
+        default=1.0, description="k in share = max x (1 - exp(-k x gap)) x (1 - enforcement), "
+                                 "gap = destination / via neocloud price index - 1 [-]")
+    enforcement: Fraction = Field(default=0.5, description="enforcement effort [0-1]")
+    smuggling_premium: NonNegative = Field(
+        default=0.5, description="markup paid for a diverted chip over the vendor's price "
+                                 "[fraction]")
+    stockpile_months: NonNegative = Field(
+        default=6.0, description="months of a buyer's usual chip orders pulled forward between "
+                                 "a rule's announcement and its effective date [months]")
+
+
 class Market(_Model):
     """Behavioural parameters of the markets (calibrated, uncertain)."""
 
@@ -238,10 +313,51 @@ class Market(_Model):
 
 class ExportControlEvent(_Model):
     kind: Literal["export_control"]
-    date: Month
-    rule: str = Field(description="rule id from market/data/controls.toml")
+    date: Month = Field(description="month the rule takes effect in this scenario")
+    rule: str = Field(description="rule id from market/data/controls.toml or [rules]")
+    action: Literal["impose", "lift"] = "impose"
     issuer: str = Field(default="US", description="nation that issues the rule; it applies to "
                                                    "chips of that nation's vendors")
+    note: str | None = None
+
+
+class HbmShortageEvent(_Model):
+    kind: Literal["hbm_shortage"]
+    date: Month
+    factor: Annotated[float, Field(ge=0, le=1)] = Field(description="output multiplier [-]")
+    months: Annotated[int, Field(ge=1, le=240)] = Field(description="duration [months]")
+    vendors: list[str] = Field(default_factory=list, description="vendors hit (default all)")
+    note: str | None = None
+
+
+class PowerConstraintEvent(_Model):
+    kind: Literal["power_constraint"]
+    date: Month
+    nation: str
+    factor: Annotated[float, Field(ge=0, le=1)] = Field(description="multiplier on the "
+                                                        "power capacity of its datacenters [-]")
+    months: Annotated[int, Field(ge=1, le=240)] = Field(description="duration [months]")
+    note: str | None = None
+
+
+class EfficiencyShockEvent(_Model):
+    kind: Literal["efficiency_shock"]
+    date: Month
+    factor: Annotated[float, Field(gt=0, le=1)] = Field(
+        description="FLOP needed per unit of capability, as a multiple of before [-]; labs' "
+                    "compute demand scales with it")
+    months: Annotated[int, Field(ge=1, le=600)] = Field(
+        description="months until demand has grown back into the saving (rebound, linear) ")
+    note: str | None = None
+
+
+class DomesticPolicyEvent(_Model):
+    kind: Literal["domestic_policy"]
+    date: Month
+    nation: str
+    domestic_chip_subsidy: Fraction | None = Field(default=None, description="[fraction]")
+    foreign_chip_weight: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        default=None, description="multiplier on home buyers' preference for foreign vendors")
     note: str | None = None
 
 
@@ -265,11 +381,14 @@ class DemandShockEvent(_Model):
     kind: Literal["demand_shock"]
     date: Month
     factor: Positive = Field(description="multiplier on all labs' demand from this date [-]")
+    months: Annotated[int, Field(ge=1, le=600)] | None = Field(
+        default=None, description="duration [months]; default: permanent")
     note: str | None = None
 
 
 Event = Annotated[Union[ExportControlEvent, FoundryShockEvent, RemoteAccessEvent,
-                        DemandShockEvent], Field(discriminator="kind")]
+                        DemandShockEvent, HbmShortageEvent, PowerConstraintEvent,
+                        EfficiencyShockEvent, DomesticPolicyEvent], Field(discriminator="kind")]
 
 
 class Distribution(_Model):
@@ -314,6 +433,10 @@ class Scenario(_Model):
     labs: dict[str, Lab]
     long_tail: LongTail
     market: Market
+    leakage: Leakage = Field(default_factory=Leakage)
+    rules: dict[str, Rule] = Field(default_factory=dict,
+                                   description="export-control rules defined by this scenario, "
+                                               "in the form of market/data/controls.toml")
     events: list[Event] = Field(default_factory=list)
     uncertain: dict[str, Distribution] = Field(default_factory=dict)
 
@@ -326,3 +449,6 @@ class Scenario(_Model):
     @property
     def months(self) -> int:
         return parse_month(self.end) - parse_month(self.start) + 1
+
+
+Nation.model_rebuild()
