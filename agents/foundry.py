@@ -18,6 +18,8 @@ class Foundry(mesa.Agent):
         self.capacity = TimePath(spec.capacity_wafers_per_month.points,
                                  spec.capacity_wafers_per_month.growth_after_per_year)
         self.vendor_shares = dict(spec.vendor_shares)
+        self.yield_path = None if spec.yield_path is None else TimePath(
+            spec.yield_path.points, spec.yield_path.growth_after_per_year)
         self.shocks: list[tuple[int, int, float]] = []   # (first month, last month, factor)
         self.wafers_this_month = 0.0
 
@@ -33,6 +35,8 @@ class Foundry(mesa.Agent):
         return factor
 
     def allot_wafers(self, month: int) -> dict[str, float]:
-        """Wafers each vendor gets this month [wafers]."""
-        self.wafers_this_month = self.capacity.at(month) * self.shock_factor(month)
+        """Wafers each vendor gets this month [wafers], in wafers of the products' nominal
+        yield (a yield path above 1 means more good dies per wafer than nominal)."""
+        yield_factor = 1.0 if self.yield_path is None else self.yield_path.at(month)
+        self.wafers_this_month = self.capacity.at(month) * self.shock_factor(month) * yield_factor
         return {v: self.wafers_this_month * share for v, share in self.vendor_shares.items()}

@@ -158,6 +158,7 @@ class Rule(_Strict):
 
 class _RuleFile(_Strict):
     groups: dict[str, str]
+    countries: dict[str, str] = Field(default_factory=dict)
     sources: dict[str, str]
     rules: dict[str, Rule]
 
@@ -169,6 +170,7 @@ class RuleBook:
     groups: dict[str, str]
     sources: dict[str, str]
     rules: dict[str, Rule]
+    countries: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __contains__(self, rule_id: str) -> bool:
         return rule_id in self.rules
@@ -185,7 +187,7 @@ class RuleBook:
         """This book plus rules defined elsewhere (a scenario), validated the same way."""
         if not extra:
             return self
-        book = RuleBook(self.groups, self.sources, {**self.rules, **extra})
+        book = RuleBook(self.groups, self.sources, {**self.rules, **extra}, self.countries)
         problems = rule_problems(book, only=extra)
         if problems:
             raise DataFileError(f"{where}: {problems[0]}")
@@ -286,7 +288,7 @@ def _action_matches(chip: Chip, action: Action, controlled: bool) -> tuple[str, 
             if found is not None:
                 break
     if found is None and action.controlled_only and not action.any_of and not action.products:
-        found = ("controlled by an earlier rule",)
+        found = ()
     if found is None:
         return None
     if action.below is not None:
@@ -482,8 +484,12 @@ def _load_rules(path: str) -> RuleBook:
         parsed = _RuleFile.model_validate(_read_toml(p))
     except ValidationError as exc:
         raise DataFileError(f"{p}: {_validation_message(exc)}") from None
-    book = RuleBook(dict(parsed.groups), dict(parsed.sources), dict(parsed.rules))
+    book = RuleBook(dict(parsed.groups), dict(parsed.sources), dict(parsed.rules),
+                    {k.lower(): v for k, v in parsed.countries.items()})
     problems = rule_problems(book)
+    problems += [f"countries.{c}: unknown destination group {g!r}; expected one of "
+                 f"{', '.join(book.groups)}" for c, g in book.countries.items()
+                 if g not in book.groups]
     if problems:
         raise DataFileError(f"{p}: {problems[0]}")
     return book
@@ -492,3 +498,89 @@ def _load_rules(path: str) -> RuleBook:
 def load_rules(path: str | Path | None = None) -> RuleBook:
     """The export-control rule book (default: the packaged file)."""
     return _load_rules(str(path or _data_path("controls.toml")))
+
+
+# ---------------------------------------------------------------------- explanations ---
+
+def _criterion_words(chip: Chip, criterion: Criterion) -> str:
+    parts = []
+    for field, (label, _, _, read) in THRESHOLDS.items():
+        threshold = getattr(criterion, f"{field}_min")
+        if threshold is not None:
+            value = read(chip)
+            shown = "unknown" if value is None else f"{_fmt(value)}{UNITS[field]}"
+            parts.append(f"{label} >= {_fmt(threshold)}{UNITS[field]} (this chip: {shown})")
+    return " and ".join(parts)
+
+
+def explain(chip: Chip, group: str, regime: Sequence[str], rules: RuleBook) -> dict:
+    """The decision with its reasons in words, for `gpumarket controls`."""
+    decision = classify(chip, group, regime, rules)
+    lines = []
+    if not regime:
+        lines.append("No export-control rule on AI chips is in force on this date.")
+    if decision.rule_id is not None:
+        rule = rules[decision.rule_id]
+        lines.append(f"Decided by {decision.rule_id} ({rule.name}), {decision.action}: "
+                     + "; ".join(decision.crossed) + ".")
+    elif regime:
+        lines.append("Not controlled: it meets no criterion of the rules in force.")
+        for rid in regime:
+            for action in rules[rid].actions:
+                if action.any_of and group in action.destinations:
+                    alternatives = " OR ".join(_criterion_words(chip, c) for c in action.any_of)
+                    lines.append(f"  {rid} {action.label} would need {alternatives}.")
+                if action.products:
+                    lines.append(f"  {rid} {action.label} names: {', '.join(action.products)}.")
+    words = {
+        "prohibited": "PROHIBITED: it may not be exported to this destination",
+        "licence": ("LICENCE REQUIRED: about "
+                    f"{decision.approval_probability:.0%} of requests approved"
+                    if decision.approval_probability > 0 else
+                    "LICENCE REQUIRED, and none are being granted"),
+        "case_by_case": f"CASE-BY-CASE licensing: about {decision.approval_probability:.0%} of "
+                        "requests approved",
+        "notification": "NOTIFICATION: may ship after notifying the regulator",
+        "allowed": ("ALLOWED: listed, but no licence is needed for this destination"
+                    if decision.controlled else "ALLOWED: not a controlled item"),
+    }
+    lines.append(f"Treatment: {words[decision.treatment]}.")
+    terms = []
+    if decision.revenue_share:
+        terms.append(f"{decision.revenue_share:.0%} of the sale price goes to the US government")
+    if decision.volume_cap_vs_home is not None:
+        terms.append(f"shipments capped at {decision.volume_cap_vs_home:.0%} of the volume sold "
+                     "to home (US) customers")
+    if decision.cap_h100e:
+        terms.append(f"country cap of {decision.cap_h100e:,.0f} H100e (TPP / 15,832) over "
+                     f"{decision.cap_months} months")
+    if decision.exemption_h100e_per_customer_year:
+        terms.append(f"orders up to {decision.exemption_h100e_per_customer_year:,.0f} H100e per "
+                     "customer per year exempt")
+    if decision.condition:
+        terms.append(decision.condition)
+    if terms:
+        lines.append("Conditions: " + "; ".join(terms) + ".")
+    lines.append(f"Remote access (renting foreign clouds) for this destination: "
+                 f"{'open' if remote_access_open(group, regime, rules) else 'CLOSED'}; "
+                 f"HBM exports to it: "
+                 f"{'controlled' if hbm_controlled(group, regime, rules) else 'not controlled'}.")
+    return {"decision": decision, "lines": lines,
+            "sources": {rid: rules.sources.get(rules[rid].source, rules[rid].source)
+                        for rid in regime}}
+
+
+def destination_group(name: str, rules: RuleBook, nations: dict | None = None
+                      ) -> tuple[str, str]:
+    """(group, display name) for a country, a scenario nation id, or a group id."""
+    key = name.strip().lower()
+    for group in rules.groups:
+        if key == group.lower():
+            return group, f"destination group {group}"
+    for nation_id, nation in (nations or {}).items():
+        if key in (nation_id.lower(), nation.name.lower()):
+            return nation.controls_group, f"{nation.name}"
+    if key in rules.countries:
+        return rules.countries[key], name.strip()
+    known = sorted(set(rules.countries) | set(rules.groups) | set(nations or {}))
+    raise UnknownNameError("destination", name, known)

@@ -500,9 +500,12 @@ class ComputeMarket(mesa.Model):
             legal = np.array([d.shippable_fraction for d in decisions]) if n else np.zeros(0)
             legal, planned = self._apply_caps(vendor, decisions, sites, prods, units, legal)
             # diversion: part of what the rules block reaches the destination via third
-            # countries, more so the wider the price gap and the weaker the enforcement
+            # countries, more so the wider the price gap and the weaker the enforcement;
+            # grey-market orders (kind 2) ship only that way
             share = np.array([self._diversion_share(int(st), d) for st, d in
                               zip(sites, decisions)]) if n else np.zeros(0)
+            grey = kinds == 2
+            legal[grey], share[grey] = 0.0, 1.0
             ship_fraction = legal + (1.0 - legal) * share
             blocked = units * (1.0 - ship_fraction)
             lost = float(blocked @ vendor.price[prods]) if n else 0.0
@@ -589,13 +592,14 @@ class ComputeMarket(mesa.Model):
                     legal[k] *= room / ask
         return legal, planned
 
-    def _diversion_share(self, site: int, decision) -> float:
-        """Share of a blocked order diverted to its destination [fraction]:
+    def _diversion_share(self, site: int, decision=None) -> float:
+        """Share of blocked demand diverted to its destination [fraction]:
         max x (1 - exp(-k x gap)) x (1 - enforcement), gap = the destination's neocloud price
         index over the controller's, minus one [A: the form; leakage parameters in the
         scenario]."""
         leak = self.leakage
-        if not decision.controlled or decision.shippable_fraction >= 1.0:
+        if decision is not None and (not decision.controlled
+                                     or decision.shippable_fraction >= 1.0):
             return 0.0
         group = self._site_group(site)
         if group not in leak.destinations:
@@ -944,11 +948,41 @@ class ComputeMarket(mesa.Model):
             plan.append((vendor, prod, units, units * price * self.server_price[chip]))
         cost = sum(c for *_, c in plan)
         scale = min(1.0, budget_usd / cost) if cost > 0 else 0.0
+        placed = 0.0
         for vendor, prod, units, _ in plan:
             vendor.take_order(site, prod, units * scale, self.month, kind)
-            if kind == 0:
-                self._ordered[site] += units * scale * self.h100e[vendor.product_chip[prod]]
+            placed += units * scale * self.h100e[vendor.product_chip[prod]]
+        if kind == 0:
+            self._ordered[site] += placed
+            self._grey_order(site, placed, weights)
         return cost * scale
+
+    def _grey_order(self, site: int, h100e_ordered: float, weights: np.ndarray) -> None:
+        """Buyers in a leakage destination also seek the chips they may not buy, through
+        third countries: an order for the best prohibited product, sized at the diversion
+        share of what they just ordered legally [H100e]; it ships only as diversion."""
+        group = self._site_group(site)
+        if h100e_ordered <= 0 or group not in self.leakage.destinations:
+            return
+        share = self._diversion_share(site)
+        if share <= 0:
+            return
+        best = None
+        for vendor, weight in zip(self.vendors.values(), weights):
+            if weight <= 0 or vendor.captive_to:
+                continue
+            for prod in np.flatnonzero(vendor.active(self.month) & (vendor.variant_parent < 0)):
+                chip = int(vendor.product_chip[prod])
+                decision = self._decision(chip, group, vendor)
+                if not decision.controlled or decision.shippable_fraction > 0:
+                    continue
+                value = self.h100e[chip] / vendor.price[prod]
+                if best is None or value > best[0]:
+                    best = (value, vendor, int(prod), chip)
+        if best is not None:
+            _, vendor, prod, chip = best
+            vendor.take_order(site, prod, h100e_ordered * share / self.h100e[chip], self.month,
+                              kind=2)
 
     # 2b. buyers stockpile between a rule's announcement and its effect ---------------------
     def _stockpile(self) -> None:

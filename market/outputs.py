@@ -15,7 +15,8 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import mesa
 import numpy as np
@@ -145,21 +146,15 @@ def check_out_dir(out: Path, force: bool) -> None:
         raise GpumarketError(f"{out.parent}: directory does not exist")
 
 
-def write_run(out: Path, frames: dict[str, pd.DataFrame], resolved_scenario: dict,
-              manifest: dict, fmt: str = "parquet", force: bool = False) -> Path:
-    """Write tables, `scenario.toml` and `manifest.json` to `out` atomically."""
-    if fmt not in ("parquet", "csv"):
-        raise GpumarketError(f"unknown format {fmt!r}; known: csv, parquet")
+@contextmanager
+def atomic_directory(out: Path, force: bool = False) -> Iterator[Path]:
+    """Build a directory in a temporary sibling and rename it to `out` only when the block
+    succeeds, so an error or Ctrl-C leaves nothing behind (and `out` untouched)."""
     out = Path(out)
     check_out_dir(out, force)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        hashes = write_tables(frames, tmp, fmt)
-        (tmp / "scenario.toml").write_text(tomli_w.dumps(resolved_scenario))
-        manifest = dict(manifest, format=fmt,
-                        rows={name: int(len(f)) for name, f in frames.items()},
-                        sha256=hashes)
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        yield tmp
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
             out.rename(old)
@@ -170,4 +165,26 @@ def write_run(out: Path, frames: dict[str, pd.DataFrame], resolved_scenario: dic
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return out
+
+
+def fill_run_dir(directory: Path, frames: dict[str, pd.DataFrame], resolved_scenario: dict,
+                 manifest: dict, fmt: str) -> None:
+    """Tables, `scenario.toml` and `manifest.json` (with each table's SHA-256) of one run."""
+    if fmt not in ("parquet", "csv"):
+        raise GpumarketError(f"unknown format {fmt!r}; known: csv, parquet")
+    directory.mkdir(parents=True, exist_ok=True)
+    hashes = write_tables(frames, directory, fmt)
+    (directory / "scenario.toml").write_text(tomli_w.dumps(resolved_scenario))
+    manifest = dict(manifest, format=fmt, rows={name: int(len(f)) for name, f in frames.items()},
+                    sha256=hashes)
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def write_run(out: Path, frames: dict[str, pd.DataFrame], resolved_scenario: dict,
+              manifest: dict, fmt: str = "parquet", force: bool = False) -> Path:
+    """Write tables, `scenario.toml` and `manifest.json` to `out` atomically."""
+    if fmt not in ("parquet", "csv"):
+        raise GpumarketError(f"unknown format {fmt!r}; known: csv, parquet")
+    with atomic_directory(out, force) as tmp:
+        fill_run_dir(tmp, frames, resolved_scenario, manifest, fmt)
+    return Path(out)

@@ -21,8 +21,10 @@ def summary_dates(frames: dict[str, pd.DataFrame], dates: list[str] | None = Non
     return sorted(set(inside), key=parse_month)
 
 
-def key_outcomes(frames: dict[str, pd.DataFrame], dates: list[str]) -> pd.DataFrame:
-    """One row per outcome (with its unit), one column per date."""
+def key_outcomes(frames: dict[str, pd.DataFrame], dates: list[str],
+                 extended: bool = False) -> pd.DataFrame:
+    """One row per outcome (with its unit), one column per date. `extended` adds vendor
+    revenue, the largest completed training run by nation and leakage, for comparisons."""
     rows: dict[str, dict[str, float]] = {}
 
     def at(frame: pd.DataFrame, month: str) -> pd.DataFrame:
@@ -43,8 +45,66 @@ def key_outcomes(frames: dict[str, pd.DataFrame], dates: list[str]) -> pd.DataFr
         for vendor in year["vendor"]:
             rows.setdefault(f"vendor share, trailing 12 months {vendor} [%]", {})[month] = (
                 100 * shipped.get(vendor, 0.0) / total if total > 0 else 0.0)
+        if not extended:
+            continue
+        revenue = window.groupby("vendor")["revenue_usd"].sum()
+        for vendor in year["vendor"]:
+            rows.setdefault(f"vendor revenue, trailing 12 months {vendor} [USD B]", {})[month] = \
+                revenue.get(vendor, 0.0) / 1e9
+        for r in at(frames["compute"], month).itertuples():
+            rows.setdefault(f"largest completed run {r.nation} [FLOP]", {})[month] = \
+                r.frontier_run_flop
+        flows = frames["flows"]
+        recent = flows[(flows["date"] <= pd.Timestamp(month + "-01"))
+                       & (flows["date"] > pd.Timestamp(month + "-01") - pd.DateOffset(months=12))]
+        for channel, label in (("diversion", "chips diverted, trailing 12 months [H100e]"),
+                               ("stockpiling", "chips stockpiled, trailing 12 months [H100e]")):
+            rows.setdefault(label, {})[month] = float(
+                recent.loc[recent["channel"] == channel, "h100e"].sum())
+        remote = at(flows, month)
+        rows.setdefault("rented abroad by restricted labs' nations, this month [H100e]", {})
+        rows["rented abroad by restricted labs' nations, this month [H100e]"][month] = float(
+            remote.loc[(remote["channel"] == "remote_access")
+                       & (remote["destination"] == "China"), "h100e"].sum())
     table = pd.DataFrame.from_dict(rows, orient="index")
     return table.reindex(columns=dates)
+
+
+def _cell(label: str, value: float) -> str:
+    if label.endswith("[FLOP]"):
+        return f"{value:.2g}" if value > 0 else "-"
+    if label.endswith("[H100e]"):
+        return f"{value:,.0f}"
+    digits = 2 if label.startswith("price") or label.endswith("[USD B]") else 1
+    return f"{value:,.{digits}f}"
+
+
+def comparison(frames_by_scenario: dict[str, dict[str, pd.DataFrame]],
+               dates: list[str]) -> pd.DataFrame:
+    """Outcomes side by side: one row per outcome, columns "date scenario"."""
+    parts = []
+    for name, frames in frames_by_scenario.items():
+        table = key_outcomes(frames, dates, extended=True)
+        table.columns = [f"{d} {name}" for d in table.columns]
+        parts.append(table)
+    joined = pd.concat(parts, axis=1, sort=False)
+    order = [f"{d} {name}" for d in dates for name in frames_by_scenario]
+    return joined.reindex(columns=order)
+
+
+def format_comparison(table: pd.DataFrame, scenarios: list[str]) -> str:
+    """Fixed-width text with a date header over the scenario columns."""
+    if table.empty:
+        return "(no months to show)"
+    width = max(len(i) for i in table.index)
+    col = max(12, *(len(s) + 1 for s in scenarios))
+    dates = list(dict.fromkeys(c.split(" ", 1)[0] for c in table.columns))
+    lines = [" " * width + "".join(f"{d:^{col * len(scenarios)}}" for d in dates),
+             " " * width + "".join(f"{c.split(' ', 1)[1]:>{col}}" for c in table.columns)]
+    for label, values in table.iterrows():
+        cells = ("" if pd.isna(v) else _cell(label, v) for v in values)
+        lines.append(f"{label:<{width}}" + "".join(f"{c:>{col}}" for c in cells))
+    return "\n".join(lines)
 
 
 def format_outcomes(table: pd.DataFrame) -> str:
@@ -55,8 +115,7 @@ def format_outcomes(table: pd.DataFrame) -> str:
     header = " " * width + "".join(f"{c:>10}" for c in table.columns)
     lines = [header]
     for label, values in table.iterrows():
-        digits = 2 if label.startswith("price") else 1
-        cells = ("" if pd.isna(v) else f"{v:,.{digits}f}" for v in values)
+        cells = ("" if pd.isna(v) else _cell(label, v) for v in values)
         lines.append(f"{label:<{width}}" + "".join(f"{c:>10}" for c in cells))
     return "\n".join(lines)
 

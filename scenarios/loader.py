@@ -253,7 +253,7 @@ def check_references(s: Scenario) -> list[tuple[str, str]]:
         if value not in valid:
             problems.append((path, f"unknown {kind} {value!r}; known: {', '.join(sorted(valid))}"))
 
-    book = RuleBook(base.groups, base.sources, {**base.rules, **s.rules})
+    book = RuleBook(base.groups, base.sources, {**base.rules, **s.rules}, base.countries)
     for problem in rule_problems(book, only=s.rules):
         path, _, msg = problem.partition(": ")
         problems.append((path, msg))

@@ -1,0 +1,75 @@
+"""Plots of run outcomes with seaborn. Each function takes a tidy DataFrame (and optionally the
+axes to draw on) and returns the matplotlib Figure; nothing is shown or saved here.
+
+Figures are built with `matplotlib.figure.Figure` (no pyplot), so plotting needs no display
+and holds no global state.
+"""
+
+from __future__ import annotations
+
+import matplotlib.dates as mdates
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+
+#: Panels of the comparison chart: (title, how to pick the series from a run's tables).
+TRAJECTORY_PANELS = (
+    "H100e-hour price, US neocloud [USD]",
+    "H100e-hour price, US hyperscaler [USD]",
+    "China's share of installed H100e [%]",
+    "China's labs abroad: diverted chips (12 months) + rented compute [H100e]",
+)
+
+
+def trajectories(frames: dict[str, pd.DataFrame], scenario: str) -> pd.DataFrame:
+    """A run's comparison series as a long table: date, scenario, panel, value."""
+    parts = []
+    pi = frames["price_index"]
+    for tier, panel in (("neocloud", TRAJECTORY_PANELS[0]), ("hyperscaler", TRAJECTORY_PANELS[1])):
+        sel = pi[(pi["region"] == "US") & (pi["tier"] == tier)]
+        parts.append(pd.DataFrame({"date": sel["date"], "panel": panel,
+                                   "value": sel["price_usd_per_h100e_hour"]}))
+    c = frames["compute"]
+    sel = c[c["nation"] == "China"]
+    parts.append(pd.DataFrame({"date": sel["date"], "panel": TRAJECTORY_PANELS[2],
+                               "value": 100 * sel["share"]}))
+    f = frames["flows"]
+    months = pd.DataFrame({"date": sorted(pi["date"].unique())})
+    to_china = f[f["destination"] == "China"]
+
+    def monthly(channel: str) -> pd.Series:
+        got = to_china[to_china["channel"] == channel].groupby("date")["h100e"].sum()
+        return months["date"].map(got).fillna(0.0)
+
+    # diverted chips accumulate (trailing 12 months, a stock); rented compute is a stock
+    abroad = monthly("diversion").rolling(12, min_periods=1).sum() + monthly("remote_access")
+    parts.append(pd.DataFrame({"date": months["date"], "panel": TRAJECTORY_PANELS[3],
+                               "value": abroad.to_numpy()}))
+    out = pd.concat(parts, ignore_index=True)
+    out.insert(1, "scenario", scenario)
+    return out
+
+
+def plot_trajectories(data: pd.DataFrame, axes: np.ndarray | None = None) -> Figure:
+    """One panel per `panel` value, one line per `scenario`, month on the x-axis."""
+    panels = list(dict.fromkeys(data["panel"]))
+    if axes is None:
+        fig = Figure(figsize=(12, 3.2 * ((len(panels) + 1) // 2)), layout="constrained")
+        axes = np.atleast_1d(fig.subplots((len(panels) + 1) // 2, 2, squeeze=False)).ravel()
+    else:
+        axes = np.atleast_1d(axes).ravel()
+        fig = axes[0].figure
+    for ax, panel in zip(axes, panels):
+        sns.lineplot(data=data[data["panel"] == panel], x="date", y="value", hue="scenario",
+                     ax=ax, legend=ax is axes[0])
+        ax.set_title(panel, fontsize=10)
+        locator = mdates.AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    return fig
