@@ -519,9 +519,10 @@ class ComputeMarket(mesa.Model):
                 paid_to_state += legal_units * price * decision.revenue_share
                 hw = price * self.server_price[chip]
                 self.sites[site].fleet.ship(self.month + lead, chip, legal_units, hw)
-                channel = "stockpiling" if kinds[row] == 1 else "shipments"
-                self.records["flows"].append((self.step_index, channel, vendor.nation, nation,
-                                              legal_units * self.h100e[chip]))
+                if legal_units > 0:
+                    channel = "stockpiling" if kinds[row] == 1 else "shipments"
+                    self.records["flows"].append((self.step_index, channel, vendor.nation,
+                                                  nation, legal_units * self.h100e[chip]))
                 if diverted > 0:
                     self.sites[site].fleet.ship(self.month + lead + 1, chip, diverted,
                                                 hw * (1.0 + leak.smuggling_premium))

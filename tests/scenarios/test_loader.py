@@ -71,6 +71,16 @@ def test_resolved_hash_changes_with_an_override():
     ("unknown_uncertain_path.toml", "field uncertain.market.demand_growth: path does not name "
                                     "a settable input"),
     ("circular_a.toml", "circular inheritance"),
+    ("unknown_rule_event.toml", "field events[7].rule: unknown export-control rule 'oct2027'"),
+    ("lift_not_in_force.toml", "cannot lift 'diffusion2025' on 2027-01: it is not in force"),
+    ("rule_unknown_group.toml", "field rules.tier4.actions[0].destinations: unknown destination "
+                                "group 'Tier4'; expected one of US, allied, D4, other, D5"),
+    ("rule_wrong_unit.toml", "memory_bandwidth_gbps_min = 3.5: expected memory bandwidth in "
+                             "GB/s, between 10 and 1e+06 (is it in another unit?)"),
+    ("rule_dates_out_of_order.toml", "field rules.late: announced 2027-06 is after effective "
+                                     "2027-01"),
+    ("adaptive_unknown_rule.toml", "field nations.US.adaptive[0].impose: unknown export-control "
+                                   "rule 'total-ban'"),
 ])
 def test_bad_scenarios_name_file_field_and_expectation(fixture, expected):
     with pytest.raises(ScenarioError) as info:
@@ -97,3 +107,22 @@ def test_unknown_scenario_lists_builtins():
         load_scenario("baselin")
     with pytest.raises(ScenarioError, match="not found"):
         load_scenario("does/not/exist.toml")
+
+
+def test_a_scenario_may_define_its_own_rule():
+    from market.catalog import load_catalog
+    from market.controls import classify, load_rules
+    from market.model import ComputeMarket
+    from market.outputs import release
+
+    s = load_scenario(str(FIXTURES / "own_rule.toml")).scenario
+    book = load_rules().with_rules(dict(s.rules))
+    chips = load_catalog()
+    assert classify(chips["b200"], "D4", ("hbm-rich-2027",), book).treatment == "licence"
+    assert not classify(chips["h100-sxm"], "D4", ("hbm-rich-2027",), book).controlled
+    model = ComputeMarket(s, 0)
+    try:
+        model.run(61)
+        assert "hbm-rich-2027" in model.nations["US"].regime
+    finally:
+        release(model)
