@@ -62,8 +62,7 @@ def key_outcomes(frames: dict[str, pd.DataFrame], dates: list[str],
             rows.setdefault(label, {})[month] = float(
                 recent.loc[recent["channel"] == channel, "h100e"].sum())
         remote = at(flows, month)
-        rows.setdefault("rented abroad by restricted labs' nations, this month [H100e]", {})
-        rows["rented abroad by restricted labs' nations, this month [H100e]"][month] = float(
+        rows.setdefault("compute China's labs rent abroad, this month [H100e]", {})[month] = float(
             remote.loc[(remote["channel"] == "remote_access")
                        & (remote["destination"] == "China"), "h100e"].sum())
     table = pd.DataFrame.from_dict(rows, orient="index")
