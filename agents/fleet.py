@@ -23,11 +23,15 @@ class Fleet:
         self.in_transit: list[tuple[int, int, float, float]] = []   # (arrival, chip, units, price)
         self.awaiting = np.zeros(n_chips)     # delivered, waiting for power [units]
         self.awaiting_price = np.zeros(n_chips)
+        self._units_cache: np.ndarray | None = None
 
     # -- state queries ------------------------------------------------------------------
     def units_by_chip(self) -> np.ndarray:
-        """Installed units per chip index [chips]."""
-        return np.bincount(self.chip, weights=self.units, minlength=self.n_chips)
+        """Installed units per chip index [chips] (cached until the fleet changes)."""
+        if self._units_cache is None:
+            self._units_cache = np.bincount(self.chip, weights=self.units,
+                                            minlength=self.n_chips)
+        return self._units_cache
 
     def pipeline_by_chip(self) -> np.ndarray:
         """Chips in transit or waiting for power, per chip index [chips]."""
@@ -52,6 +56,7 @@ class Fleet:
     def add_installed(self, chip: int, units: float, month: int, price_usd: float) -> None:
         if units <= 0:
             return
+        self._units_cache = None
         self.chip = np.append(self.chip, chip)
         self.units = np.append(self.units, units)
         self.installed_month = np.append(self.installed_month, month)
@@ -67,15 +72,17 @@ class Fleet:
         old = (month - self.installed_month) >= max_age_months
         retired = np.bincount(self.chip[old], weights=self.units[old], minlength=self.n_chips)
         if old.any():
+            self._units_cache = None
             keep = ~old
             self.chip, self.units = self.chip[keep], self.units[keep]
             self.installed_month, self.price_usd = self.installed_month[keep], self.price_usd[keep]
         return retired
 
     def receive_and_install(self, month: int, headroom_mw: float, mw_per_chip: np.ndarray,
-                            h100e_per_chip: np.ndarray) -> float:
+                            h100e_per_chip: np.ndarray, order: np.ndarray | None = None) -> float:
         """Take delivery of arrived chips and install as many as power allows, the chip with
-        the most compute per MW first. Returns the MW newly installed."""
+        the most compute per MW first (`order`, if given, is that ranking). Returns the MW
+        newly installed."""
         arrived = [t for t in self.in_transit if t[0] <= month]
         if arrived:
             self.in_transit = [t for t in self.in_transit if t[0] > month]
@@ -85,9 +92,13 @@ class Fleet:
                                              + price * units) / total
                 self.awaiting[chip] = total
         used = 0.0
-        for chip in np.argsort(-h100e_per_chip / mw_per_chip, kind="stable"):
-            if self.awaiting[chip] <= 0 or headroom_mw - used <= 0:
-                continue
+        if headroom_mw <= 0 or not self.awaiting.any():
+            return used
+        if order is None:
+            order = np.argsort(-h100e_per_chip / mw_per_chip, kind="stable")
+        for chip in order[self.awaiting[order] > 0]:
+            if headroom_mw - used <= 0:
+                break
             fit = min(self.awaiting[chip], (headroom_mw - used) / mw_per_chip[chip])
             self.add_installed(int(chip), fit, month, self.awaiting_price[chip])
             self.awaiting[chip] -= fit

@@ -51,16 +51,40 @@ class Vendor(mesa.Agent):
         self.inventory = np.zeros(n)
         self.price = self.list_price.copy()
         self.output_units = np.zeros(n)
-        # order book: one row per open order
-        self.order_site = np.zeros(0, dtype=np.int64)
-        self.order_product = np.zeros(0, dtype=np.int64)
-        self.order_units = np.zeros(0)
-        self.order_placed = np.zeros(0, dtype=np.int64)
-        self.order_kind = np.zeros(0, dtype=np.int64)     # 0 usual, 1 stockpiling
+        # order book: one row per open order (new orders buffer in a list until read)
+        self._book = {"site": np.zeros(0, dtype=np.int64), "product": np.zeros(0, dtype=np.int64),
+                      "units": np.zeros(0), "placed": np.zeros(0, dtype=np.int64),
+                      "kind": np.zeros(0, dtype=np.int64)}   # kind: 0 usual, 1 stockpile, 2 grey
+        self._new_orders: list[tuple[int, int, float, int, int]] = []
         self.shipped_units = np.zeros(n)
         self.revenue_usd = 0.0
         self.wafers_used = 0.0
         self.capacity_units = 0.0
+
+    def _orders(self) -> dict[str, np.ndarray]:
+        if self._new_orders:
+            site, product, units, placed, kind = zip(*self._new_orders)
+            self._new_orders = []
+            book = self._book
+            book["site"] = np.concatenate((book["site"], np.array(site, dtype=np.int64)))
+            book["product"] = np.concatenate((book["product"], np.array(product, dtype=np.int64)))
+            book["units"] = np.concatenate((book["units"], np.array(units, dtype=float)))
+            book["placed"] = np.concatenate((book["placed"], np.array(placed, dtype=np.int64)))
+            book["kind"] = np.concatenate((book["kind"], np.array(kind, dtype=np.int64)))
+        return self._book
+
+    order_site = property(lambda self: self._orders()["site"])
+    order_product = property(lambda self: self._orders()["product"])
+    order_placed = property(lambda self: self._orders()["placed"])
+    order_kind = property(lambda self: self._orders()["kind"])
+
+    @property
+    def order_units(self) -> np.ndarray:
+        return self._orders()["units"]
+
+    @order_units.setter
+    def order_units(self, units: np.ndarray) -> None:
+        self._orders()["units"] = units
 
     def active(self, month: int) -> np.ndarray:
         return (self.available <= month) & (month <= self.end)
@@ -121,16 +145,12 @@ class Vendor(mesa.Agent):
                    kind: int = 0) -> None:
         if units <= 0:
             return
-        self.order_site = np.append(self.order_site, site)
-        self.order_product = np.append(self.order_product, product)
-        self.order_units = np.append(self.order_units, units)
-        self.order_placed = np.append(self.order_placed, month)
-        self.order_kind = np.append(self.order_kind, kind)
+        self._new_orders.append((site, product, units, month, kind))
 
     def cancel_orders(self, keep: np.ndarray) -> None:
-        self.order_site, self.order_product = self.order_site[keep], self.order_product[keep]
-        self.order_units, self.order_placed = self.order_units[keep], self.order_placed[keep]
-        self.order_kind = self.order_kind[keep]
+        book = self._orders()
+        for key in book:
+            book[key] = book[key][keep]
 
     def ship(self, shippable_fraction: np.ndarray, rule: str
              ) -> list[tuple[int, int, int, float, float]]:

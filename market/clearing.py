@@ -163,3 +163,94 @@ def ration(outstanding: np.ndarray, placed_step: np.ndarray, supply: float,
     if outstanding.size == 0 or supply <= 0:
         return np.zeros_like(outstanding)
     return RATIONING[rule](outstanding, np.asarray(placed_step, float), float(supply))
+
+
+# ------------------------------------------------------------------ many markets at once ---
+
+@dataclass(frozen=True)
+class SegmentedResult:
+    """Outcome of clearing independent markets (segments) together.
+
+    price, volume : per segment [USD per unit, units]; a segment that trades nothing has the
+        price of its lowest ask, or NaN without asks
+    bid_fill, ask_fill : per bid / ask, same order as the inputs [units]
+    """
+
+    price: np.ndarray
+    volume: np.ndarray
+    bid_fill: np.ndarray
+    ask_fill: np.ndarray
+
+
+def clear_segmented(bid_segment: np.ndarray, bid_qty: np.ndarray, bid_price: np.ndarray,
+                    ask_segment: np.ndarray, ask_qty: np.ndarray, ask_price: np.ndarray,
+                    n_segments: int) -> SegmentedResult:
+    """`clear` with the pro-rata tie rule, for many independent markets in one vectorized
+    pass: each bid and ask belongs to the segment (market) numbered in `*_segment`.
+
+    Same rule as `clear`, segment by segment: candidate prices are the distinct bid and ask
+    prices of the segment; supply S(p) and demand D(p) are cumulated per segment (in a padded
+    segment x candidate matrix, so no sum runs across segments); the volume is max min(S, D)
+    and the uniform price comes from the rationed side. The result equals calling `clear` on
+    each segment, up to the order of floating-point additions.
+    """
+    bid_qty, bid_price = np.asarray(bid_qty, float), np.asarray(bid_price, float)
+    ask_qty, ask_price = np.asarray(ask_qty, float), np.asarray(ask_price, float)
+    for name, arr in (("bid_qty", bid_qty), ("ask_qty", ask_qty)):
+        if np.any(arr < 0) or not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be finite and non-negative")
+    price = np.full(n_segments, np.nan)
+    volume = np.zeros(n_segments)
+    bid_fill, ask_fill = np.zeros_like(bid_qty), np.zeros_like(ask_qty)
+    vb, va = np.flatnonzero(bid_qty > MIN_QUANTITY), np.flatnonzero(ask_qty > MIN_QUANTITY)
+    if va.size == 0:
+        return SegmentedResult(price, volume, bid_fill, ask_fill)
+    seg = np.concatenate((np.asarray(bid_segment)[vb], np.asarray(ask_segment)[va]))
+    prc = np.concatenate((bid_price[vb], ask_price[va]))
+    order = np.lexsort((prc, seg))
+    s_sorted, p_sorted = seg[order], prc[order]
+    new = np.ones(order.size, dtype=bool)
+    new[1:] = (s_sorted[1:] != s_sorted[:-1]) | (p_sorted[1:] != p_sorted[:-1])
+    cand = np.empty(order.size, dtype=np.int64)
+    cand[order] = np.cumsum(new) - 1
+    cand_seg, cand_price = s_sorted[new], p_sorted[new]
+    n_c = cand_seg.size
+    start = np.ones(n_c, dtype=bool)
+    start[1:] = cand_seg[1:] != cand_seg[:-1]
+    starts = np.flatnonzero(start)
+    group = np.cumsum(start) - 1                     # candidate -> present segment
+    pos = np.arange(n_c) - starts[group]             # candidate -> column
+    width = int(pos.max()) + 1
+    shape = (starts.size, width)
+    b_c, a_c = cand[:vb.size], cand[vb.size:]
+    A = np.zeros(shape)
+    B = np.zeros(shape)
+    np.add.at(A, (group[a_c], pos[a_c]), ask_qty[va])
+    np.add.at(B, (group[b_c], pos[b_c]), bid_qty[vb])
+    P = np.full(shape, np.nan)
+    P[group, pos] = cand_price
+    valid = ~np.isnan(P)
+    S = np.cumsum(A, axis=1)                                  # asks priced <= p
+    D = np.cumsum(B[:, ::-1], axis=1)[:, ::-1]                # bids priced >= p
+    traded = np.where(valid, np.minimum(S, D), -np.inf)
+    vol = traded.max(axis=1)
+    at_max = valid & (traded >= (vol * (1 - 1e-12))[:, None])
+    first = np.argmax(at_max, axis=1)
+    last = width - 1 - np.argmax(at_max[:, ::-1], axis=1)
+    rows = np.arange(starts.size)
+    p_lo, p_hi = P[rows, first], P[rows, last]
+    seg_price = np.where(D[rows, last] > vol * (1 + 1e-12), p_hi,
+                         np.where(S[rows, first] > vol * (1 + 1e-12), p_lo, 0.5 * (p_lo + p_hi)))
+    lowest_ask = np.where(A > 0, P, np.inf).min(axis=1)
+    trades = vol > 0
+    seg_price = np.where(trades, seg_price, np.where(np.isfinite(lowest_ask), lowest_ask, np.nan))
+    present = cand_seg[starts].astype(np.int64)
+    price[present] = seg_price
+    volume[present] = np.where(trades, vol, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac_b = np.where(B > 0, np.clip((vol[:, None] - (D - B)) / B, 0.0, 1.0), 0.0)
+        frac_a = np.where(A > 0, np.clip((vol[:, None] - (S - A)) / A, 0.0, 1.0), 0.0)
+    frac_b[~trades], frac_a[~trades] = 0.0, 0.0
+    bid_fill[vb] = bid_qty[vb] * frac_b[group[b_c], pos[b_c]]
+    ask_fill[va] = ask_qty[va] * frac_a[group[a_c], pos[a_c]]
+    return SegmentedResult(price, volume, bid_fill, ask_fill)

@@ -28,7 +28,7 @@ from agents.strategies import build_decision, lab_bids, order_price_response, sp
 from agents.vendor import Vendor
 from market import costs
 from market.catalog import H100_DENSE_BF16_TFLOPS, load_catalog
-from market.clearing import ClearingResult, clear
+from market.clearing import ClearingResult, clear, clear_segmented
 from market.controls import (classify, compliant_variant, hbm_controlled, load_rules,
                              order_regime, remote_access_open)
 from market.timeline import TimePath, format_month, parse_month
@@ -174,8 +174,10 @@ class ComputeMarket(mesa.Model):
         self.power_fraction = np.array([c.avg_power_fraction for c in chips])
         self.server_price = np.array([c.server_price_multiplier for c in chips])
         self.mw_per_chip = self.tdp_w * self.server_power / 1e6   # IT power per chip [MW]
+        self.install_order = np.argsort(-self.h100e / self.mw_per_chip, kind="stable")
         self._decisions: dict[tuple[int, str, str | None], object] = {}
-        self._offers: dict[tuple[int, int], list] = {}
+        self._offers: dict[tuple, list] = {}
+        self._offers_month = None
 
         # -- agents ------------------------------------------------------------------------
         self.nation_ids = list(scenario.nations)
@@ -208,6 +210,11 @@ class ComputeMarket(mesa.Model):
                 self.lab_vendor_weights[row] = np.array(
                     [spec.vendor_preference.get(v, 0.0) for v in self.vendor_ids])
         self.builders = [row for row in range(self.book.n_named) if self.book.can_build[row]]
+        # sites see the same chip offers when they share a nation and the vendors that sell
+        # to them (captive vendors sell to named buyers only)
+        self._offer_key = [(site.nation, tuple(v.sells_to(self.site_buyer[i])
+                                               for v in self.vendors.values()))
+                           for i, site in enumerate(self.sites)]
         self.builder_capex = {row: TimePath(spec.capex_usd_per_year.points,
                                             spec.capex_usd_per_year.growth_after_per_year)
                               for row, spec in enumerate(scenario.labs.values())
@@ -634,7 +641,7 @@ class ComputeMarket(mesa.Model):
             growth = self.nations[self.nation_ids[site.nation]].power_buildout_per_year
             headroom = site.capacity_mw(self.month, growth) - site.installed_mw(self.mw_per_chip)
             site.fleet.receive_and_install(self.month, headroom / site.pue, self.mw_per_chip,
-                                           self.h100e)
+                                           self.h100e, self.install_order)
 
     # 5. GPU-hour market -------------------------------------------------------------------
     def _cloud_costs(self, cloud: Cloud) -> tuple[np.ndarray, np.ndarray]:
@@ -722,33 +729,102 @@ class ComputeMarket(mesa.Model):
                     remote_rows.append((b_rows, res.bid_fill, remote_region))
             return res
 
-        # pass 1: each lab buys in its home region and its chosen tier
-        for m, (region, tier) in enumerate(self.markets):
-            r, t = self.nation_index[region], TIERS.index(tier)
-            res = run(np.flatnonzero((b_region == r) & (b_first == t)),
-                      np.flatnonzero(a_market == m), premium[t])
-            if res is not None:
-                first_price[m] = res.price
-            elif np.any(a_market == m):
-                first_price[m] = float(a_price[a_market == m].min())
-        # pass 2: what is left tries the other tier at home
-        for m, (region, tier) in enumerate(self.markets):
-            r, t = self.nation_index[region], TIERS.index(tier)
-            run(np.flatnonzero((b_region == r) & (b_first != t) & (b_left > 1e-9)),
-                np.flatnonzero((a_market == m) & (a_left > 1e-9)), premium[t])
-        # pass 3: remote access to foreign clouds, where the rules allow it
+        n_markets = len(self.markets)
+        remote_targets = []            # per remote rank: the target region of each nation
         if any(self.remote_open.values()):
             ranks = max((len(n.remote_regions) for n in self.nations.values()), default=0)
             for k in range(ranks):
-                target = np.array([self.nation_index[n.remote_regions[k]]
-                                   if len(n.remote_regions) > k and self.remote_open[nid] else -1
-                                   for nid, n in self.nations.items()])
+                remote_targets.append(np.array([
+                    self.nation_index[n.remote_regions[k]]
+                    if len(n.remote_regions) > k and self.remote_open[nid] else -1
+                    for nid, n in self.nations.items()]))
+
+        if p.tie_break == "pro_rata":
+            # every pass clears all its (independent) markets in one vectorized call
+            def run_all(b_rows, b_seg, b_value, a_rows, a_seg, n_seg, remote=False):
+                if b_rows.size == 0 or a_rows.size == 0:
+                    return None
+                res = clear_segmented(b_seg, b_left[b_rows], b_value, a_seg, a_left[a_rows],
+                                      a_price[a_rows], n_seg)
+                b_fill, a_fill = res.bid_fill, res.ask_fill
+                b_px, a_px = res.price[b_seg], res.price[a_seg]
+                b_left[b_rows] -= b_fill; a_left[a_rows] -= a_fill
+                b_got[b_rows] += b_fill; a_sold[a_rows] += a_fill
+                b_paid[b_rows] += b_fill * np.nan_to_num(b_px)   # friction is not a payment
+                a_rev[a_rows] += a_fill * np.nan_to_num(a_px)
+                sold = np.bincount(a_market[a_rows], weights=a_fill, minlength=n_markets)
+                seg_of_market = np.full(n_markets, -1)
+                seg_of_market[a_market[a_rows]] = a_seg
+                for m in np.flatnonzero(sold > 0):
+                    trades[int(m)].append((float(res.price[seg_of_market[m]]), float(sold[m])))
+                if remote:
+                    remote_rows.append((b_rows, b_fill, b_seg))
+                return res
+
+            # pass 1: each lab buys in its home region and its chosen tier
+            b_rows = np.arange(b_qty.size)
+            seg = b_region * 2 + b_first
+            res = run_all(b_rows, seg, b_base * premium[b_first], np.arange(a_qty.size),
+                          a_market, n_markets)
+            has_bids = np.bincount(seg, minlength=n_markets) > 0
+            for m in np.unique(a_market):
+                if has_bids[m] and res is not None:
+                    first_price[int(m)] = float(res.price[m])
+                else:
+                    first_price[int(m)] = float(a_price[a_market == m].min())
+            # pass 2: what is left tries the other tier at home
+            b_rows = np.flatnonzero(b_left > 1e-9)
+            a_rows = np.flatnonzero(a_left > 1e-9)
+            other = 1 - b_first[b_rows]
+            run_all(b_rows, b_region[b_rows] * 2 + other, b_base[b_rows] * premium[other],
+                    a_rows, a_market[a_rows], n_markets)
+            # pass 3: remote access to foreign clouds, where the rules allow it
+            for target in remote_targets:
+                b_rows = np.flatnonzero((target[b_region] >= 0) & (b_left > 1e-9))
+                a_rows = np.flatnonzero(a_left > 1e-9)
+                run_all(b_rows, target[b_region[b_rows]],
+                        b_base[b_rows] - p.remote_friction_usd_per_h100e_hour,
+                        a_rows, a_region[a_rows], len(self.nation_ids), remote=True)
+        else:
+            def run(b_rows, a_rows, tier_value=1.0, friction=0.0, remote_region=None):
+                """Clear residual bids against residual asks of one market; bids value the
+                hour at their base value x the tier's premium, less any friction."""
+                if b_rows.size == 0 or a_rows.size == 0:
+                    return None
+                res = _clear_grouped(b_left[b_rows], b_base[b_rows] * tier_value - friction,
+                                     a_left[a_rows], a_price[a_rows], p.tie_break, self.rng)
+                if res.volume > 0:
+                    b_left[b_rows] -= res.bid_fill; a_left[a_rows] -= res.ask_fill
+                    b_got[b_rows] += res.bid_fill; a_sold[a_rows] += res.ask_fill
+                    b_paid[b_rows] += res.bid_fill * res.price
+                    a_rev[a_rows] += res.ask_fill * res.price
+                    for m in np.unique(a_market[a_rows]):
+                        vol = res.ask_fill[a_market[a_rows] == m].sum()
+                        if vol > 0:
+                            trades[int(m)].append((res.price, vol))
+                    if remote_region is not None:
+                        remote_rows.append((b_rows, res.bid_fill,
+                                            np.full(b_rows.size, remote_region)))
+                return res
+
+            for m, (region, tier) in enumerate(self.markets):
+                r, t = self.nation_index[region], TIERS.index(tier)
+                res = run(np.flatnonzero((b_region == r) & (b_first == t)),
+                          np.flatnonzero(a_market == m), premium[t])
+                if res is not None:
+                    first_price[m] = res.price
+                elif np.any(a_market == m):
+                    first_price[m] = float(a_price[a_market == m].min())
+            for m, (region, tier) in enumerate(self.markets):
+                r, t = self.nation_index[region], TIERS.index(tier)
+                run(np.flatnonzero((b_region == r) & (b_first != t) & (b_left > 1e-9)),
+                    np.flatnonzero((a_market == m) & (a_left > 1e-9)), premium[t])
+            for target in remote_targets:
                 for r in np.unique(target[target >= 0]):
                     labs_from = np.flatnonzero(target == r)
                     run(np.flatnonzero(np.isin(b_region, labs_from) & (b_left > 1e-9)),
                         np.flatnonzero((a_region == r) & (a_left > 1e-9)),
-                        friction=p.remote_friction_usd_per_h100e_hour,
-                        remote_region=self.nation_ids[r])
+                        friction=p.remote_friction_usd_per_h100e_hour, remote_region=int(r))
 
         # settle: clouds' revenue, labs' compute and spend
         for ci, cloud in enumerate(self.clouds):
@@ -767,12 +843,14 @@ class ComputeMarket(mesa.Model):
         book.bought_h100e_hours = lab_got.sum(axis=0)
         book.spend_usd = lab_paid.sum(axis=0)
         self._serving_bought = lab_got[0]
-        for rows, fill, region in remote_rows:
-            got = np.bincount(b_region[rows], weights=fill,
-                              minlength=len(self.nation_ids))
-            for ni in np.flatnonzero(got > 0):
-                self.records["flows"].append((self.step_index, "remote_access", region,
-                                              self.nation_ids[ni], got[ni] / HOURS_PER_MONTH))
+        if remote_rows:
+            got = np.zeros((len(self.nation_ids), len(self.nation_ids)))   # target x origin
+            for rows, fill, target in remote_rows:
+                np.add.at(got, (target, b_region[rows]), fill)
+            for r, ni in zip(*np.nonzero(got > 0)):
+                self.records["flows"].append((self.step_index, "remote_access",
+                                              self.nation_ids[r], self.nation_ids[ni],
+                                              got[r, ni] / HOURS_PER_MONTH))
 
         # prices: per market (volume-weighted over passes) and per chip class
         self.latest_price_index = {}
@@ -885,9 +963,10 @@ class ComputeMarket(mesa.Model):
     def _vendor_offers(self, site: int) -> list[tuple[int, int, float] | None]:
         """Per vendor: the best active product this site may buy: (product, chip, price).
         Prices and rules are fixed within a month, so offers are cached per month."""
-        key = (site, self.month)
+        if self._offers_month != self.month:
+            self._offers, self._offers_month = {}, self.month
+        key = self._offer_key[site]
         if key not in self._offers:
-            self._offers = {k: v for k, v in self._offers.items() if k[1] == self.month}
             self._offers[key] = self._compute_offers(site)
         return self._offers[key]
 

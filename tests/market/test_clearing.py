@@ -117,3 +117,54 @@ def test_rationing_never_ships_more_than_supply_or_orders(orders, supply, rule):
     sent = ration(o, np.arange(len(o)), supply, rule)
     assert sent.sum() <= min(supply, o.sum()) * (1 + 1e-9) + 1e-9
     assert np.all(sent <= o + 1e-9) and np.all(sent >= 0)
+
+
+# --------------------------------------------------------------- segmented clearing ---
+
+from market.clearing import clear_segmented  # noqa: E402
+
+
+@st.composite
+def segmented_markets(draw):
+    n_seg = draw(st.integers(1, 5))
+    prices = st.sampled_from([0.5, 1.0, 1.5, 2.0, 3.0, 5.0])
+    qty = st.sampled_from([0.0, 1e-13, 1.0, 2.5, 10.0, 1e6])
+    nb, na = draw(st.integers(0, 12)), draw(st.integers(0, 12))
+    return (n_seg,
+            np.array(draw(st.lists(st.integers(0, n_seg - 1), min_size=nb, max_size=nb))),
+            np.array(draw(st.lists(qty, min_size=nb, max_size=nb)), dtype=float),
+            np.array(draw(st.lists(prices, min_size=nb, max_size=nb)), dtype=float),
+            np.array(draw(st.lists(st.integers(0, n_seg - 1), min_size=na, max_size=na))),
+            np.array(draw(st.lists(qty, min_size=na, max_size=na)), dtype=float),
+            np.array(draw(st.lists(prices, min_size=na, max_size=na)), dtype=float))
+
+
+@settings(max_examples=300, deadline=None)
+@given(segmented_markets())
+def test_segmented_clearing_equals_clearing_each_market(markets):
+    """Clearing many markets at once gives, market by market, what `clear` gives."""
+    n_seg, bs, bq, bp, as_, aq, ap = markets
+    res = clear_segmented(bs.astype(int), bq, bp, as_.astype(int), aq, ap, n_seg)
+    for s in range(n_seg):
+        b, a = bs == s, as_ == s
+        one = clear(bq[b], bp[b], aq[a], ap[a])
+        assert res.volume[s] == pytest.approx(one.volume, rel=1e-9, abs=1e-9)
+        if one.volume > 0 or (a.any() and np.any(aq[a] > 1e-12)):
+            assert res.price[s] == pytest.approx(one.price, rel=1e-12)
+        else:
+            assert np.isnan(res.price[s])
+        np.testing.assert_allclose(res.bid_fill[b], one.bid_fill, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(res.ask_fill[a], one.ask_fill, rtol=1e-9, atol=1e-9)
+
+
+def test_segmented_worked_example_two_markets():
+    """Market 0 is the shortage example of `clear` (price 3, the 3-bid gets 5 of 10);
+    market 1 is a surplus: asks 10 @ 1 and 10 @ 2, one bid 5 @ 4 -> price 1, volume 5."""
+    res = clear_segmented(np.array([0, 0, 1]), np.array([15.0, 10.0, 5.0]),
+                          np.array([5.0, 3.0, 4.0]), np.array([0, 0, 1, 1]),
+                          np.array([10.0, 10.0, 10.0, 10.0]), np.array([1.0, 2.0, 1.0, 2.0]), 3)
+    assert res.price[0] == 3.0 and res.volume[0] == 20.0
+    np.testing.assert_allclose(res.bid_fill, [15.0, 5.0, 5.0])
+    assert res.price[1] == 1.0 and res.volume[1] == 5.0
+    np.testing.assert_allclose(res.ask_fill, [10.0, 10.0, 5.0, 0.0])
+    assert np.isnan(res.price[2]) and res.volume[2] == 0.0
