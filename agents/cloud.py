@@ -5,7 +5,7 @@ from __future__ import annotations
 import mesa
 import numpy as np
 
-from agents.strategies import ask_prices, investment_rate_per_year, pricing_strategy
+from agents.strategies import investment_rate_per_year, pricing_strategy
 from market.timeline import TimePath
 
 
@@ -31,16 +31,6 @@ class Cloud(mesa.Agent):
         self.revenue_usd = 0.0
         self.offered_h100e_hours = 0.0
         self.sold_h100e_hours = 0.0
-
-    def asks(self, units_by_chip: np.ndarray, h100e: np.ndarray, cost_per_chip_hour: np.ndarray,
-             energy_per_chip_hour: np.ndarray, hours: float
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Offer every installed chip class: (chip index, H100e-hours, USD per H100e-hour)."""
-        chips = np.flatnonzero(units_by_chip > 0)
-        qty = units_by_chip[chips] * h100e[chips] * hours
-        price = ask_prices(cost_per_chip_hour[chips] / h100e[chips],
-                           energy_per_chip_hour[chips] / h100e[chips], self.margin)
-        return chips, qty, price
 
     def settle(self, offered: float, sold: float, revenue: float) -> None:
         self.offered_h100e_hours, self.sold_h100e_hours, self.revenue_usd = offered, sold, revenue

@@ -24,11 +24,24 @@ class Fleet:
         self.awaiting = np.zeros(n_chips)     # delivered, waiting for power [units]
         self.awaiting_price = np.zeros(n_chips)
         self._units_cache: np.ndarray | None = None
+        self._new: list[tuple[int, float, int, float]] = []   # vintages not yet in the arrays
 
     # -- state queries ------------------------------------------------------------------
+    def _flush(self) -> None:
+        """Move newly installed vintages into the arrays (appending one by one is slow)."""
+        if self._new:
+            chip, units, month, price = zip(*self._new)
+            self._new = []
+            self.chip = np.concatenate((self.chip, np.array(chip, dtype=np.int64)))
+            self.units = np.concatenate((self.units, units))
+            self.installed_month = np.concatenate((self.installed_month,
+                                                   np.array(month, dtype=np.int64)))
+            self.price_usd = np.concatenate((self.price_usd, price))
+
     def units_by_chip(self) -> np.ndarray:
         """Installed units per chip index [chips] (cached until the fleet changes)."""
         if self._units_cache is None:
+            self._flush()
             self._units_cache = np.bincount(self.chip, weights=self.units,
                                             minlength=self.n_chips)
         return self._units_cache
@@ -46,6 +59,7 @@ class Fleet:
         Value declines exponentially at 0.322/yr (Epoch's hardware value decline), so the
         capital cost of an old vintage falls as newer chips make it cheaper to replace.
         """
+        self._flush()
         age_years = (month - self.installed_month) / 12.0
         value = self.price_usd * np.exp(-HARDWARE_VALUE_DECLINE_PER_YEAR * age_years)
         total = np.bincount(self.chip, weights=self.units * value, minlength=self.n_chips)
@@ -57,10 +71,7 @@ class Fleet:
         if units <= 0:
             return
         self._units_cache = None
-        self.chip = np.append(self.chip, chip)
-        self.units = np.append(self.units, units)
-        self.installed_month = np.append(self.installed_month, month)
-        self.price_usd = np.append(self.price_usd, price_usd)
+        self._new.append((chip, float(units), month, float(price_usd)))
 
     def ship(self, arrival_month: int, chip: int, units: float, price_usd: float) -> None:
         """Record chips shipped to this owner, arriving after the lead time."""
@@ -69,6 +80,7 @@ class Fleet:
 
     def retire(self, month: int, max_age_months: float) -> np.ndarray:
         """Remove vintages older than the retirement age; returns retired units per chip."""
+        self._flush()
         old = (month - self.installed_month) >= max_age_months
         retired = np.bincount(self.chip[old], weights=self.units[old], minlength=self.n_chips)
         if old.any():

@@ -18,7 +18,7 @@ class Vendor(mesa.Agent):
     """
 
     def __init__(self, model: mesa.Model, vendor_id: str, spec, chip_index: dict[str, int],
-                 catalog, extra_products: list | None = None):
+                 catalog, extra_products: list | None = None, merge_orders: bool = True):
         super().__init__(model)
         self.vendor_id = vendor_id
         self.name = spec.name
@@ -56,6 +56,9 @@ class Vendor(mesa.Agent):
                       "units": np.zeros(0), "placed": np.zeros(0, dtype=np.int64),
                       "kind": np.zeros(0, dtype=np.int64)}   # kind: 0 usual, 1 stockpile, 2 grey
         self._new_orders: list[tuple[int, int, float, int, int]] = []
+        # under pro-rata rationing one buyer's open orders for a product share alike, so they
+        # are kept as one row (first-come rationing needs each order's month)
+        self.merge_orders = merge_orders
         self.shipped_units = np.zeros(n)
         self.revenue_usd = 0.0
         self.wafers_used = 0.0
@@ -71,6 +74,18 @@ class Vendor(mesa.Agent):
             book["units"] = np.concatenate((book["units"], np.array(units, dtype=float)))
             book["placed"] = np.concatenate((book["placed"], np.array(placed, dtype=np.int64)))
             book["kind"] = np.concatenate((book["kind"], np.array(kind, dtype=np.int64)))
+            if self.merge_orders:
+                key = (book["site"] * len(self.product_chip) + book["product"]) * 3 + book["kind"]
+                rows, which = np.unique(key, return_inverse=True)
+                if rows.size < key.size:
+                    placed = np.full(rows.size, np.iinfo(np.int64).max)
+                    np.minimum.at(placed, which, book["placed"])
+                    first = np.zeros(rows.size, dtype=np.int64)
+                    first[which[::-1]] = np.arange(key.size)[::-1]
+                    self._book = {"site": book["site"][first], "product": book["product"][first],
+                                  "units": np.bincount(which, weights=book["units"],
+                                                       minlength=rows.size),
+                                  "placed": placed, "kind": book["kind"][first]}
         return self._book
 
     order_site = property(lambda self: self._orders()["site"])
@@ -152,19 +167,20 @@ class Vendor(mesa.Agent):
         for key in book:
             book[key] = book[key][keep]
 
-    def ship(self, shippable_fraction: np.ndarray, rule: str
-             ) -> list[tuple[int, int, int, float, float]]:
-        """Ration inventory among open orders; returns (order row, site, chip, units, price).
+    def ship(self, shippable_fraction: np.ndarray, rule: str) -> dict[str, np.ndarray]:
+        """Ration inventory among open orders; returns the shipments as arrays: `row` (order
+        row in the book as it was), `site`, `chip`, `units` and unit `price` [USD].
 
         `shippable_fraction[i]` is the share of order i that may ship now (0 for a prohibited
-        destination); the rest of the order is cancelled. Rows refer to the book as it was.
+        destination); the rest of the order is cancelled.
         """
         self.shipped_units = np.zeros(len(self.product_chip))
         self.revenue_usd = 0.0
+        empty = {k: np.zeros(0, dtype=np.int64 if k in ("row", "site", "chip") else float)
+                 for k in ("row", "site", "chip", "units", "price")}
         if self.order_units.size == 0:
-            return []
+            return empty
         self.order_units = self.order_units * shippable_fraction
-        shipments = []
         sent = np.zeros_like(self.order_units)
         for product in np.unique(self.order_product):
             rows = np.flatnonzero(self.order_product == product)
@@ -174,10 +190,10 @@ class Vendor(mesa.Agent):
             self.inventory[product] -= shipped
             self.shipped_units[product] = shipped
             self.revenue_usd += shipped * self.price[product]
-            chip = int(self.product_chip[product])
-            for row in rows[sent[rows] > 0]:
-                shipments.append((int(row), int(self.order_site[row]), chip, float(sent[row]),
-                                  float(self.price[product])))
+        out = np.flatnonzero(sent > 0)
+        shipments = {"row": out, "site": self.order_site[out],
+                     "chip": self.product_chip[self.order_product[out]], "units": sent[out],
+                     "price": self.price[self.order_product[out]]}
         self.order_units = self.order_units - sent
         self.cancel_orders(self.order_units > 1e-6)
         return shipments

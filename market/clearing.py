@@ -184,7 +184,7 @@ class SegmentedResult:
 
 def clear_segmented(bid_segment: np.ndarray, bid_qty: np.ndarray, bid_price: np.ndarray,
                     ask_segment: np.ndarray, ask_qty: np.ndarray, ask_price: np.ndarray,
-                    n_segments: int) -> SegmentedResult:
+                    n_segments: int, check: bool = True) -> SegmentedResult:
     """`clear` with the pro-rata tie rule, for many independent markets in one vectorized
     pass: each bid and ask belongs to the segment (market) numbered in `*_segment`.
 
@@ -192,13 +192,15 @@ def clear_segmented(bid_segment: np.ndarray, bid_qty: np.ndarray, bid_price: np.
     prices of the segment; supply S(p) and demand D(p) are cumulated per segment (in a padded
     segment x candidate matrix, so no sum runs across segments); the volume is max min(S, D)
     and the uniform price comes from the rationed side. The result equals calling `clear` on
-    each segment, up to the order of floating-point additions.
+    each segment, up to the order of floating-point additions. `check=False` skips the input
+    validation for callers whose quantities are finite and non-negative by construction.
     """
     bid_qty, bid_price = np.asarray(bid_qty, float), np.asarray(bid_price, float)
     ask_qty, ask_price = np.asarray(ask_qty, float), np.asarray(ask_price, float)
-    for name, arr in (("bid_qty", bid_qty), ("ask_qty", ask_qty)):
-        if np.any(arr < 0) or not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} must be finite and non-negative")
+    if check:
+        for name, arr in (("bid_qty", bid_qty), ("ask_qty", ask_qty)):
+            if np.any(arr < 0) or not np.all(np.isfinite(arr)):
+                raise ValueError(f"{name} must be finite and non-negative")
     price = np.full(n_segments, np.nan)
     volume = np.zeros(n_segments)
     bid_fill, ask_fill = np.zeros_like(bid_qty), np.zeros_like(ask_qty)
@@ -223,10 +225,9 @@ def clear_segmented(bid_segment: np.ndarray, bid_qty: np.ndarray, bid_price: np.
     width = int(pos.max()) + 1
     shape = (starts.size, width)
     b_c, a_c = cand[:vb.size], cand[vb.size:]
-    A = np.zeros(shape)
-    B = np.zeros(shape)
-    np.add.at(A, (group[a_c], pos[a_c]), ask_qty[va])
-    np.add.at(B, (group[b_c], pos[b_c]), bid_qty[vb])
+    cell = group * width + pos                       # candidate -> flat matrix cell
+    A = np.bincount(cell[a_c], weights=ask_qty[va], minlength=shape[0] * width).reshape(shape)
+    B = np.bincount(cell[b_c], weights=bid_qty[vb], minlength=shape[0] * width).reshape(shape)
     P = np.full(shape, np.nan)
     P[group, pos] = cand_price
     valid = ~np.isnan(P)
@@ -247,10 +248,11 @@ def clear_segmented(bid_segment: np.ndarray, bid_qty: np.ndarray, bid_price: np.
     present = cand_seg[starts].astype(np.int64)
     price[present] = seg_price
     volume[present] = np.where(trades, vol, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac_b = np.where(B > 0, np.clip((vol[:, None] - (D - B)) / B, 0.0, 1.0), 0.0)
-        frac_a = np.where(A > 0, np.clip((vol[:, None] - (S - A)) / A, 0.0, 1.0), 0.0)
-    frac_b[~trades], frac_a[~trades] = 0.0, 0.0
-    bid_fill[vb] = bid_qty[vb] * frac_b[group[b_c], pos[b_c]]
-    ask_fill[va] = ask_qty[va] * frac_a[group[a_c], pos[a_c]]
+    room = np.where(trades, vol, 0.0)[:, None]
+    frac_b = np.divide(room - (D - B), B, out=np.zeros(shape), where=B > 0)
+    frac_a = np.divide(room - (S - A), A, out=np.zeros(shape), where=A > 0)
+    np.clip(frac_b, 0.0, 1.0, out=frac_b)
+    np.clip(frac_a, 0.0, 1.0, out=frac_a)
+    bid_fill[vb] = bid_qty[vb] * frac_b.ravel()[cell[b_c]]
+    ask_fill[va] = ask_qty[va] * frac_a.ravel()[cell[a_c]]
     return SegmentedResult(price, volume, bid_fill, ask_fill)

@@ -24,7 +24,8 @@ from agents.fleet import Site
 from agents.foundry import Foundry
 from agents.lab import Lab, LabBook
 from agents.nation import Nation
-from agents.strategies import build_decision, lab_bids, order_price_response, split_order
+from agents.strategies import (ask_prices, build_decision, lab_bids, order_price_response,
+                               split_order)
 from agents.vendor import Vendor
 from market import costs
 from market.catalog import H100_DENSE_BF16_TFLOPS, load_catalog
@@ -186,7 +187,8 @@ class ComputeMarket(mesa.Model):
                         for n, spec in scenario.nations.items()}
         self.foundries = {f: Foundry(self, f, spec) for f, spec in scenario.foundries.items()}
         self.vendor_ids = list(scenario.vendors)
-        self.vendors = {v: Vendor(self, v, spec, self.chip_index, catalog, derived.get(v))
+        self.vendors = {v: Vendor(self, v, spec, self.chip_index, catalog, derived.get(v),
+                                  merge_orders=mkt.rationing == "pro_rata")
                         for v, spec in scenario.vendors.items()}
         self.sites: list[Site] = []
         self.site_buyer: list[str] = []
@@ -212,6 +214,15 @@ class ComputeMarket(mesa.Model):
         self.builders = [row for row in range(self.book.n_named) if self.book.can_build[row]]
         # sites see the same chip offers when they share a nation and the vendors that sell
         # to them (captive vendors sell to named buyers only)
+        self._site_costs()
+        self.site_nation = np.array([site.nation for site in self.sites], dtype=np.int64)
+        self.cloud_sites = np.array([c.site for c in self.clouds], dtype=np.int64)
+        self.cloud_market = np.array([self.market_index[(c.region, c.tier)] for c in self.clouds],
+                                     dtype=np.int64)
+        self.foreign_vendor = np.array([[v.nation != n for v in self.vendors.values()]
+                                        for n in self.nation_ids])
+        self.site_group = [self.nations[self.nation_ids[site.nation]].controls_group
+                           for site in self.sites]
         self._offer_key = [(site.nation, tuple(v.sells_to(self.site_buyer[i])
                                                for v in self.vendors.values()))
                            for i, site in enumerate(self.sites)]
@@ -517,30 +528,36 @@ class ComputeMarket(mesa.Model):
             blocked = units * (1.0 - ship_fraction)
             lost = float(blocked @ vendor.price[prods]) if n else 0.0
             lost_by_nation[vendor.nation] += lost
-            paid_to_state = 0.0
-            for row, site, chip, sent, price in vendor.ship(ship_fraction, self.params.rationing):
-                nation = self.nation_ids[self.sites[site].nation]
-                legal_units = sent * (legal[row] / ship_fraction[row])
-                diverted = sent - legal_units
-                decision = decisions[row]
-                paid_to_state += legal_units * price * decision.revenue_share
-                hw = price * self.server_price[chip]
-                self.sites[site].fleet.ship(self.month + lead, chip, legal_units, hw)
-                if legal_units > 0:
-                    channel = "stockpiling" if kinds[row] == 1 else "shipments"
-                    self.records["flows"].append((self.step_index, channel, vendor.nation,
-                                                  nation, legal_units * self.h100e[chip]))
-                if diverted > 0:
-                    self.sites[site].fleet.ship(self.month + lead + 1, chip, diverted,
-                                                hw * (1.0 + leak.smuggling_premium))
-                    self.records["flows"].append((self.step_index, "diversion", leak.via, nation,
-                                                  diverted * self.h100e[chip]))
-                group = self._site_group(site)
-                self.shipped_to[(vid, int(prods[row]), group)] += legal_units
-                if planned is not None and planned[row] is not None:
-                    exempt, capped, key = planned[row]
-                    used = legal_units / max(units[row] * legal[row], 1e-12)
-                    self.exempt_used[(site, self.month // 12)] += exempt * used
+            out = vendor.ship(ship_fraction, self.params.rationing)
+            rows, sites_out, chips_out = out["row"], out["site"], out["chip"]
+            legal_units = out["units"] * np.divide(legal[rows], ship_fraction[rows])
+            diverted = out["units"] - legal_units
+            revenue_share = np.array([decisions[r].revenue_share for r in rows])
+            paid_to_state = float(np.sum(legal_units * out["price"] * revenue_share))
+            hw = out["price"] * self.server_price[chips_out]
+            self._deliver(sites_out, chips_out, legal_units, hw, self.month + lead)
+            self._deliver(sites_out, chips_out, diverted, hw * (1.0 + leak.smuggling_premium),
+                          self.month + lead + 1)
+            dest = self.site_nation[sites_out]
+            h100e_legal, h100e_div = legal_units * self.h100e[chips_out], \
+                diverted * self.h100e[chips_out]
+            n_nations = len(self.nation_ids)
+            stock = kinds[rows] == 1
+            for channel, origin, amounts in (
+                    ("shipments", vendor.nation, np.where(stock, 0.0, h100e_legal)),
+                    ("stockpiling", vendor.nation, np.where(stock, h100e_legal, 0.0)),
+                    ("diversion", leak.via, h100e_div)):
+                by_nation = np.bincount(dest, weights=amounts, minlength=n_nations)
+                for ni in np.flatnonzero(by_nation > 0):
+                    self.records["flows"].append((self.step_index, channel, origin,
+                                                  self.nation_ids[ni], float(by_nation[ni])))
+            for r, site, units_r in zip(rows, sites_out, legal_units):
+                group = self.site_group[site]
+                self.shipped_to[(vid, int(prods[r]), group)] += units_r
+                if planned is not None and planned[r] is not None:
+                    exempt, capped, key = planned[r]
+                    used = units_r / max(units[r] * legal[r], 1e-12)
+                    self.exempt_used[(int(site), self.month // 12)] += exempt * used
                     self.cap_used[key] += capped * used
             vendor.revenue_usd -= paid_to_state
             shipped_h100e = float(vendor.shipped_units @ self.h100e[vendor.product_chip])
@@ -628,7 +645,21 @@ class ComputeMarket(mesa.Model):
                                            self.latest_price_index.get((region, "hyperscaler")))
 
     def _site_group(self, site: int) -> str:
-        return self.nations[self.nation_ids[self.sites[site].nation]].controls_group
+        return self.site_group[site]
+
+    def _deliver(self, sites: np.ndarray, chips: np.ndarray, units: np.ndarray,
+                 price_usd: np.ndarray, arrival_month: int) -> None:
+        """Put shipments in transit, one lot per site and chip (price averaged by units)."""
+        keep = units > 0
+        if not keep.any():
+            return
+        key = sites[keep] * len(self.chip_ids) + chips[keep]
+        lots, which = np.unique(key, return_inverse=True)
+        amount = np.bincount(which, weights=units[keep])
+        paid = np.bincount(which, weights=units[keep] * price_usd[keep])
+        for lot, n, total in zip(lots, amount, paid):
+            site, chip = divmod(int(lot), len(self.chip_ids))
+            self.sites[site].fleet.ship(arrival_month, chip, float(n), float(total / n))
 
     # 4. installation ----------------------------------------------------------------------
     def _install_chips(self) -> None:
@@ -644,32 +675,34 @@ class ComputeMarket(mesa.Model):
                                            self.h100e, self.install_order)
 
     # 5. GPU-hour market -------------------------------------------------------------------
-    def _cloud_costs(self, cloud: Cloud) -> tuple[np.ndarray, np.ndarray]:
-        """Full owned cost and energy cost per chip-hour of a cloud's installed chips [USD]."""
-        site = self.sites[cloud.site]
-        nation = self.nations[cloud.region]
-        value = site.fleet.value_by_chip(self.month)
-        owned = costs.owned_cost_per_gpu_hour(value, self.tdp_w, self.server_power,
-                                              self.power_fraction, site.pue,
-                                              nation.electricity_usd_per_kwh)
-        return np.asarray(owned.total_usd_per_gpu_hour), np.asarray(owned.energy_usd_per_gpu_hour)
+    def _site_costs(self) -> None:
+        """Per site and chip, the cost core's energy cost of a chip-hour [USD] (electricity
+        and PUE are fixed per site), and the hardware cost of an hour per USD of value
+        (`costs.owned_cost_per_gpu_hour` is linear in the hardware price)."""
+        pue = np.array([site.pue for site in self.sites])[:, None]
+        price = np.array([self.nations[self.nation_ids[site.nation]].electricity_usd_per_kwh
+                          for site in self.sites])[:, None]
+        kwh = costs.energy_kwh(1.0, self.tdp_w[None, :], self.server_power[None, :],
+                               self.power_fraction[None, :], pue)
+        self.energy_usd_per_chip_hour = np.asarray(costs.energy_cost_usd(kwh, price))
+        self.hardware_usd_per_usd_hour = float(costs.amortized_hardware_cost_usd(1.0, 1.0))
 
     def _clear_gpu_hours(self) -> None:
         p, book = self.params, self.book
         hours = HOURS_PER_MONTH * p.availability
-        # asks: one block per cloud and chip class
-        a_cloud, a_chip, a_qty, a_price = [], [], [], []
-        for ci, cloud in enumerate(self.clouds):
-            units = self.sites[cloud.site].fleet.units_by_chip()
-            cost, energy = self._cloud_costs(cloud)
-            chips, qty, price = cloud.asks(units, self.h100e, cost, energy, hours)
-            a_cloud.append(np.full(len(chips), ci)); a_chip.append(chips)
-            a_qty.append(qty); a_price.append(price)
-        a_cloud = np.concatenate(a_cloud).astype(np.int64)
-        a_chip = np.concatenate(a_chip).astype(np.int64)
-        a_qty, a_price = np.concatenate(a_qty), np.concatenate(a_price)
-        cloud_market = np.array([self.market_index[(c.region, c.tier)] for c in self.clouds])
-        a_market = cloud_market[a_cloud] if a_cloud.size else np.zeros(0, dtype=np.int64)
+        # asks: one block per cloud and installed chip class, at full owned cost (the cost
+        # core's, linear in the vintage's current value) x (1 + the cloud's margin)
+        fleets = [self.sites[c.site].fleet for c in self.clouds]
+        units = np.array([f.units_by_chip() for f in fleets]).reshape(len(fleets), -1)
+        value = np.array([f.value_by_chip(self.month) for f in fleets]).reshape(units.shape)
+        energy = self.energy_usd_per_chip_hour[self.cloud_sites]
+        margin = np.array([c.margin for c in self.clouds])[:, None]
+        price = ask_prices((value * self.hardware_usd_per_usd_hour + energy) / self.h100e,
+                           energy / self.h100e, margin)
+        a_cloud, a_chip = np.nonzero(units > 0)
+        a_qty = units[a_cloud, a_chip] * self.h100e[a_chip] * hours
+        a_price = price[a_cloud, a_chip]
+        a_market = self.cloud_market[a_cloud]
         a_region = a_market // 2
 
         # bids: three blocks per lab (serving, training, experiments), split by tier
@@ -709,26 +742,6 @@ class ComputeMarket(mesa.Model):
         first_price: dict[int, float] = {}
         remote_rows = []
 
-        def run(b_rows, a_rows, tier_value=1.0, friction=0.0, remote_region=None):
-            """Clear residual bids against residual asks; bids value the hour at their base
-            value x the tier's premium, less any remote-access friction."""
-            if b_rows.size == 0 or a_rows.size == 0:
-                return None
-            res = _clear_grouped(b_left[b_rows], b_base[b_rows] * tier_value - friction,
-                                 a_left[a_rows], a_price[a_rows], p.tie_break, self.rng)
-            if res.volume > 0:
-                b_left[b_rows] -= res.bid_fill; a_left[a_rows] -= res.ask_fill
-                b_got[b_rows] += res.bid_fill; a_sold[a_rows] += res.ask_fill
-                b_paid[b_rows] += res.bid_fill * res.price   # friction is not a payment
-                a_rev[a_rows] += res.ask_fill * res.price
-                for m in np.unique(a_market[a_rows]):
-                    vol = res.ask_fill[a_market[a_rows] == m].sum()
-                    if vol > 0:
-                        trades[int(m)].append((res.price, vol))
-                if remote_region is not None:
-                    remote_rows.append((b_rows, res.bid_fill, remote_region))
-            return res
-
         n_markets = len(self.markets)
         remote_targets = []            # per remote rank: the target region of each nation
         if any(self.remote_open.values()):
@@ -744,8 +757,9 @@ class ComputeMarket(mesa.Model):
             def run_all(b_rows, b_seg, b_value, a_rows, a_seg, n_seg, remote=False):
                 if b_rows.size == 0 or a_rows.size == 0:
                     return None
-                res = clear_segmented(b_seg, b_left[b_rows], b_value, a_seg, a_left[a_rows],
-                                      a_price[a_rows], n_seg)
+                res = clear_segmented(b_seg, np.maximum(b_left[b_rows], 0.0), b_value, a_seg,
+                                      np.maximum(a_left[a_rows], 0.0), a_price[a_rows], n_seg,
+                                      check=False)
                 b_fill, a_fill = res.bid_fill, res.ask_fill
                 b_px, a_px = res.price[b_seg], res.price[a_seg]
                 b_left[b_rows] -= b_fill; a_left[a_rows] -= a_fill
@@ -902,9 +916,7 @@ class ComputeMarket(mesa.Model):
                 continue
             gap_gpus = gap_h100e / self.h100e[chip]
             hw = unit_price * self.server_price[chip]
-            energy = float(costs.energy_cost_usd(costs.energy_kwh(
-                HOURS_PER_MONTH, self.tdp_w[chip], self.server_power[chip],
-                self.power_fraction[chip], site.pue), self.nations[nation].electricity_usd_per_kwh))
+            energy = float(self.energy_usd_per_chip_hour[site_i, chip]) * HOURS_PER_MONTH
             rent = self.latest_price_index.get((nation, "neocloud"),
                                                self.latest_price_index.get((nation, "hyperscaler")))
             if rent is None:
@@ -930,10 +942,8 @@ class ComputeMarket(mesa.Model):
                 continue
             chip, unit_price = offer
             nation = self.nations[cloud.region]
-            new_cost = costs.owned_cost_per_gpu_hour(
-                unit_price * self.server_price[chip], self.tdp_w[chip], self.server_power[chip],
-                self.power_fraction[chip], site.pue,
-                nation.electricity_usd_per_kwh).total_usd_per_gpu_hour / self.h100e[chip]
+            new_cost = (unit_price * self.server_price[chip] * self.hardware_usd_per_usd_hour
+                        + self.energy_usd_per_chip_hour[cloud.site, chip]) / self.h100e[chip]
             earned = cloud.earned_per_offered_h100e_hour()
             if earned is None:   # a cloud with no fleet yet expects its market's going rate
                 index = self.latest_price_index.get((cloud.region, cloud.tier), 0.0)
@@ -996,7 +1006,7 @@ class ComputeMarket(mesa.Model):
         nation = self.nations[self.nation_ids[self.sites[site].nation]]
         if nation.foreign_chip_weight >= 1.0:
             return weights
-        foreign = np.array([v.nation != nation.nation_id for v in self.vendors.values()])
+        foreign = self.foreign_vendor[self.sites[site].nation]
         return np.where(foreign, weights * nation.foreign_chip_weight, weights)
 
     def _best_offer(self, site: int, weights: np.ndarray) -> tuple[int, float] | None:
