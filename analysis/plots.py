@@ -73,3 +73,65 @@ def plot_trajectories(data: pd.DataFrame, axes: np.ndarray | None = None) -> Fig
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     return fig
+
+
+def _date_axis(ax) -> None:
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
+def fan_chart(data: pd.DataFrame, ax=None, title: str = "", ylabel: str = "",
+              group: str | None = None) -> Figure:
+    """Median with 50% and 90% bands across runs, by month.
+
+    `data` has columns date, value and run_id (and `group`, to draw one fan per group, e.g.
+    per lever option). Quantiles are per month across runs."""
+    if ax is None:
+        fig = Figure(figsize=(7, 3.6), layout="constrained")
+        ax = fig.subplots()
+    else:
+        fig = ax.figure
+    groups = [(None, data)] if group is None or group not in data else list(data.groupby(group))
+    palette = sns.color_palette(n_colors=max(len(groups), 1))
+    for color, (label, part) in zip(palette, groups):
+        q = part.groupby("date")["value"].quantile([0.05, 0.25, 0.5, 0.75, 0.95]).unstack()
+        ax.fill_between(q.index, q[0.05], q[0.95], color=color, alpha=0.15, linewidth=0,
+                        label="90%" if label is None else None)
+        ax.fill_between(q.index, q[0.25], q[0.75], color=color, alpha=0.3, linewidth=0,
+                        label="50%" if label is None else None)
+        sns.lineplot(x=q.index, y=q[0.5].to_numpy(), ax=ax, color=color,
+                     label="median" if label is None else str(label))
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    _date_axis(ax)
+    return fig
+
+
+def sensitivity_bars(indices: pd.DataFrame, ax=None, title: str = "") -> Figure:
+    """Horizontal bars of sensitivity indices with their confidence intervals: Sobol' S1 and
+    ST, or Morris mu* (the table `analysis.sensitivity.analyze` returns)."""
+    if ax is None:
+        fig = Figure(figsize=(7, 0.5 + 0.45 * len(indices)), layout="constrained")
+        ax = fig.subplots()
+    else:
+        fig = ax.figure
+    pairs = [("S1", "S1_conf"), ("ST", "ST_conf")] if "ST" in indices else \
+        [("mu_star", "mu_star_conf")]
+    long = pd.concat([pd.DataFrame({"input": indices.index, "index": name,
+                                    "value": indices[name].to_numpy(),
+                                    "conf": indices[conf].to_numpy()}) for name, conf in pairs])
+    sns.barplot(data=long, y="input", x="value", hue="index", ax=ax, orient="h")
+    for bar_container, (name, _) in zip(ax.containers, pairs):
+        part = long[long["index"] == name]
+        centers = [b.get_y() + b.get_height() / 2 for b in bar_container]
+        ax.errorbar(part["value"], centers, xerr=part["conf"], fmt="none", ecolor="black",
+                    elinewidth=0.8, capsize=2)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("index")
+    ax.set_ylabel("")
+    ax.grid(alpha=0.3, axis="x")
+    return fig

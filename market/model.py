@@ -257,6 +257,7 @@ class ComputeMarket(mesa.Model):
         self.shipped_to: dict[tuple, float] = defaultdict(float)   # (vendor, product, group)
         self.lost_revenue: dict[str, deque] = {n: deque(maxlen=12) for n in self.nation_ids}
         self.frontier_share: dict[str, float] = {}
+        self._respond_signature = None
         self.order_ema = np.zeros(len(self.sites))
         self._ordered = np.zeros(len(self.sites))
 
@@ -430,6 +431,12 @@ class ComputeMarket(mesa.Model):
     def _vendors_respond(self) -> None:
         """A vendor whose product is restricted in a market launches, after its design lag,
         the best variant that ships there freely (declared in the scenario, else derived)."""
+        signature = (tuple(n.regime for n in self.nations.values()),
+                     tuple(v.active(self.month).tobytes() + v.end.tobytes()
+                           for v in self.vendors.values()))
+        if signature == self._respond_signature:
+            return                      # nothing a vendor responds to has changed
+        self._respond_signature = signature
         for vendor in self.vendors.values():
             if not vendor.compliant_variants or not (vendor.variant_parent >= 0).any():
                 continue
@@ -513,15 +520,15 @@ class ComputeMarket(mesa.Model):
             sites, prods = vendor.order_site.copy(), vendor.order_product.copy()
             kinds, units = vendor.order_kind.copy(), vendor.order_units.copy()
             chips = vendor.product_chip[prods]
-            decisions = [self._decision(int(c), self._site_group(int(st)), vendor)
-                         for c, st in zip(chips, sites)]
+            decisions = [self._decision(int(c), self.site_group[st], vendor)
+                         for c, st in zip(chips.tolist(), sites.tolist())]
             legal = np.array([d.shippable_fraction for d in decisions]) if n else np.zeros(0)
             legal, planned = self._apply_caps(vendor, decisions, sites, prods, units, legal)
             # diversion: part of what the rules block reaches the destination via third
             # countries, more so the wider the price gap and the weaker the enforcement;
             # grey-market orders (kind 2) ship only that way
-            share = np.array([self._diversion_share(int(st), d) for st, d in
-                              zip(sites, decisions)]) if n else np.zeros(0)
+            share = np.array([self._diversion_share(st, d) if d.controlled else 0.0
+                              for st, d in zip(sites.tolist(), decisions)]) if n else np.zeros(0)
             grey = kinds == 2
             legal[grey], share[grey] = 0.0, 1.0
             ship_fraction = legal + (1.0 - legal) * share

@@ -171,10 +171,15 @@ def _parse_value(text: str) -> Any:
 
 
 def apply_override(data: dict, assignment: str) -> None:
-    """Apply one `path=value` in place; the path's parent must exist."""
+    """Apply one `path=value` (value in TOML syntax) in place; the path's parent must exist."""
     if "=" not in assignment:
         raise ScenarioError(f"--set {assignment}: expected path=value, e.g. market.mfu=0.4")
     path, value = assignment.split("=", 1)
+    set_path(data, path, _parse_value(value.strip()))
+
+
+def set_path(data: dict, path: str, value: Any) -> None:
+    """Set the field at a dotted path (list items by index) in place; its parent must exist."""
     keys = [k for k in path.strip().split(".")]
     if not all(keys):
         raise ScenarioError(f"--set {assignment}: empty segment in path {path!r}")
@@ -196,9 +201,9 @@ def apply_override(data: dict, assignment: str) -> None:
     if isinstance(node, list):
         if not last.isdigit() or int(last) >= len(node):
             raise ScenarioError(f"--set {path}: no item {last!r} (it has {len(node)} items)")
-        node[int(last)] = _parse_value(value.strip())
+        node[int(last)] = value
     else:
-        node[last] = _parse_value(value.strip())
+        node[last] = value
 
 
 def _origin(origins: dict, loc: tuple, default: str) -> str:
@@ -353,24 +358,37 @@ def _check_uncertain(data: dict, origins: dict, source: str) -> list[str]:
     """Each uncertain path must name an existing, settable field: set a central value on a
     copy and validate."""
     lines = []
+    probes = []
     for path, dist in (data.get("uncertain") or {}).items():
-        if not isinstance(dist, dict):
-            continue
-        probe = copy.deepcopy(data)
-        probe.pop("uncertain", None)
-        value = next((dist[k] for k in ("mode", "mean", "low") if k in dist),
-                     (dist.get("values") or [None])[0])
-        where = _origin(origins, ("uncertain", path), source)
-        try:
-            apply_override(probe, f"{path}={json.dumps(value)}")
-            Scenario.model_validate(probe)
-        except ScenarioError as exc:
-            lines.append(f"{where}: field uncertain.{path}: {str(exc).split(': ', 1)[1]}")
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-            lines.append(f"{where}: field uncertain.{path}: path does not name a settable "
-                         f"input ({_format_loc(err['loc'])}: {msg})")
+        if isinstance(dist, dict):
+            values = dist.get("values") or [dist.get("low"), dist.get("high")]
+            central = next((dist[k] for k in ("mode", "mean") if k in dist), None)
+            probes.append(("uncertain", path, [v for v in [central, *values] if v is not None]))
+    for path, lever in (data.get("levers") or {}).items():
+        if isinstance(lever, dict):
+            probes.append(("levers", path, list(lever.get("values") or [])))
+    for block, path, values in probes:
+        where = _origin(origins, (block, path), source)
+        for value in values:
+            probe = copy.deepcopy(data)
+            probe.pop("uncertain", None)
+            probe.pop("levers", None)
+            try:
+                set_path(probe, path, value)
+                Scenario.model_validate(probe)
+            except ScenarioError as exc:
+                lines.append(f"{where}: field {block}.{path}: {str(exc).split(': ', 1)[1]}")
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                if err["type"] == "extra_forbidden":
+                    lines.append(f"{where}: field {block}.{path}: path does not name a settable "
+                                 f"input ({_format_loc(err['loc'])}: unknown field)")
+                else:
+                    lines.append(f"{where}: field {block}.{path}: value {value!r} is not a valid "
+                                 f"setting ({_format_loc(err['loc'])}: {err['msg']})")
+            else:
+                continue
+            break
     return lines
 
 

@@ -392,7 +392,13 @@ Event = Annotated[Union[ExportControlEvent, FoundryShockEvent, RemoteAccessEvent
 
 
 class Distribution(_Model):
-    """An uncertain input: its distribution and bounds. Sampled by the Monte Carlo runner."""
+    """An uncertain input: its distribution and bounds. Sampled by the Monte Carlo runner.
+
+    uniform(low, high); triangular(low, mode, high); normal(mean, sigma), truncated to
+    [low, high] when given; lognormal: ln(value) is normal with median `mean` (a value, not
+    its log) and standard deviation `sigma` of the log, truncated to [low, high] when given;
+    choice(values), equally likely.
+    """
 
     dist: Literal["uniform", "normal", "lognormal", "triangular", "choice"]
     low: float | None = None
@@ -417,7 +423,20 @@ class Distribution(_Model):
             raise ValueError("triangular needs low <= mode <= high")
         if self.dist == "choice" and not self.values:
             raise ValueError("choice needs at least one value")
+        if self.dist == "lognormal" and not self.mean > 0:
+            raise ValueError(f"lognormal needs a median (mean) > 0, got {self.mean}")
+        if self.dist in ("normal", "lognormal") and self.sigma == 0 and (
+                self.low is not None or self.high is not None):
+            raise ValueError("a truncated distribution needs sigma > 0")
         return self
+
+
+class Lever(_Model):
+    """A policy choice to cross with the uncertainties: each value is run with every sample."""
+
+    values: list[float | str | bool | dict | list] = Field(min_length=1, description="the "
+                                                            "options, in the field's own form")
+    rationale: str = Field(description="what the options stand for")
 
 
 class Scenario(_Model):
@@ -439,6 +458,8 @@ class Scenario(_Model):
                                                "in the form of market/data/controls.toml")
     events: list[Event] = Field(default_factory=list)
     uncertain: dict[str, Distribution] = Field(default_factory=dict)
+    levers: dict[str, Lever] = Field(default_factory=dict, description="policy choices crossed "
+                                     "with the uncertainty samples in Monte Carlo batches")
 
     @model_validator(mode="after")
     def _span(self) -> "Scenario":
