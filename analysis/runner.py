@@ -387,4 +387,6 @@ def read_table(directory: Path, table: str, columns: list[str] | None = None,
         params = [n for n in dataset.schema.names if n.startswith("param.")]
         wanted = list(dict.fromkeys(["run_id", "seed", *columns, *params]))
     frame = dataset.to_table(columns=wanted, filter=filt).to_pandas()
-    return frame.dropna(axis=1, how="all").drop(columns=["table"], errors="ignore")
+    if len(frame):
+        frame = frame.dropna(axis=1, how="all")      # the other tables' columns
+    return frame.drop(columns=["table"], errors="ignore")
