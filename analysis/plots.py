@@ -114,8 +114,9 @@ def fan_chart(data: pd.DataFrame, ax=None, title: str = "", ylabel: str = "",
 def sensitivity_bars(indices: pd.DataFrame, ax=None, title: str = "") -> Figure:
     """Horizontal bars of sensitivity indices with their confidence intervals: Sobol' S1 and
     ST, or Morris mu* (the table `analysis.sensitivity.analyze` returns)."""
-    if ax is None:
-        fig = Figure(figsize=(7, 0.5 + 0.45 * len(indices)), layout="constrained")
+    own = ax is None
+    if own:
+        fig = Figure(figsize=(10, 1.0 + 0.45 * len(indices)), layout="constrained")
         ax = fig.subplots()
     else:
         fig = ax.figure
@@ -130,7 +131,10 @@ def sensitivity_bars(indices: pd.DataFrame, ax=None, title: str = "") -> Figure:
         centers = [b.get_y() + b.get_height() / 2 for b in bar_container]
         ax.errorbar(part["value"], centers, xerr=part["conf"], fmt="none", ecolor="black",
                     elinewidth=0.8, capsize=2)
-    ax.set_title(title, fontsize=10)
+    if own:
+        fig.suptitle(title, fontsize=10)
+    else:
+        ax.set_title(title, fontsize=10)
     ax.set_xlabel("index")
     ax.set_ylabel("")
     ax.grid(alpha=0.3, axis="x")

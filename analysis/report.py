@@ -67,7 +67,10 @@ def write_report(directory: Path, out: Path | None = None) -> Path:
         {k: [str(v)] for k, v in prov.items()}, orient="index", columns=["value"])))
     uncertain = manifest.get("uncertain") or {}
     if uncertain:
-        sections.append("<h2>Uncertain inputs</h2>" + _table(pd.DataFrame(uncertain).T.fillna("")))
+        table = pd.DataFrame(uncertain).T
+        order = [c for c in ("dist", "low", "mode", "high", "mean", "sigma", "values",
+                             "rationale") if c in table]
+        sections.append("<h2>Uncertain inputs</h2>" + _table(table[order].fillna("")))
     # fan charts
     frames = {"price_index": read_table(directory, "price_index"),
               "compute": read_table(directory, "compute")}
@@ -99,8 +102,14 @@ def write_report(directory: Path, out: Path | None = None) -> Path:
                     "month" + (", one fan per lever option" if levers else "") + ".</p>"
                     + "".join(figs))
     if summaries:
-        sections.append("<h2>Key outcomes (5th percentile, median, 95th percentile)</h2>"
-                        + _table(pd.concat(summaries)))
+        q = pd.concat(summaries)
+        q["cell"] = [f"{m:.3g} [{lo:.3g}, {hi:.3g}]" for m, lo, hi in
+                     zip(q["median"], q["p5"], q["p95"])]
+        wide = q.reset_index(names="month").pivot(index="outcome", columns="month",
+                                                  values="cell")
+        wide = wide.reindex([o for o in dict.fromkeys(q["outcome"])])
+        sections.append("<h2>Key outcomes: median [5th, 95th percentile] in December</h2>"
+                        + wide.to_html(border=0, classes="t"))
     sections.append("<h2>Probability of threshold events</h2><p>Share of runs in which the "
                     "event happens.</p>" + "".join(probabilities))
     sens = Path(directory) / "sensitivity.csv"
