@@ -182,7 +182,7 @@ def set_path(data: dict, path: str, value: Any) -> None:
     """Set the field at a dotted path (list items by index) in place; its parent must exist."""
     keys = [k for k in path.strip().split(".")]
     if not all(keys):
-        raise ScenarioError(f"--set {assignment}: empty segment in path {path!r}")
+        raise ScenarioError(f"--set {path}: empty segment in path {path!r}")
     node: Any = data
     for depth, key in enumerate(keys[:-1]):
         where = ".".join(keys[:depth]) or "the top level"
