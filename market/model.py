@@ -558,6 +558,10 @@ class ComputeMarket(mesa.Model):
                 for ni in np.flatnonzero(by_nation > 0):
                     self.records["flows"].append((self.step_index, channel, origin,
                                                   self.nation_ids[ni], float(by_nation[ni])))
+                    # the same flow by vendor, for views of the trade network
+                    self.records["vendor_flows"].append((self.step_index, channel, vid,
+                                                         self.nation_ids[ni],
+                                                         float(by_nation[ni])))
             for r, site, units_r in zip(rows, sites_out, legal_units):
                 group = self.site_group[site]
                 self.shipped_to[(vid, int(prods[r]), group)] += units_r

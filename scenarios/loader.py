@@ -409,3 +409,14 @@ def load_scenario(name_or_path: str, overrides: Iterable[str] = ()) -> LoadedSce
     if lines:
         raise ScenarioError("\n".join(lines))
     return LoadedScenario(scenario, source, data)
+
+
+def validate_data(data: dict, source: str) -> Scenario:
+    """Validate scenario data built in code (the web app's levers): schema and references,
+    every problem in one `ScenarioError` naming `source`, the field and the expectation."""
+    origins: dict[tuple, str] = {(): source}
+    scenario = _validate(data, origins, source)
+    lines = [f"{source}: field {p}: {msg}" for p, msg in check_references(scenario)]
+    if lines:
+        raise ScenarioError("\n".join(lines))
+    return scenario

@@ -104,3 +104,18 @@ def test_compare_prints_side_by_side_and_writes_tables_and_plot(tmp_path):
         assert manifest["seed"] == 0 and "policy.parquet" in manifest["sha256"]
     again = CliRunner().invoke(cli, ["compare", "history", "no-controls", "--out", str(out)])
     assert again.exit_code == 2 and "already exists" in again.output
+
+
+def test_viz_bad_input_exits_2_without_a_server(tmp_path):
+    import socket
+
+    r = CliRunner().invoke(cli, ["viz", "nope", "--no-browser"])
+    assert r.exit_code == 2 and "unknown scenario 'nope'" in r.output
+    r = CliRunner().invoke(cli, ["viz", "--ensemble", str(tmp_path), "--no-browser"])
+    assert r.exit_code == 2 and "not a readable Monte Carlo batch" in r.output
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = CliRunner().invoke(cli, ["viz", "--port", str(port), "--no-browser"])
+    assert r.exit_code == 2 and f"port {port}" in r.output

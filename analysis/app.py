@@ -1,0 +1,357 @@
+"""The gpumarket web app: Mesa's SolaraViz over the market model, with policy levers.
+
+Serve it with `gpumarket viz [SCENARIO] [--ensemble DIR]` (or `solara run analysis/app.py`).
+The app imports the model, never the reverse. Levers are `MarketApp.__init__` keywords: Mesa
+rebuilds the model as `MarketApp(**levers)` on Reset, and each lever maps onto the scenario
+(a path, an event or a rule) the way `--set` would; an invalid combination keeps the model
+runnable (the scenario as chosen, without the levers) and shows the problem on the page.
+
+Environment: GPUMARKET_SCENARIO (the scenario selected at start), GPUMARKET_ENSEMBLE (a Monte
+Carlo batch directory whose 50% and 90% bands are drawn under the live run).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from functools import lru_cache
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import solara
+from matplotlib.figure import Figure
+from mesa.visualization import SolaraViz
+from pydantic import ValidationError
+
+from market.errors import GpumarketError
+from market.model import ComputeMarket
+from market.timeline import format_month, month_start, parse_month
+from scenarios.loader import builtin_names, load_scenario, set_path, validate_data
+
+REGIMES = {"as in the scenario": None, "no controls": "none", "Oct 2022 rule only": "oct2022",
+           "diffusion rule kept (May 2025)": "diffusion"}
+REMOTE = {"as in the scenario": None, "closed to China's labs from 2026-01": "2026-01",
+          "closed to China's labs from 2024-01": "2024-01"}
+SHOCK_STARTS = ["none", "2024-01", "2025-01", "2026-01", "2027-01", "2028-01"]
+REGIONS = ("US", "China", "EU", "JKT", "RoW")
+FIG = (6.4, 3.4)
+DPI = 80
+
+
+# ------------------------------------------------------------------------- levers ---
+
+def apply_levers(data: dict, *, export_regime: str, remote_access: str, enforcement: float,
+                 shock_start: str, shock_depth: float, shock_months: int,
+                 demand_growth: float, huawei_ramp: float) -> dict:
+    """The scenario data with the levers applied (a new dict)."""
+    data = copy.deepcopy(data)
+    events = list(data.get("events", []))
+    regime = REGIMES.get(export_regime, export_regime)
+    if regime in ("none", "oct2022"):
+        events = [e for e in events if e.get("kind") != "export_control"]
+        if regime == "oct2022":
+            events.append({"kind": "export_control", "date": "2022-10", "rule": "oct2022"})
+    elif regime == "diffusion":
+        events.append({"kind": "export_control", "date": "2025-05", "rule": "diffusion2025"})
+    closed = REMOTE.get(remote_access, remote_access)
+    if closed:
+        data.setdefault("rules", {})["iaas-closed-app"] = {
+            "name": "Remote access (IaaS) closed to D:5 labs (app lever)",
+            "announced": closed, "effective": closed, "source": "gpumarket viz lever",
+            "remote_access": {"D5": False}}
+        events.append({"kind": "export_control", "date": closed, "rule": "iaas-closed-app"})
+    if shock_start != "none" and shock_depth < 1.0:
+        events.append({"kind": "foundry_shock", "date": shock_start, "foundry": "tsmc-cowos",
+                       "factor": float(shock_depth), "months": int(shock_months),
+                       "note": "app lever"})
+    data["events"] = events
+    set_path(data, "leakage.enforcement", float(enforcement))
+    set_path(data, "market.demand_index.growth_after_per_year", float(demand_growth))
+    smic = data.get("foundries", {}).get("smic")
+    if smic is not None and huawei_ramp != 1.0:
+        points = smic["capacity_wafers_per_month"]["points"]
+        smic["capacity_wafers_per_month"]["points"] = {
+            d: v * (float(huawei_ramp) if d >= "2024-01" else 1.0) for d, v in points.items()}
+    return data
+
+
+@lru_cache(maxsize=16)
+def _scenario_data(name: str) -> dict:
+    return load_scenario(name).resolved
+
+
+class MarketApp(ComputeMarket):
+    """ComputeMarket built from a scenario name and the page's levers."""
+
+    def __init__(self, scenario: str = "baseline", seed: str = "0",
+                 export_regime: str = "as in the scenario",
+                 remote_access: str = "as in the scenario", enforcement: float = 0.5,
+                 shock_start: str = "none", shock_depth: float = 1.0, shock_months: int = 9,
+                 demand_growth: float = 0.3, huawei_ramp: float = 1.0):
+        self.levers = dict(scenario=scenario, seed=seed, export_regime=export_regime,
+                           remote_access=remote_access, enforcement=enforcement,
+                           shock_start=shock_start, shock_depth=shock_depth,
+                           shock_months=shock_months, demand_growth=demand_growth,
+                           huawei_ramp=huawei_ramp)
+        self.error = None
+        try:
+            seed_value = int(str(seed).strip())
+            if seed_value < 0:
+                raise ValueError
+        except ValueError:
+            self.error = f"seed: expected a whole number >= 0, got {seed!r}; using 0"
+            seed_value = 0
+        try:
+            data = apply_levers(_scenario_data(scenario), export_regime=export_regime,
+                                remote_access=remote_access, enforcement=enforcement,
+                                shock_start=shock_start, shock_depth=shock_depth,
+                                shock_months=shock_months, demand_growth=demand_growth,
+                                huawei_ramp=huawei_ramp)
+            built = validate_data(data, f"scenario {scenario} with the page's levers")
+        except (GpumarketError, ValidationError) as exc:
+            self.error = f"{exc} -- running {scenario} without the levers instead"
+            built = load_scenario(scenario).scenario
+        super().__init__(built, seed_value)
+        self.scenario_name = scenario
+
+    def step(self) -> None:
+        if self.month - self.start_month + 1 >= self.n_months:
+            self.running = False          # the scenario's last month: Play stops
+            return
+        super().step()
+
+
+# ---------------------------------------------------------------------- ensemble ---
+
+@lru_cache(maxsize=2)
+def ensemble_bands(directory: str) -> pd.DataFrame:
+    """Quantiles per month of the ensemble's US neocloud price index and China's share."""
+    from analysis.outcomes import outcome_series
+
+    parts = []
+    for name, label in (("price:US:neocloud", "price"), ("share:China", "share")):
+        s = outcome_series(directory, name)
+        runs = s["run_id"].nunique()
+        q = s.groupby("date")["value"].quantile([0.05, 0.25, 0.5, 0.75, 0.95]).unstack()
+        q.columns = ["p5", "p25", "p50", "p75", "p95"]
+        parts.append(q.assign(outcome=label, runs=runs).reset_index())
+    return pd.concat(parts, ignore_index=True)
+
+
+def _ensemble() -> pd.DataFrame | None:
+    directory = os.environ.get("GPUMARKET_ENSEMBLE")
+    return ensemble_bands(directory) if directory else None
+
+
+# ------------------------------------------------------------------------- views ---
+
+def _dates(model: MarketApp, steps) -> pd.DatetimeIndex:
+    first = model.start_month - 1
+    return pd.DatetimeIndex([month_start(first + int(s)) for s in steps])
+
+
+def _figure(model: MarketApp, fig: Figure):
+    return solara.FigureMatplotlib(fig, format="png", dpi=DPI)
+
+
+def PriceView(model: MarketApp):
+    """H100e-hour price index by region and tier (an H100 SXM hour costs exactly this)."""
+    fig = Figure(figsize=FIG, layout="constrained")
+    ax = fig.subplots()
+    rec = pd.DataFrame(model.records["price_index"], columns=["step", "region", "tier", "price"])
+    rec = rec[rec["region"].isin(REGIONS)]
+    bands = _ensemble()
+    if bands is not None:
+        b = bands[bands["outcome"] == "price"]
+        ax.fill_between(b["date"], b["p5"], b["p95"], color="tab:blue", alpha=0.12,
+                        label="ensemble 90%")
+        ax.fill_between(b["date"], b["p25"], b["p75"], color="tab:blue", alpha=0.25,
+                        label="ensemble 50%")
+    if len(rec):
+        rec["date"] = _dates(model, rec["step"])
+        sns.lineplot(data=rec, x="date", y="price", hue="region", style="tier", ax=ax,
+                     linewidth=1.2)
+    when = format_month(model.month) if model.step_index > 0 else "not started"
+    ax.set_title(f"H100e-hour price index (US neocloud ensemble bands), {when}"
+                 if bands is not None else f"H100e-hour price index, {when}", fontsize=10)
+    ax.set_ylabel("USD per H100e-hour")
+    ax.set_xlabel("")
+    ax.set_xlim(pd.Timestamp(month_start(model.start_month)),
+                pd.Timestamp(month_start(model.start_month + model.n_months - 1)))
+    ax.legend(fontsize=7, ncol=2, loc="upper right")
+    ax.grid(alpha=0.3)
+    return _figure(model, fig)
+
+
+def ShareView(model: MarketApp):
+    """Shares of installed H100e by nation (stacked) and vendors' shipment shares."""
+    fig = Figure(figsize=(FIG[0], FIG[1] * 1.6), layout="constrained")
+    ax, bx = fig.subplots(2, 1, sharex=True)
+    comp = pd.DataFrame(model.records["compute"], columns=["step", "nation", "installed",
+                                                            "share", "frontier", "demand",
+                                                            "unmet"])
+    if len(comp):
+        wide = comp.pivot(index="step", columns="nation", values="share")[model.nation_ids]
+        dates = _dates(model, wide.index)
+        ax.stackplot(dates, (100 * wide.fillna(0.0)).T.to_numpy(), labels=wide.columns,
+                     colors=sns.color_palette("tab10", len(wide.columns)), alpha=0.85)
+        bands = _ensemble()
+        if bands is not None:
+            b = bands[bands["outcome"] == "share"]
+            ax.fill_between(b["date"], 100 * b["p5"], 100 * b["p95"], color="black",
+                            alpha=0.15, label="China, ensemble 90%")
+            ax.plot(dates, 100 * wide["China"].to_numpy(), color="black", lw=1.5,
+                    label="China, this run")
+        ax.legend(fontsize=7, ncol=3, loc="lower left")
+    ax.set_ylabel("% of installed H100e")
+    ax.set_ylim(0, 100)
+    ax.set_title("Installed compute by nation", fontsize=10)
+    vend = pd.DataFrame(model.records["vendors"], columns=["step", "vendor", "units", "h100e",
+                                                           "revenue", "produced", "blocked",
+                                                           "state"])
+    if len(vend):
+        wide = vend.pivot(index="step", columns="vendor", values="h100e").rolling(
+            12, min_periods=1).sum()
+        shares = 100 * wide.div(wide.sum(axis=1).replace(0, np.nan), axis=0)
+        for name in shares:
+            bx.plot(_dates(model, shares.index), shares[name].to_numpy(), label=name)
+        bx.legend(fontsize=7, ncol=5)
+    bx.set_ylabel("% of shipped H100e, 12 months")
+    bx.set_title("Vendor shipment shares", fontsize=10)
+    for a in (ax, bx):
+        a.grid(alpha=0.3)
+    return _figure(model, fig)
+
+
+def NetworkView(model: MarketApp):
+    """This year's chip and GPU-hour flows: vendors -> nations (chips), clouds -> regions and
+    regions -> nations abroad (GPU-hours); leakage (diversion, remote access) in red."""
+    year_start = model.step_index - 11
+    g = nx.DiGraph()
+    for n in model.nation_ids:
+        g.add_node(n, kind="nation")
+    for v in model.vendor_ids:
+        g.add_node(v, kind="vendor")
+    flows = pd.DataFrame(model.records["vendor_flows"],
+                         columns=["step", "channel", "vendor", "nation", "h100e"])
+    flows = flows[flows["step"] >= year_start]
+    for (channel, vendor, nation), h in flows.groupby(["channel", "vendor", "nation"])["h100e"].sum().items():
+        leak = channel == "diversion"
+        _add_flow(g, vendor, nation, h, "chips", leak)
+    remote = pd.DataFrame(model.records["flows"], columns=["step", "channel", "origin",
+                                                           "destination", "h100e"])
+    remote = remote[(remote["step"] >= year_start) & (remote["channel"] == "remote_access")]
+    for (origin, dest), h in remote.groupby(["origin", "destination"])["h100e"].sum().items():
+        _add_flow(g, origin, dest, h / 12.0, "hours", True)
+    clouds = pd.DataFrame(model.records["clouds"], columns=["step", "cloud", "region", "tier",
+                                                            "offered", "sold", "revenue",
+                                                            "margin"])
+    clouds = clouds[clouds["step"] == model.step_index]
+    top = clouds.nlargest(6, "sold")
+    for row in top.itertuples():
+        g.add_node(row.cloud, kind="cloud")
+        _add_flow(g, row.cloud, row.region, row.sold / 730.5, "hours", False)
+    fig = Figure(figsize=(FIG[0], FIG[1] * 1.5), layout="constrained")
+    ax = fig.subplots()
+    pos = nx.shell_layout(g, nlist=[model.nation_ids,
+                                    [n for n in g if g.nodes[n]["kind"] != "nation"]])
+    colors = {"nation": "tab:blue", "vendor": "tab:green", "cloud": "tab:orange"}
+    nx.draw_networkx_nodes(g, pos, ax=ax, node_size=260,
+                           node_color=[colors[g.nodes[n]["kind"]] for n in g])
+    nx.draw_networkx_labels(g, pos, ax=ax, font_size=7)
+    widths = [max(0.4, 4 * np.log10(1 + g.edges[e]["h100e"]) / 6) for e in g.edges]
+    nx.draw_networkx_edges(
+        g, pos, ax=ax, width=widths, arrowsize=8, connectionstyle="arc3,rad=0.12",
+        edge_color=["tab:red" if g.edges[e]["leak"] else
+                    ("tab:green" if g.edges[e]["what"] == "chips" else "tab:gray")
+                    for e in g.edges],
+        style=["dashed" if g.edges[e]["leak"] else "solid" for e in g.edges])
+    ax.set_title(f"Flows, 12 months to {format_month(model.month)}: chips (green), "
+                 "GPU-hours (grey), leakage (red, dashed)", fontsize=9)
+    ax.set_axis_off()
+    return _figure(model, fig)
+
+
+def _add_flow(g: nx.DiGraph, a: str, b: str, h100e: float, what: str, leak: bool) -> None:
+    if h100e <= 0 or a == b:
+        return
+    if g.has_edge(a, b):
+        g.edges[a, b]["h100e"] += h100e
+        g.edges[a, b]["leak"] |= leak
+    else:
+        g.add_edge(a, b, h100e=h100e, what=what, leak=leak)
+
+
+def KeyFigures(model: MarketApp):
+    """This month's key figures, the levers in force and any problem with them."""
+    step = model.step_index
+    prices = {(r, t): p for s, r, t, p in model.records["price_index"] if s == step}
+    comp = {n: (share, unmet) for s, n, _, share, _, _, unmet in model.records["compute"]
+            if s == step}
+    leaked = sum(h for s, c, _, d, h in model.records["flows"]
+                 if s == step and c == "diversion")
+    abroad = sum(h for s, c, _, d, h in model.records["flows"]
+                 if s == step and c == "remote_access" and d == "China")
+    rows = [("month", format_month(model.month) if step > 0 else "(not started)")]
+    for region in ("US", "China", "EU"):
+        for tier in ("neocloud", "hyperscaler"):
+            if (region, tier) in prices:
+                rows.append((f"price {region} {tier} [USD/H100e-h]",
+                             f"{prices[(region, tier)]:.2f}"))
+    for nation in ("US", "China", "EU", "Gulf"):
+        if nation in comp:
+            rows.append((f"share of installed H100e {nation} [%]", f"{100 * comp[nation][0]:.1f}"))
+    unmet = sum(u for _, u in comp.values())
+    rows += [("unmet demand [H100e-hours]", f"{unmet:,.0f}"),
+             ("chips diverted to China this month [H100e]", f"{leaked:,.0f}"),
+             ("compute China's labs rent abroad [H100e]", f"{abroad:,.0f}")]
+    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+    levers = " ".join(f"{k}={v}" for k, v in model.levers.items())
+    children = [solara.Markdown(f"| figure | value |\n|---|---:|\n{table}"),
+                solara.Text(f"levers: {levers}")]
+    bands = _ensemble()
+    if bands is not None:
+        children.append(solara.Text(
+            f"ensemble bands from {os.path.basename(os.environ['GPUMARKET_ENSEMBLE'])}: "
+            f"{int(bands['runs'].max())} runs"))
+    if model.error:
+        children.insert(0, solara.Error(f"Levers not applied: {model.error}"))
+    return solara.Column(children=children)
+
+
+# -------------------------------------------------------------------------- page ---
+
+def model_params(default_scenario: str) -> dict:
+    return {
+        "scenario": {"type": "Select", "value": default_scenario, "label": "Scenario",
+                     "values": builtin_names()},
+        "seed": {"type": "InputText", "value": "0", "label": "Seed"},
+        "export_regime": {"type": "Select", "value": "as in the scenario",
+                          "label": "Export-control regime", "values": list(REGIMES)},
+        "remote_access": {"type": "Select", "value": "as in the scenario",
+                          "label": "Remote access (IaaS)", "values": list(REMOTE)},
+        "enforcement": {"type": "SliderFloat", "value": 0.5, "label": "Leakage enforcement",
+                        "min": 0.0, "max": 1.0, "step": 0.05},
+        "shock_start": {"type": "Select", "value": "none", "label": "Foundry shock start",
+                        "values": SHOCK_STARTS},
+        "shock_depth": {"type": "SliderFloat", "value": 0.5, "label": "Shock: CoWoS output "
+                        "multiplier", "min": 0.1, "max": 1.0, "step": 0.05},
+        "shock_months": {"type": "SliderInt", "value": 9, "label": "Shock length [months]",
+                         "min": 1, "max": 24, "step": 1},
+        "demand_growth": {"type": "SliderFloat", "value": 0.3, "label": "Demand growth after "
+                          "2026 [/yr]", "min": 0.0, "max": 1.0, "step": 0.05},
+        "huawei_ramp": {"type": "SliderFloat", "value": 1.0, "label": "Huawei/SMIC capacity "
+                        "multiplier", "min": 0.5, "max": 3.0, "step": 0.1},
+    }
+
+
+DEFAULT_SCENARIO = os.environ.get("GPUMARKET_SCENARIO", "baseline")
+page = SolaraViz(
+    MarketApp(scenario=DEFAULT_SCENARIO, shock_depth=0.5),
+    components=[(PriceView, 0), (KeyFigures, 0), (ShareView, 1), (NetworkView, 2)],
+    model_params=model_params(DEFAULT_SCENARIO),
+    name=f"gpumarket: {DEFAULT_SCENARIO}",
+    play_interval=300,
+)
