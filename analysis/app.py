@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from market.errors import GpumarketError
 from market.model import ComputeMarket
-from market.timeline import format_month, month_start, parse_month
+from market.timeline import format_month, month_start
 from scenarios.loader import builtin_names, load_scenario, set_path, validate_data
 
 REGIMES = {"as in the scenario": None, "no controls": "none", "Oct 2022 rule only": "oct2022",

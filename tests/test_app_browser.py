@@ -33,9 +33,9 @@ ENABLE = "run `bash scripts/test.sh` (installs chromium and Solara's assets)"
 
 
 def _missing() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("playwright") is None:
         return "playwright is not installed"
     if not Path(CHROMIUM).exists():
         return f"no chromium at {CHROMIUM}"
