@@ -24,7 +24,10 @@ class Fleet:
         self.awaiting = np.zeros(n_chips)     # delivered, waiting for power [units]
         self.awaiting_price = np.zeros(n_chips)
         self._units_cache: np.ndarray | None = None
+        self._value_cache: np.ndarray | None = None
+        self.reference_month = 0              # set by the owner's Site (months, see value)
         self._new: list[tuple[int, float, int, float]] = []   # vintages not yet in the arrays
+        self._oldest: int | None = None       # install month of the oldest vintage
 
     # -- state queries ------------------------------------------------------------------
     def _flush(self) -> None:
@@ -42,6 +45,7 @@ class Fleet:
         """Installed units per chip index [chips] (cached until the fleet changes)."""
         if self._units_cache is None:
             self._flush()
+            self._value_cache = None
             self._units_cache = np.bincount(self.chip, weights=self.units,
                                             minlength=self.n_chips)
         return self._units_cache
@@ -59,12 +63,17 @@ class Fleet:
         Value declines exponentially at 0.322/yr (Epoch's hardware value decline), so the
         capital cost of an old vintage falls as newer chips make it cheaper to replace.
         """
-        self._flush()
-        age_years = (month - self.installed_month) / 12.0
-        value = self.price_usd * np.exp(-HARDWARE_VALUE_DECLINE_PER_YEAR * age_years)
-        total = np.bincount(self.chip, weights=self.units * value, minlength=self.n_chips)
         units = self.units_by_chip()
-        return np.divide(total, units, out=np.zeros(self.n_chips), where=units > 0)
+        if self._value_cache is None:
+            # sum of units x price x e^(r x (installed - ref)), so the value at any month is
+            # that sum x e^(-r x (month - ref)): recomputed only when the fleet changes
+            grown = np.exp(HARDWARE_VALUE_DECLINE_PER_YEAR
+                           * (self.installed_month - self.reference_month) / 12.0)
+            self._value_cache = np.bincount(self.chip, weights=self.units * self.price_usd
+                                            * grown, minlength=self.n_chips)
+        decay = np.exp(-HARDWARE_VALUE_DECLINE_PER_YEAR * (month - self.reference_month) / 12.0)
+        return np.divide(self._value_cache * decay, units, out=np.zeros(self.n_chips),
+                         where=units > 0)
 
     # -- changes ------------------------------------------------------------------------
     def add_installed(self, chip: int, units: float, month: int, price_usd: float) -> None:
@@ -72,17 +81,22 @@ class Fleet:
             return
         self._units_cache = None
         self._new.append((chip, float(units), month, float(price_usd)))
+        self._oldest = month if self._oldest is None else min(self._oldest, month)
 
     def ship(self, arrival_month: int, chip: int, units: float, price_usd: float) -> None:
         """Record chips shipped to this owner, arriving after the lead time."""
         if units > 0:
             self.in_transit.append((arrival_month, chip, units, price_usd))
 
-    def retire(self, month: int, max_age_months: float) -> np.ndarray:
-        """Remove vintages older than the retirement age; returns retired units per chip."""
+    def retire(self, month: int, max_age_months: float) -> np.ndarray | None:
+        """Remove vintages older than the retirement age; returns retired units per chip
+        (None when nothing is old enough)."""
+        if self._oldest is None or month - self._oldest < max_age_months:
+            return None
         self._flush()
         old = (month - self.installed_month) >= max_age_months
         retired = np.bincount(self.chip[old], weights=self.units[old], minlength=self.n_chips)
+        self._oldest = int(self.installed_month[~old].min()) if (~old).any() else None
         if old.any():
             self._units_cache = None
             keep = ~old
@@ -134,6 +148,7 @@ class Site:
         self.pue = pue
         self.start_month = start_month
         self.fleet = Fleet(n_chips)
+        self.fleet.reference_month = start_month
         self.power_factor = 1.0  # multiplier from regional power-constraint shocks
 
     def capacity_mw(self, month: int, nation_growth: float) -> float:

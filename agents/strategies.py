@@ -19,13 +19,13 @@ from market.errors import UnknownNameError
 def _utilization_margin(margin: float, utilization: float, target: float, response: float,
                         lo: float, hi: float) -> float:
     """Raise the markup when utilization is above target, cut it when below (bounded)."""
-    return float(np.clip(margin + response * (utilization - target), lo, hi))
+    return min(max(margin + response * (utilization - target), lo), hi)
 
 
 def _posted_price(margin: float, utilization: float, target: float, response: float,
                   lo: float, hi: float) -> float:
     """A posted list price: the markup stays where it is (within bounds) whatever the load."""
-    return float(np.clip(margin, lo, hi))
+    return min(max(margin, lo), hi)
 
 
 PRICING: dict[str, Callable[..., float]] = {
@@ -60,7 +60,7 @@ def investment_rate_per_year(revenue_usd_per_offered_h100e_hour: float,
     if new_cost_usd_per_h100e_hour <= 0:
         return 0.0
     ret = revenue_usd_per_offered_h100e_hour / new_cost_usd_per_h100e_hour - 1.0
-    return float(np.clip(response * ret, 0.0, max_rate))
+    return min(max(float(response * ret), 0.0), max_rate)
 
 
 def split_order(weights: np.ndarray, available: np.ndarray) -> np.ndarray:

@@ -852,14 +852,15 @@ class ComputeMarket(mesa.Model):
                         friction=p.remote_friction_usd_per_h100e_hour, remote_region=int(r))
 
         # settle: clouds' revenue, labs' compute and spend
-        for ci, cloud in enumerate(self.clouds):
-            rows = a_cloud == ci
-            cloud.settle(float(a_qty[rows].sum()), float(a_sold[rows].sum()),
-                         float(a_rev[rows].sum()))
-            self.records["clouds"].append((self.step_index, cloud.cloud_id, cloud.region,
-                                           cloud.tier, cloud.offered_h100e_hours,
-                                           cloud.sold_h100e_hours, cloud.revenue_usd,
-                                           cloud.margin))
+        n_clouds = len(self.clouds)
+        offered_c = np.bincount(a_cloud, weights=a_qty, minlength=n_clouds).tolist()
+        sold_c = np.bincount(a_cloud, weights=a_sold, minlength=n_clouds).tolist()
+        rev_c = np.bincount(a_cloud, weights=a_rev, minlength=n_clouds).tolist()
+        step = self.step_index
+        for cloud, o, sl, rv in zip(self.clouds, offered_c, sold_c, rev_c):
+            cloud.settle(o, sl, rv)
+            self.records["clouds"].append((step, cloud.cloud_id, cloud.region, cloud.tier,
+                                           o, sl, rv, cloud.margin))
         book.need_h100e_hours = need
         book.own_h100e_hours = np.minimum(own, need)
         got_share = np.divide(b_got, b_qty, out=np.zeros_like(b_qty), where=b_qty > 0)
@@ -879,21 +880,29 @@ class ComputeMarket(mesa.Model):
 
         # prices: per market (volume-weighted over passes) and per chip class
         self.latest_price_index = {}
+        n_chips = len(self.chip_ids)
+        cell = a_market * n_chips + a_chip
+        offered = np.bincount(cell, weights=a_qty, minlength=n_markets * n_chips).reshape(
+            n_markets, n_chips)
+        sold = np.bincount(cell, weights=a_sold, minlength=n_markets * n_chips).reshape(
+            n_markets, n_chips)
+        index_of = np.zeros(n_markets)
         for m, (region, tier) in enumerate(self.markets):
             if m not in first_price:
                 continue                      # no cloud of this tier in this region
             deals = trades.get(m)
             index = (sum(pr * v for pr, v in deals) / sum(v for _, v in deals)) if deals \
                 else first_price[m]
+            index_of[m] = index
             self.latest_price_index[(region, tier)] = index
-            self.records["price_index"].append((self.step_index, region, tier, index))
-            rows = np.flatnonzero(a_market == m)
-            offered = np.bincount(a_chip[rows], weights=a_qty[rows], minlength=len(self.chip_ids))
-            sold = np.bincount(a_chip[rows], weights=a_sold[rows], minlength=len(self.chip_ids))
-            for k in np.flatnonzero(offered > 0):
-                self.records["prices"].append((
-                    self.step_index, region, tier, self.chip_ids[k], index * self.h100e[k],
-                    sold[k] / self.h100e[k], sold[k] / offered[k]))
+            self.records["price_index"].append((step, region, tier, index))
+        ms, ks = np.nonzero(offered > 0)
+        prices_out = (index_of[ms] * self.h100e[ks]).tolist()
+        volume_out = (sold[ms, ks] / self.h100e[ks]).tolist()
+        util_out = (sold[ms, ks] / offered[ms, ks]).tolist()
+        for m, k, pr, vol, ut in zip(ms.tolist(), ks.tolist(), prices_out, volume_out, util_out):
+            region, tier = self.markets[m]
+            self.records["prices"].append((step, region, tier, self.chip_ids[k], pr, vol, ut))
 
     # 6. labs ------------------------------------------------------------------------------
     def _advance_labs(self) -> None:
