@@ -25,6 +25,7 @@ class Fleet:
         self.awaiting_price = np.zeros(n_chips)
         self._units_cache: np.ndarray | None = None
         self._value_cache: np.ndarray | None = None
+        self.version = 0                      # bumped whenever the installed fleet changes
         self.reference_month = 0              # set by the owner's Site (months, see value)
         self._new: list[tuple[int, float, int, float]] = []   # vintages not yet in the arrays
         self._oldest: int | None = None       # install month of the oldest vintage
@@ -46,6 +47,7 @@ class Fleet:
         if self._units_cache is None:
             self._flush()
             self._value_cache = None
+            self.version += 1
             self._units_cache = np.bincount(self.chip, weights=self.units,
                                             minlength=self.n_chips)
         return self._units_cache
@@ -57,6 +59,17 @@ class Fleet:
             out[chip] += units
         return out
 
+    def discounted_value_by_chip(self) -> np.ndarray:
+        """Sum over vintages of units x price x e^(r x (installed - reference) / 12), by chip
+        [USD]: the value at month m is this x e^(-r x (m - reference) / 12)."""
+        self.units_by_chip()
+        if self._value_cache is None:
+            grown = np.exp(HARDWARE_VALUE_DECLINE_PER_YEAR
+                           * (self.installed_month - self.reference_month) / 12.0)
+            self._value_cache = np.bincount(self.chip, weights=self.units * self.price_usd
+                                            * grown, minlength=self.n_chips)
+        return self._value_cache
+
     def value_by_chip(self, month: int) -> np.ndarray:
         """Average current value per installed chip, by chip index [USD/chip].
 
@@ -64,13 +77,7 @@ class Fleet:
         capital cost of an old vintage falls as newer chips make it cheaper to replace.
         """
         units = self.units_by_chip()
-        if self._value_cache is None:
-            # sum of units x price x e^(r x (installed - ref)), so the value at any month is
-            # that sum x e^(-r x (month - ref)): recomputed only when the fleet changes
-            grown = np.exp(HARDWARE_VALUE_DECLINE_PER_YEAR
-                           * (self.installed_month - self.reference_month) / 12.0)
-            self._value_cache = np.bincount(self.chip, weights=self.units * self.price_usd
-                                            * grown, minlength=self.n_chips)
+        self.discounted_value_by_chip()       # recomputed only when the fleet changes
         decay = np.exp(-HARDWARE_VALUE_DECLINE_PER_YEAR * (month - self.reference_month) / 12.0)
         return np.divide(self._value_cache * decay, units, out=np.zeros(self.n_chips),
                          where=units > 0)

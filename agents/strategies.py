@@ -66,9 +66,9 @@ def investment_rate_per_year(revenue_usd_per_offered_h100e_hour: float,
 def split_order(weights: np.ndarray, available: np.ndarray) -> np.ndarray:
     """Share of an order going to each vendor: preference weights over vendors that have an
     allowed product, renormalized; all zeros when none has."""
-    w = np.where(available, weights, 0.0)
-    total = w.sum()
-    return w / total if total > 0 else w
+    w = [wt if ok else 0.0 for wt, ok in zip(weights.tolist(), available.tolist())]
+    total = sum(w)
+    return np.array([x / total for x in w] if total > 0 else w)
 
 
 def order_price_response(units: float, price_usd: float, list_price_usd: float,

@@ -90,28 +90,38 @@ def scenario_for(scenario_json: str, params: dict[str, Any]):
     return scenario
 
 
+def _param_value(value: Any) -> Any:
+    if isinstance(value, (bool, int, float)):
+        return value
+    return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+
+
 def encode_run(tables: dict[str, pd.DataFrame], run_id: int, seed: int,
                params: dict[str, Any]) -> bytes:
-    """All tables of a run as one Parquet file: a union schema, one row group per table."""
+    """All tables of a run as one Parquet file: a union schema, one row group per table, with
+    `table`, `run_id`, `seed` and `param.<path>` columns (constant columns built in Arrow)."""
     parts = []
     for name, frame in tables.items():
-        frame = frame.copy()
-        frame.insert(0, "table", name)
-        frame.insert(1, "run_id", run_id)
-        frame.insert(2, "seed", seed)
+        part = pa.Table.from_pandas(frame, preserve_index=False)
+        n = part.num_rows
+        front = [("table", pa.repeat(pa.scalar(name), n)),
+                 ("run_id", pa.repeat(pa.scalar(run_id, pa.int64()), n)),
+                 ("seed", pa.repeat(pa.scalar(seed, pa.int64()), n))]
+        for i, (col, arr) in enumerate(front):
+            part = part.add_column(i, col, arr)
         for path, value in params.items():
-            frame[f"param.{path}"] = value if isinstance(value, (int, float, bool)) \
-                else json.dumps(value) if isinstance(value, (dict, list)) else str(value)
-        parts.append(pa.Table.from_pandas(frame, preserve_index=False))
+            part = part.append_column(f"param.{path}",
+                                      pa.repeat(pa.scalar(_param_value(value)), n))
+        parts.append(part)
     schema = pa.unify_schemas([p.schema for p in parts])
     sink = io.BytesIO()
     # lz4: 40% faster to write than zstd here for 5% more bytes
     with pq.ParquetWriter(sink, schema, compression="lz4") as writer:
         for part in parts:
-            for name in schema.names:
-                if name not in part.schema.names:
-                    part = part.append_column(name, pa.nulls(len(part), schema.field(name).type))
-            writer.write_table(part.select(schema.names).cast(schema))
+            missing = [f for f in schema if f.name not in part.schema.names]
+            for field in missing:
+                part = part.append_column(field, pa.nulls(part.num_rows, field.type))
+            writer.write_table(part.select(schema.names))
     return sink.getvalue()
 
 

@@ -179,6 +179,7 @@ class ComputeMarket(mesa.Model):
         self._decisions: dict[tuple[int, str, str | None], object] = {}
         self._offers: dict[tuple, list] = {}
         self._offers_month = None
+        self._best_products: dict[tuple[str, str], tuple | None] = {}
 
         # -- agents ------------------------------------------------------------------------
         self.nation_ids = list(scenario.nations)
@@ -217,6 +218,10 @@ class ComputeMarket(mesa.Model):
         self._site_costs()
         self.site_nation = np.array([site.nation for site in self.sites], dtype=np.int64)
         self.cloud_sites = np.array([c.site for c in self.clouds], dtype=np.int64)
+        self._cloud_fleet_list = [self.sites[c.site].fleet for c in self.clouds]
+        self._cloud_versions = [-1] * len(self.clouds)
+        self._cloud_units = np.zeros((len(self.clouds), len(self.chip_ids)))
+        self._cloud_disc = np.zeros((len(self.clouds), len(self.chip_ids)))
         self.cloud_market = np.array([self.market_index[(c.region, c.tier)] for c in self.clouds],
                                      dtype=np.int64)
         self.foreign_vendor = np.array([[v.nation != n for v in self.vendors.values()]
@@ -514,6 +519,7 @@ class ComputeMarket(mesa.Model):
         lead = self.params.chip_lead_time_months
         leak = self.leakage
         lost_by_nation: dict[str, float] = defaultdict(float)
+        self._offers_month = None        # prices change now: offers are recomputed
         for vid, vendor in self.vendors.items():
             vendor.set_prices()
             n = vendor.order_units.size
@@ -661,16 +667,15 @@ class ComputeMarket(mesa.Model):
     def _deliver(self, sites: np.ndarray, chips: np.ndarray, units: np.ndarray,
                  price_usd: np.ndarray, arrival_month: int) -> None:
         """Put shipments in transit, one lot per site and chip (price averaged by units)."""
-        keep = units > 0
-        if not keep.any():
-            return
-        key = sites[keep] * len(self.chip_ids) + chips[keep]
-        lots, which = np.unique(key, return_inverse=True)
-        amount = np.bincount(which, weights=units[keep])
-        paid = np.bincount(which, weights=units[keep] * price_usd[keep])
-        for lot, n, total in zip(lots, amount, paid):
-            site, chip = divmod(int(lot), len(self.chip_ids))
-            self.sites[site].fleet.ship(arrival_month, chip, float(n), float(total / n))
+        lots: dict[tuple[int, int], list[float]] = {}
+        for site, chip, n, price in zip(sites.tolist(), chips.tolist(), units.tolist(),
+                                        price_usd.tolist()):
+            if n > 0:
+                lot = lots.setdefault((site, chip), [0.0, 0.0])
+                lot[0] += n
+                lot[1] += n * price
+        for (site, chip), (n, paid) in lots.items():
+            self.sites[site].fleet.ship(arrival_month, chip, n, paid / n)
 
     # 4. installation ----------------------------------------------------------------------
     def _install_chips(self) -> None:
@@ -686,6 +691,22 @@ class ComputeMarket(mesa.Model):
                                            self.h100e, self.install_order)
 
     # 5. GPU-hour market -------------------------------------------------------------------
+    def _cloud_fleets(self) -> tuple[np.ndarray, np.ndarray]:
+        """Installed units and current value per chip of every cloud (clouds x chips); rows
+        are rebuilt only for fleets that changed since the last call."""
+        fleets = self._cloud_fleet_list
+        for i, f in enumerate(fleets):
+            f.units_by_chip()                   # brings `version` up to date
+            if f.version != self._cloud_versions[i]:
+                self._cloud_units[i] = f.units_by_chip()
+                self._cloud_disc[i] = f.discounted_value_by_chip()
+                self._cloud_versions[i] = f.version
+        decay = np.exp(-costs.HARDWARE_VALUE_DECLINE_PER_YEAR
+                       * (self.month - self.start_month) / 12.0)
+        value = np.divide(self._cloud_disc * decay, self._cloud_units,
+                          out=np.zeros_like(self._cloud_disc), where=self._cloud_units > 0)
+        return self._cloud_units, value
+
     def _site_costs(self) -> None:
         """Per site and chip, the cost core's energy cost of a chip-hour [USD] (electricity
         and PUE are fixed per site), and the hardware cost of an hour per USD of value
@@ -703,9 +724,7 @@ class ComputeMarket(mesa.Model):
         hours = HOURS_PER_MONTH * p.availability
         # asks: one block per cloud and installed chip class, at full owned cost (the cost
         # core's, linear in the vintage's current value) x (1 + the cloud's margin)
-        fleets = [self.sites[c.site].fleet for c in self.clouds]
-        units = np.array([f.units_by_chip() for f in fleets]).reshape(len(fleets), -1)
-        value = np.array([f.value_by_chip(self.month) for f in fleets]).reshape(units.shape)
+        units, value = self._cloud_fleets()
         energy = self.energy_usd_per_chip_hour[self.cloud_sites]
         margin = np.array([c.margin for c in self.clouds])[:, None]
         price = ask_prices((value * self.hardware_usd_per_usd_hour + energy) / self.h100e,
@@ -995,6 +1014,7 @@ class ComputeMarket(mesa.Model):
         Prices and rules are fixed within a month, so offers are cached per month."""
         if self._offers_month != self.month:
             self._offers, self._offers_month = {}, self.month
+            self._best_products = {}
         key = self._offer_key[site]
         if key not in self._offers:
             self._offers[key] = self._compute_offers(site)
@@ -1005,21 +1025,31 @@ class ComputeMarket(mesa.Model):
         nation = self.nations[self.nation_ids[self.sites[site].nation]]
         offers = []
         for vendor in self.vendors.values():
-            best = None
-            # the buyer's state pays part of the price of home-made chips
-            subsidy = nation.domestic_chip_subsidy if vendor.nation == nation.nation_id else 0.0
-            if vendor.sells_to(buyer):
-                for prod in np.flatnonzero(vendor.active(self.month)):
-                    chip = int(vendor.product_chip[prod])
-                    if not vendor.offers_to(int(prod), group, self.month) or \
-                            self._decision(chip, group, vendor).shippable_fraction <= 0:
-                        continue
-                    price = float(vendor.price[prod]) * (1.0 - subsidy)
-                    value = self.h100e[chip] / price
-                    if best is None or value > best[3]:
-                        best = (int(prod), chip, price, value)
-            offers.append(None if best is None else best[:3])
+            best = self._best_product(vendor, group) if vendor.sells_to(buyer) else None
+            if best is not None and vendor.nation == nation.nation_id \
+                    and nation.domestic_chip_subsidy:
+                # the buyer's state pays part of the price of home-made chips
+                best = (best[0], best[1], best[2] * (1.0 - nation.domestic_chip_subsidy))
+            offers.append(best)
         return offers
+
+    def _best_product(self, vendor: Vendor, group: str) -> tuple[int, int, float] | None:
+        """The vendor's active product with the most H100e per dollar that may ship to the
+        group this month: (product, chip, unit price) (cached per month)."""
+        key = (vendor.vendor_id, group)
+        if key not in self._best_products:
+            best, best_value = None, -1.0
+            for prod in np.flatnonzero(vendor.active(self.month)).tolist():
+                chip = int(vendor.product_chip[prod])
+                if not vendor.offers_to(prod, group, self.month) or \
+                        self._decision(chip, group, vendor).shippable_fraction <= 0:
+                    continue
+                price = float(vendor.price[prod])
+                value = self.h100e[chip] / price
+                if value > best_value:
+                    best, best_value = (prod, chip, price), value
+            self._best_products[key] = best
+        return self._best_products[key]
 
     def _weights(self, site: int, weights: np.ndarray) -> np.ndarray:
         """A buyer's vendor weights after its state's discouragement of foreign chips."""
