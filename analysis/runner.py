@@ -121,7 +121,7 @@ def encode_run(tables: dict[str, pd.DataFrame], run_id: int, seed: int,
             missing = [f for f in schema if f.name not in part.schema.names]
             for field in missing:
                 part = part.append_column(field, pa.nulls(part.num_rows, field.type))
-            writer.write_table(part.select(schema.names))
+            writer.write_table(part.select(schema.names).cast(schema))
     return sink.getvalue()
 
 
