@@ -229,8 +229,8 @@ def clear_segmented(bid_segment: np.ndarray, bid_qty: np.ndarray, bid_price: np.
     A = np.bincount(cell[a_c], weights=ask_qty[va], minlength=shape[0] * width).reshape(shape)
     B = np.bincount(cell[b_c], weights=bid_qty[vb], minlength=shape[0] * width).reshape(shape)
     P = np.full(shape, np.nan)
-    P[group, pos] = cand_price
-    valid = ~np.isnan(P)
+    P.ravel()[cell] = cand_price
+    valid = np.arange(width)[None, :] < np.bincount(group)[:, None]   # real candidates
     S = np.cumsum(A, axis=1)                                  # asks priced <= p
     D = np.cumsum(B[:, ::-1], axis=1)[:, ::-1]                # bids priced >= p
     traded = np.where(valid, np.minimum(S, D), -np.inf)
@@ -242,9 +242,11 @@ def clear_segmented(bid_segment: np.ndarray, bid_qty: np.ndarray, bid_price: np.
     p_lo, p_hi = P[rows, first], P[rows, last]
     seg_price = np.where(D[rows, last] > vol * (1 + 1e-12), p_hi,
                          np.where(S[rows, first] > vol * (1 + 1e-12), p_lo, 0.5 * (p_lo + p_hi)))
-    lowest_ask = np.where(A > 0, P, np.inf).min(axis=1)
     trades = vol > 0
-    seg_price = np.where(trades, seg_price, np.where(np.isfinite(lowest_ask), lowest_ask, np.nan))
+    if not trades.all():
+        lowest_ask = np.where(A > 0, P, np.inf).min(axis=1)
+        seg_price = np.where(trades, seg_price,
+                             np.where(np.isfinite(lowest_ask), lowest_ask, np.nan))
     present = cand_seg[starts].astype(np.int64)
     price[present] = seg_price
     volume[present] = np.where(trades, vol, 0.0)

@@ -263,6 +263,7 @@ class ComputeMarket(mesa.Model):
         self.lost_revenue: dict[str, deque] = {n: deque(maxlen=12) for n in self.nation_ids}
         self.frontier_share: dict[str, float] = {}
         self._respond_signature = None
+        self._switch_signature = None
         self.order_ema = np.zeros(len(self.sites))
         self._ordered = np.zeros(len(self.sites))
 
@@ -420,6 +421,11 @@ class ComputeMarket(mesa.Model):
 
     def _update_switches(self) -> None:
         """IaaS (remote access) and HBM switches from every controller's regime."""
+        signature = (self.remote_access_allowed,
+                     tuple(n.regime for n in self.nations.values()))
+        if signature == self._switch_signature:
+            return
+        self._switch_signature = signature
         controllers = [n for n in self.nations.values() if n.regime]
         for nid, nation in self.nations.items():
             group = nation.controls_group
