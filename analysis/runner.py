@@ -193,12 +193,14 @@ class DaskExecutor:
 
                 # runs are CPU-bound Python: the worker's statistical profiler (a stack sample
                 # every 10 ms) and frequent system monitoring cost several percent of each run
+                # (and with no memory limit, no nanny polls each worker's memory)
                 with dask.config.set({"distributed.worker.profile.enabled": False,
-                                      "distributed.admin.system-monitor.interval": "10s"}):
+                                      "distributed.admin.system-monitor.interval": "10s",
+                                      "distributed.worker.memory.monitor-interval": "10s"}):
                     self.cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1,
                                                 threads_per_worker=1, processes=True,
                                                 host="127.0.0.1", dashboard_address=None,
-                                                silence_logs=logging.ERROR)
+                                                memory_limit=0, silence_logs=logging.ERROR)
                 self.client = Client(self.cluster)
         except (OSError, TimeoutError) as exc:
             raise GpumarketError(f"cannot reach the Dask scheduler at {address}: "
