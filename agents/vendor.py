@@ -101,6 +101,10 @@ class Vendor(mesa.Agent):
     def order_units(self, units: np.ndarray) -> None:
         self._orders()["units"] = units
 
+    def book(self) -> dict[str, np.ndarray]:
+        """The open orders as arrays: site, product, units, placed (month), kind."""
+        return self._orders()
+
     def active(self, month: int) -> np.ndarray:
         return (self.available <= month) & (month <= self.end)
 
@@ -122,7 +126,8 @@ class Vendor(mesa.Agent):
         return groups[group]
 
     def backlog_by_product(self) -> np.ndarray:
-        return np.bincount(self.order_product, weights=self.order_units,
+        book = self._orders()
+        return np.bincount(book["product"], weights=book["units"],
                            minlength=len(self.product_chip))
 
     def produce(self, month: int, wafers: float) -> None:
@@ -148,7 +153,7 @@ class Vendor(mesa.Agent):
 
     def set_prices(self) -> None:
         """Cost-plus-scarcity: list price marked up by months of backlog beyond one."""
-        backlog_months = self.order_units.sum() / max(self.capacity_units, 1e-9)
+        backlog_months = self._orders()["units"].sum() / max(self.capacity_units, 1e-9)
         multiple = min(1.0 + self.scarcity_markup * max(0.0, backlog_months - 1.0),
                        self.max_price_multiple)
         self.price = np.maximum(self.list_price * multiple, self.unit_cost)
@@ -178,22 +183,23 @@ class Vendor(mesa.Agent):
         self.revenue_usd = 0.0
         empty = {k: np.zeros(0, dtype=np.int64 if k in ("row", "site", "chip") else float)
                  for k in ("row", "site", "chip", "units", "price")}
-        if self.order_units.size == 0:
+        book = self._orders()
+        if book["units"].size == 0:
             return empty
-        self.order_units = self.order_units * shippable_fraction
-        sent = np.zeros_like(self.order_units)
-        for product in np.unique(self.order_product):
-            rows = np.flatnonzero(self.order_product == product)
-            sent[rows] = ration(self.order_units[rows], self.order_placed[rows],
+        book["units"] = book["units"] * shippable_fraction
+        sent = np.zeros_like(book["units"])
+        for product in np.unique(book["product"]).tolist():
+            rows = np.flatnonzero(book["product"] == product)
+            sent[rows] = ration(book["units"][rows], book["placed"][rows],
                                 self.inventory[product], rule)
             shipped = sent[rows].sum()
             self.inventory[product] -= shipped
             self.shipped_units[product] = shipped
             self.revenue_usd += shipped * self.price[product]
         out = np.flatnonzero(sent > 0)
-        shipments = {"row": out, "site": self.order_site[out],
-                     "chip": self.product_chip[self.order_product[out]], "units": sent[out],
-                     "price": self.price[self.order_product[out]]}
-        self.order_units = self.order_units - sent
-        self.cancel_orders(self.order_units > 1e-6)
+        shipments = {"row": out, "site": book["site"][out],
+                     "chip": self.product_chip[book["product"][out]], "units": sent[out],
+                     "price": self.price[book["product"][out]]}
+        book["units"] = book["units"] - sent
+        self.cancel_orders(book["units"] > 1e-6)
         return shipments

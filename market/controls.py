@@ -171,6 +171,17 @@ class RuleBook:
     sources: dict[str, str]
     rules: dict[str, Rule]
     countries: dict[str, str] = dataclasses.field(default_factory=dict)
+    _decided: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    def decide(self, chip: Chip, group: str, regime: tuple[str, ...]) -> "Decision":
+        """`classify`, remembered by the chip's id and the specs the rules read (rules are
+        immutable, so a book's answers never change; Monte Carlo runs in one worker share
+        them)."""
+        key = (chip.id, chip.tpp, chip.performance_density, chip.interconnect_gbps,
+               chip.memory_bandwidth_gbps, group, regime)
+        if key not in self._decided:
+            self._decided[key] = classify(chip, group, regime, self)
+        return self._decided[key]
 
     def __contains__(self, rule_id: str) -> bool:
         return rule_id in self.rules

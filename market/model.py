@@ -481,7 +481,7 @@ class ComputeMarket(mesa.Model):
         regime = issuer.regime if issuer is not None else ()
         key = (chip, group, regime)
         if key not in self._decisions:
-            self._decisions[key] = classify(self.chips[chip], group, regime, self.rules)
+            self._decisions[key] = self.rules.decide(self.chips[chip], group, regime)
         return self._decisions[key]
 
     def _shock_factor(self, kind: str, match=lambda event: True) -> float:
@@ -528,9 +528,10 @@ class ComputeMarket(mesa.Model):
         self._offers_month = None        # prices change now: offers are recomputed
         for vid, vendor in self.vendors.items():
             vendor.set_prices()
-            n = vendor.order_units.size
-            sites, prods = vendor.order_site.copy(), vendor.order_product.copy()
-            kinds, units = vendor.order_kind.copy(), vendor.order_units.copy()
+            book = vendor.book()
+            n = book["units"].size
+            sites, prods = book["site"].copy(), book["product"].copy()
+            kinds, units = book["kind"].copy(), book["units"].copy()
             chips = vendor.product_chip[prods]
             decisions = [self._decision(int(c), self.site_group[st], vendor)
                          for c, st in zip(chips.tolist(), sites.tolist())]
@@ -793,15 +794,17 @@ class ComputeMarket(mesa.Model):
             def run_all(b_rows, b_seg, b_value, a_rows, a_seg, n_seg, remote=False):
                 if b_rows.size == 0 or a_rows.size == 0:
                     return None
-                res = clear_segmented(b_seg, np.maximum(b_left[b_rows], 0.0), b_value, a_seg,
-                                      np.maximum(a_left[a_rows], 0.0), a_price[a_rows], n_seg,
-                                      check=False)
+                # residuals are >= 0 (fills never exceed quantities); tiny float residues
+                # fall under the clearing's MIN_QUANTITY
+                res = clear_segmented(b_seg, b_left[b_rows], b_value, a_seg, a_left[a_rows],
+                                      a_price[a_rows], n_seg, check=False)
                 b_fill, a_fill = res.bid_fill, res.ask_fill
-                b_px, a_px = res.price[b_seg], res.price[a_seg]
+                paid = np.nan_to_num(res.price)       # segments without asks fill nothing
+                b_px, a_px = paid[b_seg], paid[a_seg]
                 b_left[b_rows] -= b_fill; a_left[a_rows] -= a_fill
                 b_got[b_rows] += b_fill; a_sold[a_rows] += a_fill
-                b_paid[b_rows] += b_fill * np.nan_to_num(b_px)   # friction is not a payment
-                a_rev[a_rows] += a_fill * np.nan_to_num(a_px)
+                b_paid[b_rows] += b_fill * b_px          # friction is not a payment
+                a_rev[a_rows] += a_fill * a_px
                 sold = np.bincount(a_market[a_rows], weights=a_fill, minlength=n_markets)
                 seg_of_market = np.full(n_markets, -1)
                 seg_of_market[a_market[a_rows]] = a_seg
@@ -1009,9 +1012,10 @@ class ComputeMarket(mesa.Model):
         """Open chip orders per site [H100e]."""
         out = np.zeros(len(self.sites))
         for vendor in self.vendors.values():
-            if vendor.order_units.size:
-                out += np.bincount(vendor.order_site, weights=vendor.order_units
-                                   * self.h100e[vendor.product_chip[vendor.order_product]],
+            book = vendor.book()
+            if book["units"].size:
+                out += np.bincount(book["site"], weights=book["units"]
+                                   * self.h100e[vendor.product_chip[book["product"]]],
                                    minlength=len(self.sites))
         return out
 
