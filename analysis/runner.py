@@ -128,10 +128,21 @@ def encode_run(tables: dict[str, pd.DataFrame], run_id: int, seed: int,
     return sink.getvalue()
 
 
+_FROZEN = False
+
+
 def execute(task: Task) -> Result:
     """Run one task; any exception becomes a failed result (the batch goes on)."""
+    global _FROZEN
     from market.outputs import run_tables
 
+    if not _FROZEN:
+        # move what the process has imported out of the garbage collector's sight: its
+        # full collections then walk only what runs create (a Dask worker's heap is large)
+        import gc
+        gc.collect()
+        gc.freeze()
+        _FROZEN = True
     started = time.perf_counter()
     try:
         scenario = scenario_for(task.scenario_json, task.params)
