@@ -5,7 +5,7 @@ from __future__ import annotations
 import mesa
 import numpy as np
 
-from market.clearing import ration
+from market.clearing import ration, ration_pro_rata_by_group
 from market.timeline import parse_month
 
 
@@ -187,15 +187,19 @@ class Vendor(mesa.Agent):
         if book["units"].size == 0:
             return empty
         book["units"] = book["units"] * shippable_fraction
-        sent = np.zeros_like(book["units"])
-        for product in np.unique(book["product"]).tolist():
-            rows = np.flatnonzero(book["product"] == product)
-            sent[rows] = ration(book["units"][rows], book["placed"][rows],
-                                self.inventory[product], rule)
-            shipped = sent[rows].sum()
-            self.inventory[product] -= shipped
-            self.shipped_units[product] = shipped
-            self.revenue_usd += shipped * self.price[product]
+        n = len(self.product_chip)
+        if rule == "pro_rata":      # every product at once
+            sent = ration_pro_rata_by_group(book["units"], book["product"], self.inventory)
+        else:
+            sent = np.zeros_like(book["units"])
+            for product in np.unique(book["product"]).tolist():
+                rows = np.flatnonzero(book["product"] == product)
+                sent[rows] = ration(book["units"][rows], book["placed"][rows],
+                                    self.inventory[product], rule)
+        shipped = np.bincount(book["product"], weights=sent, minlength=n)
+        self.inventory = self.inventory - shipped
+        self.shipped_units = shipped
+        self.revenue_usd = float(shipped @ self.price)
         out = np.flatnonzero(sent > 0)
         shipments = {"row": out, "site": book["site"][out],
                      "chip": self.product_chip[book["product"][out]], "units": sent[out],

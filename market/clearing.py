@@ -138,6 +138,16 @@ def _ration_pro_rata(outstanding: np.ndarray, placed_step: np.ndarray, supply: f
     return outstanding * (supply / total)
 
 
+def ration_pro_rata_by_group(outstanding: np.ndarray, group: np.ndarray,
+                             supply: np.ndarray) -> np.ndarray:
+    """The pro-rata rule for many products at once: orders of group g share `supply[g]` in
+    proportion to their size when the group's orders exceed it [units]."""
+    supply = np.maximum(np.asarray(supply, float), 0.0)
+    total = np.bincount(group, weights=outstanding, minlength=supply.size)
+    scale = np.divide(supply, total, out=np.ones(supply.size), where=total > supply)
+    return outstanding * scale[group]
+
+
 def _ration_first_come(outstanding: np.ndarray, placed_step: np.ndarray, supply: float
                        ) -> np.ndarray:
     order = np.argsort(placed_step, kind="stable")

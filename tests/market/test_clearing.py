@@ -168,3 +168,15 @@ def test_segmented_worked_example_two_markets():
     assert res.price[1] == 1.0 and res.volume[1] == 5.0
     np.testing.assert_allclose(res.ask_fill, [10.0, 10.0, 5.0, 0.0])
     assert np.isnan(res.price[2]) and res.volume[2] == 0.0
+
+
+def test_grouped_pro_rata_equals_ration_per_group():
+    from market.clearing import ration_pro_rata_by_group
+    units = np.array([4.0, 6.0, 1.0, 2.0, 5.0])
+    group = np.array([0, 0, 1, 1, 2])
+    supply = np.array([5.0, 10.0, 0.0])
+    got = ration_pro_rata_by_group(units, group, supply)
+    for g in range(3):
+        np.testing.assert_allclose(got[group == g], ration(units[group == g],
+                                                           np.zeros(int((group == g).sum())),
+                                                           supply[g], "pro_rata"))
