@@ -13,7 +13,7 @@ import pandas as pd
 
 from analysis.outcomes import exceedance, outcome_series, quantile_summary, unit_of
 from analysis.plots import fan_chart, sensitivity_bars
-from analysis.runner import Batch, read_table, run_files
+from analysis.runner import Batch, read_tables, run_files
 from market.errors import GpumarketError
 
 FANS = (("price:US:neocloud", "H100e-hour price index, US neocloud"),
@@ -72,8 +72,7 @@ def write_report(directory: Path, out: Path | None = None) -> Path:
                              "rationale") if c in table]
         sections.append("<h2>Uncertain inputs</h2>" + _table(table[order].fillna("")))
     # fan charts
-    frames = {"price_index": read_table(directory, "price_index"),
-              "compute": read_table(directory, "compute")}
+    frames = read_tables(directory, ["price_index", "compute"])
     figs, summaries, probabilities = [], [], []
     for name, title in FANS:
         series = _lever_label(outcome_series(directory, name, frames=frames), levers)

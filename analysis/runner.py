@@ -400,6 +400,31 @@ def run_files(directory: Path) -> list[Path]:
     return sorted((Path(directory) / "runs").glob("run-*.parquet"))
 
 
+def read_tables(directory: Path, tables: list[str], dates: list[str] | None = None
+                ) -> dict[str, pd.DataFrame]:
+    """Several output tables across a batch's runs in one scan of the run files (only their
+    row groups are read), each with `run_id`, `seed` and the `param.*` columns; optionally
+    only some months."""
+    import pyarrow.dataset as ds
+
+    files = run_files(directory)
+    if not files:
+        return {t: pd.DataFrame() for t in tables}
+    dataset = ds.dataset([str(f) for f in files], format="parquet")
+    filt = ds.field("table").isin(tables)
+    if dates:
+        stamps = [pd.Timestamp(d + "-01") for d in dates]
+        filt = filt & ds.field("date").isin(pa.array(stamps, pa.timestamp("ns")))
+    frame = dataset.to_table(filter=filt).to_pandas()
+    out = {}
+    for name in tables:
+        part = frame[frame["table"] == name]
+        if len(part):
+            part = part.dropna(axis=1, how="all")      # the other tables' columns
+        out[name] = part.drop(columns=["table"]).reset_index(drop=True)
+    return out
+
+
 def read_table(directory: Path, table: str, columns: list[str] | None = None,
                dates: list[str] | None = None) -> pd.DataFrame:
     """One output table across a batch's runs (only its row groups are read), with `run_id`,

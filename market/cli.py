@@ -827,11 +827,13 @@ def montecarlo(scenario: str, runs: int, method: str, seed: int, workers: int | 
                     if parse_month(s.start) <= parse_month(d) <= parse_month(last)},
                    key=parse_month)
     if manifest["completed"] and shown:
+        from analysis.runner import read_tables
         click.echo(f"median [5%, 95%] across {manifest['completed']} runs:")
         label_w = max(len(n) for n in DEFAULT_OUTCOMES) + 2
         click.echo(" " * label_w + "".join(f"{d:>24}" for d in shown))
+        frames = read_tables(batch.dir, ["price_index", "compute"], dates=shown)
         for name in DEFAULT_OUTCOMES:
-            q = quantile_summary(outcome_series(batch.dir, name, dates=shown), shown)
+            q = quantile_summary(outcome_series(batch.dir, name, frames=frames), shown)
             scale = 100.0 if name.startswith("share") else 1.0
             cells = [f"{q.loc[d, 'median'] * scale:.2f} [{q.loc[d, 'p5'] * scale:.2f}, "
                      f"{q.loc[d, 'p95'] * scale:.2f}]" if d in q.index else "" for d in shown]
