@@ -402,20 +402,23 @@ def run_files(directory: Path) -> list[Path]:
 
 def read_tables(directory: Path, tables: list[str], dates: list[str] | None = None
                 ) -> dict[str, pd.DataFrame]:
-    """Several output tables across a batch's runs in one scan of the run files (only their
-    row groups are read), each with `run_id`, `seed` and the `param.*` columns; optionally
-    only some months."""
-    import pyarrow.dataset as ds
-
+    """Several output tables across a batch's runs, each with `run_id`, `seed` and the
+    `param.*` columns; optionally only some months. Files are read one at a time, only the
+    tables' row groups and columns (statistics on `table` and `date` prune the rest), so
+    memory follows the rows returned, not the batch size."""
     files = run_files(directory)
     if not files:
         return {t: pd.DataFrame() for t in tables}
-    dataset = ds.dataset([str(f) for f in files], format="parquet")
-    filt = ds.field("table").isin(tables)
+    filters = [("table", "in", tables)]
     if dates:
-        stamps = [pd.Timestamp(d + "-01") for d in dates]
-        filt = filt & ds.field("date").isin(pa.array(stamps, pa.timestamp("ns")))
-    frame = dataset.to_table(filter=filt).to_pandas()
+        filters.append(("date", "in", [pd.Timestamp(d + "-01") for d in dates]))
+    # these tables' columns (the union schema holds every table's): non-null in a run file
+    sample = pq.read_table(files[0], filters=[("table", "in", tables)])
+    columns = [c for c in sample.column_names
+               if c in ("table", "run_id", "seed") or c.startswith("param.")
+               or sample[c].null_count < sample.num_rows] if sample.num_rows else None
+    parts = [pq.read_table(f, columns=columns, filters=filters) for f in files]
+    frame = pa.concat_tables(parts).to_pandas()
     out = {}
     for name in tables:
         part = frame[frame["table"] == name]
@@ -427,23 +430,11 @@ def read_tables(directory: Path, tables: list[str], dates: list[str] | None = No
 
 def read_table(directory: Path, table: str, columns: list[str] | None = None,
                dates: list[str] | None = None) -> pd.DataFrame:
-    """One output table across a batch's runs (only its row groups are read), with `run_id`,
-    `seed` and the `param.*` columns; optionally only some columns and months."""
-    import pyarrow.dataset as ds
-
-    files = run_files(directory)
-    if not files:
-        return pd.DataFrame()
-    dataset = ds.dataset([str(f) for f in files], format="parquet")
-    filt = ds.field("table") == table
-    if dates:
-        stamps = [pd.Timestamp(d + "-01") for d in dates]
-        filt = filt & ds.field("date").isin(pa.array(stamps, pa.timestamp("ns")))
-    wanted = None
-    if columns is not None:
-        params = [n for n in dataset.schema.names if n.startswith("param.")]
-        wanted = list(dict.fromkeys(["run_id", "seed", *columns, *params]))
-    frame = dataset.to_table(columns=wanted, filter=filt).to_pandas()
-    if len(frame):
-        frame = frame.dropna(axis=1, how="all")      # the other tables' columns
-    return frame.drop(columns=["table"], errors="ignore")
+    """One output table across a batch's runs (see `read_tables`); `columns` limits the
+    table's own columns (`run_id`, `seed` and `param.*` always come)."""
+    frame = read_tables(directory, [table], dates)[table]
+    if columns is not None and len(frame):
+        keep = ["run_id", "seed", *columns,
+                *[c for c in frame.columns if c.startswith("param.")]]
+        frame = frame[[c for c in dict.fromkeys(keep) if c in frame.columns]]
+    return frame
