@@ -775,7 +775,9 @@ class ComputeMarket(mesa.Model):
         a_left, b_left = a_qty.copy(), b_qty.copy()
         a_sold, a_rev = np.zeros_like(a_qty), np.zeros_like(a_qty)
         b_got, b_paid = np.zeros_like(b_qty), np.zeros_like(b_qty)
-        trades: dict[int, list[tuple[float, float]]] = defaultdict(list)
+        # per market, over all passes: value and volume traded (the index is their ratio)
+        deal_value = np.zeros(len(self.markets))
+        deal_volume = np.zeros(len(self.markets))
         first_price: dict[int, float] = {}
         remote_rows = []
 
@@ -805,11 +807,10 @@ class ComputeMarket(mesa.Model):
                 b_got[b_rows] += b_fill; a_sold[a_rows] += a_fill
                 b_paid[b_rows] += b_fill * b_px          # friction is not a payment
                 a_rev[a_rows] += a_fill * a_px
-                sold = np.bincount(a_market[a_rows], weights=a_fill, minlength=n_markets)
-                seg_of_market = np.full(n_markets, -1)
-                seg_of_market[a_market[a_rows]] = a_seg
-                for m in np.flatnonzero(sold > 0):
-                    trades[int(m)].append((float(res.price[seg_of_market[m]]), float(sold[m])))
+                deal_volume[:] += np.bincount(a_market[a_rows], weights=a_fill,
+                                              minlength=n_markets)
+                deal_value[:] += np.bincount(a_market[a_rows], weights=a_fill * a_px,
+                                             minlength=n_markets)
                 if remote:
                     remote_rows.append((b_rows, b_fill, b_seg))
                 return res
@@ -851,10 +852,11 @@ class ComputeMarket(mesa.Model):
                     b_got[b_rows] += res.bid_fill; a_sold[a_rows] += res.ask_fill
                     b_paid[b_rows] += res.bid_fill * res.price
                     a_rev[a_rows] += res.ask_fill * res.price
-                    for m in np.unique(a_market[a_rows]):
-                        vol = res.ask_fill[a_market[a_rows] == m].sum()
-                        if vol > 0:
-                            trades[int(m)].append((res.price, vol))
+                    deal_volume[:] += np.bincount(a_market[a_rows], weights=res.ask_fill,
+                                                  minlength=len(self.markets))
+                    deal_value[:] += np.bincount(a_market[a_rows],
+                                                 weights=res.ask_fill * res.price,
+                                                 minlength=len(self.markets))
                     if remote_region is not None:
                         remote_rows.append((b_rows, res.bid_fill,
                                             np.full(b_rows.size, remote_region)))
@@ -918,9 +920,7 @@ class ComputeMarket(mesa.Model):
         for m, (region, tier) in enumerate(self.markets):
             if m not in first_price:
                 continue                      # no cloud of this tier in this region
-            deals = trades.get(m)
-            index = (sum(pr * v for pr, v in deals) / sum(v for _, v in deals)) if deals \
-                else first_price[m]
+            index = deal_value[m] / deal_volume[m] if deal_volume[m] > 0 else first_price[m]
             index_of[m] = index
             self.latest_price_index[(region, tier)] = index
             self.records["price_index"].append((step, region, tier, index))
