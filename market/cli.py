@@ -729,8 +729,12 @@ def _execute_batch(kind: str, loaded, design, months: int | None, workers: int |
         todo = len(tasks) - len(batch.finished() & {t.run_id for t in tasks})
         started = time.perf_counter()
         if sys.stderr.isatty():
+            import shutil
+
             from tqdm import tqdm
+            size = shutil.get_terminal_size((100, 20))        # a bare pty reports 0 x 0
             with tqdm(total=len(tasks), initial=len(tasks) - todo, unit="run",
+                      ncols=size.columns or 100, nrows=size.lines or 20,
                       desc=f"{s.name} ({executor.name}, {executor.workers} workers)",
                       file=sys.stderr) as bar:
                 run_batch(batch, tasks, executor, bar.update)
