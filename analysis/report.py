@@ -72,7 +72,9 @@ def write_report(directory: Path, out: Path | None = None) -> Path:
                              "rationale") if c in table]
         sections.append("<h2>Uncertain inputs</h2>" + _table(table[order].fillna("")))
     # fan charts
-    frames = read_tables(directory, ["price_index", "compute"])
+    wanted = ["date", "region", "tier", "price_usd_per_h100e_hour", "nation", "share",
+              *[f"param.{p}" for p in levers]]
+    frames = read_tables(directory, ["price_index", "compute"], columns=wanted)
     figs, summaries, probabilities = [], [], []
     for name, title in FANS:
         series = _lever_label(outcome_series(directory, name, frames=frames), levers)

@@ -400,12 +400,13 @@ def run_files(directory: Path) -> list[Path]:
     return sorted((Path(directory) / "runs").glob("run-*.parquet"))
 
 
-def read_tables(directory: Path, tables: list[str], dates: list[str] | None = None
-                ) -> dict[str, pd.DataFrame]:
+def read_tables(directory: Path, tables: list[str], dates: list[str] | None = None,
+                columns: list[str] | None = None) -> dict[str, pd.DataFrame]:
     """Several output tables across a batch's runs, each with `run_id`, `seed` and the
-    `param.*` columns; optionally only some months. Files are read one at a time, only the
-    tables' row groups and columns (statistics on `table` and `date` prune the rest), so
-    memory follows the rows returned, not the batch size."""
+    `param.*` columns; optionally only some months, and only some `columns` (then `run_id`
+    and the listed ones). Files are read one at a time, only the tables' row groups and
+    columns (statistics on `table` and `date` prune the rest), so memory follows the rows
+    returned, not the batch size."""
     files = run_files(directory)
     if not files:
         return {t: pd.DataFrame() for t in tables}
@@ -414,9 +415,12 @@ def read_tables(directory: Path, tables: list[str], dates: list[str] | None = No
         filters.append(("date", "in", [pd.Timestamp(d + "-01") for d in dates]))
     # these tables' columns (the union schema holds every table's): non-null in a run file
     sample = pq.read_table(files[0], filters=[("table", "in", tables)])
-    columns = [c for c in sample.column_names
-               if c in ("table", "run_id", "seed") or c.startswith("param.")
-               or sample[c].null_count < sample.num_rows] if sample.num_rows else None
+    if columns is not None:
+        columns = list(dict.fromkeys(["table", "run_id", *columns]))
+    elif sample.num_rows:
+        columns = [c for c in sample.column_names
+                   if c in ("table", "run_id", "seed") or c.startswith("param.")
+                   or sample[c].null_count < sample.num_rows]
     parts = [pq.read_table(f, columns=columns, filters=filters) for f in files]
     frame = pa.concat_tables(parts).to_pandas()
     out = {}
