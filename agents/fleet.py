@@ -26,7 +26,7 @@ class Fleet:
         self._units_cache: np.ndarray | None = None
         self._value_cache: np.ndarray | None = None
         self.version = 0                      # bumped whenever the installed fleet changes
-        self.reference_month = 0              # set by the owner's Site (months, see value)
+        self.reference_month = 0              # set by the owning Site [month index]
         self._new: list[tuple[int, float, int, float]] = []   # vintages not yet in the arrays
         self._oldest: int | None = None       # install month of the oldest vintage
 
@@ -61,7 +61,11 @@ class Fleet:
 
     def discounted_value_by_chip(self) -> np.ndarray:
         """Sum over vintages of units x price x e^(r x (installed - reference) / 12), by chip
-        [USD]: the value at month m is this x e^(-r x (m - reference) / 12)."""
+        [USD]: the fleet's value at month m is this x e^(-r x (m - reference) / 12).
+
+        Value declines exponentially at r = 0.322/yr (Epoch's hardware value decline), so the
+        capital cost of an old vintage falls as newer chips make it cheaper to replace;
+        factoring the decay out keeps this sum fixed until the fleet changes."""
         self.units_by_chip()
         if self._value_cache is None:
             grown = np.exp(HARDWARE_VALUE_DECLINE_PER_YEAR
@@ -69,18 +73,6 @@ class Fleet:
             self._value_cache = np.bincount(self.chip, weights=self.units * self.price_usd
                                             * grown, minlength=self.n_chips)
         return self._value_cache
-
-    def value_by_chip(self, month: int) -> np.ndarray:
-        """Average current value per installed chip, by chip index [USD/chip].
-
-        Value declines exponentially at 0.322/yr (Epoch's hardware value decline), so the
-        capital cost of an old vintage falls as newer chips make it cheaper to replace.
-        """
-        units = self.units_by_chip()
-        self.discounted_value_by_chip()       # recomputed only when the fleet changes
-        decay = np.exp(-HARDWARE_VALUE_DECLINE_PER_YEAR * (month - self.reference_month) / 12.0)
-        return np.divide(self._value_cache * decay, units, out=np.zeros(self.n_chips),
-                         where=units > 0)
 
     # -- changes ------------------------------------------------------------------------
     def add_installed(self, chip: int, units: float, month: int, price_usd: float) -> None:

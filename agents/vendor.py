@@ -88,19 +88,6 @@ class Vendor(mesa.Agent):
                                   "placed": placed, "kind": book["kind"][first]}
         return self._book
 
-    order_site = property(lambda self: self._orders()["site"])
-    order_product = property(lambda self: self._orders()["product"])
-    order_placed = property(lambda self: self._orders()["placed"])
-    order_kind = property(lambda self: self._orders()["kind"])
-
-    @property
-    def order_units(self) -> np.ndarray:
-        return self._orders()["units"]
-
-    @order_units.setter
-    def order_units(self, units: np.ndarray) -> None:
-        self._orders()["units"] = units
-
     def book(self) -> dict[str, np.ndarray]:
         """The open orders as arrays: site, product, units, placed (month), kind."""
         return self._orders()

@@ -152,7 +152,7 @@ def _dates(model: MarketApp, steps) -> pd.DatetimeIndex:
     return pd.DatetimeIndex([month_start(first + int(s)) for s in steps])
 
 
-def _figure(model: MarketApp, fig: Figure):
+def _figure(fig: Figure):
     return solara.FigureMatplotlib(fig, format="png", dpi=DPI)
 
 
@@ -182,7 +182,7 @@ def PriceView(model: MarketApp):
                 pd.Timestamp(month_start(model.start_month + model.n_months - 1)))
     ax.legend(fontsize=7, ncol=2, loc="upper right")
     ax.grid(alpha=0.3)
-    return _figure(model, fig)
+    return _figure(fig)
 
 
 def ShareView(model: MarketApp):
@@ -222,7 +222,7 @@ def ShareView(model: MarketApp):
     bx.set_title("Vendor shipment shares", fontsize=10)
     for a in (ax, bx):
         a.grid(alpha=0.3)
-    return _figure(model, fig)
+    return _figure(fig)
 
 
 def NetworkView(model: MarketApp):
@@ -271,7 +271,7 @@ def NetworkView(model: MarketApp):
     ax.set_title(f"Flows, 12 months to {format_month(model.month)}: chips (green), "
                  "GPU-hours (grey), leakage (red, dashed)", fontsize=9)
     ax.set_axis_off()
-    return _figure(model, fig)
+    return _figure(fig)
 
 
 def _add_flow(g: nx.DiGraph, a: str, b: str, h100e: float, what: str, leak: bool) -> None:

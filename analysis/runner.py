@@ -22,6 +22,7 @@ parameters, its seed and the months, never on where it ran.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import os
@@ -227,7 +228,7 @@ class DaskExecutor:
         tasks = iter(tasks)
         window = 4 * self.workers
         pending = as_completed()
-        for task in itertools_islice(tasks, window):
+        for task in itertools.islice(tasks, window):
             pending.add(self.client.submit(fn, task, key=f"gpumarket-run-{task.run_id}-"
                                            f"{os.getpid()}-{time.monotonic_ns()}", pure=False))
         for future in pending:
@@ -248,14 +249,6 @@ class DaskExecutor:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
-
-
-def itertools_islice(it: Iterator, n: int) -> Iterator:
-    for _ in range(n):
-        item = next(it, None)
-        if item is None:
-            return
-        yield item
 
 
 def _run_id_of(key: str) -> int:

@@ -94,6 +94,22 @@ def main() -> None:
 
 # ------------------------------------------------------------------------- formatting ---
 
+def _parse_dates(dates: str | None) -> list[str] | None:
+    """`--dates` as a list of YYYY-MM months (None when not given); a bad month is a usage
+    error naming the option."""
+    from market.timeline import parse_month
+
+    if not dates:
+        return None
+    wanted = [d.strip() for d in dates.split(",")]
+    for d in wanted:
+        try:
+            parse_month(d)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--dates'") from None
+    return wanted
+
+
 def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -535,14 +551,7 @@ def run(scenario: str, seed: int, months: int | None, overrides: tuple[str, ...]
                                  f"got {months}", param_hint="'--months'")
     if seed < 0:
         raise click.BadParameter(f"must be >= 0, got {seed}", param_hint="'--seed'")
-    wanted = [d.strip() for d in dates.split(",")] if dates else None
-    if wanted:
-        from market.timeline import parse_month
-        for d in wanted:
-            try:
-                parse_month(d)
-            except ValueError as exc:
-                raise click.BadParameter(str(exc), param_hint="'--dates'") from None
+    wanted = _parse_dates(dates)
     if out is not None:
         check_out_dir(out, force)
     steps = months or s.months
@@ -607,12 +616,7 @@ def compare(scenarios: tuple[str, ...], seed: int, dates: str | None,
     if seed < 0:
         raise click.BadParameter(f"must be >= 0, got {seed}", param_hint="'--seed'")
     loaded = [load_scenario(name, overrides) for name in scenarios]   # all checked first
-    wanted = [d.strip() for d in dates.split(",")] if dates else None
-    for d in wanted or []:
-        try:
-            parse_month(d)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="'--dates'") from None
+    wanted = _parse_dates(dates)
     first = max(parse_month(ls.scenario.start) for ls in loaded)
     last = min(parse_month(ls.scenario.end) for ls in loaded)
     if last < first:
@@ -814,12 +818,7 @@ def montecarlo(scenario: str, runs: int, method: str, seed: int, workers: int | 
     loaded = load_scenario(scenario, overrides)
     s = loaded.scenario
     _check_batch_args(s, months, seed, workers, scheduler)
-    wanted = [d.strip() for d in dates.split(",")] if dates else None
-    for d in wanted or []:
-        try:
-            parse_month(d)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="'--dates'") from None
+    wanted = _parse_dates(dates)
     design = make_design(s, runs, method, seed, _parse_levers(levers, loaded))
     out = out or Path(f"mc-{s.name}")
     batch, manifest, ran, elapsed = _execute_batch("montecarlo", loaded, design, months,
@@ -954,6 +953,7 @@ def viz(scenario: str, port: int, host: str, no_browser: bool, ensemble: Path | 
     import webbrowser
 
     from analysis.assets import DEFAULT_CACHE
+    from market.processes import stop_process_group
     from scenarios.loader import load_scenario
 
     load_scenario(scenario)                                 # unknown scenario: exit 2
@@ -1003,12 +1003,7 @@ def viz(scenario: str, port: int, host: str, no_browser: bool, ensemble: Path | 
     except KeyboardInterrupt:
         pass
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_group(proc)
     if proc.returncode not in (0, -signal.SIGTERM, None):
         raise SystemExit(proc.returncode)
 

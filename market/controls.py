@@ -446,9 +446,8 @@ def rule_problems(book: RuleBook, only: dict[str, Rule] | None = None,
         if rescinded is not None and rescinded < effective:
             problems.append(f"{where}: rescinded {rule.rescinded} is before effective "
                             f"{rule.effective}; expected rescinded >= effective")
-        if only is not None and rule.source.strip() and rule.source not in book.sources:
-            pass
-        elif rule.source not in book.sources:
+        cited_in_text = only is not None and rule.source.strip()   # a scenario's own rule
+        if rule.source not in book.sources and not cited_in_text:
             problems.append(f"{where}.source: unknown source {rule.source!r}; expected one of "
                             f"{', '.join(sorted(book.sources))}")
         for old in rule.supersedes:

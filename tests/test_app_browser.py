@@ -10,7 +10,6 @@ is always stopped.
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from analysis.assets import DEFAULT_CACHE
+from market.processes import stop_process_group
 
 CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -111,13 +111,7 @@ def server(tmp_path_factory, ensemble):
         assert f"serving baseline at {url}" in log_path.read_text()
         yield url
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_process_group(proc, timeout_s=15)
         text = log_path.read_text(errors="replace")
         if "Traceback" in text:
             print("---- server log ----\n" + text[-4000:])

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from analysis.design import make_design
 from analysis.runner import Task, execute, read_table, run_files
 from market.cli import cli
+from market.processes import stop_process_group
 from market.outputs import TABLES
 from scenarios.loader import load_scenario
 
@@ -176,12 +177,7 @@ def test_equal_tables_sequential_local_dask_and_separate_scheduler(tmp_path):
     finally:
         for proc in (worker, scheduler):
             if proc is not None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=10)
+                stop_process_group(proc, timeout_s=20)
 
 
 @pytest.mark.parametrize("args,message", [
