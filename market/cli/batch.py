@@ -8,7 +8,7 @@ from typing import Callable
 
 import click
 
-from market.cli.base import INTEGER, _parse_dates, cli, require_extra
+from market.cli.base import INTEGER, _emit_json, _parse_dates, cli, require_extra
 from market.errors import GpumarketError
 
 
@@ -129,10 +129,12 @@ def _parse_levers(levers: tuple[str, ...], loaded) -> dict | None:
     return out
 
 
-def _finish_message(batch, manifest: dict) -> None:
+def _finish_message(batch, manifest: dict, quiet: bool = False) -> None:
+    """The counts on stdout (unless `quiet`: --json says them); failures on stderr, exit 1."""
     failed = manifest["failed"]
-    click.echo(f"{manifest['completed']} of {manifest['expected']} runs complete, {failed} "
-               f"failed; results in {batch.dir}")
+    if not quiet:
+        click.echo(f"{manifest['completed']} of {manifest['expected']} runs complete, {failed} "
+                   f"failed; results in {batch.dir}")
     if failed or manifest["completed"] + failed != manifest["expected"]:
         click.echo(f"gpumarket: {failed} runs failed (errors in {batch.dir / 'runs.jsonl'} and "
                    f"batch.json); rerun the same command to retry them", err=True)
@@ -152,13 +154,17 @@ def _finish_message(batch, manifest: dict) -> None:
 @click.option("--out", type=click.Path(path_type=Path), help="Batch directory (default "
               "mc-SCENARIO); rerunning the same command there resumes the batch.")
 @click.option("--dates", help="Months for the summary (default 2024-12, 2026-12 and the last).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (nothing else "
+              "on stdout).")
 def montecarlo(scenario: str, runs: int, method: str, seed: int, workers: int | None,
                scheduler: str | None, months: int | None, overrides: tuple[str, ...],
-               levers: tuple[str, ...], out: Path | None, dates: str | None) -> None:
+               levers: tuple[str, ...], out: Path | None, dates: str | None,
+               as_json: bool) -> None:
     """Run a seeded ensemble over the scenario's [uncertain] inputs, on Dask or in-process."""
     require_extra("batch", "montecarlo")
     from analysis.design import make_design
-    from analysis.outcomes import DEFAULT_OUTCOMES, outcome_series, quantile_summary, unit_of
+    from analysis.outcomes import (ensemble_summary, format_ensemble, option_labels,
+                                   summary_json)
     from market.timeline import format_month, parse_month
     from scenarios.loader import load_scenario
 
@@ -172,26 +178,26 @@ def montecarlo(scenario: str, runs: int, method: str, seed: int, workers: int | 
     out = out or Path(f"mc-{s.name}")
     batch, manifest, ran, elapsed = _execute_batch("montecarlo", loaded, design, months,
                                                    workers, scheduler, out)
-    if ran:
+    if ran and not as_json:
         click.echo(f"{ran} runs in {elapsed:.1f} s ({ran / max(elapsed, 1e-9):.2f} runs/s)")
     last = format_month(parse_month(s.start) + (months or s.months) - 1)
     shown = sorted({d for d in (wanted or ["2024-12", "2026-12", last])
                     if parse_month(s.start) <= parse_month(d) <= parse_month(last)},
                    key=parse_month)
-    if manifest["completed"] and shown:
-        from analysis.runner import read_tables
-        click.echo(f"median [5%, 95%] across {manifest['completed']} runs:")
-        label_w = max(len(n) for n in DEFAULT_OUTCOMES) + 2
-        click.echo(" " * label_w + "".join(f"{d:>24}" for d in shown))
-        frames = read_tables(batch.dir, ["price_index", "compute"], dates=shown)
-        for name in DEFAULT_OUTCOMES:
-            q = quantile_summary(outcome_series(batch.dir, name, frames=frames), shown)
-            scale = 100.0 if name.startswith("share") else 1.0
-            cells = [f"{q.loc[d, 'median'] * scale:.2f} [{q.loc[d, 'p5'] * scale:.2f}, "
-                     f"{q.loc[d, 'p95'] * scale:.2f}]" if d in q.index else "" for d in shown]
-            unit = "%" if name.startswith("share") else unit_of(name)
-            click.echo(f"{name:<{label_w}}" + "".join(f"{c:>24}" for c in cells) + f"  {unit}")
-    _finish_message(batch, manifest)
+    # per lever option, with the options' differences paired by sample: pooling the options
+    # would hide the policy comparison the batch was run for
+    summaries = ensemble_summary(batch.dir, shown, design.levers) \
+        if manifest["completed"] and shown else {}
+    if as_json:
+        _emit_json({"scenario": s.name, "directory": str(batch.dir),
+                    "runs": {k: manifest[k] for k in ("expected", "completed", "failed")},
+                    "samples": design.samples, "levers": design.levers,
+                    "reference_option": option_labels(design.levers)[0] if design.levers
+                    else None, "ran_now": ran, "elapsed_s": round(elapsed, 2),
+                    "dates": shown, "outcomes": summary_json(summaries)})
+    elif summaries:
+        click.echo(format_ensemble(summaries, shown, manifest["completed"], design.levers))
+    _finish_message(batch, manifest, quiet=as_json)
 
 
 @cli.command()
@@ -199,8 +205,9 @@ def montecarlo(scenario: str, runs: int, method: str, seed: int, workers: int | 
 @click.option("--method", type=click.Choice(["sobol", "morris"]), default="sobol",
               show_default=True, help="Sobol' indices (Saltelli design) or Morris screening.")
 @click.option("--samples", type=INTEGER, default=16, show_default=True,
-              help="Base samples: Sobol' runs N x (D + 2) (N rounded up to a power of 2), "
-                   "Morris N x (D + 1) trajectories' points.")
+              help="Base samples: Sobol' runs N x (D + 2) (N rounded up to a power of 2; "
+                   "stable indices need N >= 512), Morris N trajectories of D + 1 runs "
+                   "(N >= 10).")
 @click.option("--outcome", default="price:US:neocloud", show_default=True,
               help="price:<region>:<tier>, share:<nation>, installed:<nation>, "
                    "largest-run:<nation> or diverted:<nation>.")
@@ -208,26 +215,32 @@ def montecarlo(scenario: str, runs: int, method: str, seed: int, workers: int | 
 @_batch_options
 @click.option("--out", type=click.Path(path_type=Path),
               help="Batch directory (default sa-SCENARIO-METHOD).")
+@click.option("--json", "as_json", is_flag=True, help="Print the indices as JSON (nothing "
+              "else on stdout; the warning, if any, still goes to stderr).")
 def sensitivity(scenario: str, method: str, samples: int, outcome: str, month: str | None,
                 seed: int, workers: int | None, scheduler: str | None, months: int | None,
-                overrides: tuple[str, ...], out: Path | None) -> None:
+                overrides: tuple[str, ...], out: Path | None, as_json: bool) -> None:
     """Global sensitivity of one outcome to the scenario's [uncertain] inputs (SALib)."""
     require_extra("batch", "sensitivity")
     import numpy as np
 
     from analysis import sensitivity as sa
     from analysis.design import design_from_rows
-    from analysis.outcomes import outcome_series, parse_outcome
-    from analysis.plots import sensitivity_bars
+    from analysis.outcomes import check_outcome, outcome_series, parse_outcome
     from market.timeline import format_month, parse_month
     from scenarios.loader import load_scenario
 
     if samples < 1:
         raise click.BadParameter(f"must be at least 1, got {samples}", param_hint="'--samples'")
-    parse_outcome(outcome)
+    parse_outcome(outcome)                      # its form, before the scenario is read
     loaded = load_scenario(scenario, overrides)
     s = loaded.scenario
     _check_batch_args(s, months, seed, workers, scheduler)
+    # every argument is checked against the scenario before the first run
+    try:
+        outcome = check_outcome(outcome, s)
+    except GpumarketError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--outcome'") from None
     last = parse_month(s.start) + (months or s.months) - 1
     month = month or format_month(last)
     try:
@@ -243,26 +256,26 @@ def sensitivity(scenario: str, method: str, samples: int, outcome: str, month: s
         "sensitivity", loaded, design, months, workers, scheduler, out,
         {"sensitivity_design": {"method": method, "samples": samples, "problem": problem,
                                 "skipped_choice_inputs": skipped}})
-    if ran:
+    if ran and not as_json:
         click.echo(f"{ran} runs in {elapsed:.1f} s")
     if manifest["completed"] != manifest["expected"]:
         _finish_message(batch, manifest)
     series = outcome_series(batch.dir, outcome, dates=[month])
     by_run = series.set_index("run_id")["value"].reindex(range(len(design.runs)))
     indices = sa.analyze(problem, method, X, by_run.to_numpy(dtype=float), seed)
-    indices.to_csv(batch.dir / "sensitivity.csv", float_format="%.6g")
-    title = f"{method} indices of {outcome} at {month}"
-    sensitivity_bars(indices, title=title).savefig(batch.dir / "sensitivity.png", dpi=110)
-    from analysis.runner import _write_json
-    meta = batch.manifest()
-    meta["sensitivity"] = {"method": method, "outcome": outcome, "date": month,
-                           "skipped_choice_inputs": skipped}
-    _write_json(batch.manifest_path, meta)
-    click.echo(f"{title} ({len(design.runs)} runs, common seed), most influential first:")
-    click.echo(indices.to_string(float_format=lambda v: f"{v:.3f}"))
-    if skipped:
-        click.echo(f"not analysed (choice inputs): {', '.join(skipped)}")
-    click.echo(f"wrote sensitivity.csv and sensitivity.png to {batch.dir}")
+    result = sa.write_results(batch.dir, indices, scenario=s.name, method=method,
+                              outcome=outcome, month=month, samples=samples,
+                              runs=len(design.runs), skipped=skipped)
+    if result["warnings"]:
+        click.echo(f"gpumarket: warning: {result['warning']}", err=True)
+    if as_json:
+        _emit_json(dict(result, directory=str(batch.dir), ran_now=ran,
+                        elapsed_s=round(elapsed, 2)))
+    else:
+        click.echo(sa.format_indices(indices, method, result))
+        if skipped:
+            click.echo(f"not analysed (choice inputs): {', '.join(skipped)}")
+        click.echo(f"wrote {', '.join(result['files'].values())} to {batch.dir}")
     if not np.isfinite(by_run.to_numpy(dtype=float)).all():
         raise SystemExit(1)
 
@@ -271,14 +284,17 @@ def sensitivity(scenario: str, method: str, samples: int, outcome: str, month: s
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), help="HTML file (default "
               "DIRECTORY/report.html).")
-def report(directory: Path, out: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the path written and the key "
+              "tables as JSON (nothing else on stdout).")
+def report(directory: Path, out: Path | None, as_json: bool) -> None:
     """Write a self-contained HTML report of a batch: fan charts, threshold probabilities,
-    sensitivity indices, provenance."""
-    from analysis.report import write_report
+    sensitivity indices, provenance; per lever option, with the options' paired differences."""
+    from analysis.report import make_report
 
     if not directory.is_dir():
         raise GpumarketError(f"{directory}: no such batch directory")
-    path = write_report(directory, out)
-    click.echo(f"wrote {path}")
-
-
+    written = make_report(directory, out)
+    if as_json:
+        _emit_json({"path": str(written.path), **written.tables})
+    else:
+        click.echo(f"wrote {written.path}")
