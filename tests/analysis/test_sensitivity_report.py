@@ -263,3 +263,18 @@ def test_report_shows_each_sensitivity_outcome_with_its_warning(tmp_path):
     assert all(s["reliable"] is False and s["warnings"] for s in sens)
     page = (out / "report.html").read_text()
     assert page.count("Not a reliable ranking") == 2
+
+
+def test_report_still_reads_a_sensitivity_csv_of_gpumarket_0_5(tmp_path):
+    out = tmp_path / "sa"
+    assert gm("montecarlo", "baseline", "--runs", 2, "--months", 6, "--workers", 0,
+              "--out", out).exit_code == 0
+    pd.DataFrame({"mu_star": [0.5, 0.1], "mu_star_conf": [0.2, 0.3], "sigma": [0.1, 0.1],
+                  "mu": [0.5, -0.1]}, index=["a", "b"]).to_csv(out / "sensitivity.csv")
+    manifest = json.loads((out / "batch.json").read_text())
+    manifest["sensitivity"] = {"method": "morris", "outcome": "share:US", "date": "2022-06"}
+    (out / "batch.json").write_text(json.dumps(manifest))
+    r = gm("report", out, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["sensitivity"][0]["outcome"] == "share:US"
+    assert "older gpumarket" in (out / "report.html").read_text()
