@@ -261,11 +261,15 @@ def check_out_dir(out: Path, force: bool) -> None:
             raise GpumarketError(f"{out}: not replaced: {refusal}; --force replaces only a "
                                  f"directory gpumarket wrote: choose another --out or move "
                                  f"the files away")
+    _check_parent(out)
+
+
+def _check_parent(out: Path) -> None:
     parent = Path(os.path.abspath(out)).parent
-    if not parent.exists():
-        raise GpumarketError(f"{out.parent}: directory does not exist")
     if not parent.is_dir():
-        raise GpumarketError(f"{out.parent}: is not a directory")
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise GpumarketError(f"{out}: cannot write there: {out.parent} {what}; choose another "
+                             f"--out")
 
 
 def _libc_renameat2():
@@ -617,10 +621,7 @@ def check_out_file(target: Path, marker: str) -> None:
     if target.exists() and not _written_by_gpumarket(target, marker):
         raise GpumarketError(f"{target}: exists and was not written by gpumarket; not "
                              f"replaced: choose another --out or move it away")
-    parent = Path(os.path.abspath(target)).parent
-    if not parent.is_dir():
-        what = "is not a directory" if parent.exists() else "directory does not exist"
-        raise GpumarketError(f"{target.parent}: {what}")
+    _check_parent(target)
     remove_stale(Path(os.path.abspath(target)))
     probe = _temp_name(Path(os.path.abspath(target)), "tmp")
     try:
