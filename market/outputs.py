@@ -1,10 +1,10 @@
 """Tidy tables from a run, and writing them atomically with a manifest.
 
 `run_tables(scenario, seed)` is the unit of work every executor maps: a plain function from a
-validated scenario and a seed to a dict of DataFrames (DESIGN.md section 6). `write_run`
-builds the output in a temporary directory beside the target and renames it into place, so a
-failed or interrupted write leaves nothing behind and an existing directory is replaced only
-when asked.
+validated scenario and a seed to a dict of DataFrames (DESIGN.md section 6). `OutputClaim`
+(and `write_run`, `atomic_directory` on top of it) builds the output in a temporary directory
+beside the target and renames it into place, so a failed or interrupted write leaves nothing
+behind; an existing directory is replaced only when asked and only if gpumarket wrote it.
 """
 
 from __future__ import annotations
@@ -265,6 +265,7 @@ def check_out_dir(out: Path, force: bool) -> None:
 
 
 def _check_parent(out: Path) -> None:
+    """Refuse an output whose parent is missing or a file."""
     parent = Path(os.path.abspath(out)).parent
     if not parent.is_dir():
         what = "is not a directory" if parent.exists() else "does not exist"
@@ -333,11 +334,9 @@ def _alive(pid: int) -> bool:
         return True
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
-    except OverflowError:
-        return False
-    except PermissionError:
+    except PermissionError:          # alive, another user's
         return True
     return True
 
