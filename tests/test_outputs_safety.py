@@ -250,6 +250,18 @@ def test_publishing_never_replaces_a_directory_that_appeared_meanwhile(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["s"]
 
 
+def test_force_never_replaces_a_directory_the_user_wrote_into_meanwhile(tmp_path):
+    out = tmp_path / "s"
+    assert gm("run", "baseline", "--months", 2, "--out", out, "--quiet").exit_code == 0
+    with pytest.raises(GpumarketError, match=r"not replaced: .*notes\.md"):
+        with OutputClaim(out, force=True) as claim:
+            (claim.tmp / "prices.parquet").write_bytes(b"result")
+            (out / "notes.md").write_text("mine")       # the user, while we computed
+            claim.publish()
+    assert (out / "notes.md").read_text() == "mine" and (out / "labs.parquet").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["s"]
+
+
 def test_rename_noreplace_refuses_an_empty_directory_also_without_renameat2(tmp_path,
                                                                             monkeypatch):
     """os.rename would silently put a directory in place of an empty one."""
@@ -267,6 +279,22 @@ def test_rename_noreplace_refuses_an_empty_directory_also_without_renameat2(tmp_
         dst.rmdir()
         assert rename_noreplace(src, dst) is True
         assert (dst / "f").exists() and not src.exists()
+
+
+def test_force_without_renameat2_replaces_only_gpumarket_output(tmp_path, monkeypatch):
+    """The portable path (rename aside, then a no-replace rename) keeps the same rules."""
+    import market.outputs
+
+    monkeypatch.setattr(market.outputs, "_renameat2_func", None)
+    out = tmp_path / "s"
+    assert gm("run", "baseline", "--months", 2, "--out", out, "--quiet").exit_code == 0
+    assert gm("run", "baseline", "--months", 3, "--out", out, "--force",
+              "--quiet").exit_code == 0
+    assert json.loads((out / "manifest.json").read_text())["months"] == 3
+    (out / "mine.txt").write_text("mine")
+    r = gm("run", "baseline", "--months", 2, "--out", out, "--force")
+    assert r.exit_code == 2 and "mine.txt" in one_error_line(r.stderr)
+    assert (out / "mine.txt").exists() and [p.name for p in tmp_path.iterdir()] == ["s"]
 
 
 def test_concurrent_forced_runs_leave_one_complete_gpumarket_directory(tmp_path):

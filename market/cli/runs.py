@@ -96,7 +96,7 @@ def outcomes_json(table) -> dict:
     result: dict = {}
     for label, values in table.iterrows():
         for pattern, key, convert in _JSON_OUTCOMES:
-            found = re.fullmatch(pattern, str(label))
+            found = re.match(pattern, str(label))    # a marker may follow
             if found:
                 break
         else:
