@@ -23,6 +23,7 @@ from analysis.outcomes import (exceedance, option_summary, outcome_series, paire
 from analysis.plots import fan_chart, sensitivity_bars
 from analysis.runner import Batch, read_tables, run_files
 from market.errors import GpumarketError
+from market.outputs import check_out_file, write_file_atomically
 
 FANS = (("price:US:neocloud", "H100e-hour price index, US neocloud"),
         ("price:US:hyperscaler", "H100e-hour price index, US hyperscaler"),
@@ -32,6 +33,8 @@ FANS = (("price:US:neocloud", "H100e-hour price index, US neocloud"),
         ("share:EU", "EU share of installed H100e"))
 PRICE_THRESHOLDS = (1.5, 2.0, 3.0, 4.0)
 SHARE_THRESHOLDS = (0.05, 0.10, 0.15)
+#: What every report's head holds (0.5.0's too): `--out` replaces only a file that has it.
+REPORT_MARKER = "<title>gpumarket batch report:"
 
 
 def _png(fig) -> str:
@@ -136,6 +139,8 @@ def _key_table(summaries: list[tuple[str, str, pd.DataFrame]]) -> str:
 
 def make_report(directory: Path, out: Path | None = None) -> Report:
     """Build `report.html` for a batch directory (Monte Carlo or sensitivity)."""
+    target = Path(out) if out is not None else Path(directory) / "report.html"
+    check_out_file(target, REPORT_MARKER)        # before any work
     batch = Batch(Path(directory))
     if not batch.manifest_path.exists():
         raise GpumarketError(f"{directory}: not a gpumarket batch (no batch.json)")
@@ -233,8 +238,4 @@ p.warn{{color:#a00}} h2{{border-bottom:2px solid #444;margin-top:1.5em}}</style>
 {html.escape(str(manifest.get('scenario_source')))}; units: prices in
 {unit_of('price:US:neocloud')}, shares in % of installed H100e.</p>
 {''.join(sections)}</body></html>"""
-    target = Path(out) if out is not None else Path(directory) / "report.html"
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(page)
-    tmp.replace(target)
-    return Report(target, tables)
+    return Report(write_file_atomically(target, page, REPORT_MARKER), tables)

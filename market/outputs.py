@@ -1,22 +1,31 @@
 """Tidy tables from a run, and writing them atomically with a manifest.
 
 `run_tables(scenario, seed)` is the unit of work every executor maps: a plain function from a
-validated scenario and a seed to a dict of DataFrames (DESIGN.md section 6). `write_run`
-builds the output in a temporary directory beside the target and renames it into place, so a
-failed or interrupted write leaves nothing behind and an existing directory is replaced only
-when asked.
+validated scenario and a seed to a dict of DataFrames (DESIGN.md section 6). `OutputClaim`
+(and `write_run`, `atomic_directory` on top of it) builds the output in a temporary directory
+beside the target and renames it into place, so a failed or interrupted write leaves nothing
+behind; an existing directory is replaced only when asked and only if gpumarket wrote it.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import json
 import os
+import re
+import secrets
 import shutil
-import tempfile
+import sys
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from contextlib import contextmanager
 from typing import Callable, Iterator
+
+try:
+    import fcntl
+except ImportError:      # not POSIX: no advisory locks
+    fcntl = None
 
 import mesa
 import numpy as np
@@ -136,35 +145,436 @@ def write_tables(frames: dict[str, pd.DataFrame], directory: Path, fmt: str) -> 
     return hashes
 
 
+# ------------------------------------------------------------ safe output directories ---
+#
+# What a command may replace and how it publishes (issue 10): `--force` replaces only a
+# directory gpumarket wrote (its manifest.json lists every entry and nothing else is there);
+# publishing never replaces a directory that appeared while the run computed; an exclusive lock
+# beside the output keeps two gpumarket processes from writing it at once; temporary names carry
+# the writer's pid, so a later run can remove what a dead process left.
+
+MANIFEST = "manifest.json"
+
+#: What a 0.5.0 run directory may hold: its manifest listed no entries.
+LEGACY_RUN_ENTRIES = frozenset(
+    [f"{t}.{fmt}" for t in TABLES for fmt in ("parquet", "csv")] + ["scenario.toml", MANIFEST])
+
+#: Longest sub-directory name derived from a scenario name [characters]; file systems allow 255.
+NAME_CHARS = 100
+
+_AT_FDCWD = -100         # <fcntl.h>: a path relative to the working directory
+_RENAME_NOREPLACE = 1    # <linux/fs.h>: renameat2 fails with EEXIST when the target exists
+_RENAME_EXCHANGE = 2     # <linux/fs.h>: renameat2 swaps source and target atomically
+
+
+def _reason(exc: OSError) -> str:
+    """The cause of an OS error in a few words (pyarrow puts the errno inside its message)."""
+    code = exc.errno
+    if not code:
+        found = re.search(r"\[errno (\d+)\]", str(exc), re.IGNORECASE)
+        code = int(found.group(1)) if found else None
+    return os.strerror(code) if code else (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+@contextmanager
+def write_errors(out: Path) -> Iterator[None]:
+    """Turn an OS error while writing `out` (a full disk, a file-size limit, a quota, a read-only
+    or forbidden place) into one line for the user."""
+    try:
+        yield
+    except OSError as exc:
+        raise GpumarketError(f"{out}: cannot write: {_reason(exc)}; nothing was written") \
+            from None
+
+
+def _listed_entries(manifest: Path) -> frozenset[str] | None:
+    """The entries a gpumarket manifest says gpumarket wrote (sub-directories end in "/");
+    None when the file is not a gpumarket manifest."""
+    try:
+        if manifest.is_symlink() or not manifest.is_file():
+            return None
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(data, dict) or "gpumarket_version" not in data:
+        return None
+    entries = data.get("entries")
+    if entries is None:          # 0.5.0 wrote run directories without the list
+        return LEGACY_RUN_ENTRIES if isinstance(data.get("sha256"), dict) else None
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        return None
+    return frozenset(entries) | {MANIFEST}
+
+
+def foreign_entries(directory: Path) -> list[str] | None:
+    """The entries of `directory` gpumarket did not write: [] for a directory gpumarket wrote
+    (or an empty one), None for one without a gpumarket manifest. Links count as foreign."""
+    entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    if not entries:
+        return []
+    listed = _listed_entries(Path(directory) / MANIFEST)
+    if listed is None:
+        return None
+    foreign: list[str] = []
+    for entry in entries:
+        if entry.is_symlink():
+            foreign.append(entry.name)
+        elif entry.is_dir(follow_symlinks=False):
+            inner = foreign_entries(Path(entry.path)) if entry.name + "/" in listed else None
+            foreign.extend([entry.name + "/"] if inner is None
+                           else [f"{entry.name}/{name}" for name in inner])
+        elif not (entry.is_file(follow_symlinks=False) and entry.name in listed):
+            foreign.append(entry.name)
+    return foreign
+
+
+def replace_refusal(directory: Path) -> str | None:
+    """Why `--force` must not replace `directory` (None when gpumarket wrote it)."""
+    try:
+        foreign = foreign_entries(directory)
+    except OSError as exc:
+        return f"it cannot be read ({_reason(exc)})"
+    if foreign is None:
+        names = sorted(os.listdir(directory))
+        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+        return f"it has no gpumarket manifest.json (it holds {', '.join(names[:3])}{more})"
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        return f"it holds files gpumarket did not write ({', '.join(foreign[:3])}{more})"
+    return None
+
+
 def check_out_dir(out: Path, force: bool) -> None:
-    """Refuse an existing output directory unless `force`; refuse a path that is a file."""
+    """Refuse an output directory gpumarket must not write: a file or a link, an existing
+    directory without `force` or, even with it, one gpumarket did not write, a missing parent."""
+    out = Path(out)
+    if out.is_symlink():
+        raise GpumarketError(f"{out}: is a symbolic link; give the directory's own path")
     if out.exists() and not out.is_dir():
         raise GpumarketError(f"{out}: exists and is not a directory")
-    if out.exists() and not force:
-        raise GpumarketError(f"{out}: already exists; pass --force to replace it")
-    if not out.parent.exists():
-        raise GpumarketError(f"{out.parent}: directory does not exist")
+    if out.is_dir():
+        if not force:
+            raise GpumarketError(f"{out}: already exists; pass --force to replace it (it "
+                                 f"replaces only a directory gpumarket wrote)")
+        refusal = replace_refusal(out)
+        if refusal:
+            raise GpumarketError(f"{out}: not replaced: {refusal}; --force replaces only a "
+                                 f"directory gpumarket wrote: choose another --out or move "
+                                 f"the files away")
+    _check_parent(out)
+
+
+def _check_parent(out: Path) -> None:
+    """Refuse an output whose parent is missing or a file."""
+    parent = Path(os.path.abspath(out)).parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise GpumarketError(f"{out}: cannot write there: {out.parent} {what}; choose another "
+                             f"--out")
+
+
+def _libc_renameat2():
+    """libc's renameat2 (Linux, glibc >= 2.28), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        func = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    func.restype = ctypes.c_int
+    return func
+
+
+_renameat2_func = _libc_renameat2()
+
+
+def _renameat2(src: Path, dst: Path, flags: int) -> bool | None:
+    """renameat2(src, dst, flags): True when done, False when `dst` exists (RENAME_NOREPLACE),
+    None when this system or file system cannot do it."""
+    if _renameat2_func is None:
+        return None
+    if _renameat2_func(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err == errno.EEXIST:
+        return False
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return None
+    raise OSError(err, os.strerror(err), str(src), None, str(dst))
+
+
+def rename_noreplace(src: Path, dst: Path) -> bool:
+    """Rename directory `src` to `dst` unless `dst` exists (False then, nothing changed).
+
+    os.rename alone would silently replace an empty directory at `dst`. Without renameat2 the
+    name is claimed with an atomic mkdir and `src` renamed onto that empty placeholder, which
+    fails if anything was put into it meanwhile."""
+    done = _renameat2(src, dst, _RENAME_NOREPLACE)
+    if done is not None:
+        return done
+    try:
+        os.mkdir(dst)
+    except FileExistsError:
+        return False
+    try:
+        os.rename(src, dst)
+    except OSError as exc:
+        with suppress(OSError):
+            os.rmdir(dst)
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            return False
+        raise
+    return True
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id runs (on systems without signal 0: assume it does)."""
+    if os.name != "posix" or pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:          # alive, another user's
+        return True
+    return True
+
+
+def _temp_name(path: Path, kind: str) -> Path:
+    """A hidden sibling of `path` that names this process: `.NAME.PID.TOKEN.tmp` (being built)
+    or `.NAME.PID.TOKEN.old` (being replaced)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.{kind}")
+
+
+def _stale_pattern(name: str) -> re.Pattern:
+    """gpumarket's temporary names beside an output called `name`, with the writer's pid
+    (0.5.0 named replaced directories `.NAME.old-PID`)."""
+    return re.compile(rf"\.{re.escape(name)}\.(?:(\d+)\.[0-9a-f]+\.(tmp|old)|old-(\d+))")
+
+
+def remove_stale(path: Path) -> list[Path]:
+    """Remove what dead gpumarket processes left beside `path`: only gpumarket's temporary
+    names, only when the process named in them is gone; a replaced directory that holds files
+    gpumarket did not write is kept. Returns what was removed."""
+    pattern = _stale_pattern(path.name)
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        found = pattern.fullmatch(entry.name)
+        if not found or entry.is_symlink() or _alive(int(found.group(1) or found.group(3))):
+            continue
+        if found.group(2) == "tmp" and entry.is_file(follow_symlinks=False):
+            with suppress(OSError):            # a file being built (report)
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+            continue
+        if not entry.is_dir(follow_symlinks=False) or (
+                found.group(2) != "tmp" and replace_refusal(Path(entry.path)) is not None):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(Path(entry.path))
+    return removed
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:          # some file systems cannot sync a directory; files are synced
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(directory: Path) -> None:
+    """Flush every file under `directory` to disk before it is published."""
+    for root, _, files in os.walk(directory):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(root))
+
+
+class OutputClaim:
+    """This process's claim on an output directory, from the check before any work to the
+    publication of the result.
+
+    Entering checks `out` (`check_out_dir`), takes an exclusive lock on `.NAME.gpumarket-lock`
+    beside it (a second gpumarket process writing the same `out` is refused at once; the
+    kernel drops the lock of a process that dies), removes what dead gpumarket processes left
+    there, and creates the temporary sibling `tmp` to build the output in, which also proves the
+    place writable before any model time is spent. `publish()` renames `tmp` to `out`, never
+    over a directory that appeared meanwhile; leaving removes anything unpublished and the lock.
+    """
+
+    def __init__(self, out: Path, force: bool = False):
+        self.out = Path(out)
+        self.force = force
+        self.path = Path(os.path.abspath(self.out))
+        self.tmp: Path | None = None
+        self._lock_fd: int | None = None
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(f".{self.path.name}.gpumarket-lock")
+
+    def __enter__(self) -> OutputClaim:
+        check_out_dir(self.out, self.force)
+        try:
+            self._lock()
+            remove_stale(self.path)
+            check_out_dir(self.out, self.force)     # again: no gpumarket process can change it now
+            self.tmp = self._make_tmp()
+        except OSError as exc:
+            self._release()
+            raise GpumarketError(f"{self.out}: cannot write there: {_reason(exc)}; choose "
+                                 f"another --out") from None
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            if self.tmp is not None and os.path.lexists(self.tmp):
+                shutil.rmtree(self.tmp, ignore_errors=True)
+        finally:
+            self._release()
+
+    def _make_tmp(self) -> Path:
+        """An empty directory with the mode of any new directory (0777 less the umask)."""
+        while True:
+            tmp = _temp_name(self.path, "tmp")
+            try:
+                os.mkdir(tmp, 0o777)
+                return tmp
+            except FileExistsError:
+                continue
+
+    def _lock(self) -> None:
+        if fcntl is None:        # no advisory locks here: publishing alone refuses a race
+            return
+        while True:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode("ascii", "replace").strip()
+                os.close(fd)
+                who = f" (pid {holder})" if holder.isdigit() else ""
+                raise GpumarketError(f"{self.out}: another gpumarket process{who} is writing it; "
+                                     f"wait for it to finish or choose another --out") from None
+            except BaseException:
+                os.close(fd)
+                raise
+            # The holder before us unlinks the file as it leaves: lock the file now at the path.
+            try:
+                current = os.stat(self.lock_path)
+            except FileNotFoundError:
+                current = None
+            mine = os.fstat(fd)
+            if current is not None and (current.st_dev, current.st_ino) == (mine.st_dev,
+                                                                            mine.st_ino):
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                self._lock_fd = fd
+                return
+            os.close(fd)
+
+    def _release(self) -> None:
+        if self._lock_fd is None:
+            return
+        with suppress(OSError):
+            os.unlink(self.lock_path)
+        os.close(self._lock_fd)
+        self._lock_fd = None
+
+    def publish(self) -> Path:
+        """Move the finished `tmp` to `out`: onto a free name, or with `force` in place of a
+        directory gpumarket wrote; never over anything else, even one that appeared meanwhile."""
+        if self.tmp is None:
+            raise RuntimeError("publish() outside the claim or twice")
+        with write_errors(self.out):
+            _fsync_tree(self.tmp)
+            if os.path.lexists(self.path):
+                self._replace()
+            elif not rename_noreplace(self.tmp, self.path):
+                self._appeared()
+            self.tmp = None
+            _fsync_dir(self.path.parent)
+        return self.out
+
+    def _appeared(self) -> None:
+        raise GpumarketError(f"{self.out}: appeared while this run was computing; not replaced, "
+                             f"nothing written")
+
+    def _replace(self) -> None:
+        """Swap `tmp` with the existing `out` (atomically where renameat2 can), then delete the
+        previous output only if it still holds nothing but what gpumarket wrote."""
+        if not self.force or self.path.is_symlink() or not self.path.is_dir():
+            self._appeared()
+        refusal = replace_refusal(self.path)
+        if refusal:
+            raise GpumarketError(f"{self.out}: not replaced: {refusal}")
+        swapped = _renameat2(self.tmp, self.path, _RENAME_EXCHANGE)
+        if swapped:
+            old, self.tmp = self.tmp, None
+            refusal = replace_refusal(old)
+            if refusal:      # changed between the check and the swap: put it back
+                _renameat2(old, self.path, _RENAME_EXCHANGE)
+                self.tmp = old
+                raise GpumarketError(f"{self.out}: not replaced: {refusal}")
+            shutil.rmtree(old, ignore_errors=True)
+            return
+        old = _temp_name(self.path, "old")
+        os.rename(self.path, old)
+        if not rename_noreplace(self.tmp, self.path):
+            if not rename_noreplace(old, self.path):
+                raise GpumarketError(f"{self.out}: appeared while it was being replaced; the "
+                                     f"previous output is kept at {old}")
+            self._appeared()
+        self.tmp = None
+        if replace_refusal(old) is None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 @contextmanager
 def atomic_directory(out: Path, force: bool = False) -> Iterator[Path]:
     """Build a directory in a temporary sibling and rename it to `out` only when the block
-    succeeds, so an error or Ctrl-C leaves nothing behind (and `out` untouched)."""
-    out = Path(out)
-    check_out_dir(out, force)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        yield tmp
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    succeeds, so an error or Ctrl-C leaves nothing behind (and `out` untouched). The checks
+    and the lock of `OutputClaim` apply; enter `OutputClaim` yourself to hold them while the
+    output is computed."""
+    with OutputClaim(out, force) as claim:
+        with write_errors(Path(out)):
+            yield claim.tmp
+        claim.publish()
+
+
+def safe_name(name: str) -> str:
+    """A plain directory name for `name`, never a path: each run of characters other than ASCII
+    letters, digits, "_" and "-" becomes one "-", and none leads or trails ("../x" -> "x",
+    "/some/where" -> "some-where"); "scenario" when nothing is left."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:NAME_CHARS] or "scenario"
+
+
+def write_manifest(directory: Path, manifest: dict) -> None:
+    """`manifest.json`, listing every entry of `directory` (all written by gpumarket, which
+    built it): what `--force` may later replace."""
+    entries = sorted(e.name + ("/" if e.is_dir(follow_symlinks=False) else "")
+                     for e in os.scandir(directory))
+    manifest = dict(manifest, entries=sorted({*entries, MANIFEST}))
+    (Path(directory) / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True)
+                                            + "\n")
 
 
 def fill_run_dir(directory: Path, frames: dict[str, pd.DataFrame], resolved_scenario: dict,
@@ -175,9 +585,8 @@ def fill_run_dir(directory: Path, frames: dict[str, pd.DataFrame], resolved_scen
     directory.mkdir(parents=True, exist_ok=True)
     hashes = write_tables(frames, directory, fmt)
     (directory / "scenario.toml").write_text(tomli_w.dumps(resolved_scenario))
-    manifest = dict(manifest, format=fmt, rows={name: int(len(f)) for name, f in frames.items()},
-                    sha256=hashes)
-    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_manifest(directory, dict(manifest, format=fmt, sha256=hashes,
+                                   rows={name: int(len(f)) for name, f in frames.items()}))
 
 
 def write_run(out: Path, frames: dict[str, pd.DataFrame], resolved_scenario: dict,
@@ -188,3 +597,57 @@ def write_run(out: Path, frames: dict[str, pd.DataFrame], resolved_scenario: dic
     with atomic_directory(out, force) as tmp:
         fill_run_dir(tmp, frames, resolved_scenario, manifest, fmt)
     return Path(out)
+
+
+# ----------------------------------------------------------------------- output files ---
+
+def _written_by_gpumarket(path: Path, marker: str) -> bool:
+    """Whether the file at `path` begins (within its first 4 KiB) with gpumarket's `marker`."""
+    try:
+        with open(path, "rb") as fh:
+            return marker.encode() in fh.read(4096)
+    except OSError:
+        return False
+
+
+def check_out_file(target: Path, marker: str) -> None:
+    """Refuse an output file gpumarket must not write, before any work: a directory, an
+    existing file gpumarket did not write (its head lacks `marker`), a missing parent, or a
+    place where no file can be created (tried for real with a temporary file, then removed)."""
+    target = Path(target)
+    if target.is_dir():
+        raise GpumarketError(f"{target}: is a directory; give a file name for --out")
+    if target.exists() and not _written_by_gpumarket(target, marker):
+        raise GpumarketError(f"{target}: exists and was not written by gpumarket; not "
+                             f"replaced: choose another --out or move it away")
+    _check_parent(target)
+    remove_stale(Path(os.path.abspath(target)))
+    probe = _temp_name(Path(os.path.abspath(target)), "tmp")
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        os.unlink(probe)
+    except OSError as exc:
+        raise GpumarketError(f"{target}: cannot write there: {_reason(exc)}; choose another "
+                             f"--out") from None
+
+
+def write_file_atomically(target: Path, text: str, marker: str) -> Path:
+    """Write `text` to a temporary sibling named with this process's pid, flush it to disk and
+    rename it onto `target`, unless a file gpumarket did not write appeared there meanwhile;
+    an OS error (a full disk...) is one line and leaves nothing behind."""
+    target = Path(target)
+    tmp = _temp_name(Path(os.path.abspath(target)), "tmp")
+    try:
+        with write_errors(target):
+            with open(tmp, "x", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if target.is_dir() or (target.exists() and not _written_by_gpumarket(target, marker)):
+                raise GpumarketError(f"{target}: appeared while the report was built; not "
+                                     f"replaced, nothing written")
+            os.replace(tmp, target)
+    finally:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return target

@@ -54,16 +54,20 @@ def test_csv_format(tmp_path):
     assert frame["date"].iloc[0] == "2022-01-01"
 
 
-def test_existing_out_refused_unless_force(tmp_path):
+def test_existing_out_refused_unless_force_and_force_replaces_only_gpumarket_output(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("x")
     r = run("run", "baseline", "--months", "2", "--out", str(out))
     assert r.exit_code == 2 and "already exists; pass --force" in r.stderr
-    assert (out / "keep.txt").exists()
-    assert run("run", "baseline", "--months", "2", "--out", str(out), "--force",
+    r = run("run", "baseline", "--months", "2", "--out", str(out), "--force", "--quiet")
+    assert r.exit_code == 2 and "not replaced" in r.stderr and "keep.txt" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    mine = tmp_path / "mine"
+    assert run("run", "baseline", "--months", "2", "--out", str(mine), "--quiet").exit_code == 0
+    assert run("run", "baseline", "--months", "3", "--out", str(mine), "--force",
                "--quiet").exit_code == 0
-    assert not (out / "keep.txt").exists() and (out / "prices.parquet").exists()
+    assert json.loads((mine / "manifest.json").read_text())["months"] == 3
 
 
 @pytest.mark.parametrize("args, message", [
