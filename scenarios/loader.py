@@ -38,6 +38,7 @@ from typing import Any, Iterable
 from pydantic import BaseModel, ValidationError
 
 from market.catalog import load_catalog
+from market.clearing import RATIONING, TIE_BREAKS
 from market.controls import RuleBook, load_rules, order_regime, rule_problems
 from market.errors import ScenarioError, UnknownNameError
 from market.timeline import parse_month
@@ -197,8 +198,10 @@ def _decode(data: bytes, where: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ScenarioError(f"{where}: is not UTF-8 text (invalid byte at offset {exc.start}); "
-                            f"{_EXPECTED_FILE}") from None
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ScenarioError(f"{where}: is not UTF-8 text (a byte that is not UTF-8 at line "
+                            f"{line}, column {column}); {_EXPECTED_FILE}") from None
 
 
 def _read_toml(path: Path) -> dict:
@@ -349,6 +352,12 @@ def set_path(data: dict, path: str, value: Any) -> None:
 
 
 def _origin(origins: dict, loc: tuple, default: str) -> str:
+    """The file (or `--set`) that gave the value at `loc`: the one that set it or the table
+    holding it, or, for a rule over a whole table, the last one that set a part of it."""
+    if loc:
+        parts = [v for k, v in origins.items() if len(k) > len(loc) and k[:len(loc)] == loc]
+        if parts and loc not in origins:
+            return parts[-1]
     for cut in range(len(loc), -1, -1):
         if loc[:cut] in origins:
             return origins[loc[:cut]]
@@ -410,9 +419,11 @@ def _description(loc: tuple) -> str | None:
     return info.description if info is not None else None
 
 
-def _validate(data: dict, origins: dict, source: str) -> Scenario:
+def _validate(data: dict, origins: dict, source: str, strict: bool = True) -> Scenario:
+    """Validate against the schema. `strict`: TOML values are typed, so a boolean is not a
+    number and 1.5 is not a count (pydantic's lax mode would take `true` as 1.0)."""
     try:
-        return Scenario.model_validate(data)
+        return Scenario.model_validate(data, strict=strict)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -428,7 +439,7 @@ def _validate(data: dict, origins: dict, source: str) -> Scenario:
             found = ("" if err["type"] == "missing" or isinstance(err["input"], dict)
                      else f" (found {_quote(err['input'])})")
             because = f": {reason}" if reason else ""
-            lines.append(f"{where}: field {_format_loc(loc) or '(top level)'}: {msg}{found}"
+            lines.append(f"{where}: field {_show(_format_loc(loc)) or '(top level)'}: {msg}{found}"
                          f"{because}")
         raise ScenarioError("\n".join(lines)) from None
 
@@ -482,6 +493,12 @@ def check_references(s: Scenario) -> list[tuple[str, str]]:
             if p.variant_of is not None:
                 known("chip", p.variant_of, set(catalog), f"{path}.variant_of")
     sold = {p.chip for v in s.vendors.values() for p in v.products}
+    known("tie-break rule", s.market.tie_break, set(TIE_BREAKS), "market.tie_break")
+    known("rationing rule", s.market.rationing, set(RATIONING), "market.rationing")
+    if not any(units > 0 for c in s.clouds.values() for units in c.fleet.values()):
+        problems.append(("clouds", "no cloud has a starting fleet: GPU-hour prices start from "
+                         "the asks of installed chips and clouds invest by those prices, so "
+                         "the market would never open; give at least one cloud a fleet"))
     retire = s.market.retire_after_years
     for cid, c in s.clouds.items():
         if c.fleet and c.fleet_age_years >= retire:
@@ -567,7 +584,7 @@ def _check_uncertain(data: dict, origins: dict, source: str) -> list[str]:
             probe.pop("levers", None)
             try:
                 set_path(probe, path, value)
-                Scenario.model_validate(probe)
+                Scenario.model_validate(probe, strict=True)
             except ScenarioError as exc:
                 lines.append(f"{where}: field {block}.{path}: {str(exc).split(': ', 1)[1]}")
             except ValidationError as exc:
@@ -607,7 +624,7 @@ def validate_data(data: dict, source: str) -> Scenario:
     """Validate scenario data built in code (the web app's levers): schema and references,
     every problem in one `ScenarioError` naming `source`, the field and the expectation."""
     origins: dict[tuple, str] = {(): source}
-    scenario = _validate(data, origins, source)
+    scenario = _validate(data, origins, source, strict=False)   # widgets may give 1 for 1.0
     lines = [f"{source}: field {p}: {msg}" for p, msg in check_references(scenario)]
     if lines:
         raise ScenarioError("\n".join(lines))
