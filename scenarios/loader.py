@@ -251,7 +251,12 @@ def _read_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict, dict]:
     if resolved in seen:
         chain = " -> ".join(_show(p.name) for p in (*seen, resolved))
         raise ScenarioError(f"{_show(path)}: field extends: circular inheritance ({chain})")
-    data = _read_toml(path)
+    try:
+        data = _read_toml(path)
+    except ScenarioError as exc:
+        if not seen:
+            raise
+        raise ScenarioError(f"{exc} (reached by extends from {_show(seen[-1].name)})") from None
     origins: dict[tuple, str] = {(): _show(path)}
     drop = data.get("drop_events", [])
     if not isinstance(drop, list) or not all(isinstance(k, str) for k in drop):
