@@ -105,13 +105,28 @@ def _show(path: Path | str) -> str:
     return text if text.isprintable() and len(text) <= 4 * MAX_QUOTE_CHARS else _quote(text)
 
 
+def _is_file(path: Path) -> bool:
+    """`path.is_file()`, False also for names the system refuses (too long, a NUL byte)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def resolve(name_or_path: str) -> Path:
     """The file of a built-in scenario name, or a `.toml` scenario file the user named."""
     text = str(name_or_path)
     if _BUILTIN_NAME.fullmatch(text):
         builtin = builtin_dir() / f"{text}.toml"
-        if builtin.is_file():
+        if _is_file(builtin):
             return builtin
+        if _is_file(Path(f"{text}.toml")):
+            raise ScenarioError(f"unknown scenario {_quote(text)}; for the file {text}.toml "
+                                f"here, name it with its suffix; built-in: "
+                                f"{', '.join(builtin_names())}")
+        if len(text) > MAX_QUOTE_CHARS:
+            raise ScenarioError(f"unknown scenario {_quote(text)}; known: "
+                                f"{', '.join(builtin_names())}")
         raise UnknownNameError("scenario", text, builtin_names())
     path = Path(text)
     if path.suffix != ".toml":
@@ -129,11 +144,11 @@ def _resolve_parent(value: Any, child: Path) -> Path:
         raise ScenarioError(f"{where}: expected a scenario name (found {_quote(value)}); {rule}")
     if _BUILTIN_NAME.fullmatch(value):
         builtin = builtin_dir() / f"{value}.toml"
-        if builtin.is_file():
+        if _is_file(builtin):
             return builtin
         hint = (f" (for the file beside it, write extends = \"{value}.toml\")"
-                if (child.parent / f"{value}.toml").is_file() else "")
-        raise ScenarioError(f"{where}: unknown scenario {value!r}; known: "
+                if _is_file(child.parent / f"{value}.toml") else "")
+        raise ScenarioError(f"{where}: unknown scenario {_quote(value)}; known: "
                             f"{', '.join(builtin_names())}{hint}")
     relative = Path(value)
     if relative.suffix != ".toml":

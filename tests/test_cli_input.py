@@ -28,7 +28,7 @@ SECRET = "hunter2"
 GPUMARKET = Path(sys.executable).parent / "gpumarket"
 #: Bound on a subprocess [s]; only reached if the command hangs.
 SUBPROCESS_TIMEOUT_S = 120
-#: Examples per fuzz test (9 tests); GPUMARKET_FUZZ_EXAMPLES=500 for a longer hunt.
+#: Examples per fuzz test (10 tests); GPUMARKET_FUZZ_EXAMPLES=500 for a longer hunt.
 FUZZ_EXAMPLES = int(os.environ.get("GPUMARKET_FUZZ_EXAMPLES", "25"))
 FUZZ = settings(max_examples=FUZZ_EXAMPLES, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -426,6 +426,27 @@ def test_fuzz_mutated_baseline_is_valid_or_refused(tmp_path, text):
        value=TOMLISH)
 def test_fuzz_random_set_is_valid_or_refused(tmp_path, path, value):
     accepted_or_refused(["baseline", "--set", f"{path}={value}"], tmp_path)
+
+
+NAME_PARTS = st.sampled_from([*"abcxyz-_./~", "..", ".toml", "/", " ", "\x7f", "é", "\n"])
+
+
+@FUZZ
+@given(name=st.one_of(st.lists(NAME_PARTS, min_size=1, max_size=20).map("".join),
+                      st.sampled_from(["a" * 5000, "a/" * 3000 + "x.toml", "/", ".", "..",
+                                       "~", "/dev/null", "/dev/zero.toml", "/proc/self/environ",
+                                       "/etc/passwd", "-", ".toml", "baseline.toml",
+                                       "baseline ", " baseline", "BASELINE", "baseline/"])))
+def test_fuzz_scenario_names_and_paths(tmp_path, name):
+    (line,) = refused([name], tmp_path)
+    assert len(line) < 600
+
+
+def test_a_bare_name_of_a_file_here_gets_a_hint(tmp_path, monkeypatch):
+    (tmp_path / "mine.toml").write_text(TEXT)
+    monkeypatch.chdir(tmp_path)
+    (line,) = refused(["mine"], tmp_path)
+    assert "unknown scenario 'mine'; for the file mine.toml here, name it with its suffix" in line
 
 
 def test_bad_set_values_each_print_one_line(tmp_path):
