@@ -505,7 +505,8 @@ def check_references(s: Scenario) -> list[tuple[str, str]]:
         for i, p in enumerate(v.products):
             path = f"vendors.{vid}.products[{i}]"
             known("chip", p.chip, set(catalog), f"{path}.chip")
-            if p.chip in catalog and p.list_price_usd is None and catalog[p.chip].unit_price_usd is None:
+            unpriced = p.chip in catalog and catalog[p.chip].unit_price_usd is None
+            if unpriced and p.list_price_usd is None:
                 problems.append((f"{path}.list_price_usd", f"chip {p.chip!r} has no catalog "
                                  "price; give list_price_usd [USD]"))
             if p.end and parse_month(p.end) < parse_month(p.available):

@@ -2,7 +2,7 @@
 
 Every field has a type, bounds, a unit and a description; unknown keys are refused so a typo
 fails loudly. Cross-references (a cloud in an unknown nation, a product naming an unknown chip,
-an event outside the run) are checked by `Scenario.check_references` before any run.
+an event outside the run) are checked by `scenarios.loader.check_references` before any run.
 
 Vocabulary (EMA Workbench's): *uncertainties* are the `[uncertain]` distributions, *levers* are
 policy choices (events, switches), *outcomes* are the output tables.
