@@ -1,33 +1,61 @@
 """Find, read, merge, override and validate scenarios.
 
 `load_scenario("baseline")` or `load_scenario("path/to/file.toml", overrides=["market.mfu=0.4"])`
-returns a validated `Scenario`. A scenario file may say `extends = "<name or relative path>"`;
-its tables are merged over the parent's (tables key by key, other values replaced), its
-`[[events]]` are appended to the parent's, and `drop_events = ["export_control", ...]` removes
-inherited events of those kinds. Every problem is reported as one line naming the file (or the
-`--set` that caused it), the field path, the value found and what was expected.
+returns a validated `Scenario`. A scenario file may say `extends = "<parent>"`; its tables are
+merged over the parent's (tables key by key, other values replaced), its `[[events]]` are
+appended to the parent's, and `drop_events = ["export_control", ...]` removes inherited events
+of those kinds. Every problem is reported as one line naming the file (or the `--set` that
+caused it), the field path, the value found and what was expected.
+
+What `extends` may name (so a scenario file someone hands you reads nothing else):
+- a built-in scenario by name (`extends = "baseline"`): letters, digits, `-` and `_`;
+- a `.toml` file by a path relative to the extending file's directory, in that directory or
+  below it (`extends = "base.toml"`, `"variants/base.toml"`). Absolute paths, `~`, `..` and
+  symbolic links that lead out of that directory are refused.
+Scenario files are UTF-8 TOML (a UTF-8 byte-order mark is allowed) of at most
+`MAX_SCENARIO_BYTES`. A file with none of the scenario's top-level fields is "not a scenario
+file", and its values are never quoted in a message.
 """
 
 from __future__ import annotations
 
+import codecs
 import copy
 import hashlib
 import json
+import os
+import re
+import stat
+import sys
 import tomllib
+import types
+import typing
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from market.catalog import load_catalog
+from market.clearing import RATIONING, TIE_BREAKS
 from market.controls import RuleBook, load_rules, order_regime, rule_problems
 from market.errors import ScenarioError, UnknownNameError
 from market.timeline import parse_month
 from scenarios.schema import Scenario
 
 _MERGE_ONLY_KEYS = ("drop_events",)
+#: Largest scenario file read [bytes]: scenarios are tens of KB of text (baseline.toml: ~40 KB);
+#: anything this big is not a scenario, and a file is read whole into memory.
+MAX_SCENARIO_BYTES = 4 * 1024 * 1024
+#: Longest quotation of a value or file name in an error line [characters].
+MAX_QUOTE_CHARS = 80
+#: A built-in scenario's name (and the only form of `extends` that is not a file path).
+_BUILTIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_EXPECTED_FILE = "expected a UTF-8 TOML scenario file"
+#: Top-level keys of which a scenario file has at least one.
+_SCENARIO_KEYS = frozenset(Scenario.model_fields) | frozenset(_MERGE_ONLY_KEYS)
+_SCENARIO_FIELDS_SHOWN = ("name", "extends", "nations", "market")
 #: PUE of labs' own clusters (hyperscale-class builds; Epoch's 1.1 for hyperscalers).
 LAB_PUE = 1.1
 
@@ -65,33 +93,151 @@ def describe_builtins() -> list[tuple[str, str]]:
     return out
 
 
-def resolve(name_or_path: str, relative_to: Path | None = None) -> Path:
-    """A built-in scenario name, or a path to a TOML file (relative to `relative_to`)."""
-    candidate = Path(name_or_path)
-    if relative_to is not None and not candidate.is_absolute():
-        rel = relative_to / candidate
-        if rel.is_file():
-            return rel
-        if rel.with_suffix(".toml").is_file():
-            return rel.with_suffix(".toml")
-    if candidate.suffix == ".toml" or "/" in name_or_path or candidate.is_file():
-        if not candidate.is_file():
-            raise ScenarioError(f"{name_or_path}: scenario file not found")
-        return candidate
-    builtin = builtin_dir() / f"{name_or_path}.toml"
-    if builtin.is_file():
-        return builtin
-    raise UnknownNameError("scenario", name_or_path, builtin_names())
+def _quote(value: Any) -> str:
+    """A value for an error line: its repr, on one line, cut to `MAX_QUOTE_CHARS`."""
+    text = repr(value)
+    return text if len(text) <= MAX_QUOTE_CHARS else text[:MAX_QUOTE_CHARS - 3] + "..."
+
+
+def _show(path: Path | str) -> str:
+    """A file name for an error line: as is when printable and short, else quoted."""
+    text = str(path)
+    return text if text.isprintable() and len(text) <= 4 * MAX_QUOTE_CHARS else _quote(text)
+
+
+def _is_file(path: Path) -> bool:
+    """`path.is_file()`, False also for names the system refuses (too long, a NUL byte)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def resolve(name_or_path: str) -> Path:
+    """The file of a built-in scenario name, or a `.toml` scenario file the user named."""
+    text = str(name_or_path)
+    if _BUILTIN_NAME.fullmatch(text):
+        builtin = builtin_dir() / f"{text}.toml"
+        if _is_file(builtin):
+            return builtin
+        if _is_file(Path(f"{text}.toml")):
+            raise ScenarioError(f"unknown scenario {_quote(text)}; for the file {text}.toml "
+                                f"here, name it with its suffix; built-in: "
+                                f"{', '.join(builtin_names())}")
+        if len(text) > MAX_QUOTE_CHARS:
+            raise ScenarioError(f"unknown scenario {_quote(text)}; known: "
+                                f"{', '.join(builtin_names())}")
+        raise UnknownNameError("scenario", text, builtin_names())
+    path = Path(text)
+    if path.suffix != ".toml":
+        raise ScenarioError(f"{_show(text)}: not a scenario file: expected a built-in "
+                            f"scenario name or a .toml file")
+    return path
+
+
+def _resolve_parent(value: Any, child: Path) -> Path:
+    """The file an `extends` value names, by the rule in the module docstring."""
+    where = f"{_show(child)}: field extends"
+    rule = ("extends takes a built-in scenario name or a .toml file in the directory of "
+            f"{_show(child.name)} or below it")
+    if not isinstance(value, str):
+        raise ScenarioError(f"{where}: expected a scenario name (found {_quote(value)}); {rule}")
+    if _BUILTIN_NAME.fullmatch(value):
+        builtin = builtin_dir() / f"{value}.toml"
+        if _is_file(builtin):
+            return builtin
+        hint = (f" (for the file beside it, write extends = \"{value}.toml\")"
+                if _is_file(child.parent / f"{value}.toml") else "")
+        raise ScenarioError(f"{where}: unknown scenario {_quote(value)}; known: "
+                            f"{', '.join(builtin_names())}{hint}")
+    relative = Path(value)
+    if relative.suffix != ".toml":
+        raise ScenarioError(f"{where}: {_quote(value)} is neither a built-in scenario name "
+                            f"nor a .toml file; {rule}")
+    if relative.is_absolute() or value.startswith("~"):
+        raise ScenarioError(f"{where}: {_quote(value)} is an absolute path, refused; {rule}")
+    if ".." in relative.parts:
+        raise ScenarioError(f"{where}: {_quote(value)} leaves the directory of "
+                            f"{_show(child.name)}, refused; {rule}")
+    parent = child.parent / relative
+    try:
+        inside = parent.resolve().is_relative_to(child.parent.resolve())
+    except (OSError, RuntimeError, ValueError):     # a symlink loop, a NUL byte
+        inside = False
+    if not inside:
+        raise ScenarioError(f"{where}: {_quote(value)} leads out of the directory of "
+                            f"{_show(child.name)} through a symbolic link, refused; {rule}")
+    return parent
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The bytes of a regular file of at most `MAX_SCENARIO_BYTES`; one line on any problem."""
+    where = _show(path)
+    try:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise ScenarioError(f"{where}: is a directory; {_EXPECTED_FILE}")
+        if not stat.S_ISREG(info.st_mode):
+            raise ScenarioError(f"{where}: is not a regular file (a pipe, socket or device); "
+                                f"{_EXPECTED_FILE}")
+        if info.st_size > MAX_SCENARIO_BYTES:
+            raise ScenarioError(f"{where}: {info.st_size:,} bytes, larger than a scenario file "
+                                f"can be ({MAX_SCENARIO_BYTES:,}); {_EXPECTED_FILE}")
+        # O_NONBLOCK: should the file be swapped for a pipe after the check, opening it does
+        # not wait for a writer
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as fh:
+            data = fh.read(MAX_SCENARIO_BYTES + 1)
+    except (FileNotFoundError, NotADirectoryError):
+        raise ScenarioError(f"{where}: scenario file not found") from None
+    except OSError as exc:
+        raise ScenarioError(f"{where}: cannot read: {exc.strerror or type(exc).__name__}") from None
+    except ValueError:                                  # a NUL byte in the name
+        raise ScenarioError(f"{where}: not a valid file name") from None
+    if data is None or len(data) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(f"{where}: not readable as a scenario file of at most "
+                            f"{MAX_SCENARIO_BYTES:,} bytes; {_EXPECTED_FILE}")
+    return data
+
+
+def _decode(data: bytes, where: str) -> str:
+    """UTF-8 text (a UTF-8 byte-order mark dropped), or one line saying what the bytes are."""
+    for bom, encoding in ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+                          (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")):
+        if data.startswith(bom):
+            raise ScenarioError(f"{where}: is {encoding} text (it starts with a {encoding} "
+                                f"byte-order mark); {_EXPECTED_FILE}: save it as UTF-8")
+    data = data.removeprefix(codecs.BOM_UTF8)
+    if b"\x00" in data:
+        raise ScenarioError(f"{where}: contains NUL bytes, so it is not text; {_EXPECTED_FILE}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ScenarioError(f"{where}: is not UTF-8 text (a byte that is not UTF-8 at line "
+                            f"{line}, column {column}); {_EXPECTED_FILE}") from None
 
 
 def _read_toml(path: Path) -> dict:
+    """A scenario file's tables; one line naming the file on any problem, and a file with
+    none of the scenario's fields is refused without quoting anything from it."""
+    where = _show(path)
+    text = _decode(_read_bytes(path), where)
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{path}: TOML syntax error: {exc}") from None
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
+        raise ScenarioError(f"{where}: TOML syntax error: "
+                            f"{str(exc)[:4 * MAX_QUOTE_CHARS]}") from None
+    except ValueError:              # an integer longer than Python converts (4,300 digits)
+        raise ScenarioError(f"{where}: TOML value too long: a number with more digits than "
+                            f"{sys.get_int_max_str_digits():,}") from None
+    except RecursionError:
+        raise ScenarioError(f"{where}: TOML nested too deeply to be a scenario") from None
+    if not data.keys() & _SCENARIO_KEYS:
+        raise ScenarioError(f"{where}: not a scenario file: it has none of a scenario's fields "
+                            f"({', '.join(_SCENARIO_FIELDS_SHOWN)}, ...)")
+    return data
 
 
 def _merge(base: dict, over: dict, origins: dict, over_origin: str, prefix: tuple = ()) -> dict:
@@ -113,24 +259,29 @@ def _merge(base: dict, over: dict, origins: dict, over_origin: str, prefix: tupl
 
 def _read_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict, dict]:
     """Read a scenario file and its `extends` ancestors; returns (merged data, origins)."""
-    resolved = path.resolve()
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError, ValueError):     # a symlink loop, a NUL byte: read reports it
+        resolved = path
     if resolved in seen:
-        chain = " -> ".join(str(p) for p in (*seen, resolved))
-        raise ScenarioError(f"{path}: field extends: circular inheritance ({chain})")
-    data = _read_toml(path)
-    origins: dict[tuple, str] = {(): str(path)}
+        chain = " -> ".join(_show(p.name) for p in (*seen, resolved))
+        raise ScenarioError(f"{_show(path)}: field extends: circular inheritance ({chain})")
+    try:
+        data = _read_toml(path)
+    except ScenarioError as exc:
+        if not seen:
+            raise
+        raise ScenarioError(f"{exc} (reached by extends from {_show(seen[-1].name)})") from None
+    origins: dict[tuple, str] = {(): _show(path)}
+    drop = data.get("drop_events", [])
+    if not isinstance(drop, list) or not all(isinstance(k, str) for k in drop):
+        raise ScenarioError(f"{_show(path)}: field drop_events: expected a list of event kinds "
+                            f"(found {_quote(drop)})")
     parent_name = data.get("extends")
     if parent_name is None:
         return data, origins
-    if not isinstance(parent_name, str):
-        raise ScenarioError(f"{path}: field extends: expected a scenario name (found "
-                            f"{parent_name!r})")
-    try:
-        parent_path = resolve(parent_name, relative_to=path.parent)
-    except UnknownNameError as exc:
-        raise ScenarioError(f"{path}: field extends: {exc}") from None
+    parent_path = _resolve_parent(parent_name, path)
     parent, origins = _read_chain(parent_path, (*seen, resolved))
-    drop = data.get("drop_events", [])
     start, end = data.get("start", parent.get("start")), data.get("end", parent.get("end"))
     inherited = list(enumerate(parent.get("events", [])))
     # inherited events of dropped kinds, or dated outside this scenario's run, do not apply
@@ -139,12 +290,12 @@ def _read_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict, dict]:
     if len(kept) != len(inherited):
         parent = dict(parent)
         parent["events"] = [e for _, e in kept]
-        moved = {("events", j): origins.get(("events", i), str(parent_path))
+        moved = {("events", j): origins.get(("events", i), _show(parent_path))
                  for j, (i, _) in enumerate(kept)}
         origins = {k: v for k, v in origins.items() if not (k and k[0] == "events")}
         origins.update(moved)
     child = {k: v for k, v in data.items() if k not in _MERGE_ONLY_KEYS}
-    merged = _merge(parent, child, origins, str(path))
+    merged = _merge(parent, child, origins, _show(path))
     for key in ("name", "description", "extends"):
         if key in data:
             merged[key] = data[key]
@@ -157,7 +308,7 @@ def _within(date: Any, start: Any, end: Any) -> bool:
     try:
         month = parse_month(date)
         return parse_month(start) <= month <= parse_month(end)
-    except (TypeError, ValueError):
+    except (AttributeError, TypeError, ValueError):
         return True
 
 
@@ -165,48 +316,68 @@ def _parse_value(text: str) -> Any:
     """A --set value in TOML syntax (numbers, true/false, "strings", [lists], {tables});
     anything that is not valid TOML is taken as a bare string."""
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        parsed = tomllib.loads(f"v = {text}")
     except tomllib.TOMLDecodeError:
         return text
+    except ValueError:              # an integer longer than Python converts (4,300 digits)
+        raise ScenarioError(f"a number with more digits than {sys.get_int_max_str_digits():,}"
+                            ) from None
+    except RecursionError:
+        raise ScenarioError("a value nested too deeply") from None
+    if len(parsed) != 1:            # `0.4\nother = 1`: more than the one value
+        raise ScenarioError("expected one TOML value, found more lines of assignments")
+    return parsed["v"]
 
 
 def apply_override(data: dict, assignment: str) -> None:
     """Apply one `path=value` (value in TOML syntax) in place; the path's parent must exist."""
     if "=" not in assignment:
-        raise ScenarioError(f"--set {assignment}: expected path=value, e.g. market.mfu=0.4")
+        raise ScenarioError(f"--set {_show(assignment)}: expected path=value, e.g. market.mfu=0.4")
     path, value = assignment.split("=", 1)
-    set_path(data, path, _parse_value(value.strip()))
+    try:
+        parsed = _parse_value(value.strip())
+    except ScenarioError as exc:
+        raise ScenarioError(f"--set {_show(path.strip())}: value not readable: {exc}") from None
+    set_path(data, path, parsed)
 
 
 def set_path(data: dict, path: str, value: Any) -> None:
     """Set the field at a dotted path (list items by index) in place; its parent must exist."""
     keys = [k for k in path.strip().split(".")]
+    path = _show(path.strip())
     if not all(keys):
-        raise ScenarioError(f"--set {path}: empty segment in path {path!r}")
+        raise ScenarioError(f"--set {path}: empty segment in path {_quote(path)}")
     node: Any = data
     for depth, key in enumerate(keys[:-1]):
-        where = ".".join(keys[:depth]) or "the top level"
+        where = _show(".".join(keys[:depth])) or "the top level"
         if isinstance(node, list):
             if not key.isdigit() or int(key) >= len(node):
-                raise ScenarioError(f"--set {path}: no item {key!r} in {where} "
+                raise ScenarioError(f"--set {path}: no item {_quote(key)} in {where} "
                                     f"(it has {len(node)} items)")
             node = node[int(key)]
         elif isinstance(node, dict) and key in node and isinstance(node[key], (dict, list)):
             node = node[key]
         else:
             known = sorted(node) if isinstance(node, dict) else []
-            raise ScenarioError(f"--set {path}: no table {key!r} in {where}; known: "
+            raise ScenarioError(f"--set {path}: no table {_quote(key)} in {where}; known: "
                                 f"{', '.join(map(str, known))}")
     last = keys[-1]
     if isinstance(node, list):
         if not last.isdigit() or int(last) >= len(node):
-            raise ScenarioError(f"--set {path}: no item {last!r} (it has {len(node)} items)")
+            raise ScenarioError(f"--set {path}: no item {_quote(last)} (it has {len(node)} "
+                                "items)")
         node[int(last)] = value
     else:
         node[last] = value
 
 
 def _origin(origins: dict, loc: tuple, default: str) -> str:
+    """The file (or `--set`) that gave the value at `loc`: the one that set it or the table
+    holding it, or, for a rule over a whole table, the last one that set a part of it."""
+    if loc:
+        parts = [v for k, v in origins.items() if len(k) > len(loc) and k[:len(loc)] == loc]
+        if parts and loc not in origins:
+            return parts[-1]
     for cut in range(len(loc), -1, -1):
         if loc[:cut] in origins:
             return origins[loc[:cut]]
@@ -229,21 +400,67 @@ def _format_loc(loc: Iterable) -> str:
     return "".join(parts)
 
 
-def _validate(data: dict, origins: dict, source: str) -> Scenario:
+#: pydantic error types of a numeric bound; their line ends with the field's description,
+#: which gives the unit and the reason for the bound.
+_BOUND_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
+
+
+def _description(loc: tuple) -> str | None:
+    """The schema description of the field at a pydantic error location, if any."""
+    tp: Any = Scenario
+    info = None
+    for part in loc:
+        while True:
+            origin = typing.get_origin(tp)
+            if origin is typing.Annotated:
+                tp = typing.get_args(tp)[0]
+            elif origin in (typing.Union, types.UnionType):
+                members = [a for a in typing.get_args(tp) if a is not type(None)]
+                tagged = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)
+                          and typing.get_args(m.model_fields["kind"].annotation) == (part,)]
+                if tagged:                              # an event's kind tag
+                    tp, part = tagged[0], None
+                    break
+                tp = members[0]
+            else:
+                break
+        if part is None:
+            continue
+        origin = typing.get_origin(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            info = tp.model_fields.get(str(part))
+            if info is None:
+                return None
+            tp = info.annotation
+        elif origin in (dict, list):
+            tp = typing.get_args(tp)[-1]
+        else:
+            return None
+    return info.description if info is not None else None
+
+
+def _validate(data: dict, origins: dict, source: str, strict: bool = True) -> Scenario:
+    """Validate against the schema. `strict`: TOML values are typed, so a boolean is not a
+    number and 1.5 is not a count (pydantic's lax mode would take `true` as 1.0)."""
     try:
-        return Scenario.model_validate(data)
+        return Scenario.model_validate(data, strict=strict)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
             loc = tuple(err["loc"])
+            reason = _description(loc) if err["type"] in _BOUND_ERRORS else None
             if len(loc) >= 3 and loc[0] == "events" and isinstance(loc[1], int):
                 loc = loc[:2] + loc[3:]          # drop the event-kind tag pydantic adds
             where = _origin(origins, loc, source)
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = "unknown field"
-            found = "" if err["type"] == "missing" else f" (found {err['input']!r})"
-            lines.append(f"{where}: field {_format_loc(loc) or '(top level)'}: {msg}{found}")
+            # a whole table is not quoted (a model-level rule names its fields)
+            found = ("" if err["type"] == "missing" or isinstance(err["input"], dict)
+                     else f" (found {_quote(err['input'])})")
+            because = f": {reason}" if reason else ""
+            lines.append(f"{where}: field {_show(_format_loc(loc)) or '(top level)'}: {msg}{found}"
+                         f"{because}")
         raise ScenarioError("\n".join(lines)) from None
 
 
@@ -288,7 +505,8 @@ def check_references(s: Scenario) -> list[tuple[str, str]]:
         for i, p in enumerate(v.products):
             path = f"vendors.{vid}.products[{i}]"
             known("chip", p.chip, set(catalog), f"{path}.chip")
-            if p.chip in catalog and p.list_price_usd is None and catalog[p.chip].unit_price_usd is None:
+            unpriced = p.chip in catalog and catalog[p.chip].unit_price_usd is None
+            if unpriced and p.list_price_usd is None:
                 problems.append((f"{path}.list_price_usd", f"chip {p.chip!r} has no catalog "
                                  "price; give list_price_usd [USD]"))
             if p.end and parse_month(p.end) < parse_month(p.available):
@@ -296,6 +514,18 @@ def check_references(s: Scenario) -> list[tuple[str, str]]:
             if p.variant_of is not None:
                 known("chip", p.variant_of, set(catalog), f"{path}.variant_of")
     sold = {p.chip for v in s.vendors.values() for p in v.products}
+    known("tie-break rule", s.market.tie_break, set(TIE_BREAKS), "market.tie_break")
+    known("rationing rule", s.market.rationing, set(RATIONING), "market.rationing")
+    if not any(units > 0 for c in s.clouds.values() for units in c.fleet.values()):
+        problems.append(("clouds", "no cloud has a starting fleet: GPU-hour prices start from "
+                         "the asks of installed chips and clouds invest by those prices, so "
+                         "the market would never open; give at least one cloud a fleet"))
+    retire = s.market.retire_after_years
+    for cid, c in s.clouds.items():
+        if c.fleet and c.fleet_age_years >= retire:
+            problems.append((f"clouds.{cid}.fleet_age_years", f"a starting fleet aged "
+                             f"{c.fleet_age_years:g} yr retires in the first month at "
+                             f"market.retire_after_years = {retire:g}; it must be younger"))
     for kind, table in (("clouds", s.clouds), ("labs", s.labs)):
         for oid, o in table.items():
             known("nation", o.nation, nations, f"{kind}.{oid}.nation")
@@ -375,7 +605,7 @@ def _check_uncertain(data: dict, origins: dict, source: str) -> list[str]:
             probe.pop("levers", None)
             try:
                 set_path(probe, path, value)
-                Scenario.model_validate(probe)
+                Scenario.model_validate(probe, strict=True)
             except ScenarioError as exc:
                 lines.append(f"{where}: field {block}.{path}: {str(exc).split(': ', 1)[1]}")
             except ValidationError as exc:
@@ -384,8 +614,8 @@ def _check_uncertain(data: dict, origins: dict, source: str) -> list[str]:
                     lines.append(f"{where}: field {block}.{path}: path does not name a settable "
                                  f"input ({_format_loc(err['loc'])}: unknown field)")
                 else:
-                    lines.append(f"{where}: field {block}.{path}: value {value!r} is not a valid "
-                                 f"setting ({_format_loc(err['loc'])}: {err['msg']})")
+                    lines.append(f"{where}: field {block}.{path}: value {_quote(value)} is not "
+                                 f"a valid setting ({_format_loc(err['loc'])}: {err['msg']})")
             else:
                 continue
             break
@@ -397,25 +627,25 @@ def load_scenario(name_or_path: str, overrides: Iterable[str] = ()) -> LoadedSce
     path = resolve(name_or_path)
     data, origins = _read_chain(path, ())
     data.pop("drop_events", None)
-    source = str(path)
+    shown = _show(path)
     for assignment in overrides:
         apply_override(data, assignment)
-        key = tuple(assignment.split("=", 1)[0].strip().split("."))
-        origins[key] = f"--set {assignment.split('=', 1)[0].strip()}"
-    scenario = _validate(data, origins, source)
-    lines = [f"{_origin(origins, _loc(p), source)}: field {p}: {msg}"
+        key = _loc(assignment.split("=", 1)[0].strip())
+        origins[key] = f"--set {_show(assignment.split('=', 1)[0].strip())}"
+    scenario = _validate(data, origins, shown)
+    lines = [f"{_origin(origins, _loc(p), shown)}: field {p}: {msg}"
              for p, msg in check_references(scenario)]
-    lines += _check_uncertain(data, origins, source)
+    lines += _check_uncertain(data, origins, shown)
     if lines:
         raise ScenarioError("\n".join(lines))
-    return LoadedScenario(scenario, source, data)
+    return LoadedScenario(scenario, str(path), data)
 
 
 def validate_data(data: dict, source: str) -> Scenario:
     """Validate scenario data built in code (the web app's levers): schema and references,
     every problem in one `ScenarioError` naming `source`, the field and the expectation."""
     origins: dict[tuple, str] = {(): source}
-    scenario = _validate(data, origins, source)
+    scenario = _validate(data, origins, source, strict=False)   # widgets may give 1 for 1.0
     lines = [f"{source}: field {p}: {msg}" for p, msg in check_references(scenario)]
     if lines:
         raise ScenarioError("\n".join(lines))

@@ -2,7 +2,7 @@
 
 Every field has a type, bounds, a unit and a description; unknown keys are refused so a typo
 fails loudly. Cross-references (a cloud in an unknown nation, a product naming an unknown chip,
-an event outside the run) are checked by `Scenario.check_references` before any run.
+an event outside the run) are checked by `scenarios.loader.check_references` before any run.
 
 Vocabulary (EMA Workbench's): *uncertainties* are the `[uncertain]` distributions, *levers* are
 policy choices (events, switches), *outcomes* are the output tables.
@@ -23,6 +23,14 @@ NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 GrowthRate = Annotated[float, Field(gt=-1, le=20, allow_inf_nan=False,
                                     description="growth per year as a fraction (0.3 = +30%/yr)")]
+
+
+#: Most long-tail labs a scenario may generate [labs] (memory, see LongTail.count).
+MAX_LONG_TAIL_LABS = 100_000
+#: Youngest retirement age of chips [yr] (see Market.retire_after_years).
+MIN_RETIRE_AFTER_YEARS = 2.0
+#: A finite float, for parameters whose other bounds are checked elsewhere.
+Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class _Model(BaseModel):
@@ -228,8 +236,11 @@ class Lab(_Model):
 
 
 class LongTail(_Model):
-    count: Annotated[int, Field(ge=0, le=1_000_000)] = Field(
-        description="number of generated smaller labs")
+    count: Annotated[int, Field(ge=0, le=MAX_LONG_TAIL_LABS)] = Field(
+        description=f"number of generated smaller labs; at most {MAX_LONG_TAIL_LABS:,}: memory "
+                    "grows by about 16 KB per lab over a 108-month run (1.8 GB at 100,000, "
+                    "about 16 GB at 1,000,000), and more labs add detail, not demand (their "
+                    "total is demand_h100e_by_nation)")
     demand_h100e_by_nation: dict[str, NonNegative] = Field(
         description="their total demand at the start per nation [H100e]; split among the labs "
                     "with lognormal sizes so the total does not depend on the count")
@@ -286,13 +297,21 @@ class Market(_Model):
                                                       "training demand [-]")
     experiment_wtp_usd_per_h100e_hour: Positive = Field(
         description="willingness to pay for opportunistic compute [USD/(H100e·h)]")
-    availability: Fraction = Field(default=0.95, description="sellable share of fleet hours")
+    availability: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
+        default=0.95, description="sellable share of fleet hours [fraction], above 0: at 0 no "
+                                  "hour is offered and GPU-hour prices are undefined")
     margin_response: Positive = Field(default=0.5, description="change of a cloud's margin per "
                                                                "unit of utilization gap [-]")
     chip_lead_time_months: Annotated[int, Field(ge=0, le=24)] = Field(
         default=3, description="order-to-delivery time for chips [months]")
-    retire_after_years: Positive = Field(default=6.0, description="age at which chips retire "
-                                                                  "[yr]")
+    retire_after_years: Annotated[float, Field(ge=MIN_RETIRE_AFTER_YEARS,
+                                               allow_inf_nan=False)] = Field(
+        default=6.0, description=f"age at which chips retire [yr], at least "
+                                 f"{MIN_RETIRE_AFTER_YEARS:g} (accelerators are depreciated over "
+                                 "4-6 years) and above every starting fleet's fleet_age_years: "
+                                 "a starting fleet that retires in the first month leaves no "
+                                 "GPU-hour price for clouds to invest by, and the market never "
+                                 "opens")
     order_price_elasticity: NonNegative = Field(default=1.0, description="elasticity of chip "
                                                                          "orders to price [-]")
     cloud_invest_response: Positive = Field(
@@ -401,11 +420,11 @@ class Distribution(_Model):
     """
 
     dist: Literal["uniform", "normal", "lognormal", "triangular", "choice"]
-    low: float | None = None
-    high: float | None = None
-    mode: float | None = None
-    mean: float | None = None
-    sigma: float | None = Field(default=None, ge=0)
+    low: Finite | None = None
+    high: Finite | None = None
+    mode: Finite | None = None
+    mean: Finite | None = None
+    sigma: Finite | None = Field(default=None, ge=0)
     values: list[float | str | bool] | None = None
     rationale: str = Field(description="source or reason for the range")
 
@@ -440,7 +459,8 @@ class Lever(_Model):
 
 
 class Scenario(_Model):
-    name: str
+    name: str = Field(min_length=1, max_length=200,
+                      description="display name: one line, no control characters")
     description: str
     extends: str | None = Field(default=None, description="scenario this one overrides")
     start: Month = "2022-01"
@@ -460,6 +480,14 @@ class Scenario(_Model):
     uncertain: dict[str, Distribution] = Field(default_factory=dict)
     levers: dict[str, Lever] = Field(default_factory=dict, description="policy choices crossed "
                                      "with the uncertainty samples in Monte Carlo batches")
+
+    @field_validator("name")
+    @classmethod
+    def _one_line(cls, name: str) -> str:
+        if not name.isprintable():
+            raise ValueError("a name is one line of printable characters (no newline, tab or "
+                             "other control character)")
+        return name
 
     @model_validator(mode="after")
     def _span(self) -> "Scenario":

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from market.errors import ScenarioError, UnknownNameError
-from scenarios.loader import builtin_names, describe_builtins, load_scenario
+from scenarios.loader import builtin_names, describe_builtins, load_scenario, validate_data
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "scenarios"
 
@@ -81,6 +81,18 @@ def test_resolved_hash_changes_with_an_override():
                                      "2027-01"),
     ("adaptive_unknown_rule.toml", "field nations.US.adaptive[0].impose: unknown export-control "
                                    "rule 'total-ban'"),
+    ("not_a_scenario.toml", "not_a_scenario.toml: not a scenario file: it has none of a "
+                            "scenario's fields"),
+    ("extends_not_a_scenario.toml", "not a scenario file: it has none of a scenario's fields "
+                                    "(name, extends, nations, market, ...) (reached by extends "
+                                    "from extends_not_a_scenario.toml)"),
+    ("extends_escape.toml", "field extends: '../../scenarios_outside.toml' leaves the directory "
+                            "of extends_escape.toml, refused"),
+    ("extends_absolute.toml", "field extends: '/etc/gpumarket/secret.toml' is an absolute path, "
+                              "refused"),
+    ("bool_as_number.toml", "field market.mfu: Input should be a valid number (found True)"),
+    ("drop_events_not_a_list.toml", "field drop_events: expected a list of event kinds (found "
+                                    "'export_control')"),
 ])
 def test_bad_scenarios_name_file_field_and_expectation(fixture, expected):
     with pytest.raises(ScenarioError) as info:
@@ -88,6 +100,7 @@ def test_bad_scenarios_name_file_field_and_expectation(fixture, expected):
     message = str(info.value)
     assert expected in message
     assert fixture in message or "circular" in message
+    assert "hunter2" not in message
 
 
 @pytest.mark.parametrize("override, expected", [
@@ -95,6 +108,12 @@ def test_bad_scenarios_name_file_field_and_expectation(fixture, expected):
     ("market.mfu", "expected path=value"),
     ("market.typo=3", "--set market.typo: field market.typo: unknown field"),
     ("market.mfu=-1", "--set market.mfu: field market.mfu: Input should be greater than or equal to 0"),
+    ('events.0.date="2022-13"', "--set events.0.date: field events[0].date: String should "
+                                "match pattern"),
+    ("market.mfu=true", "--set market.mfu: field market.mfu: Input should be a valid number "
+                        "(found True)"),
+    ("long_tail.count=1.5e3", "--set long_tail.count: field long_tail.count: Input should be a "
+                              "valid integer (found 1500.0)"),
 ])
 def test_bad_overrides(override, expected):
     with pytest.raises(ScenarioError) as info:
@@ -126,3 +145,38 @@ def test_a_scenario_may_define_its_own_rule():
         assert "hbm-rich-2027" in model.nations["US"].regime
     finally:
         release(model)
+
+
+def test_error_lines_quote_long_values_cut_and_on_one_line():
+    with pytest.raises(ScenarioError) as info:
+        load_scenario("baseline", ["market.mfu=" + '"' + "x" * 5000 + '"'])
+    (line,) = str(info.value).splitlines()
+    assert "(found 'xxxxxxxx" in line and "...)" in line and len(line) < 400
+    with pytest.raises(ScenarioError) as info:
+        load_scenario("baseline", ['name="two\nlines"'])
+    (line,) = str(info.value).splitlines()
+    assert "field name: a name is one line of printable characters" in line
+
+
+def test_a_set_value_is_one_toml_value():
+    with pytest.raises(ScenarioError, match="expected one TOML value"):
+        load_scenario("baseline", ["market.mfu=0.4\nmarket.typo = 1"])
+    with pytest.raises(ScenarioError, match="more digits than 4,300"):
+        load_scenario("baseline", ["market.mfu=" + "9" * 5000])
+
+
+def test_unknown_clearing_rules_are_refused_on_load():
+    with pytest.raises(ScenarioError, match="field market.tie_break: unknown tie-break rule "
+                                            "'coin'; known: pro_rata, random"):
+        load_scenario("baseline", ['market.tie_break="coin"'])
+    with pytest.raises(ScenarioError, match="unknown rationing rule 'lottery'; known: "
+                                            "first_come, pro_rata"):
+        load_scenario("baseline", ['market.rationing="lottery"'])
+
+
+def test_a_world_without_any_cloud_fleet_is_refused():
+    data = load_scenario("baseline").scenario.model_dump(mode="json", exclude_none=True)
+    for cloud in data["clouds"].values():
+        cloud["fleet"] = {}
+    with pytest.raises(ScenarioError, match="field clouds: no cloud has a starting fleet"):
+        validate_data(data, "no-fleets")
