@@ -155,6 +155,7 @@ def run(scenario: str, seed: int, months: int | None, overrides: tuple[str, ...]
     from market import __version__
     from market.outputs import OutputClaim, fill_run_dir, write_errors
     from market.summary import format_outcomes, key_outcome_flags, key_outcomes, summary_dates
+    from market.timeline import format_month, parse_month
     from scenarios.loader import load_scenario
 
     loaded = load_scenario(scenario, overrides)
@@ -172,7 +173,7 @@ def run(scenario: str, seed: int, months: int | None, overrides: tuple[str, ...]
         started = time.perf_counter()
         frames = _tables_with_progress(s, seed, steps, show_progress)
         elapsed = time.perf_counter() - started
-        end = frames["price_index"]["date"].max().strftime("%Y-%m")
+        end = format_month(parse_month(s.start) + steps - 1)      # also if nothing traded
         if claim is not None:
             manifest = {"gpumarket_version": __version__, "kind": "run", "scenario": s.name,
                         "scenario_source": loaded.source, "scenario_sha256": loaded.sha256,
