@@ -194,7 +194,7 @@ def execute(task: Task) -> Result:
         tmp = write_temporary(Path(task.out_dir), task.run_id, payload)
     except OSError as exc:
         return Result(task.run_id, "write_failed", time.perf_counter() - started, None,
-                      _os_reason(exc), rows=rows, tmp_path=exc.filename)
+                      _os_reason(exc), rows=rows)
     return Result(task.run_id, "done", time.perf_counter() - started, None, written=True,
                   rows=rows, tmp_path=str(tmp))
 
@@ -272,6 +272,7 @@ class DaskExecutor:
 
         self.cluster = None
         self.client = None
+        self._own_forkserver = False
         try:
             if address:
                 self.client = Client(address, timeout=f"{timeout_s}s")
@@ -291,7 +292,7 @@ class DaskExecutor:
                                       "distributed.worker.http.routes": [],
                                       "distributed.worker.multiprocessing-method":
                                           _WORKER_START_METHOD}):
-                    _start_forkserver_ignoring_sigint()
+                    self._own_forkserver = _start_forkserver_ignoring_sigint()
                     with _sigint_deferred():
                         # workers' log lines (a heartbeat cut by the cluster's closing) would
                         # interleave with ours; a run's own errors come back in its Result
@@ -346,6 +347,13 @@ class DaskExecutor:
             self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+        if self._own_forkserver:                  # no process of ours outlives the batch
+            import multiprocessing.forkserver
+            import multiprocessing.resource_tracker
+            multiprocessing.forkserver._forkserver._stop()
+            if self._own_forkserver == "with its resource tracker":
+                multiprocessing.resource_tracker._resource_tracker._stop()
+            self._own_forkserver = False
 
 
 def _stop_http(dask_worker=None, dask_scheduler=None) -> None:
@@ -385,23 +393,29 @@ class _sigint_deferred:
             raise KeyboardInterrupt
 
 
-def _start_forkserver_ignoring_sigint() -> None:
+def _start_forkserver_ignoring_sigint() -> bool | str:
     """Start multiprocessing's fork server (if not running) with SIGINT ignored: it keeps
     that disposition and every worker forked from it inherits it; this process's own
-    handler is restored at once."""
+    handler is restored at once. Truthy if this call started it (then `close` stops it;
+    "with its resource tracker" when it also started multiprocessing's resource tracker)."""
     import multiprocessing.forkserver
+    import multiprocessing.resource_tracker
 
     from distributed.utils import get_mp_context
 
     get_mp_context()                     # sets the fork server's preloads (distributed, ...)
-    if threading.current_thread() is not threading.main_thread():
-        multiprocessing.forkserver.ensure_running()
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    server = multiprocessing.forkserver._forkserver
+    if server._forkserver_pid is not None:
+        return False
+    tracker_new = multiprocessing.resource_tracker._resource_tracker._pid is None
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
     try:
-        multiprocessing.forkserver.ensure_running()
+        server.ensure_running()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if main:
+            signal.signal(signal.SIGINT, previous)
+    return "with its resource tracker" if tracker_new else True
 
 
 def _run_id_of(key: str) -> int:
@@ -638,10 +652,9 @@ class Batch:
         """Make a finished run durable and log it: its fsynced temporary file is logged with
         its row count, then renamed into place; a failed run is logged. A failed write
         raises `BatchWriteError` (the batch stops there)."""
-        if result.status == "write_failed":
-            raise BatchWriteError(result.tmp_path or self.run_path(result.run_id),
-                                  result.error or "write failed")
         path = self.run_path(result.run_id)
+        if result.status == "write_failed":       # the worker's write of the run file
+            raise BatchWriteError(path, result.error or "write failed")
         try:
             if result.status == "done":
                 tmp = (Path(result.tmp_path) if result.written
@@ -651,7 +664,11 @@ class Batch:
                 os.replace(tmp, path)
                 _fsync_dir(self.runs_dir)
         except OSError as exc:
-            raise BatchWriteError(exc.filename or path, _os_reason(exc)) from None
+            # name the file the user knows, not its temporary name
+            where = str(exc.filename or path)
+            if Path(where).name.startswith("run-") and where.endswith(".tmp"):
+                where = str(path)
+            raise BatchWriteError(where, _os_reason(exc)) from None
         if result.status == "done" and self._done is not None:
             self._done.add(result.run_id)
 
