@@ -848,14 +848,14 @@ def read_tables(directory: Path, tables: list[str], dates: list[str] | None = No
     if dates:
         filters.append(("date", "in", [pd.Timestamp(d + "-01") for d in dates]))
     # these tables' columns (the union schema holds every table's): non-null in a run file
-    sample = pq.read_table(files[0], filters=[("table", "in", tables)])
+    sample = _read_run_file(files[0], filters=[("table", "in", tables)])
     if columns is not None:
         columns = list(dict.fromkeys(["table", "run_id", *columns]))
     elif sample.num_rows:
         columns = [c for c in sample.column_names
                    if c in ("table", "run_id", "seed") or c.startswith("param.")
                    or sample[c].null_count < sample.num_rows]
-    parts = [pq.read_table(f, columns=columns, filters=filters) for f in files]
+    parts = [_read_run_file(f, columns=columns, filters=filters) for f in files]
     frame = pa.concat_tables(parts).to_pandas()
     out = {}
     for name in tables:
@@ -864,6 +864,16 @@ def read_tables(directory: Path, tables: list[str], dates: list[str] | None = No
             part = part.dropna(axis=1, how="all")      # the other tables' columns
         out[name] = part.drop(columns=["table"]).reset_index(drop=True)
     return out
+
+
+def _read_run_file(path: Path, **options) -> pa.Table:
+    """One run file; one that cannot be read (cut short by a power loss before the batch was
+    resumed) is a one-line error saying how to repair it."""
+    try:
+        return pq.read_table(path, **options)
+    except (OSError, pa.ArrowException) as exc:
+        raise GpumarketError(f"{path}: unreadable run file ({exc}); rerun the batch's command "
+                             "to verify and redo it") from None
 
 
 def read_table(directory: Path, table: str, columns: list[str] | None = None,

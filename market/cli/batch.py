@@ -73,7 +73,7 @@ def _execute_batch(kind: str, loaded, design, months: int | None, workers: int |
 
     import pandas as pd
 
-    from analysis.runner import Batch, BatchWriteError, Task, make_executor, run_batch
+    from analysis.runner import Batch, BatchWriteError, Task, make_executor
     from market import __version__
 
     s = loaded.scenario
@@ -109,7 +109,7 @@ def _execute_batch(kind: str, loaded, design, months: int | None, workers: int |
         todo = len(tasks) - len(batch.finished() & {t.run_id for t in tasks})
         started = time.perf_counter()
         _run_with_progress(batch, tasks, executor, todo, f"{s.name} ({executor.name}, "
-                           f"{executor.workers} workers)", run_batch)
+                           f"{executor.workers} workers)")
         manifest = batch.finish(len(tasks), time.perf_counter() - started,
                                 f"{executor.name} x{executor.workers}")
     except KeyboardInterrupt:
@@ -144,7 +144,10 @@ def _close(executor, batch) -> None:
             signal.signal(signal.SIGINT, previous)
 
 
-def _run_with_progress(batch, tasks, executor, todo: int, label: str, run_batch) -> None:
+def _run_with_progress(batch, tasks, executor, todo: int, label: str) -> None:
+    """Run the batch, with a progress bar on a terminal."""
+    from analysis.runner import run_batch
+
     if not sys.stderr.isatty():
         run_batch(batch, tasks, executor)
         return

@@ -190,6 +190,21 @@ def test_a_run_file_never_logged_is_redone(tmp_path, reference):
     assert run_bytes(out) == reference
 
 
+def test_reading_a_batch_with_a_truncated_run_file_is_one_line(tmp_path):
+    """Before the batch is resumed, `report` meets the cut file: one line naming it and the
+    repair, no traceback."""
+    out = tmp_path / "mc"
+    assert gm(*SMALL, "--workers", 0, "--out", out).exit_code == 0
+    bad = out / "runs" / "run-000001.parquet"
+    bad.write_bytes(bad.read_bytes()[:1000])
+    r = gm("report", out, "--out", tmp_path / "r.html")
+    assert r.exit_code == 2, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"gpumarket: error: {bad}: unreadable run "
+                                                   "file (") and "rerun the batch's command" \
+        in lines[0], lines
+
+
 # ------------------------------------------------------------------- 3. versions ---
 
 def test_a_batch_of_another_version_is_refused_unless_allowed(tmp_path, reference):
