@@ -478,6 +478,9 @@ class Batch:
         try:
             if self.manifest_path.exists():
                 self.check_compatible(identity, allow_version_change)
+                if not (self.dir / DESIGN).exists():    # 0.5.0 killed after batch.json
+                    _write_durable(self.dir / DESIGN, _parquet_bytes(design_rows))
+                self.runs_dir.mkdir(exist_ok=True)
             else:                               # an existing empty directory
                 self._fill(self.dir, identity, design_rows)
             self._clean_temporary()
@@ -553,9 +556,7 @@ class Batch:
     @staticmethod
     def _fill(directory: Path, identity: dict, design_rows: pd.DataFrame) -> None:
         """The start of a batch: the design, `runs/`, and last the manifest, each durable."""
-        sink = io.BytesIO()
-        design_rows.to_parquet(sink, index=False)
-        _write_durable(directory / DESIGN, sink.getvalue())
+        _write_durable(directory / DESIGN, _parquet_bytes(design_rows))
         (directory / "runs").mkdir(exist_ok=True)
         _write_json(directory / MANIFEST, dict(identity, status="running"))
         _fsync_dir(directory)
@@ -731,6 +732,12 @@ class Batch:
 
 
 _UNRECORDED = object()
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    sink = io.BytesIO()
+    frame.to_parquet(sink, index=False)
+    return sink.getvalue()
 
 
 def check_run_file(path: Path, run_id: int, rows: Any = _UNRECORDED) -> str | None:

@@ -274,6 +274,18 @@ def test_a_directory_left_with_runs_but_no_manifest_is_started(tmp_path, referen
     assert not list(out.rglob("*.tmp"))
 
 
+def test_a_batch_left_without_its_design_gets_it_on_resume(tmp_path, reference):
+    """0.5.0 killed after batch.json left design.parquet unwritten, for good."""
+    out = tmp_path / "mc"
+    assert gm(*SMALL, "--workers", 0, "--out", out).exit_code == 0
+    design = (out / "design.parquet").read_bytes()
+    (out / "design.parquet").unlink()
+    (out / "runs" / "run-000001.parquet").unlink()
+    assert gm(*SMALL, "--workers", 0, "--out", out).exit_code == 0
+    assert (out / "design.parquet").read_bytes() == design
+    assert run_bytes(out) == reference
+
+
 def test_an_existing_empty_directory_is_started_in_place(tmp_path, reference):
     out = tmp_path / "mc"
     out.mkdir()
