@@ -95,8 +95,10 @@ def _execute_batch(kind: str, loaded, design, months: int | None, workers: int |
     try:
         redone = batch.verify()
         if redone:
-            click.echo(f"gpumarket: {len(redone)} run files are empty, truncated or not "
-                       f"logged (runs {_ids(redone)}); redoing them", err=True)
+            files = "1 run file is" if len(redone) == 1 else f"{len(redone)} run files are"
+            click.echo(f"gpumarket: {files} empty, truncated or not logged (run "
+                       f"{_ids(redone)}); redoing {'it' if len(redone) == 1 else 'them'}",
+                       err=True)
         try:
             executor = make_executor(workers, scheduler)
         except GpumarketError:
