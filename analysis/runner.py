@@ -1,7 +1,7 @@
 """Batches of runs on disk: the unit of work, the executors, and resumable Parquet results.
 
 A batch directory holds
-  batch.json          the manifest: gpumarket version, scenario (name, source, SHA-256), root
+  batch.json          the manifest: gpumarket version(s), scenario (name, source, SHA-256), root
                       seed, design, run count; at the end, per-run status and timing and the
                       counts (completed + failed = expected)
   design.parquet      one row per run: run_id, seed and the parameter values it sets
@@ -9,10 +9,15 @@ A batch directory holds
                       one file per finished run: every output table stacked, a `table` column
                       naming it, plus `run_id`, `seed` and `param.<path>` columns; each table is
                       its own row group, so reading one table skips the others
-  runs.jsonl          the log, one line per finished or failed run as it arrives
-Run files are written to a temporary name and renamed, so a batch killed at any moment (even
-SIGKILL) loses at most the runs in flight; rerunning the same command skips runs whose file
-exists, redoes the rest (failed ones included) and never writes a run twice.
+  runs.jsonl          the log, one line per finished (with its row count) or failed run
+  batch.lock          held (flock) by the one gpumarket process working on the batch
+A new batch is built in a hidden sibling and renamed into place, so a kill leaves nothing or a
+complete start. A run file is written to a temporary name and fsynced, logged with its row
+count, then renamed (and the directory fsynced): a run counts as done only when its file is in
+place and durable. Rerunning the same command verifies each run file (Parquet footer, run_id,
+recorded row count), redoes missing and bad ones (failed ones included) and never writes a run
+twice; a batch killed at any moment (even SIGKILL, or power loss) loses at most the runs in
+flight.
 
 The unit of work is `execute(task)`, a plain function of picklable data: Dask workers, a
 process pool or this process run it alike; run k's tables depend only on the scenario, its
@@ -21,11 +26,18 @@ parameters, its seed and the months, never on where it ran.
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import fcntl
 import io
 import itertools
 import json
 import logging
 import os
+import secrets
+import shutil
+import signal
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -39,6 +51,25 @@ import pyarrow.parquet as pq
 from market.errors import GpumarketError
 
 RUN_FILE = "run-{:06d}.parquet"
+MANIFEST = "batch.json"
+DESIGN = "design.parquet"
+LOG = "runs.jsonl"
+LOCK = "batch.lock"
+#: what a batch directory holds before its manifest: a start in an existing empty directory
+#: that was cut short leaves some of these (and temporary files) and is started again
+START_NAMES = frozenset({LOCK, DESIGN, "runs"})
+
+
+class BatchLockedError(GpumarketError):
+    """Another live gpumarket process holds the batch directory's lock."""
+
+
+class BatchWriteError(GpumarketError):
+    """Writing a run file, the log or the manifest failed (disk full, quota, file size limit)."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"cannot write {path} ({reason})")
 
 
 # ---------------------------------------------------------------------- unit of work ---
@@ -60,7 +91,9 @@ class Result:
     seconds: float
     payload: bytes | None        #: the run file's bytes when done (None if the worker wrote it)
     error: str | None = None
-    written: bool = False        #: the worker wrote the run file itself
+    written: bool = False        #: the worker wrote the run file itself (to `tmp_path`)
+    rows: int | None = None      #: rows of the run file (recorded, checked on resume)
+    tmp_path: str | None = None  #: the worker's fsynced temporary file, renamed by the client
 
 
 _SCENARIOS: dict[str, Any] = {}
@@ -133,7 +166,8 @@ _FROZEN = False
 
 
 def execute(task: Task) -> Result:
-    """Run one task; any exception becomes a failed result (the batch goes on)."""
+    """Run one task; any exception of the model becomes a failed result (the batch goes on);
+    a failed write of the run file becomes a `write_failed` result (the batch stops)."""
     global _FROZEN
     from market.outputs import run_tables
 
@@ -149,23 +183,63 @@ def execute(task: Task) -> Result:
         scenario = scenario_for(task.scenario_json, task.params)
         tables = run_tables(scenario, task.seed, task.months)
         payload = encode_run(tables, task.run_id, task.seed, task.params)
-        if task.out_dir is not None:
-            write_run_file(Path(task.out_dir), task.run_id, payload)
-            return Result(task.run_id, "done", time.perf_counter() - started, None, written=True)
-        return Result(task.run_id, "done", time.perf_counter() - started, payload)
+        rows = sum(len(frame) for frame in tables.values())
     except Exception as exc:   # recorded, not raised: one bad draw must not kill a batch
         where = traceback.extract_tb(exc.__traceback__)[-1]
         return Result(task.run_id, "failed", time.perf_counter() - started, None,
                       f"{type(exc).__name__}: {exc} ({Path(where.filename).name}:{where.lineno})")
+    if task.out_dir is None:
+        return Result(task.run_id, "done", time.perf_counter() - started, payload, rows=rows)
+    try:
+        tmp = write_temporary(Path(task.out_dir), task.run_id, payload)
+    except OSError as exc:
+        return Result(task.run_id, "write_failed", time.perf_counter() - started, None,
+                      _os_reason(exc), rows=rows)
+    return Result(task.run_id, "done", time.perf_counter() - started, None, written=True,
+                  rows=rows, tmp_path=str(tmp))
 
 
-def write_run_file(directory: Path, run_id: int, payload: bytes) -> Path:
-    """Write a run file atomically (temporary name, then rename)."""
-    path = directory / "runs" / RUN_FILE.format(run_id)
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def write_temporary(directory: Path, run_id: int, payload: bytes) -> Path:
+    """Write a run file's bytes to a temporary name beside it and fsync them; the batch's
+    owner renames it into place once it is logged (`Batch.record`)."""
+    path = Path(directory) / "runs" / RUN_FILE.format(run_id)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(payload)
+    _write_synced(tmp, payload)
+    return tmp
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_durable(path: Path, data: bytes) -> None:
+    """Replace `path` atomically and durably: temporary file, fsync, rename, fsync the
+    directory."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    _write_synced(tmp, data)
     os.replace(tmp, path)
-    return path
+    _fsync_dir(path.parent)
 
 
 # ------------------------------------------------------------------------- executors ---
@@ -197,6 +271,8 @@ class DaskExecutor:
         from distributed import Client, LocalCluster
 
         self.cluster = None
+        self.client = None
+        self._own_forkserver = False
         try:
             if address:
                 self.client = Client(address, timeout=f"{timeout_s}s")
@@ -206,17 +282,38 @@ class DaskExecutor:
                 # runs are CPU-bound Python: the worker's statistical profiler (a stack sample
                 # every 10 ms) and frequent system monitoring cost several percent of each run
                 # (and with no memory limit, no nanny polls each worker's memory)
+                # no web pages: the scheduler and workers always start an HTTP server
+                # (dashboard_address=None still means port 8787), so they get no routes and
+                # their servers are stopped once the cluster is up
                 with dask.config.set({"distributed.worker.profile.enabled": False,
                                       "distributed.admin.system-monitor.interval": "10s",
-                                      "distributed.worker.memory.monitor-interval": "10s"}):
-                    self.cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1,
-                                                threads_per_worker=1, processes=True,
-                                                host="127.0.0.1", dashboard_address=None,
-                                                memory_limit=0, silence_logs=logging.ERROR)
-                self.client = Client(self.cluster)
+                                      "distributed.worker.memory.monitor-interval": "10s",
+                                      "distributed.scheduler.http.routes": [],
+                                      "distributed.worker.http.routes": [],
+                                      "distributed.worker.multiprocessing-method":
+                                          _WORKER_START_METHOD}):
+                    self._own_forkserver = _start_forkserver_ignoring_sigint()
+                    with _sigint_deferred():
+                        # workers' log lines (a heartbeat cut by the cluster's closing) would
+                        # interleave with ours; a run's own errors come back in its Result
+                        self.cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1,
+                                                    threads_per_worker=1, processes=True,
+                                                    host="127.0.0.1",
+                                                    dashboard_address="127.0.0.1:0",
+                                                    scheduler_kwargs={"dashboard": False},
+                                                    memory_limit=0,
+                                                    silence_logs=logging.CRITICAL)
+                        self.client = Client(self.cluster)
+                        self.client.run_on_scheduler(_stop_http)
+                        self.client.run(_stop_http)
         except (OSError, TimeoutError) as exc:
+            if self.cluster is not None:
+                self.cluster.close()
             raise GpumarketError(f"cannot reach the Dask scheduler at {address}: "
                                  f"{exc}".rstrip(": ")) from None
+        except KeyboardInterrupt:      # Ctrl-C during start-up, delivered once it is over
+            self.close()
+            raise
         self.address = address or self.cluster.scheduler_address
         # workers of the embedded cluster write run files themselves; remote ones send them
         self.shares_filesystem = self.cluster is not None
@@ -246,9 +343,79 @@ class DaskExecutor:
             yield result
 
     def close(self) -> None:
-        self.client.close()
+        if getattr(self, "client", None) is not None:
+            self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+        if self._own_forkserver:                  # no process of ours outlives the batch
+            import multiprocessing.forkserver
+            import multiprocessing.resource_tracker
+            multiprocessing.forkserver._forkserver._stop()
+            if self._own_forkserver == "with its resource tracker":
+                multiprocessing.resource_tracker._resource_tracker._stop()
+            self._own_forkserver = False
+
+
+def _stop_http(dask_worker=None, dask_scheduler=None) -> None:
+    """Stop a scheduler's or worker's HTTP server, on its own event loop (`client.run` and
+    `run_on_scheduler` pass the server)."""
+    node = dask_worker if dask_worker is not None else dask_scheduler
+    server = getattr(node, "http_server", None)
+    if server is not None:
+        server.stop()
+        node.services.pop("dashboard", None)
+
+
+#: how local workers are started: forked from one server process that ignores Ctrl-C, so
+#: that they inherit its ignoring it (a Ctrl-C to the process group then reaches only the
+#: client, which closes the cluster in order, instead of each worker printing a traceback)
+_WORKER_START_METHOD = "forkserver"
+
+
+class _sigint_deferred:
+    """Hold a Ctrl-C back while the local cluster starts (an interrupted start leaves worker
+    processes half-made) and raise it as KeyboardInterrupt once the start is over."""
+
+    def __enter__(self):
+        self.caught = False
+        self.main = threading.current_thread() is threading.main_thread()
+        if self.main:
+            self.previous = signal.signal(signal.SIGINT, self._catch)
+        return self
+
+    def _catch(self, signum, frame) -> None:
+        self.caught = True
+
+    def __exit__(self, *exc) -> None:
+        if self.main:
+            signal.signal(signal.SIGINT, self.previous)
+        if self.caught:
+            raise KeyboardInterrupt
+
+
+def _start_forkserver_ignoring_sigint() -> bool | str:
+    """Start multiprocessing's fork server (if not running) with SIGINT ignored: it keeps
+    that disposition and every worker forked from it inherits it; this process's own
+    handler is restored at once. Truthy if this call started it (then `close` stops it;
+    "with its resource tracker" when it also started multiprocessing's resource tracker)."""
+    import multiprocessing.forkserver
+    import multiprocessing.resource_tracker
+
+    from distributed.utils import get_mp_context
+
+    get_mp_context()                     # sets the fork server's preloads (distributed, ...)
+    server = multiprocessing.forkserver._forkserver
+    if server._forkserver_pid is not None:
+        return False
+    tracker_new = multiprocessing.resource_tracker._resource_tracker._pid is None
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        server.ensure_running()
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+    return "with its resource tracker" if tracker_new else True
 
 
 def _run_id_of(key: str) -> int:
@@ -269,15 +436,19 @@ def make_executor(workers: int | None, scheduler: str | None):
 # ----------------------------------------------------------------------------- batch ---
 
 class Batch:
-    """A batch directory: its manifest, finished runs, the log."""
+    """A batch directory: its manifest, finished runs, the log, and the lock its one owner
+    holds for the whole session (`open` ... `close`)."""
 
     def __init__(self, directory: Path):
         self.dir = Path(directory)
         self.runs_dir = self.dir / "runs"
+        self.created = False                #: this session created the directory
+        self._lock_fd: int | None = None
+        self._done: set[int] | None = None  #: verified run files (see `verify`)
 
     @property
     def manifest_path(self) -> Path:
-        return self.dir / "batch.json"
+        return self.dir / MANIFEST
 
     def manifest(self) -> dict:
         return json.loads(self.manifest_path.read_text())
@@ -285,60 +456,255 @@ class Batch:
     def run_path(self, run_id: int) -> Path:
         return self.runs_dir / RUN_FILE.format(run_id)
 
-    def finished(self) -> set[int]:
-        if not self.runs_dir.is_dir():
-            return set()
-        return {int(p.stem.split("-")[1]) for p in self.runs_dir.glob("run-*.parquet")}
+    # -- starting and locking ---------------------------------------------------------
 
-    def check_compatible(self, identity: dict) -> None:
-        """Refuse a directory that is not a batch, or holds a batch of another scenario or
-        design (checked before anything is written)."""
-        if not self.dir.exists():
+    def open(self, identity: dict, design_rows: pd.DataFrame,
+             allow_version_change: bool = False) -> None:
+        """Lock the batch directory and start it (a new directory is built in a hidden
+        sibling and renamed into place) or check that it holds this batch. Refuses, before
+        anything is written: a place that cannot be written, a directory that is not a
+        batch, a batch of another scenario, design or (unless allowed) gpumarket version,
+        and a batch another live gpumarket process holds."""
+        self._check_parent()
+        self._clean_stale_starts()
+        if not os.path.lexists(self.dir) and self._create(identity, design_rows):
             return
         if not self.dir.is_dir():
             raise GpumarketError(f"{self.dir}: exists and is not a directory")
-        if not self.manifest_path.exists():
-            if any(self.dir.iterdir()):
-                raise GpumarketError(f"{self.dir}: not empty and not a gpumarket batch "
-                                     "(no batch.json); choose another --out")
+        if not self.manifest_path.exists() and not self._unstarted():
+            raise GpumarketError(f"{self.dir}: not empty and not a gpumarket batch "
+                                 "(no batch.json); choose another --out")
+        self._lock()
+        try:
+            if self.manifest_path.exists():
+                self.check_compatible(identity, allow_version_change)
+                if not (self.dir / DESIGN).exists():    # 0.5.0 killed after batch.json
+                    _write_durable(self.dir / DESIGN, _parquet_bytes(design_rows))
+                self.runs_dir.mkdir(exist_ok=True)
+            else:                               # an existing empty directory
+                self._fill(self.dir, identity, design_rows)
+            self._clean_temporary()
+            probe = self.runs_dir / f".probe.{os.getpid()}.tmp"
+            _write_synced(probe, b"")
+            probe.unlink()
+        except OSError as exc:
+            self.close()
+            raise GpumarketError(f"{self.dir}: cannot write the batch directory "
+                                 f"({_os_reason(exc)})") from None
+        except GpumarketError:
+            self.close()
+            raise
+
+    def start(self, identity: dict, design_rows: pd.DataFrame) -> None:
+        """`open` for callers that start a fresh batch (benchmarks)."""
+        self.open(identity, design_rows)
+
+    def close(self) -> None:
+        """Release the lock (a dead process's lock is released by the kernel)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def abandon(self) -> None:
+        """Remove a batch this session created and ran nothing in (the executor could not
+        start), so a failed command leaves nothing behind; then release the lock."""
+        if self.created and self._lock_fd is not None and not run_files(self.dir):
+            shutil.rmtree(self.dir, ignore_errors=True)
+        self.close()
+
+    def _check_parent(self) -> None:
+        parent = self.dir.parent
+        ancestor = parent
+        while not os.path.lexists(ancestor) and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            raise GpumarketError(f"{self.dir}: cannot create the batch directory "
+                                 f"({ancestor} is not a directory)")
+        if ancestor != parent:
+            raise GpumarketError(f"{self.dir}: cannot create the batch directory "
+                                 f"({parent} does not exist)")
+
+    def _lock(self) -> None:
+        self._lock_fd = _take_lock(self.dir / LOCK, self.dir)
+
+    def _create(self, identity: dict, design_rows: pd.DataFrame) -> bool:
+        """Build the batch in a hidden sibling and rename it into place; False when a
+        directory of that name appeared meanwhile (it is then left alone)."""
+        tmp = self.dir.with_name(f".{self.dir.name}.batch-{os.getpid()}-"
+                                 f"{secrets.token_hex(4)}.new")
+        fd = None
+        try:
+            os.mkdir(tmp)                       # the user's umask applies
+            fd = _take_lock(tmp / LOCK, self.dir)
+            self._fill(tmp, identity, design_rows)
+            _rename_noreplace(tmp, self.dir)
+            _fsync_dir(self.dir.parent)
+        except FileExistsError:
+            if fd is not None:
+                os.close(fd)
+            shutil.rmtree(tmp, ignore_errors=True)
+            return False
+        except OSError as exc:
+            if fd is not None:
+                os.close(fd)
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise GpumarketError(f"{self.dir}: cannot create the batch directory "
+                                 f"({_os_reason(exc)})") from None
+        self._lock_fd, self.created = fd, True
+        return True
+
+    @staticmethod
+    def _fill(directory: Path, identity: dict, design_rows: pd.DataFrame) -> None:
+        """The start of a batch: the design, `runs/`, and last the manifest, each durable."""
+        _write_durable(directory / DESIGN, _parquet_bytes(design_rows))
+        (directory / "runs").mkdir(exist_ok=True)
+        _write_json(directory / MANIFEST, dict(identity, status="running"))
+        _fsync_dir(directory)
+
+    def _unstarted(self) -> bool:
+        """Empty, or only what a start in this (existing) directory cut short leaves."""
+        for entry in self.dir.iterdir():
+            if entry.name.endswith(".tmp"):
+                continue
+            if entry.name not in START_NAMES:
+                return False
+            if entry.name == "runs" and (not entry.is_dir() or any(
+                    not p.name.endswith(".tmp") for p in entry.iterdir())):
+                return False
+        return True
+
+    def _clean_stale_starts(self) -> None:
+        """Remove hidden siblings that a gpumarket start killed before its rename left (their
+        lock is free, or they have none and their process is gone)."""
+        parent = self.dir.parent
+        if not parent.is_dir():
             return
+        prefix = f".{self.dir.name}.batch-"
+        for tmp in parent.iterdir():
+            if not (tmp.name.startswith(prefix) and tmp.name.endswith(".new")) \
+                    or tmp.is_symlink() or not tmp.is_dir():
+                continue
+            try:
+                if (tmp / LOCK).exists():
+                    fd = os.open(tmp / LOCK, os.O_RDWR | os.O_CLOEXEC)
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        continue                        # its process is still building it
+                    finally:
+                        os.close(fd)
+                elif _pid_alive(int(tmp.name[len(prefix):].split("-")[0])):
+                    continue
+                shutil.rmtree(tmp)
+            except (OSError, ValueError):
+                continue
+
+    def _clean_temporary(self) -> None:
+        """Temporary files of writes cut short by a kill (safe: the lock is held)."""
+        for stale in [*self.runs_dir.glob("*.tmp"), *self.dir.glob("*.tmp")]:
+            stale.unlink(missing_ok=True)
+
+    def check_compatible(self, identity: dict, allow_version_change: bool = False) -> None:
+        """Refuse a batch of another scenario, design or months, or (unless allowed, then
+        both versions are recorded) one written by another gpumarket version."""
         old = self.manifest()
+        versions = old.get("gpumarket_versions") or [old.get("gpumarket_version")]
+        version = identity.get("gpumarket_version")
+        if version not in versions and not allow_version_change:
+            raise GpumarketError(
+                f"{self.dir}: batch written by gpumarket {', '.join(map(str, versions))}, "
+                f"this is gpumarket {version}; use another --out, or add "
+                "--allow-version-change to continue it (both versions are then recorded)")
         for key in ("kind", "scenario", "scenario_sha256", "design", "months"):
             if old.get(key) != identity.get(key):
                 raise GpumarketError(
                     f"{self.dir}: holds a batch of a different {key.replace('_', ' ')} "
                     f"({_short(old.get(key))} vs {_short(identity.get(key))}); use another "
                     "--out or the same command")
+        if version not in versions:
+            old["gpumarket_versions"] = [*versions, version]
+            _write_json(self.manifest_path, old)
 
-    def start(self, identity: dict, design_rows: pd.DataFrame) -> None:
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.runs_dir.glob("*.tmp"):
-            stale.unlink()                      # a write cut short by a kill
-        if not self.manifest_path.exists():
-            _write_json(self.manifest_path, dict(identity, status="running"))
-            design_rows.to_parquet(self.dir / "design.parquet", index=False)
+    # -- runs -------------------------------------------------------------------------
+
+    def verify(self) -> list[int]:
+        """Check every run file (readable Parquet footer, its run_id, the row count logged
+        when it was written); remove the bad ones so they are redone. Returns their run ids."""
+        recorded = self._recorded_rows()
+        self._done, bad = set(), []
+        for path in run_files(self.dir):
+            run_id = int(path.stem.split("-")[1])
+            if check_run_file(path, run_id, recorded.get(run_id, _UNRECORDED)) is None:
+                self._done.add(run_id)
+            else:
+                path.unlink()
+                bad.append(run_id)
+        if bad:
+            _fsync_dir(self.runs_dir)
+        return bad
+
+    def finished(self) -> set[int]:
+        """Run ids whose file is in place and verified."""
+        if self._done is None:
+            self.verify()
+        return set(self._done)
 
     def record(self, result: Result) -> None:
-        """Write a finished run atomically, and log it."""
-        if result.status == "done" and not result.written:
-            write_run_file(self.dir, result.run_id, result.payload)
+        """Make a finished run durable and log it: its fsynced temporary file is logged with
+        its row count, then renamed into place; a failed run is logged. A failed write
+        raises `BatchWriteError` (the batch stops there)."""
+        path = self.run_path(result.run_id)
+        if result.status == "write_failed":       # the worker's write of the run file
+            raise BatchWriteError(path, result.error or "write failed")
+        try:
+            if result.status == "done":
+                tmp = (Path(result.tmp_path) if result.written
+                       else write_temporary(self.dir, result.run_id, result.payload))
+            self._log(result)
+            if result.status == "done":
+                os.replace(tmp, path)
+                _fsync_dir(self.runs_dir)
+        except OSError as exc:
+            # name the file the user knows, not its temporary name
+            where = str(exc.filename or path)
+            if Path(where).name.startswith("run-") and where.endswith(".tmp"):
+                where = str(path)
+            raise BatchWriteError(where, _os_reason(exc)) from None
+        if result.status == "done" and self._done is not None:
+            self._done.add(result.run_id)
+
+    def _log(self, result: Result) -> None:
         line = {"run_id": result.run_id, "status": result.status,
                 "seconds": round(result.seconds, 4), "error": result.error,
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        with (self.dir / "runs.jsonl").open("a") as log:
+        if result.status == "done":
+            line["rows"] = result.rows
+        with (self.dir / LOG).open("a") as log:
             log.write(json.dumps(line) + "\n")
+            log.flush()
+            os.fsync(log.fileno())
+
+    def _lines(self) -> Iterator[dict]:
+        log = self.dir / LOG
+        if not log.exists():
+            return
+        for raw in log.read_text().splitlines():
+            try:
+                line = json.loads(raw)
+            except json.JSONDecodeError:   # a line cut short by a kill
+                continue
+            if isinstance(line, dict) and isinstance(line.get("run_id"), int):
+                yield line
+
+    def _recorded_rows(self) -> dict[int, int | None]:
+        """The row count of each run's last `done` line (None: logged by a gpumarket that
+        did not record it)."""
+        return {line["run_id"]: line.get("rows") for line in self._lines()
+                if line.get("status") == "done"}
 
     def statuses(self) -> dict[int, dict]:
-        """Last logged status of each run; a run whose file exists counts as done."""
-        out: dict[int, dict] = {}
-        log = self.dir / "runs.jsonl"
-        if log.exists():
-            for raw in log.read_text().splitlines():
-                try:
-                    line = json.loads(raw)
-                except json.JSONDecodeError:   # a line cut short by a kill
-                    continue
-                out[line["run_id"]] = line
+        """Last logged status of each run; a run whose file verified counts as done."""
+        out: dict[int, dict] = {line["run_id"]: line for line in self._lines()}
         for run_id in self.finished():
             if out.get(run_id, {}).get("status") != "done":
                 out[run_id] = {"run_id": run_id, "status": "done", "seconds": None}
@@ -358,8 +724,89 @@ class Batch:
                               "seconds": statuses.get(r, {}).get("seconds"),
                               "error": statuses.get(r, {}).get("error")}
                      for r in range(expected)})
-        _write_json(self.manifest_path, manifest)
+        try:
+            _write_json(self.manifest_path, manifest)
+        except OSError as exc:
+            raise BatchWriteError(self.manifest_path, _os_reason(exc)) from None
         return manifest
+
+
+_UNRECORDED = object()
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    sink = io.BytesIO()
+    frame.to_parquet(sink, index=False)
+    return sink.getvalue()
+
+
+def check_run_file(path: Path, run_id: int, rows: Any = _UNRECORDED) -> str | None:
+    """Why a run file cannot count as done (None if it can): no readable Parquet footer, a
+    row group of another run_id, or a row count other than `rows` (the logged one; None
+    skips the count, `_UNRECORDED` means the run was never logged as done)."""
+    if rows is _UNRECORDED:
+        return "not logged as done"
+    try:
+        meta = pq.read_metadata(path)
+    except (OSError, pa.ArrowException) as exc:
+        return f"unreadable ({exc})"
+    if rows is not None and meta.num_rows != rows:
+        return f"{meta.num_rows} rows, {rows} logged"
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    if "run_id" not in names:
+        return "no run_id column"
+    col = names.index("run_id")
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        if group.num_rows == 0:
+            continue
+        stats = group.column(col).statistics
+        if stats is None or not stats.has_min_max or not stats.min == stats.max == run_id:
+            return f"row group {g} is not run {run_id}"
+    return None
+
+
+def _take_lock(path: Path, batch_dir: Path) -> int:
+    """An exclusive flock on the lock file (created if missing), or `BatchLockedError`."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise BatchLockedError(f"{batch_dir}: another gpumarket process holds this batch "
+                               f"(lock {LOCK}); wait for it to end, or use another --out")
+    return fd
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_RENAME_NOREPLACE = 1          #: renameat2 flag (linux/fs.h)
+_AT_FDCWD = -100
+
+
+def _rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename `src` to `dst` unless `dst` exists (FileExistsError), atomically where the
+    kernel offers renameat2 (an empty directory at `dst` would be replaced by rename(2))."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is not None:
+        if renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst),
+                     _RENAME_NOREPLACE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOSYS):     # EINVAL: the filesystem lacks it
+            raise OSError(err, os.strerror(err), str(dst))
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst))
+    os.rename(src, dst)
 
 
 def _short(value: Any) -> str:
@@ -368,15 +815,16 @@ def _short(value: Any) -> str:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+    _write_durable(path, (json.dumps(data, indent=2, sort_keys=True, default=str)
+                          + "\n").encode())
 
 
 def run_batch(batch: Batch, tasks: list[Task], executor, progress: Callable[[int], None]
               | None = None) -> tuple[int, int]:
-    """Run the tasks whose file is missing; returns (done now, failed now)."""
-    todo = [t for t in tasks if t.run_id not in batch.finished()]
+    """Run the tasks whose file is missing or bad; returns (done now, failed now). Stops with
+    `BatchWriteError` at the first run that could not be written."""
+    finished = batch.finished()
+    todo = [t for t in tasks if t.run_id not in finished]
     done = failed = 0
     for result in executor.map(execute, todo):
         batch.record(result)
@@ -407,14 +855,14 @@ def read_tables(directory: Path, tables: list[str], dates: list[str] | None = No
     if dates:
         filters.append(("date", "in", [pd.Timestamp(d + "-01") for d in dates]))
     # these tables' columns (the union schema holds every table's): non-null in a run file
-    sample = pq.read_table(files[0], filters=[("table", "in", tables)])
+    sample = _read_run_file(files[0], filters=[("table", "in", tables)])
     if columns is not None:
         columns = list(dict.fromkeys(["table", "run_id", *columns]))
     elif sample.num_rows:
         columns = [c for c in sample.column_names
                    if c in ("table", "run_id", "seed") or c.startswith("param.")
                    or sample[c].null_count < sample.num_rows]
-    parts = [pq.read_table(f, columns=columns, filters=filters) for f in files]
+    parts = [_read_run_file(f, columns=columns, filters=filters) for f in files]
     frame = pa.concat_tables(parts).to_pandas()
     out = {}
     for name in tables:
@@ -423,6 +871,16 @@ def read_tables(directory: Path, tables: list[str], dates: list[str] | None = No
             part = part.dropna(axis=1, how="all")      # the other tables' columns
         out[name] = part.drop(columns=["table"]).reset_index(drop=True)
     return out
+
+
+def _read_run_file(path: Path, **options) -> pa.Table:
+    """One run file; one that cannot be read (cut short by a power loss before the batch was
+    resumed) is a one-line error saying how to repair it."""
+    try:
+        return pq.read_table(path, **options)
+    except (OSError, pa.ArrowException) as exc:
+        raise GpumarketError(f"{path}: unreadable run file ({exc}); rerun the batch's command "
+                             "to verify and redo it") from None
 
 
 def read_table(directory: Path, table: str, columns: list[str] | None = None,

@@ -25,10 +25,22 @@ def _batch_options(fn: Callable) -> Callable:
         click.option("--months", type=INTEGER, help="Run only the first M months."),
         click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
                      help="Override a scenario field for every run (repeatable)."),
+        # read by _execute_batch from the context, so the commands' signatures stay as they are
+        click.option("--allow-version-change", is_flag=True, expose_value=False,
+                     callback=_remember_version_flag,
+                     help="Continue a batch that another gpumarket version started (both "
+                          "versions are recorded in batch.json)."),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+_VERSION_FLAG = "gpumarket.allow_version_change"
+
+
+def _remember_version_flag(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    ctx.meta[_VERSION_FLAG] = value
 
 
 def _check_batch_args(s, months: int | None, seed: int, workers: int | None,
@@ -45,15 +57,23 @@ def _check_batch_args(s, months: int | None, seed: int, workers: int | None,
                                  param_hint="'--scheduler'")
 
 
+#: exit code of a batch stopped by Ctrl-C (128 + SIGINT, as shells report it)
+EXIT_INTERRUPTED = 130
+#: exit code of a batch stopped by a failed write (disk full, quota, file size limit)
+EXIT_WRITE_FAILED = 1
+
+
 def _execute_batch(kind: str, loaded, design, months: int | None, workers: int | None,
                    scheduler: str | None, out: Path, extra: dict | None = None):
-    """Check, start (or resume) and run a batch; returns (batch, manifest)."""
+    """Lock, start (or verify and resume) and run a batch; returns (batch, manifest, runs
+    done now, seconds). Everything that can be refused is refused before the cluster starts;
+    Ctrl-C and a failed write stop the batch with one line, leaving it resumable."""
     import json as _json
     import time
 
     import pandas as pd
 
-    from analysis.runner import Batch, Task, make_executor, run_batch
+    from analysis.runner import Batch, BatchWriteError, Task, make_executor
     from market import __version__
 
     s = loaded.scenario
@@ -63,40 +83,89 @@ def _execute_batch(kind: str, loaded, design, months: int | None, workers: int |
                 "design": design.describe(),
                 "uncertain": {p: d.model_dump(exclude_none=True) for p, d in s.uncertain.items()},
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **(extra or {})}
+    rows = pd.DataFrame([{"run_id": r.run_id, "seed": r.seed,
+                          **{f"param.{k}": (_json.dumps(v) if isinstance(v, (dict, list))
+                                            else v) for k, v in r.params.items()}}
+                         for r in design.runs])
     batch = Batch(out)
-    batch.check_compatible(identity)
-    if not out.parent.exists():
-        raise GpumarketError(f"{out.parent}: directory does not exist")
-    executor = make_executor(workers, scheduler)       # fails before anything is written
+    ctx = click.get_current_context(silent=True)
+    batch.open(identity, rows, bool(ctx and ctx.meta.get(_VERSION_FLAG)))
+    executor, stopped = None, None
+    started = time.perf_counter()
     try:
-        rows = pd.DataFrame([{"run_id": r.run_id, "seed": r.seed,
-                              **{f"param.{k}": (_json.dumps(v) if isinstance(v, (dict, list))
-                                                else v) for k, v in r.params.items()}}
-                             for r in design.runs])
-        batch.start(identity, rows)
+        redone = batch.verify()
+        if redone:
+            files = "1 run file is" if len(redone) == 1 else f"{len(redone)} run files are"
+            click.echo(f"gpumarket: {files} empty, truncated or not logged (run "
+                       f"{_ids(redone)}); redoing {'it' if len(redone) == 1 else 'them'}",
+                       err=True)
+        try:
+            executor = make_executor(workers, scheduler)
+        except GpumarketError:
+            batch.abandon()
+            raise
         scenario_json = _json.dumps(s.model_dump(mode="json"))
         where = str(batch.dir.resolve()) if executor.shares_filesystem else None
         tasks = [Task(r.run_id, r.seed, r.params, months, scenario_json, where)
                  for r in design.runs]
         todo = len(tasks) - len(batch.finished() & {t.run_id for t in tasks})
         started = time.perf_counter()
-        if sys.stderr.isatty():
-            import shutil
-
-            from tqdm import tqdm
-            size = shutil.get_terminal_size((100, 20))        # a bare pty reports 0 x 0
-            with tqdm(total=len(tasks), initial=len(tasks) - todo, unit="run",
-                      ncols=size.columns or 100, nrows=size.lines or 20,
-                      desc=f"{s.name} ({executor.name}, {executor.workers} workers)",
-                      file=sys.stderr) as bar:
-                run_batch(batch, tasks, executor, bar.update)
-        else:
-            run_batch(batch, tasks, executor)
+        _run_with_progress(batch, tasks, executor, todo, f"{s.name} ({executor.name}, "
+                           f"{executor.workers} workers)")
         manifest = batch.finish(len(tasks), time.perf_counter() - started,
                                 f"{executor.name} x{executor.workers}")
+    except KeyboardInterrupt:
+        stopped = ("interrupted; rerun the same command to resume", EXIT_INTERRUPTED)
+    except BatchWriteError as exc:
+        done = len(batch.finished() & set(range(len(design.runs))))
+        stopped = (f"error: {exc}; the batch stopped with {done} of {len(design.runs)} runs "
+                   "complete: free space and rerun the same command to resume",
+                   EXIT_WRITE_FAILED)
     finally:
-        executor.close()
+        _close(executor, batch)
+    if stopped is not None:
+        click.echo(f"gpumarket: {stopped[0]}", err=True)
+        raise SystemExit(stopped[1])
     return batch, manifest, todo, time.perf_counter() - started
+
+
+def _close(executor, batch) -> None:
+    """Close the cluster (its workers exit before this process does) and release the batch;
+    a second Ctrl-C meanwhile is ignored so that no worker is left behind."""
+    import signal
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        if executor is not None:
+            executor.close()
+        batch.close()
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _run_with_progress(batch, tasks, executor, todo: int, label: str) -> None:
+    """Run the batch, with a progress bar on a terminal."""
+    from analysis.runner import run_batch
+
+    if not sys.stderr.isatty():
+        run_batch(batch, tasks, executor)
+        return
+    import shutil
+
+    from tqdm import tqdm
+    size = shutil.get_terminal_size((100, 20))        # a bare pty reports 0 x 0
+    with tqdm(total=len(tasks), initial=len(tasks) - todo, unit="run",
+              ncols=size.columns or 100, nrows=size.lines or 20, desc=label,
+              file=sys.stderr) as bar:
+        run_batch(batch, tasks, executor, bar.update)
+
+
+def _ids(run_ids: list[int], shown: int = 8) -> str:
+    text = ", ".join(map(str, run_ids[:shown]))
+    return text + (", ..." if len(run_ids) > shown else "")
 
 
 def _parse_levers(levers: tuple[str, ...], loaded) -> dict | None:
