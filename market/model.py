@@ -563,6 +563,9 @@ class ComputeMarket(mesa.Model):
                 diverted * self.h100e[chips_out]
             n_nations = len(self.nation_ids)
             stock = kinds[rows] == 1
+            # who bought which chip (the `shipments` table): arrays, tabulated at the end
+            self.records["shipments"].append((self.step_index, vid, sites_out, chips_out,
+                                              legal_units, diverted, stock, out["price"]))
             for channel, origin, amounts in (
                     ("shipments", vendor.nation, np.where(stock, 0.0, h100e_legal)),
                     ("stockpiling", vendor.nation, np.where(stock, h100e_legal, 0.0)),
