@@ -1101,6 +1101,9 @@ class ComputeMarket(mesa.Model):
             plan.append((vendor, prod, units, units * price * self.server_price[chip]))
         cost = sum(c for *_, c in plan)
         scale = min(1.0, budget_usd / cost) if cost > 0 else 0.0
+        # what was wanted against what the capex input allowed (the `orders` table)
+        self.records["orders"].append((self.step_index, buyer, kind, cost, budget_usd,
+                                       cost * scale))
         placed = 0.0
         for vendor, prod, units, _ in plan:
             vendor.take_order(site, prod, units * scale, self.month, kind)

@@ -27,7 +27,7 @@ from market.errors import GpumarketError
 from market.timeline import month_start
 
 TABLES = ("prices", "price_index", "compute", "vendors", "labs", "flows", "clouds", "policy",
-          "shipments")
+          "shipments", "orders")
 
 #: Required columns of each table (the output contract); extra columns may follow.
 COLUMNS = {
@@ -44,7 +44,12 @@ COLUMNS = {
     "policy": ["date", "step", "nation", "kind", "what", "rules_in_force"],
     "shipments": ["date", "step", "vendor", "chip", "buyer", "nation", "channel", "units",
                   "h100e", "revenue_usd"],
+    "orders": ["date", "step", "buyer", "kind", "wanted_usd", "budget_usd", "committed_usd",
+               "budget_binds"],
 }
+
+#: `orders.kind`: the order's purpose, by the model's order kinds.
+ORDER_KINDS = {0: "regular", 1: "stockpile", 2: "grey_market"}
 
 
 def _dates(model, steps: np.ndarray) -> np.ndarray:
@@ -88,6 +93,14 @@ def collect_tables(model) -> dict[str, pd.DataFrame]:
     frames["flows"] = (flows.groupby(["step", "channel", "origin", "destination"], as_index=False,
                                      sort=True)["h100e"].sum())
     frames["shipments"] = _shipments(model)
+    orders = pd.DataFrame(model.records["orders"], columns=["step", "buyer", "kind",
+                                                           "wanted_usd", "budget_usd",
+                                                           "committed_usd"])
+    orders["kind"] = orders["kind"].map(ORDER_KINDS).astype(object)
+    # the capex input binds when the order wanted more than it allowed (0.01% slack for
+    # rounding in the scale factor)
+    orders["budget_binds"] = orders["wanted_usd"] > orders["budget_usd"] * (1.0 + 1e-4)
+    frames["orders"] = orders
     for name, frame in frames.items():
         frame.insert(0, "date", _dates(model, frame["step"].to_numpy()))
         frame["step"] = frame["step"].astype(np.int64)

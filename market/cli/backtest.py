@@ -70,6 +70,37 @@ def _print_table(scores, result, out_of_sample) -> None:
                    f"{cell(r['male_trend'], 7)}")
 
 
+def scripted_outcomes(runs: list[dict], scenario, until: str, design_runs: int,
+                      months: int | None):
+    """The diagnostics of `analysis.scripted` over the runs, and the input correlations."""
+    import pandas as pd
+
+    from analysis.scripted import diagnostics, input_correlations, summarize
+
+    table = summarize([diagnostics(tables, scenario, until) for tables in runs])
+    if design_runs:
+        first = f"{max(int(scenario.start[:4]), 2023)}-01-01"
+        corr = input_correlations(scenario, design_runs, 0, first, until + "-01", months)
+        if len(corr):
+            corr = corr.rename(columns={"runs": "count"})
+            table = pd.concat([table, corr], ignore_index=True)
+    return table
+
+
+def _print_scripted(table) -> None:
+    if table.empty:
+        return
+    click.echo("what is scripted (shares of cells, orders or cloud-months; mean over runs):")
+    for _, r in table.iterrows():
+        value = r["value"]
+        if r["diagnostic"] == "input_correlation":
+            click.echo(f"  {r['diagnostic']:<20} {r['scope']:<34} r = {value:+.2f} with "
+                       f"{r['input']} ({int(r['count'])} runs)")
+        else:
+            click.echo(f"  {r['diagnostic']:<20} {r['scope']:<34} {value:6.1%} of "
+                       f"{int(r['count'])}")
+
+
 @cli.command()
 @click.argument("scenario", required=False, default="history")
 @click.option("--seeds", type=INTEGER, default=8, show_default=True,
@@ -84,10 +115,14 @@ def _print_table(scores, result, out_of_sample) -> None:
 @click.option("--out", type=click.Path(path_type=Path),
               help="Directory for scores (CSV, Parquet, JSON), one PNG per series and an "
                    "HTML page.")
+@click.option("--design-runs", type=INTEGER, default=12, show_default=True,
+              help="Runs of the small Latin-hypercube design that correlates headline "
+                   "outcomes with their nearest inputs (0: skip).")
 @click.option("--force", is_flag=True, help="Replace an --out directory gpumarket wrote.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (units in the key names).")
 def backtest(scenario: str, seeds: int, ensemble: Path | None, until: str,
-             observed_dir: Path | None, out: Path | None, force: bool, as_json: bool) -> None:
+             observed_dir: Path | None, out: Path | None, design_runs: int, force: bool,
+             as_json: bool) -> None:
     """Score a scenario's runs against observed 2022-2024 series, beside naive baselines."""
     import time
 
@@ -103,6 +138,9 @@ def backtest(scenario: str, seeds: int, ensemble: Path | None, until: str,
     _check_month(until, "--until")
     if seeds < 1:
         raise click.BadParameter(f"must be at least 1, got {seeds}", param_hint="'--seeds'")
+    if design_runs < 0:
+        raise click.BadParameter(f"must be >= 0, got {design_runs}",
+                                 param_hint="'--design-runs'")
     observed = load_observed()
     if observed_dir is not None:
         extra = load_observed(observed_dir)
@@ -125,6 +163,8 @@ def backtest(scenario: str, seeds: int, ensemble: Path | None, until: str,
         source = f"seeds 1-{seeds}, {months} months to {format_month(parse_month(s.start) + months - 1)}"
     result = run_backtest(inside, runs, s)
     later_result = run_backtest(later, runs, s) if len(later) else None
+    scripted = scripted_outcomes(runs, s, until, design_runs, months if ensemble is None
+                                 else None)
     elapsed = time.perf_counter() - started
     meta = {"gpumarket_version": __version__, "scenario": s.name, "runs": len(runs),
             "source_of_runs": source, "until": until, "seconds": round(elapsed, 2),
@@ -133,7 +173,7 @@ def backtest(scenario: str, seeds: int, ensemble: Path | None, until: str,
         from analysis.backtest_report import write_outputs
 
         with atomic_directory(out, force) as tmp:
-            write_outputs(tmp, result, meta)
+            write_outputs(tmp, result, meta, scripted)
             if later_result is not None and len(later_result.scores):
                 later_result.scores.to_csv(tmp / "scores_out_of_sample.csv", index=False,
                                            float_format="%.6g")
@@ -144,6 +184,7 @@ def backtest(scenario: str, seeds: int, ensemble: Path | None, until: str,
                     "out_of_sample": None if later_result is None else {
                         "overall": later_result.overall,
                         "series": later_result.scores.to_dict(orient="records")},
+                    "scripted": scripted.to_dict(orient="records"),
                     "out": None if out is None else str(out)})
         return
     o = result.overall
@@ -158,6 +199,7 @@ def backtest(scenario: str, seeds: int, ensemble: Path | None, until: str,
                    f"{o['series_beating_persistence']}); trend {o['score_trend']:.3f} over "
                    f"{o['series_with_trend']} series (model {o['score_model_where_trend']:.3f}, "
                    f"beats it in {o['series_beating_trend']})")
+    _print_scripted(scripted)
     for _, r in result.not_modelled.iterrows():
         click.echo(f"not modelled: {r['series']} ({r['observations']} obs.): {r['reason']}")
     if later_result is not None:
