@@ -74,7 +74,7 @@ def run(scenario: str, seed: int, months: int | None, overrides: tuple[str, ...]
 
     from market import __version__
     from market.outputs import check_out_dir, run_tables, write_run
-    from market.summary import format_outcomes, key_outcomes, summary_dates
+    from market.summary import format_outcomes, key_outcome_flags, key_outcomes, summary_dates
     from scenarios.loader import load_scenario
 
     loaded = load_scenario(scenario, overrides)
@@ -110,7 +110,7 @@ def run(scenario: str, seed: int, months: int | None, overrides: tuple[str, ...]
         return
     shown = summary_dates(frames, wanted)
     click.echo(f"{s.name}, seed {seed}: {steps} months in {elapsed:.2f} s")
-    click.echo(format_outcomes(key_outcomes(frames, shown)))
+    click.echo(format_outcomes(key_outcomes(frames, shown), key_outcome_flags(frames, s, shown)))
     if out is not None:
         click.echo(f"wrote {', '.join(f'{t}.{fmt}' for t in frames)}, scenario.toml, "
                    f"manifest.json to {out}")
@@ -138,7 +138,7 @@ def compare(scenarios: tuple[str, ...], seed: int, dates: str | None,
     """Run scenarios with common random numbers and compare key outcomes side by side."""
     from market import __version__
     from market.outputs import atomic_directory, check_out_dir, fill_run_dir, run_tables
-    from market.summary import DEFAULT_DATES, comparison, format_comparison
+    from market.summary import DEFAULT_DATES, comparison, comparison_flags, format_comparison
     from market.timeline import format_month, parse_month
     from scenarios.loader import load_scenario
 
@@ -170,7 +170,8 @@ def compare(scenarios: tuple[str, ...], seed: int, dates: str | None,
         frames[ls.scenario.name] = run_tables(ls.scenario, seed)
     table = comparison(frames, shown)
     click.echo(f"seed {seed} (common random numbers) for: {', '.join(names)}")
-    click.echo(format_comparison(table, names))
+    click.echo(format_comparison(table, names, comparison_flags(
+        frames, {ls.scenario.name: ls.scenario for ls in loaded}, shown)))
     if out is None:
         click.echo("(pass --out DIR to write the tables and a plot)")
         return
