@@ -20,8 +20,10 @@ from typing import Callable
 import pandas as pd
 
 
-#: The output tables the observables read (an ensemble loads only these).
-TABLES_USED = ("shipments", "vendors", "price_index", "prices", "compute", "labs", "clouds")
+#: The output tables the observables and the scripted-outcome diagnostics read (an ensemble
+#: loads only these).
+TABLES_USED = ("shipments", "vendors", "price_index", "prices", "compute", "labs", "clouds",
+               "orders")
 
 
 class NotModelled(Exception):

@@ -100,7 +100,7 @@ def diagnostics(frames: dict[str, pd.DataFrame], scenario, until: str | None = N
     orders = frames["orders"]
     if until is not None:
         orders = orders[orders["date"] <= pd.Timestamp(until + "-01")]
-    regular = orders[orders["kind"] == "regular"]
+    regular = orders[orders["order_kind"] == "regular"]
     clouds = set(scenario.clouds)
     for scope, part in (("all", regular), ("clouds", regular[regular["buyer"].isin(clouds)]),
                         ("labs", regular[~regular["buyer"].isin(clouds)])):

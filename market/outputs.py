@@ -44,11 +44,11 @@ COLUMNS = {
     "policy": ["date", "step", "nation", "kind", "what", "rules_in_force"],
     "shipments": ["date", "step", "vendor", "chip", "buyer", "nation", "channel", "units",
                   "h100e", "revenue_usd"],
-    "orders": ["date", "step", "buyer", "kind", "wanted_usd", "budget_usd", "committed_usd",
-               "budget_binds"],
+    "orders": ["date", "step", "buyer", "order_kind", "wanted_usd", "budget_usd",
+               "committed_usd", "budget_binds"],
 }
 
-#: `orders.kind`: the order's purpose, by the model's order kinds.
+#: `orders.order_kind`: the order's purpose, by the model's order kinds.
 ORDER_KINDS = {0: "regular", 1: "stockpile", 2: "grey_market"}
 
 
@@ -96,7 +96,7 @@ def collect_tables(model) -> dict[str, pd.DataFrame]:
     orders = pd.DataFrame(model.records["orders"], columns=["step", "buyer", "kind",
                                                            "wanted_usd", "budget_usd",
                                                            "committed_usd"])
-    orders["kind"] = orders["kind"].map(ORDER_KINDS).astype(object)
+    orders.insert(2, "order_kind", orders.pop("kind").map(ORDER_KINDS).astype(object))
     # the capex input binds when the order wanted more than it allowed (0.01% slack for
     # rounding in the scale factor)
     orders["budget_binds"] = orders["wanted_usd"] > orders["budget_usd"] * (1.0 + 1e-4)

@@ -224,3 +224,50 @@ def test_bad_arguments_are_one_line(args, expected, tmp_path):
     assert result.exit_code == 2
     assert expected in result.output
     assert not out.exists()
+
+
+# ------------------------------------------------------------------ what is scripted ---
+
+def test_flat_runs_on_a_worked_example():
+    from analysis.scripted import flat_mask
+
+    values = np.array([1.0, 1.004, 0.998, 1.0, 1.001, 1.0, 2.0, 2.0, 2.0, np.nan, 3.0])
+    # six months within 0.5% of 1.0, then three at 2.0 (too short), a gap, one month
+    assert flat_mask(values).tolist() == [True] * 6 + [False] * 5
+    assert flat_mask(values, min_months=3).tolist() == [True] * 9 + [False] * 2
+
+
+def test_scripted_diagnostics_on_history():
+    from analysis.scripted import diagnostics
+    from market.outputs import run_tables
+
+    scenario = load_scenario("history").scenario
+    frames = run_tables(scenario, 1, 36)
+    table = diagnostics(frames, scenario, "2024-12").set_index(["diagnostic", "scope"])
+    # China's hyperscaler index sits on its cap (serving WTP x hyperscaler premium) for
+    # most of 2023-24: the diagnostics must see it
+    assert table.loc[("price_on_bid_level", "China hyperscaler"), "value"] > 0.5
+    assert 0 < table.loc[("budget_binds", "all"), "value"] <= 1
+    assert table.loc[("price_scripted", "all"), "value"] >= \
+        table.loc[("price_on_bid_level", "all"), "value"]
+    # a run whose every price moves by 10% a month has nothing flat and nothing on a level
+    moved = dict(frames)
+    pi = frames["price_index"].copy()
+    pi["price_usd_per_h100e_hour"] = 0.123 * 1.1 ** pi["step"]
+    moved["price_index"] = pi
+    table = diagnostics(moved, scenario, "2024-12").set_index(["diagnostic", "scope"])
+    assert table.loc[("price_flat_6_months", "all"), "value"] == 0
+    assert table.loc[("price_on_bid_level", "all"), "value"] < 0.05
+
+
+def test_backtest_reads_a_montecarlo_ensemble(tmp_path):
+    batch = tmp_path / "mc"
+    runner = CliRunner()
+    made = runner.invoke(cli, ["montecarlo", "history", "--runs", "2", "--months", "37",
+                               "--workers", "0", "--out", str(batch)])
+    assert made.exit_code == 0, made.output
+    result = runner.invoke(cli, ["backtest", "--ensemble", str(batch), "--design-runs", "0",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["runs"] == 2 and payload["overall"]["series_scored"] >= 20
