@@ -563,6 +563,9 @@ class ComputeMarket(mesa.Model):
                 diverted * self.h100e[chips_out]
             n_nations = len(self.nation_ids)
             stock = kinds[rows] == 1
+            # who bought which chip (the `shipments` table): arrays, tabulated at the end
+            self.records["shipments"].append((self.step_index, vid, sites_out, chips_out,
+                                              legal_units, diverted, stock, out["price"]))
             for channel, origin, amounts in (
                     ("shipments", vendor.nation, np.where(stock, 0.0, h100e_legal)),
                     ("stockpiling", vendor.nation, np.where(stock, h100e_legal, 0.0)),
@@ -1098,6 +1101,9 @@ class ComputeMarket(mesa.Model):
             plan.append((vendor, prod, units, units * price * self.server_price[chip]))
         cost = sum(c for *_, c in plan)
         scale = min(1.0, budget_usd / cost) if cost > 0 else 0.0
+        # what was wanted against what the capex input allowed (the `orders` table)
+        self.records["orders"].append((self.step_index, buyer, kind, cost, budget_usd,
+                                       cost * scale))
         placed = 0.0
         for vendor, prod, units, _ in plan:
             vendor.take_order(site, prod, units * scale, self.month, kind)

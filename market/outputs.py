@@ -35,7 +35,8 @@ import tomli_w
 from market.errors import GpumarketError
 from market.timeline import month_start
 
-TABLES = ("prices", "price_index", "compute", "vendors", "labs", "flows", "clouds", "policy")
+TABLES = ("prices", "price_index", "compute", "vendors", "labs", "flows", "clouds", "policy",
+          "shipments", "orders")
 
 #: Required columns of each table (the output contract); extra columns may follow.
 COLUMNS = {
@@ -50,7 +51,14 @@ COLUMNS = {
     "clouds": ["date", "step", "cloud", "region", "tier", "offered_h100e_hours",
                "sold_h100e_hours", "revenue_usd", "margin"],
     "policy": ["date", "step", "nation", "kind", "what", "rules_in_force"],
+    "shipments": ["date", "step", "vendor", "chip", "buyer", "nation", "channel", "units",
+                  "h100e", "revenue_usd"],
+    "orders": ["date", "step", "buyer", "order_kind", "wanted_usd", "budget_usd",
+               "committed_usd", "budget_binds"],
 }
+
+#: `orders.order_kind`: the order's purpose, by the model's order kinds.
+ORDER_KINDS = {0: "regular", 1: "stockpile", 2: "grey_market"}
 
 
 def _dates(model, steps: np.ndarray) -> np.ndarray:
@@ -93,12 +101,57 @@ def collect_tables(model) -> dict[str, pd.DataFrame]:
     flows = pd.DataFrame(rec["flows"], columns=COLUMNS["flows"][1:])
     frames["flows"] = (flows.groupby(["step", "channel", "origin", "destination"], as_index=False,
                                      sort=True)["h100e"].sum())
+    frames["shipments"] = _shipments(model)
+    orders = pd.DataFrame(model.records["orders"], columns=["step", "buyer", "kind",
+                                                           "wanted_usd", "budget_usd",
+                                                           "committed_usd"])
+    orders.insert(2, "order_kind", orders.pop("kind").map(ORDER_KINDS).astype(object))
+    # the capex input binds when the order wanted more than it allowed (0.01% slack for
+    # rounding in the scale factor)
+    orders["budget_binds"] = orders["wanted_usd"] > orders["budget_usd"] * (1.0 + 1e-4)
+    frames["orders"] = orders
     for name, frame in frames.items():
         frame.insert(0, "date", _dates(model, frame["step"].to_numpy()))
         frame["step"] = frame["step"].astype(np.int64)
         frames[name] = frame[COLUMNS[name] + [c for c in frame.columns
                                               if c not in COLUMNS[name]]].reset_index(drop=True)
     return frames
+
+
+def _shipments(model) -> pd.DataFrame:
+    """Chips delivered per month, vendor, chip, buyer (the cloud or lab that ordered) and the
+    buyer's nation, by channel: `shipments` (legal sales), `stockpiling` (legal sales pulled
+    forward before a rule bites) and `diversion` (reaching the buyer through a third
+    country); `revenue_usd` is what the vendor was paid [USD]."""
+    columns = COLUMNS["shipments"][1:]
+    parts = []
+    for step, vid, sites, chips, legal, diverted, stock, price in model.records["shipments"]:
+        for channel, units in (("shipments", np.where(stock, 0.0, legal)),
+                               ("stockpiling", np.where(stock, legal, 0.0)),
+                               ("diversion", diverted)):
+            keep = units > 0
+            if keep.any():
+                parts.append((step, vid, sites[keep], chips[keep], channel, units[keep],
+                              price[keep]))
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object if c in ("vendor", "chip", "buyer",
+                             "nation", "channel") else float) for c in columns})
+    sites = np.concatenate([p[2] for p in parts])
+    chips = np.concatenate([p[3] for p in parts])
+    units = np.concatenate([p[5] for p in parts])
+    price = np.concatenate([p[6] for p in parts])
+    size = [len(p[2]) for p in parts]
+    buyers = np.array(model.site_buyer, dtype=object)
+    nations = np.array(model.nation_ids, dtype=object)[model.site_nation]
+    frame = pd.DataFrame({
+        "step": np.repeat([p[0] for p in parts], size).astype(np.int64),
+        "vendor": np.repeat(np.array([p[1] for p in parts], dtype=object), size),
+        "chip": np.array(model.chip_ids, dtype=object)[chips],
+        "buyer": buyers[sites], "nation": nations[sites],
+        "channel": np.repeat(np.array([p[4] for p in parts], dtype=object), size),
+        "units": units, "h100e": units * model.h100e[chips], "revenue_usd": units * price})
+    return frame.groupby(["step", "vendor", "chip", "buyer", "nation", "channel"],
+                         as_index=False, sort=True)[["units", "h100e", "revenue_usd"]].sum()
 
 
 def release(model: mesa.Model) -> None:
