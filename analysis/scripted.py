@@ -203,3 +203,17 @@ def input_correlations(scenario, runs: int, seed: int, first: str, last: str,
         rows.append({"diagnostic": "input_correlation", "scope": name, "value": r,
                      "input": path, "runs": int(ok.sum())})
     return pd.DataFrame(rows)
+
+
+def format_diagnostics(table: pd.DataFrame, over_runs: bool = True) -> str:
+    """The diagnostics as text, one line each (shares with their counts; correlations)."""
+    lines = ["what is scripted (shares of price cells, orders or cloud-months"
+             + ("; mean over runs):" if over_runs else "):")]
+    for _, r in table.iterrows():
+        if r["diagnostic"] == "input_correlation":
+            lines.append(f"  {r['diagnostic']:<20} {r['scope']:<34} r = {r['value']:+.2f} with "
+                         f"{r['input']} ({int(r['count'])} runs)")
+        else:
+            lines.append(f"  {r['diagnostic']:<20} {r['scope']:<34} {r['value']:6.1%} of "
+                         f"{int(r['count'])}")
+    return "\n".join(lines)

@@ -87,20 +87,6 @@ def scripted_outcomes(runs: list[dict], scenario, until: str, design_runs: int,
     return table
 
 
-def _print_scripted(table) -> None:
-    if table.empty:
-        return
-    click.echo("what is scripted (shares of cells, orders or cloud-months; mean over runs):")
-    for _, r in table.iterrows():
-        value = r["value"]
-        if r["diagnostic"] == "input_correlation":
-            click.echo(f"  {r['diagnostic']:<20} {r['scope']:<34} r = {value:+.2f} with "
-                       f"{r['input']} ({int(r['count'])} runs)")
-        else:
-            click.echo(f"  {r['diagnostic']:<20} {r['scope']:<34} {value:6.1%} of "
-                       f"{int(r['count'])}")
-
-
 @cli.command()
 @click.argument("scenario", required=False, default="history")
 @click.option("--seeds", type=INTEGER, default=8, show_default=True,
@@ -130,6 +116,7 @@ def backtest(scenario: str, seeds: int, ensemble: Path | None, until: str,
     import pandas as pd
 
     from analysis.backtest import backtest as run_backtest
+    from analysis.scripted import format_diagnostics
     from market import __version__
     from market.observed import load_observed, split_by_until
     from market.outputs import OutputClaim, write_errors, write_manifest
@@ -206,7 +193,8 @@ def backtest(scenario: str, seeds: int, ensemble: Path | None, until: str,
                    f"{o['series_beating_persistence']}); trend {o['score_trend']:.3f} over "
                    f"{o['series_with_trend']} series (model {o['score_model_where_trend']:.3f}, "
                    f"beats it in {o['series_beating_trend']})")
-    _print_scripted(scripted)
+    if len(scripted):
+        click.echo(format_diagnostics(scripted))
     for _, r in result.not_modelled.iterrows():
         click.echo(f"not modelled: {r['series']} ({r['observations']} obs.): {r['reason']}")
     if later_result is not None:

@@ -143,10 +143,12 @@ def _resolved(s) -> dict:
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--force", is_flag=True, help="Replace an existing --out directory that "
                                              "gpumarket wrote (never any other).")
+@click.option("--diagnostics", is_flag=True, help="Also print what is scripted: prices on bid "
+              "levels or flat for 6+ months, orders cut by capex inputs, margins at bounds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the key outcomes as JSON.")
 def run(scenario: str, seed: int, months: int | None, overrides: tuple[str, ...],
         out: Path | None, fmt: str, dates: str | None, quiet: bool, force: bool,
-        as_json: bool) -> None:
+        diagnostics: bool, as_json: bool) -> None:
     """Run a scenario: write its tables (with --out) and print key outcomes."""
     import os
     import time
@@ -185,11 +187,17 @@ def run(scenario: str, seed: int, months: int | None, overrides: tuple[str, ...]
     shown = summary_dates(frames, wanted)
     outcomes = key_outcomes(frames, shown)
     files = [f"{t}.{fmt}" for t in frames] + ["scenario.toml", "manifest.json"]
+    scripted = None
+    if diagnostics:
+        from analysis.scripted import diagnostics as scripted_diagnostics, format_diagnostics
+
+        scripted = scripted_diagnostics(frames, s)
     if as_json:
         _emit_json({"scenario": s.name, "scenario_source": loaded.source,
                     "scenario_sha256": loaded.sha256, "seed": seed, "start": s.start,
                     "end": end, "months": steps, "dates": shown, "run_seconds": elapsed,
                     "outcomes": outcomes_json(outcomes),
+                    "scripted": None if scripted is None else scripted.to_dict("records"),
                     "out": None if out is None else os.path.abspath(out),
                     "files": files if out is not None else []})
         return
@@ -197,6 +205,8 @@ def run(scenario: str, seed: int, months: int | None, overrides: tuple[str, ...]
         return
     click.echo(f"{s.name}, seed {seed}: {steps} months in {elapsed:.2f} s")
     click.echo(format_outcomes(outcomes, key_outcome_flags(frames, s, shown)))
+    if scripted is not None:
+        click.echo(format_diagnostics(scripted, over_runs=False))
     if out is not None:
         click.echo(f"wrote {', '.join(files)} to {out}")
     else:

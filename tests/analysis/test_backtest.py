@@ -289,3 +289,14 @@ def test_backtest_out_follows_the_output_rules(tmp_path):
     assert "backtest.html" in json.loads((out / "manifest.json").read_text())["entries"]
     bad = runner.invoke(cli, ["backtest", "--seeds", "1", "--out", "/proc/x"])
     assert bad.exit_code == 2 and "cannot write there" in bad.output
+
+
+def test_run_diagnostics_prints_what_is_scripted():
+    result = CliRunner().invoke(cli, ["run", "history", "--months", "24", "--diagnostics"])
+    assert result.exit_code == 0, result.output
+    assert "what is scripted" in result.output and "budget_binds" in result.output
+    as_json = CliRunner().invoke(cli, ["run", "history", "--months", "24", "--diagnostics",
+                                       "--json"])
+    rows = json.loads(as_json.output)["scripted"]
+    assert {r["diagnostic"] for r in rows} >= {"price_on_bid_level", "price_flat_6_months",
+                                               "budget_binds", "margin_at_bound"}
