@@ -188,6 +188,11 @@ class Chip:
     server_power_multiplier: float
     avg_power_fraction: float
     sources: Mapping[str, Any] = field(repr=False, compare=False)
+    #: field name -> confidence tag of its figure: H primary/official, M reputable estimate,
+    #: L weak or conflicting, D derived by arithmetic (chips.toml's `conf`)
+    confidence: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    #: field name -> the data file's note on its figure (the formula of a derived one)
+    notes: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def tpp(self) -> float:
@@ -336,6 +341,14 @@ def _sources_by_field(entry: BaseModel, sources: dict[str, str]) -> dict[str, st
     return {fname: sources[v.source] for fname, v in entry if getattr(v, "source", None)}
 
 
+def _confidence_by_field(entry: BaseModel) -> dict[str, str]:
+    return {fname: v.conf for fname, v in entry if getattr(v, "conf", None)}
+
+
+def _notes_by_field(entry: BaseModel) -> dict[str, str]:
+    return {fname: v.note for fname, v in entry if getattr(v, "note", None)}
+
+
 def load_catalog(path: str | Path | None = None) -> Catalog:
     """Load and validate a chip catalog (default: the packaged one).
 
@@ -370,6 +383,7 @@ def _load_catalog(path: Path) -> Catalog:
             server_power_multiplier=e.server_power_multiplier.value,
             avg_power_fraction=e.avg_power_fraction.value,
             sources=_sources_by_field(e, parsed.sources),
+            confidence=_confidence_by_field(e), notes=_notes_by_field(e),
         )
     return Catalog(chips, str(path))
 
