@@ -9,7 +9,7 @@ Definitions
 TPP (total processing performance, US ECCN 3A090): the maximum over precisions of
     dense TOPS (or TFLOP/s) x bit length of the operation. Bureau of Industry and Security,
     15 CFR 774 Supp. 1, ECCN 3A090 technical note; e.g. H100 989.4 x 16 = 15,830 and
-    B200 9,000 dense FP4 x 4 = 36,000 (CALIBRATION.md sections 0 and 2.7).
+    B200 9,000 dense FP4 x 4 = 36,000 (docs/calibration.md, [CAL 0.2, 2.7]).
 Performance density: TPP / applicable die area [TPP/mm^2] (same ECCN note).
 H100-equivalent (H100e): dense BF16 FLOP/s relative to the H100 SXM's 989.4 TFLOP/s, the
     unit gpumarket counts compute in. `h100e_tpp` is the TPP-based variant (TPP / H100 TPP)
@@ -51,7 +51,7 @@ THROUGHPUT_FIELDS: dict[str, str] = {
 #: H100 SXM dense BF16 throughput [TFLOP/s], the H100-equivalent unit (glennklockwood.com, [H]).
 H100_DENSE_BF16_TFLOPS = 989.4
 #: H100 SXM TPP: max(989.4 x 16, 1,978.9 FP8 x 8) = 15,831 [TPP]; BIS's cap arithmetic gives
-#: 790e6 / 49,901 = 15,831 (CALIBRATION.md section 0.2).
+#: 790e6 / 49,901 = 15,831 [CAL 0.2] (docs/calibration.md).
 H100_TPP = max(H100_DENSE_BF16_TFLOPS * 16, 1978.9 * 8)
 
 Confidence = Literal["H", "M", "L", "D"]
