@@ -478,7 +478,8 @@ def _measure_model() -> dict:
     for line in out.splitlines()[1:]:
         labs, _agents, ours, ms, ref, ratio, lean, lean_ratio = line.split()
         rows.append({"labs": int(labs), "agent_months_per_s": float(ours.replace(",", "")),
-                     "ms_per_month": float(ms), "ref_agent_steps_per_s": float(ref.replace(",", "")),
+                     "ms_per_month": float(ms),
+                     "ref_agent_steps_per_s": float(ref.replace(",", "")),
                      "ratio": float(ratio), "lean_agent_steps_per_s": float(lean.replace(",", "")),
                      "lean_ratio": float(lean_ratio)})
     scenario = load_scenario("baseline").scenario
