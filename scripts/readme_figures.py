@@ -125,8 +125,9 @@ def json_commands(cache: dict) -> str:
     """Which commands take --json, read from the CLI itself."""
     without = commands_without_json()
     listed = ", ".join(f"`{c}`" for c in without)
-    return (f"Every command except {listed} takes `--json` to print machine-readable output "
+    text = (f"Every command except {listed} takes `--json` to print machine-readable output "
             "whose keys carry their units")
+    return "\n".join(textwrap.wrap(text, width=PROSE_WIDTH, break_on_hyphens=False))
 
 
 def commands_without_json() -> list[str]:
@@ -401,9 +402,14 @@ def model_benchmark(cache: dict) -> str:
                     f"{row['ms_per_month']:.1f} | {_si(row['ref_agent_steps_per_s'])} | "
                     f"{row['ratio']:.2f} | {_si(row['lean_agent_steps_per_s'])} | "
                     f"{row['lean_ratio']:.2f} |")
-    return (f"\nMeasured on {r['machine']}, {r['date']} (`{r['produced_by']}`; median of "
-            f"{r['value']['repeats']}, on a machine shared with other work, so the ratios say "
-            "more than the rates):\n\n" + "\n".join(rows) + "\n\n"
+    load = r.get("load_average_1min")
+    busy = "" if load is None else (
+        f"; load average {load:.1f} when it started, so other work shared the cores"
+        if load > 1.0 else f"; load average {load:.1f} when it started")
+    head = (f"Measured on {r['machine']}, {r['date']} (`{r['produced_by']}`, median of "
+            f"{r['value']['repeats']}{busy}):")
+    return ("\n" + "\n".join(textwrap.wrap(head, width=PROSE_WIDTH, break_on_hyphens=False))
+            + "\n\n" + "\n".join(rows) + "\n\n"
             f"A 108-month baseline run takes about {r['value']['baseline_run_s']:.2f} s of "
             "model time.\n")
 

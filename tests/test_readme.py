@@ -97,7 +97,7 @@ def _readme_commands_without_json() -> set[str]:
     text = README.read_text(encoding="utf-8")
     m = re.search(r"Every command(?: except (.*?))? takes `--json`", text, re.S)
     assert m, "the README says which commands take --json"
-    return set(re.findall(r"`([\w ]+)`", m.group(1) or ""))
+    return {" ".join(name.split()) for name in re.findall(r"`([\w\s]+)`", m.group(1) or "")}
 
 
 def test_the_readme_names_exactly_the_commands_without_json():
