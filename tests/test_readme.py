@@ -95,7 +95,7 @@ def _leaf_commands(group: click.Group, prefix: str = "") -> dict[str, click.Comm
 
 def _readme_commands_without_json() -> set[str]:
     text = README.read_text(encoding="utf-8")
-    m = re.search(r"Every command(?: except (.*?))? takes `--json`", text, re.S)
+    m = re.search(r"Every\s+command(?:\s+except\s+(.*?))?\s+takes\s+`--json`", text, re.S)
     assert m, "the README says which commands take --json"
     return {" ".join(name.split()) for name in re.findall(r"`([\w\s]+)`", m.group(1) or "")}
 
