@@ -416,9 +416,20 @@ def model_benchmark(cache: dict) -> str:
 
 def montecarlo_scaling(cache: dict) -> str:
     v = _record("montecarlo")["value"]
-    return (f"1 worker {v['rate_1_runs_per_s']:.2f} runs/s, 2 workers "
-            f"{v['rate_2_runs_per_s']:.2f} runs/s (parallel efficiency "
-            f"{v['efficiency_2']:.0%}), {v['task_s']:.2f} s per run inside a task")
+    lo, hi = v["overhead_ms_per_task"]
+    mem_lo, mem_hi = v["worker_peak_mb"]
+    text = (f"1 worker {v['rate_1_runs_per_s']:.2f} runs/s, 2 workers "
+            f"{v['rate_2_runs_per_s']:.2f} runs/s (parallel efficiency {v['efficiency_2']:.0%}), "
+            f"{v['task_s']:.2f} s per run inside a task (model, tables, Parquet encoding and "
+            f"write), {lo:.0f}-{hi:.0f} ms of scheduler and transfer overhead per task, worker "
+            f"peak memory {mem_lo:.0f}-{mem_hi:.0f} MB")
+    return "\n".join(textwrap.wrap(text, width=PROSE_WIDTH, break_on_hyphens=False))
+
+
+def montecarlo_1000(cache: dict) -> str:
+    v = _record("montecarlo_1000")["value"]
+    return (f"{v['wall_s']:.1f} s ({v['runs_s']:.1f} s of runs, the rest\n"
+            "cluster start-up and the summary)")
 
 
 def viz_step_time(cache: dict) -> str:
@@ -435,6 +446,7 @@ GENERATORS: dict[str, Callable[[dict], str]] = {
     "quickstart-time": quickstart_time,
     "bench-model": model_benchmark,
     "montecarlo-scaling": montecarlo_scaling,
+    "montecarlo-1000": montecarlo_1000,
     "viz-step": viz_step_time,
 }
 
@@ -505,16 +517,36 @@ def _measure_montecarlo() -> dict:
         cells = line.split()
         if len(cells) == 10 and cells[0].isdigit():
             rows[int(cells[0])] = {"rate": float(cells[3]), "efficiency": cells[4],
-                                   "task_s": float(cells[6])}
+                                   "task_s": float(cells[6]), "overhead_ms": 1e3 * float(cells[7]),
+                                   "worker_mb": float(cells[8])}
     return {"rate_1_runs_per_s": rows[1]["rate"], "rate_2_runs_per_s": rows[2]["rate"],
             "efficiency_2": float(rows[2]["efficiency"].rstrip("%")) / 100,
-            "task_s": rows[1]["task_s"]}
+            "task_s": rows[1]["task_s"],
+            "overhead_ms_per_task": sorted(r["overhead_ms"] for r in rows.values()),
+            "worker_peak_mb": sorted(r["worker_mb"] for r in rows.values())}
+
+
+def _measure_montecarlo_1000() -> dict:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        out = subprocess.run([*_gpumarket(), "montecarlo", "baseline", "--runs", "1000",
+                              "--workers", "2", "--out", str(Path(tmp) / "mc")], cwd=tmp,
+                             check=True, capture_output=True, text=True).stdout
+        wall = time.perf_counter() - start
+    ran = re.search(r"(\d+) runs in ([\d.]+) s", out)     # the command's own count of the runs
+    if not ran:
+        raise SystemExit(f"montecarlo printed no 'N runs in X s' line:\n{out}")
+    return {"wall_s": wall, "runs_s": float(ran.group(2))}
 
 
 MEASURES = {"quickstart": ("gpumarket run baseline --quiet", _measure_quickstart),
             "model": ("python benchmarks/bench_model.py --repeats 3", _measure_model),
             "montecarlo": ("python benchmarks/bench_montecarlo.py --runs 200",
-                           _measure_montecarlo)}
+                           _measure_montecarlo),
+            "montecarlo_1000": ("gpumarket montecarlo baseline --runs 1000 --workers 2",
+                                _measure_montecarlo_1000)}
 
 
 def measure(which: list[str]) -> None:

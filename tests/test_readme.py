@@ -17,7 +17,8 @@ SCRIPT = ROOT / "scripts" / "readme_figures.py"
 FIGURES = ROOT / "docs" / "figures.json"
 #: Blocks whose text is rendered from docs/figures.json (timings that depend on the machine).
 MEASURED_BLOCKS = {"quickstart-time": "quickstart", "bench-model": "model",
-                   "montecarlo-scaling": "montecarlo", "viz-step": "viz_step"}
+                   "montecarlo-scaling": "montecarlo", "montecarlo-1000": "montecarlo_1000",
+                   "viz-step": "viz_step"}
 #: Blocks recomputed from the model and the CLI on every check.
 COMPUTED_BLOCKS = {"compare", "controls-h20", "cost-gpt3", "json-commands"}
 
