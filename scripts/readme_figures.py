@@ -72,8 +72,8 @@ def _console(name: str) -> str:
     lines = _cli_output(args).splitlines()
     if name == "controls-h20":      # up to the treatment: the sources follow at length
         keep = next(i for i, line in enumerate(lines) if line.startswith("Treatment:")) + 1
-    shown = [line if len(line) <= CONSOLE_WIDTH else line[:CONSOLE_WIDTH - 4].rstrip() + " ..."
-             for line in lines[:keep]]
+    shown = [line if len(line) <= CONSOLE_WIDTH
+             else line[:CONSOLE_WIDTH - 4].rsplit(" ", 1)[0] + " ..." for line in lines[:keep]]
     if keep is not None and keep < len(lines):
         shown.append("  ...")
     return "\n```console\n$ gpumarket " + " ".join(args) + "\n" + "\n".join(shown) + "\n```\n"
