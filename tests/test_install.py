@@ -8,6 +8,7 @@ local package cache and runs in CI (`CI=true`) or with GPUMARKET_TEST_INSTALL=1.
 """
 
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -32,8 +33,20 @@ def _gpumarket_without(blocked: tuple[str, ...], *args: str,
                f"sys.argv = ['gpumarket', *{list(args)!r}]\n"
                "main()\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-c", wrapper], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    # its own session, so that whatever it starts (a web server, should the extra check ever
+    # fail) is stopped with it
+    proc = subprocess.Popen([sys.executable, "-c", wrapper], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 @pytest.mark.parametrize("args, extra, blocked", [
