@@ -1,5 +1,5 @@
 """Pre-fill Solara's CDN proxy cache from the npm registry, for machines without access to
-cdn.jsdelivr.net (recipe of ../shared/MESA.md section 4.2).
+cdn.jsdelivr.net: the server reads the cache when `SOLARA_ASSETS_PROXY_CACHE_DIR` names it.
 
 Finds every `<package>@<version>` the installed solara references and `npm pack`s it into
 CACHE_DIR/<package>@<version>/; then serve with SOLARA_ASSETS_PROXY_CACHE_DIR=CACHE_DIR.

@@ -7,7 +7,7 @@ Mesa 3 (each agent gives one unit to a random other agent per step), run in the 
 and the ratio of the two, so the figure does not depend on the machine's speed.
 
 The reference is timed in two variants:
-  ref    the "mesa + DataCollector" configuration of ../shared/boltzmann_bench.py (model
+  ref    the "mesa + DataCollector" configuration of the Mesa Boltzmann benchmark (model
          reporter Gini over `model.agents.get("wealth")`, agent reporter wealth), i.e. the data
          collection Mesa's own BoltzmannWealth benchmark does; the issue's 350-650 thousand
          agent-steps/s figure for this machine is this variant. The ratio is against it.
@@ -60,7 +60,7 @@ class MoneyModel(mesa.Model):
     def __init__(self, n: int, rng: int, lean: bool = False):
         super().__init__(rng=rng)
         Money.create_agents(self, n)
-        self.agent_list = list(self.agents)   # random.choice(model.agents) is O(n): MESA.md
+        self.agent_list = list(self.agents)   # random.choice(model.agents) copies: O(n)
         if lean:
             self.datacollector = mesa.DataCollector(model_reporters={"gini": gini_lean})
         else:

@@ -9,7 +9,7 @@ Definitions
 TPP (total processing performance, US ECCN 3A090): the maximum over precisions of
     dense TOPS (or TFLOP/s) x bit length of the operation. Bureau of Industry and Security,
     15 CFR 774 Supp. 1, ECCN 3A090 technical note; e.g. H100 989.4 x 16 = 15,830 and
-    B200 9,000 dense FP4 x 4 = 36,000 (CALIBRATION.md sections 0 and 2.7).
+    B200 9,000 dense FP4 x 4 = 36,000 (docs/calibration.md, [CAL 0.2, 2.7]).
 Performance density: TPP / applicable die area [TPP/mm^2] (same ECCN note).
 H100-equivalent (H100e): dense BF16 FLOP/s relative to the H100 SXM's 989.4 TFLOP/s, the
     unit gpumarket counts compute in. `h100e_tpp` is the TPP-based variant (TPP / H100 TPP)
@@ -51,7 +51,7 @@ THROUGHPUT_FIELDS: dict[str, str] = {
 #: H100 SXM dense BF16 throughput [TFLOP/s], the H100-equivalent unit (glennklockwood.com, [H]).
 H100_DENSE_BF16_TFLOPS = 989.4
 #: H100 SXM TPP: max(989.4 x 16, 1,978.9 FP8 x 8) = 15,831 [TPP]; BIS's cap arithmetic gives
-#: 790e6 / 49,901 = 15,831 (CALIBRATION.md section 0.2).
+#: 790e6 / 49,901 = 15,831 [CAL 0.2] (docs/calibration.md).
 H100_TPP = max(H100_DENSE_BF16_TFLOPS * 16, 1978.9 * 8)
 
 Confidence = Literal["H", "M", "L", "D"]
@@ -188,6 +188,11 @@ class Chip:
     server_power_multiplier: float
     avg_power_fraction: float
     sources: Mapping[str, Any] = field(repr=False, compare=False)
+    #: field name -> confidence tag of its figure: H primary/official, M reputable estimate,
+    #: L weak or conflicting, D derived by arithmetic (chips.toml's `conf`)
+    confidence: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    #: field name -> the data file's note on its figure (the formula of a derived one)
+    notes: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def tpp(self) -> float:
@@ -336,6 +341,14 @@ def _sources_by_field(entry: BaseModel, sources: dict[str, str]) -> dict[str, st
     return {fname: sources[v.source] for fname, v in entry if getattr(v, "source", None)}
 
 
+def _confidence_by_field(entry: BaseModel) -> dict[str, str]:
+    return {fname: v.conf for fname, v in entry if getattr(v, "conf", None)}
+
+
+def _notes_by_field(entry: BaseModel) -> dict[str, str]:
+    return {fname: v.note for fname, v in entry if getattr(v, "note", None)}
+
+
 def load_catalog(path: str | Path | None = None) -> Catalog:
     """Load and validate a chip catalog (default: the packaged one).
 
@@ -370,6 +383,7 @@ def _load_catalog(path: Path) -> Catalog:
             server_power_multiplier=e.server_power_multiplier.value,
             avg_power_fraction=e.avg_power_fraction.value,
             sources=_sources_by_field(e, parsed.sources),
+            confidence=_confidence_by_field(e), notes=_notes_by_field(e),
         )
     return Catalog(chips, str(path))
 

@@ -81,7 +81,7 @@ FACILITY_USD_PER_MW = 10e6
 
 #: Points the scaling-efficiency curve passes through: (GPUs, throughput per GPU relative to a
 #: single node). About 90% at 1,000 GPUs and 70% at 10,000; Llama 3's 43% -> 40% MFU from 8,192
-#: to 16,384 H100s (a 7% loss, CALIBRATION.md 7.6) falls close to the curve's 12%.
+#: to 16,384 H100s (a 7% loss, [CAL 7.6]) falls close to the curve's 12%.
 SCALING_CALIBRATION_POINTS = ((1_000, 0.90), (10_000, 0.70))
 
 
@@ -184,7 +184,7 @@ def rental_cost_usd(gpu_hours_rented: ArrayLike,
     """Cloud rental cost [USD] = GPU-hours rented [GPU·h] x price [USD/(GPU·h)].
 
     Epoch's cloud method [Cottier2024] uses the 3-year committed-use price; on-demand list
-    prices are 2-4x higher (CALIBRATION.md section 3).
+    prices are 2-4x higher [CAL 3] (docs/calibration.md).
     """
     return _out(_arr(gpu_hours_rented) * _arr(price_usd_per_gpu_hour))
 
@@ -474,7 +474,7 @@ def inference_fleet(params: ArrayLike, tokens_per_day: ArrayLike, peak_flop_per_
     memory floor = ceil(N x bytes x (1 + overhead) / memory) GPUs per model replica;
     needed = whole replicas covering compute floor x peak factor (at least one replica).
 
-    Example (CALIBRATION.md 8b): 1e8 requests x 50 tokens x 350 GFLOP = 1.75e21 FLOP/day =
+    Example [CAL 8.2]: 1e8 requests x 50 tokens x 350 GFLOP = 1.75e21 FLOP/day =
     20 PFLOP/s = 65 A100s at 100% and ~220 at 30%; the weights (350 GB) need 5 A100-80GB.
     Serving load peaks at 2-3x its average, hence the default peak factor of 2.
     """

@@ -1,7 +1,7 @@
 """ComputeMarket: the Mesa model of vendors, foundries, clouds, labs and nations.
 
 A run is `Scenario -> ComputeMarket(scenario, seed) -> steps -> tables`. One step is one
-calendar month; `step()` reads as the month's phases in order (DESIGN.md section 2). Prices,
+calendar month; `step()` reads as the month's phases in order (docs/model.md). Prices,
 volumes, shares and who builds what are outcomes of the agents' decisions and the clearing;
 the scenario supplies only inputs (specs, capacities, power, demand, budgets, policies, shocks).
 

@@ -1,8 +1,8 @@
 """Tidy tables from a run, and writing them atomically with a manifest.
 
 `run_tables(scenario, seed)` is the unit of work every executor maps: a plain function from a
-validated scenario and a seed to a dict of DataFrames (DESIGN.md section 6). `OutputClaim`
-(and `write_run`, `atomic_directory` on top of it) builds the output in a temporary directory
+validated scenario and a seed to a dict of DataFrames (the README's table under `gpumarket
+run`). `OutputClaim` (and `write_run`, `atomic_directory` on top of it) builds the output in a temporary directory
 beside the target and renames it into place, so a failed or interrupted write leaves nothing
 behind; an existing directory is replaced only when asked and only if gpumarket wrote it.
 """

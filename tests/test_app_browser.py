@@ -1,5 +1,5 @@
 """The web app in a real browser: `gpumarket viz` on a free loopback port, driven by Debian's
-chromium through playwright (recipe of ../shared/MESA.md section 4).
+chromium through playwright (no `playwright install`: the system's chromium is used).
 
 Outside CI, a missing chromium, playwright or Solara asset cache skips this module with one
 line saying how to enable it; with CI=true they fail it. Screenshots go to a temporary

@@ -66,7 +66,7 @@ def test_training_deepseek_reproduces_5_576m():
 
 
 def test_training_gpt4_cloud_cost_near_ai_index():
-    """The AI Index's USD 78.4M is chip-hours x an Azure 3-year A100 price (CALIBRATION 6.1)."""
+    """The AI Index's USD 78.4M is chip-hours x an Azure 3-year A100 price [CAL 6.1]."""
     r = run_json("cost", "training", "--model", "gpt-4")
     assert r["cloud_cost_usd"] == pytest.approx(78.4e6, rel=0.02)
     assert r["acquisition_cost_usd"] == pytest.approx(778e6, rel=0.02)

@@ -56,11 +56,21 @@ def chips(rule_id: str | None, as_json: bool) -> None:
         return
     header = ("id", "vendor", "launch", "BF16 TFLOP/s", "TPP", "TPP/mm2", "H100e", "mem GB",
               "mem GB/s", "link GB/s", "TDP W", "price USD", *groups)
-    table = [(r["id"], r["vendor"], r["launch"], _num(r["dense_tflops_bf16"]), f"{r['tpp']:,.0f}",
+
+    def tagged(r: dict[str, Any], field: str, text: str) -> str:
+        """A published figure followed by its confidence tag (computed ones carry none)."""
+        tag = r["confidence"].get(field)
+        return text if tag is None or text == "n/a" else f"{text} {tag}"
+
+    table = [(r["id"], r["vendor"], tagged(r, "launch", r["launch"]),
+              tagged(r, "dense_tflops_bf16", _num(r["dense_tflops_bf16"])), f"{r['tpp']:,.0f}",
               _num(r["performance_density_tpp_per_mm2"]), f"{r['h100e']:.2f}",
-              f"{r['memory_gb']:,.0f}", f"{r['memory_bandwidth_gbps']:,.0f}",
-              f"{r['interconnect_gbps']:,.0f}", f"{r['tdp_w']:,.0f}",
-              "n/a" if r["unit_price_usd"] is None else f"{r['unit_price_usd']:,.0f}",
+              tagged(r, "memory_gb", f"{r['memory_gb']:,.0f}"),
+              tagged(r, "memory_bandwidth_gbps", f"{r['memory_bandwidth_gbps']:,.0f}"),
+              tagged(r, "interconnect_gbps", f"{r['interconnect_gbps']:,.0f}"),
+              tagged(r, "tdp_w", f"{r['tdp_w']:,.0f}"),
+              tagged(r, "unit_price_usd", "n/a" if r["unit_price_usd"] is None
+                     else f"{r['unit_price_usd']:,.0f}"),
               *(r["controls"]["by_group"][g]["status"] for g in groups))
              for r in records]
     widths = [max(len(str(row[i])) for row in [header, *table]) for i in range(len(header))]
@@ -68,7 +78,10 @@ def chips(rule_id: str | None, as_json: bool) -> None:
         click.echo("  ".join(str(v).ljust(w) if i < 3 else str(v).rjust(w)
                              for i, (v, w) in enumerate(zip(row, widths))))
     click.echo("TPP = max over precisions of dense TOPS x bit length; H100e = dense BF16 / 989.4 "
-               "TFLOP/s. Sources: gpumarket chips --json.")
+               "TFLOP/s (both computed, as is TPP/mm2).")
+    click.echo("After each published figure, its confidence: H primary or official source, "
+               "M reputable estimate, L weak or conflicting, D derived by arithmetic. Sources, "
+               "notes and tags per field: gpumarket chips --json; docs/calibration.md.")
     if rule_id is not None:
         click.echo(f"Status under {rule_id} with the rules in force on {rule.effective} "
                    f"({', '.join(regime)}), by destination group: '-' not controlled; "
@@ -92,6 +105,8 @@ def _chip_record(c) -> dict[str, Any]:
         "server_power_multiplier": c.server_power_multiplier,
         "avg_power_fraction": c.avg_power_fraction,
         "sources": dict(c.sources),
+        "confidence": dict(c.confidence),
+        "notes": dict(c.notes),
     }
 
 

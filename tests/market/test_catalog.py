@@ -26,7 +26,7 @@ def test_catalog_has_the_required_chips(catalog):
     ("gb200", 40_000), ("tpu-v5e", 3_152), ("tpu-v5p", 7_344), ("tpu-v6e", 14_688),
     ("mi300x", 20_918)])
 def test_tpp_is_max_over_precisions_of_dense_tops_times_bits(catalog, chip_id, tpp):
-    """Values from CALIBRATION.md sections 0-2: H100 ~15,830, H20 2,368, B200 36,000 (FP4 x 4)."""
+    """Values from docs/calibration.md sections 0-2: H100 ~15,830, H20 2,368, B200 36,000 (FP4 x 4)."""
     assert catalog[chip_id].tpp == pytest.approx(tpp, abs=1.5)
 
 

@@ -1,4 +1,4 @@
-"""The cost core against worked examples (CALIBRATION.md; issue #2) and its invariants."""
+"""The cost core against worked examples (docs/calibration.md; issue #2) and its invariants."""
 
 import math
 
@@ -83,7 +83,7 @@ def test_idle_cost_of_a_5_dollar_gpu():
 
 def test_owned_h100_epoch_method():
     """USD 33,750 with server, 19% interconnect, r = 0.322/yr, k = 1.82, u = 0.75, PUE 1.1,
-    USD 0.0806/kWh: about USD 1.53 hardware + 0.085 energy = 1.62 per GPU-hour (CALIBRATION 7.6)."""
+    USD 0.0806/kWh: about USD 1.53 hardware + 0.085 energy = 1.62 per GPU-hour [CAL 7.6]."""
     cost = costs.owned_cost_per_gpu_hour(33_750, 700, 1.82, 0.75, pue=1.1,
                                          electricity_usd_per_kwh=0.0806)
     assert cost.hardware_usd_per_gpu_hour == pytest.approx(1.53, abs=0.01)
@@ -111,7 +111,7 @@ def test_llama3_reliability():
 
 
 def test_goodput_with_llama3_figures_near_85_percent():
-    """M = 3.1 h, delta = 1 min, R = 10 min: ~5% + 5% + 5% lost (CALIBRATION 7.5)."""
+    """M = 3.1 h, delta = 1 min, R = 10 min: ~5% + 5% + 5% lost [CAL 7.5]."""
     mtbf = 3.1
     tau = costs.young_interval_hours(1 / 60, mtbf)
     assert costs.goodput_fraction(tau, 1 / 60, 10 / 60, mtbf) == pytest.approx(0.85, abs=0.01)

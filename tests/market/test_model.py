@@ -43,7 +43,7 @@ def _h100_price(frames, region, tier):
 
 
 def test_2023_scarcity_price_well_above_late_2024(frames):
-    """H100-hour price in 2023 well above its late-2024 level (CALIBRATION 3.1: ~USD 4.7-8 at
+    """H100-hour price in 2023 well above its late-2024 level ([CAL 3.1]: ~USD 4.7-8 at
     the 2023 peak, ~USD 3 after a ~30% cut in late 2024)."""
     neo = _h100_price(frames, "US", "neocloud")
     mean_2023 = neo["2023-01-01":"2023-12-01"].mean()
@@ -67,7 +67,7 @@ def test_cowos_capacity_roughly_doubles_per_year_while_prices_fall(baseline):
 
 
 def test_hyperscaler_tier_above_neocloud_tier(frames):
-    """Every month of 2022-2024 in the US (the market CALIBRATION 3 describes), yearly averages
+    """Every month of 2022-2024 in the US (the market of [CAL 3]), yearly averages
     in every region with both tiers in 2022-2024, and US yearly averages through 2030."""
     pi = frames["price_index"]
     wide = pi.pivot_table(index="date", columns=["region", "tier"],
