@@ -119,10 +119,10 @@ def test_run_force_refuses_a_directory_of_the_users_files(tmp_path):
 def test_run_force_refuses_a_gpumarket_directory_the_user_added_to(tmp_path):
     out = tmp_path / "out"
     assert gm("run", "baseline", "--months", 2, "--out", out, "--quiet").exit_code == 0
-    (out / "notes.md").write_text("mine")
+    (out / "notes.txt").write_text("mine")
     r = gm("run", "baseline", "--months", 3, "--out", out, "--force", "--quiet")
-    assert r.exit_code == 2 and "notes.md" in one_error_line(r.stderr)
-    assert (out / "notes.md").read_text() == "mine"
+    assert r.exit_code == 2 and "notes.txt" in one_error_line(r.stderr)
+    assert (out / "notes.txt").read_text() == "mine"
     assert json.loads((out / "manifest.json").read_text())["months"] == 2
 
 
@@ -256,9 +256,9 @@ def test_force_never_replaces_a_directory_the_user_wrote_into_meanwhile(tmp_path
     with pytest.raises(GpumarketError, match=r"not replaced: .*notes\.md"):
         with OutputClaim(out, force=True) as claim:
             (claim.tmp / "prices.parquet").write_bytes(b"result")
-            (out / "notes.md").write_text("mine")       # the user, while we computed
+            (out / "notes.txt").write_text("mine")       # the user, while we computed
             claim.publish()
-    assert (out / "notes.md").read_text() == "mine" and (out / "labs.parquet").exists()
+    assert (out / "notes.txt").read_text() == "mine" and (out / "labs.parquet").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["s"]
 
 
