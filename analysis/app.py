@@ -276,9 +276,9 @@ def NetworkView(model: MarketApp):
     flows = pd.DataFrame(model.records["vendor_flows"],
                          columns=["step", "channel", "vendor", "nation", "h100e"])
     flows = flows[flows["step"] >= year_start]
-    for (channel, vendor, nation), h in flows.groupby(["channel", "vendor", "nation"])["h100e"].sum().items():
-        leak = channel == "diversion"
-        _add_flow(g, vendor, nation, h, "chips", leak)
+    chips = flows.groupby(["channel", "vendor", "nation"])["h100e"].sum()
+    for (channel, vendor, nation), h in chips.items():
+        _add_flow(g, vendor, nation, h, "chips", channel == "diversion")
     remote = pd.DataFrame(model.records["flows"], columns=["step", "channel", "origin",
                                                            "destination", "h100e"])
     remote = remote[(remote["step"] >= year_start) & (remote["channel"] == "remote_access")]
