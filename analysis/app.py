@@ -18,10 +18,10 @@ are drawn under the live run).
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import sys
 import threading
-from functools import lru_cache
 
 import networkx as nx
 import numpy as np
@@ -35,6 +35,7 @@ from pydantic import ValidationError
 
 from market.errors import GpumarketError
 from market.model import ComputeMarket
+from market.outputs import release
 from market.timeline import format_month, month_start
 from scenarios.loader import builtin_names, load_scenario, set_path, validate_data
 
@@ -85,7 +86,7 @@ def apply_levers(data: dict, *, export_regime: str, remote_access: str, enforcem
     return data
 
 
-@lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=16)
 def _scenario_data(name: str) -> dict:
     return load_scenario(name).resolved
 
@@ -163,7 +164,7 @@ class MarketApp(ComputeMarket):
 
 # ---------------------------------------------------------------------- ensemble ---
 
-@lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=2)
 def ensemble_bands(directory: str) -> pd.DataFrame:
     """Quantiles per month of the ensemble's US neocloud price index and China's share."""
     from analysis.outcomes import outcome_series
@@ -422,6 +423,9 @@ def Page():
                                               months=MONTHS, session=gone), [])
     model = solara.use_reactive(first)
     solara.use_effect(lambda: gone.set, [])     # the cleanup runs when the session closes
+    # Mesa 3.3 keeps every model alive (Agent._ids): let go of one once Reset replaces it or
+    # the session closes, or the server grows with every session and every Reset
+    solara.use_effect(lambda: functools.partial(release, model.value), [model.value])
     SolaraViz(model, components=COMPONENTS, model_params=params,
               name=f"gpumarket: {DEFAULT_SCENARIO}", play_interval=PLAY_INTERVAL_MS)
     with solara.Sidebar(), solara.Card("Run"):

@@ -58,7 +58,8 @@ def wait_serving(proc: subprocess.Popen, port: int, log: Path) -> None:
         time.sleep(0.2)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP],
+                         ids=["SIGTERM", "SIGINT", "SIGHUP"])
 def test_a_signal_stops_viz_and_every_process_it_started(tmp_path, sig):
     port, log = free_port(), tmp_path / "viz.log"
     proc = start_viz(port, log)
@@ -73,7 +74,7 @@ def test_a_signal_stops_viz_and_every_process_it_started(tmp_path, sig):
         assert [str(p) for p in tree if alive(p.pid)] == [], "left running"
         assert not port_open(port), "the server still accepts connections"
         assert code == 0, log.read_text()
-        name = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"
+        name = "Ctrl-C" if sig == signal.SIGINT else signal.Signals(sig).name
         assert log.read_text()[len(served):].splitlines() == [f"gpumarket viz: stopped ({name})"]
     finally:
         for p in tree:                     # the old code orphaned the server: clean up here
