@@ -79,8 +79,10 @@ def viz(scenario: str, port: int, host: str, no_browser: bool, months: int | Non
     proc = None
     # SIGTERM and SIGHUP stop the server the way Ctrl-C does: the server runs in its own
     # session (a terminal's Ctrl-C reaches only us), so we must stop its process tree ourselves.
-    previous = {sig: signal.signal(sig, _raise_stop) for sig in STOP_SIGNALS}
+    previous = {signal.SIGINT: signal.getsignal(signal.SIGINT)}
     try:
+        for sig in STOP_SIGNALS:
+            previous[sig] = signal.signal(sig, _raise_stop)
         proc = subprocess.Popen(cmd, env=env, start_new_session=True)
         if not _wait_serving(url, proc, SERVER_START_TIMEOUT_S):
             raise GpumarketError(
@@ -96,13 +98,12 @@ def viz(scenario: str, port: int, host: str, no_browser: bool, months: int | Non
     except _Stop as stop:
         stopped_by = signal.Signals(stop.signum).name
     finally:
-        for sig in (signal.SIGINT, *STOP_SIGNALS):        # a second signal must not cut cleanup
+        for sig in previous:                  # a second Ctrl-C or SIGTERM must not cut cleanup
             signal.signal(sig, signal.SIG_IGN)
         if proc is not None:
             stop_process_group(proc, timeout_s=STOP_TIMEOUT_S)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
     if stopped_by is not None:
         click.echo(f"gpumarket viz: stopped ({stopped_by})", err=True)
         return
