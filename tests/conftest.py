@@ -29,9 +29,9 @@ def leftover_processes() -> list:
             if not any(marker in p.command for marker in ENDS_WITH_PYTEST)]
 
 
-def wait_for_no_leftovers(timeout_s: float = LEFTOVER_WAIT_S) -> list:
-    """The leftover processes once none remain or `timeout_s` has passed."""
-    deadline = time.monotonic() + timeout_s
+def wait_for_no_leftovers(timeout_s: float | None = None) -> list:
+    """The leftover processes once none remain or `timeout_s` (LEFTOVER_WAIT_S) has passed."""
+    deadline = time.monotonic() + (LEFTOVER_WAIT_S if timeout_s is None else timeout_s)
     while (left := leftover_processes()) and time.monotonic() < deadline:
         time.sleep(0.2)
     return left

@@ -121,3 +121,29 @@ def test_the_leftover_check_names_a_live_child_and_ignores_a_zombie():
         child.wait()
         zombie.wait()
     assert wait_for_no_leftovers(timeout_s=5) == []
+
+
+def test_the_session_check_fails_a_test_run_that_leaves_a_process(tmp_path):
+    """A pytest run (a real one, in a subprocess) whose test leaves `sleep` running ends with
+    an error naming it."""
+    (tmp_path / "conftest.py").write_text(
+        "import tests.conftest as suite\n"
+        "from tests.conftest import no_processes_left_behind  # noqa: F401\n"
+        "suite.LEFTOVER_WAIT_S = 1.0\n")
+    (tmp_path / "test_leak.py").write_text(
+        "import subprocess\n"
+        "def test_leaks(tmp_path_factory):\n"
+        "    p = subprocess.Popen(['sleep', '300'])\n"
+        f"    open({str(tmp_path / 'pid')!r}, 'w').write(str(p.pid))\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")]))
+    try:
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               str(tmp_path)], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=120, check=False)
+    finally:
+        pid = int((tmp_path / "pid").read_text())
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    assert done.returncode != 0, done.stdout
+    assert f"the test session left 1 process(es) running: pid {pid} (sleep 300)" in done.stdout
