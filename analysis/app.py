@@ -191,8 +191,17 @@ def _dates(model: MarketApp, steps) -> pd.DatetimeIndex:
     return pd.DatetimeIndex([month_start(first + int(s)) for s in steps])
 
 
-def _figure(fig: Figure):
-    return solara.FigureMatplotlib(fig, format="png", dpi=DPI)
+def _run_span(model: MarketApp) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first and the last month of the run, for the date axes."""
+    return (pd.Timestamp(month_start(model.start_month)),
+            pd.Timestamp(month_start(model.start_month + model.run_months - 1)))
+
+
+def _figure(fig: Figure, view: str):
+    """The figure as a PNG image in a <div class="gpumarket-view-VIEW"> (which names the
+    view in the page, for tests and for styling)."""
+    return solara.Div(classes=[f"gpumarket-view-{view}"],
+                      children=[solara.FigureMatplotlib(fig, format="png", dpi=DPI)])
 
 
 def PriceView(model: MarketApp):
@@ -217,12 +226,11 @@ def PriceView(model: MarketApp):
                  if bands is not None else f"H100e-hour price index, {when}", fontsize=10)
     ax.set_ylabel("USD per H100e-hour")
     ax.set_xlabel("")
-    ax.set_xlim(pd.Timestamp(month_start(model.start_month)),
-                pd.Timestamp(month_start(model.start_month + model.run_months - 1)))
+    ax.set_xlim(*_run_span(model))
     if ax.get_legend_handles_labels()[0]:          # nothing drawn yet at step 0
         ax.legend(fontsize=7, ncol=2, loc="upper right")
     ax.grid(alpha=0.3)
-    return _figure(fig)
+    return _figure(fig, "prices")
 
 
 def ShareView(model: MarketApp):
@@ -260,9 +268,10 @@ def ShareView(model: MarketApp):
         bx.legend(fontsize=7, ncol=5)
     bx.set_ylabel("% of shipped H100e, 12 months")
     bx.set_title("Vendor shipment shares", fontsize=10)
+    bx.set_xlim(*_run_span(model))        # dates from step 0 on, the same for the whole run
     for a in (ax, bx):
         a.grid(alpha=0.3)
-    return _figure(fig)
+    return _figure(fig, "shares")
 
 
 def NetworkView(model: MarketApp):
@@ -315,7 +324,7 @@ def NetworkView(model: MarketApp):
     ax.set_title(f"Flows, {when}: chips (green), GPU-hours (grey), leakage (red, dashed)",
                  fontsize=9)
     ax.set_axis_off()
-    return _figure(fig)
+    return _figure(fig, "network")
 
 
 def _add_flow(g: nx.DiGraph, a: str, b: str, h100e: float, what: str, leak: bool) -> None:

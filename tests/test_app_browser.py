@@ -39,7 +39,9 @@ COUNTER = re.compile(r"^(?:Step|Time): (\d+)(?:\.0)?$")
 ENABLE = "run `bash scripts/test.sh` (installs chromium and Solara's assets)"
 MONTHS = 14                                  # the run's length: short, so Play reaches the end
 LAST = format_month(parse_month("2022-01") + MONTHS - 1)     # baseline starts in 2022-01
-TABS = ("Page 0", "Page 1", "Page 2")        # prices + key figures, shares, trade network
+#: each tab and the view it shows (`<div class="gpumarket-view-NAME">` holds the view's image)
+VIEWS = {"Page 0": "prices", "Page 1": "shares", "Page 2": "network"}
+TABS = tuple(VIEWS)
 TIMED_STEPS = 10
 
 
@@ -199,16 +201,25 @@ def wait_changed(locator, before: bytes, timeout_s: float = 10) -> float:
     raise AssertionError("the view's image did not change after Step")
 
 
-def figure(pg):
-    img = pg.locator("img").first
-    img.wait_for()
-    return img
+def figure(pg, view: str = "prices"):
+    """The view's image, once the browser has decoded it."""
+    selector = f".gpumarket-view-{view} img"
+    pg.wait_for_function("s => { const i = document.querySelector(s); "
+                         "return i !== null && i.complete && i.naturalWidth > 0; }",
+                         arg=selector)
+    return pg.locator(selector)
 
 
 def show_tab(pg, tab: str):
-    """Open `tab` and return its figure once drawn; the page must not show a traceback."""
+    """Open `tab` and return its view's image once drawn (the view of the tab, not the one
+    still shown from the tab before); the page must not show a traceback."""
     pg.get_by_role("tab", name=tab).click()
-    view = figure(pg)
+    for other in set(VIEWS.values()) - {VIEWS[tab]}:
+        pg.locator(f".gpumarket-view-{other}").wait_for(state="detached")
+    view = figure(pg, VIEWS[tab])
+    # the tab slides in (Vuetify marks its window while the transition runs)
+    pg.wait_for_function("() => !document.querySelector('.v-window__container--is-active')")
+    view.wait_for(state="visible")
     assert_no_error(pg)
     return view
 
