@@ -6,15 +6,22 @@ rebuilds the model as `MarketApp(**levers)` on Reset, and each lever maps onto t
 (a path, an event or a rule) the way `--set` would; an invalid combination keeps the model
 runnable (the scenario as chosen, without the levers) and shows the problem on the page.
 
-Environment: GPUMARKET_SCENARIO (the scenario selected at start), GPUMARKET_ENSEMBLE (a Monte
-Carlo batch directory whose 50% and 90% bands are drawn under the live run).
+Each browser session (tab) gets its own model, built when the page first renders; a session
+that goes away stops its run (Play ends at the next step). A run ends after its last month:
+the counter stops at the run's length, Step and Play are disabled, the sidebar says "finished".
+
+Environment: GPUMARKET_SCENARIO (the scenario selected at start), GPUMARKET_MONTHS (run only
+the first M months), GPUMARKET_ENSEMBLE (a Monte Carlo batch directory whose 50% and 90% bands
+are drawn under the live run).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import os
-from functools import lru_cache
+import sys
+import threading
 
 import networkx as nx
 import numpy as np
@@ -23,10 +30,12 @@ import seaborn as sns
 import solara
 from matplotlib.figure import Figure
 from mesa.visualization import SolaraViz
+from mesa.visualization.utils import update_counter
 from pydantic import ValidationError
 
 from market.errors import GpumarketError
 from market.model import ComputeMarket
+from market.outputs import release
 from market.timeline import format_month, month_start
 from scenarios.loader import builtin_names, load_scenario, set_path, validate_data
 
@@ -77,7 +86,7 @@ def apply_levers(data: dict, *, export_regime: str, remote_access: str, enforcem
     return data
 
 
-@lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=16)
 def _scenario_data(name: str) -> dict:
     return load_scenario(name).resolved
 
@@ -89,7 +98,11 @@ class MarketApp(ComputeMarket):
                  export_regime: str = "as in the scenario",
                  remote_access: str = "as in the scenario", enforcement: float = 0.5,
                  shock_start: str = "none", shock_depth: float = 1.0, shock_months: int = 9,
-                 demand_growth: float = 0.3, huawei_ramp: float = 1.0):
+                 demand_growth: float = 0.3, huawei_ramp: float = 1.0,
+                 months: int | None = None, session: threading.Event | None = None):
+        """`months`: run only the first M months (None: the whole scenario). `session`: set
+        when the browser session that owns this model has gone; the run then stops."""
+        self.session = session
         self.levers = dict(scenario=scenario, seed=seed, export_regime=export_regime,
                            remote_access=remote_access, enforcement=enforcement,
                            shock_start=shock_start, shock_depth=shock_depth,
@@ -115,17 +128,43 @@ class MarketApp(ComputeMarket):
             built = load_scenario(scenario).scenario
         super().__init__(built, seed_value)
         self.scenario_name = scenario
+        #: the months this run takes: the scenario's, or fewer when asked [months]
+        self.run_months = min(self.n_months, int(months)) if months else self.n_months
+
+    @property
+    def finished(self) -> bool:
+        """True once the run's last month is done."""
+        return self.step_index >= self.run_months
 
     def step(self) -> None:
-        if self.month - self.start_month + 1 >= self.n_months:
-            self.running = False          # the scenario's last month: Play stops
+        gone = self.session is not None and self.session.is_set()
+        if self.finished or gone:
+            # Mesa counts a call in `steps` before this body runs, and SolaraViz may call
+            # again after the last month (render interval > 1): no month was taken, so undo
+            # the count, which the page shows as the month number
+            self.steps -= 1
+            if gone and self.running:
+                print(f"gpumarket viz: a browser session closed; its run stopped at "
+                      f"{self.step_index} of {self.run_months} months", file=sys.stderr,
+                      flush=True)
+            self.running = False
             return
         super().step()
+        if self.finished:
+            self.running = False          # disables Step and Play; the page says "finished"
+
+    def status(self) -> str:
+        """One line: where the run stands, e.g. "finished: 2030-12, 108 of 108 months"."""
+        done, total = self.step_index, self.run_months
+        if done == 0:
+            return f"not started: 0 of {total} months"
+        state = "finished" if self.finished else "running"
+        return f"{state}: {format_month(self.month)}, {done} of {total} months"
 
 
 # ---------------------------------------------------------------------- ensemble ---
 
-@lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=2)
 def ensemble_bands(directory: str) -> pd.DataFrame:
     """Quantiles per month of the ensemble's US neocloud price index and China's share."""
     from analysis.outcomes import outcome_series
@@ -152,8 +191,17 @@ def _dates(model: MarketApp, steps) -> pd.DatetimeIndex:
     return pd.DatetimeIndex([month_start(first + int(s)) for s in steps])
 
 
-def _figure(fig: Figure):
-    return solara.FigureMatplotlib(fig, format="png", dpi=DPI)
+def _run_span(model: MarketApp) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first and the last month of the run, for the date axes."""
+    return (pd.Timestamp(month_start(model.start_month)),
+            pd.Timestamp(month_start(model.start_month + model.run_months - 1)))
+
+
+def _figure(fig: Figure, view: str):
+    """The figure as a PNG image in a <div class="gpumarket-view-VIEW"> (which names the
+    view in the page, for tests and for styling)."""
+    return solara.Div(classes=[f"gpumarket-view-{view}"],
+                      children=[solara.FigureMatplotlib(fig, format="png", dpi=DPI)])
 
 
 def PriceView(model: MarketApp):
@@ -178,11 +226,11 @@ def PriceView(model: MarketApp):
                  if bands is not None else f"H100e-hour price index, {when}", fontsize=10)
     ax.set_ylabel("USD per H100e-hour")
     ax.set_xlabel("")
-    ax.set_xlim(pd.Timestamp(month_start(model.start_month)),
-                pd.Timestamp(month_start(model.start_month + model.n_months - 1)))
-    ax.legend(fontsize=7, ncol=2, loc="upper right")
+    ax.set_xlim(*_run_span(model))
+    if ax.get_legend_handles_labels()[0]:          # nothing drawn yet at step 0
+        ax.legend(fontsize=7, ncol=2, loc="upper right")
     ax.grid(alpha=0.3)
-    return _figure(fig)
+    return _figure(fig, "prices")
 
 
 def ShareView(model: MarketApp):
@@ -220,9 +268,10 @@ def ShareView(model: MarketApp):
         bx.legend(fontsize=7, ncol=5)
     bx.set_ylabel("% of shipped H100e, 12 months")
     bx.set_title("Vendor shipment shares", fontsize=10)
+    bx.set_xlim(*_run_span(model))        # dates from step 0 on, the same for the whole run
     for a in (ax, bx):
         a.grid(alpha=0.3)
-    return _figure(fig)
+    return _figure(fig, "shares")
 
 
 def NetworkView(model: MarketApp):
@@ -237,9 +286,9 @@ def NetworkView(model: MarketApp):
     flows = pd.DataFrame(model.records["vendor_flows"],
                          columns=["step", "channel", "vendor", "nation", "h100e"])
     flows = flows[flows["step"] >= year_start]
-    for (channel, vendor, nation), h in flows.groupby(["channel", "vendor", "nation"])["h100e"].sum().items():
-        leak = channel == "diversion"
-        _add_flow(g, vendor, nation, h, "chips", leak)
+    chips = flows.groupby(["channel", "vendor", "nation"])["h100e"].sum()
+    for (channel, vendor, nation), h in chips.items():
+        _add_flow(g, vendor, nation, h, "chips", channel == "diversion")
     remote = pd.DataFrame(model.records["flows"], columns=["step", "channel", "origin",
                                                            "destination", "h100e"])
     remote = remote[(remote["step"] >= year_start) & (remote["channel"] == "remote_access")]
@@ -249,7 +298,9 @@ def NetworkView(model: MarketApp):
                                                             "offered", "sold", "revenue",
                                                             "margin"])
     clouds = clouds[clouds["step"] == model.step_index]
-    top = clouds.nlargest(6, "sold")
+    # at step 0 there are no records: an empty frame's columns have dtype object, which
+    # nlargest refuses, so draw just the nations and vendors
+    top = clouds.astype({"sold": float}).nlargest(6, "sold")
     for row in top.itertuples():
         g.add_node(row.cloud, kind="cloud")
         _add_flow(g, row.cloud, row.region, row.sold / 730.5, "hours", False)
@@ -268,10 +319,12 @@ def NetworkView(model: MarketApp):
                     ("tab:green" if g.edges[e]["what"] == "chips" else "tab:gray")
                     for e in g.edges],
         style=["dashed" if g.edges[e]["leak"] else "solid" for e in g.edges])
-    ax.set_title(f"Flows, 12 months to {format_month(model.month)}: chips (green), "
-                 "GPU-hours (grey), leakage (red, dashed)", fontsize=9)
+    when = f"12 months to {format_month(model.month)}" if model.step_index > 0 else \
+        "not started"
+    ax.set_title(f"Flows, {when}: chips (green), GPU-hours (grey), leakage (red, dashed)",
+                 fontsize=9)
     ax.set_axis_off()
-    return _figure(fig)
+    return _figure(fig, "network")
 
 
 def _add_flow(g: nx.DiGraph, a: str, b: str, h100e: float, what: str, leak: bool) -> None:
@@ -295,6 +348,9 @@ def KeyFigures(model: MarketApp):
     abroad = sum(h for s, c, _, d, h in model.records["flows"]
                  if s == step and c == "remote_access" and d == "China")
     rows = [("month", format_month(model.month) if step > 0 else "(not started)")]
+    # Bid-cap markers go here (issue 10, the library test lives in market/summary.py): a price
+    # that equals a bid cap or had no trades gets a footnote marker in its row, and the one
+    # line explaining the marker goes under the table (`children` below).
     for region in ("US", "China", "EU"):
         for tier in ("neocloud", "hyperscaler"):
             if (region, tier) in prices:
@@ -311,6 +367,7 @@ def KeyFigures(model: MarketApp):
     levers = " ".join(f"{k}={v}" for k, v in model.levers.items())
     children = [solara.Markdown(f"| figure | value |\n|---|---:|\n{table}"),
                 solara.Text(f"levers: {levers}")]
+    # (the bid-cap footnote line, when a row is marked, is inserted after the table)
     bands = _ensemble()
     if bands is not None:
         children.append(solara.Text(
@@ -347,11 +404,38 @@ def model_params(default_scenario: str) -> dict:
     }
 
 
+@solara.component
+def RunStatus(model: MarketApp):
+    """Where the run stands, on every tab (the sidebar): not started, running or finished.
+    A component of its own, so a step redraws this line, not the whole page."""
+    update_counter.get()                  # redraw after every step, like Mesa's own views
+    if model.finished:
+        return solara.Success(model.status(), icon=False, dense=True)
+    return solara.Text(model.status())
+
+
 DEFAULT_SCENARIO = os.environ.get("GPUMARKET_SCENARIO", "baseline")
-page = SolaraViz(
-    MarketApp(scenario=DEFAULT_SCENARIO, shock_depth=0.5),
-    components=[(PriceView, 0), (KeyFigures, 0), (ShareView, 1), (NetworkView, 2)],
-    model_params=model_params(DEFAULT_SCENARIO),
-    name=f"gpumarket: {DEFAULT_SCENARIO}",
-    play_interval=300,
-)
+MONTHS = int(os.environ["GPUMARKET_MONTHS"]) if os.environ.get("GPUMARKET_MONTHS") else None
+COMPONENTS = [(PriceView, 0), (KeyFigures, 0), (ShareView, 1), (NetworkView, 2)]
+#: Milliseconds between two steps while playing.
+PLAY_INTERVAL_MS = 300
+
+
+@solara.component
+def Page():
+    """One browser session: its own model (built on first render, rebuilt by Reset) and a
+    flag that tells the model its session has gone, which ends a Play loop still running."""
+    gone = solara.use_memo(threading.Event, [])
+    params = solara.use_memo(lambda: {**model_params(DEFAULT_SCENARIO), "months": MONTHS,
+                                      "session": gone}, [])
+    first = solara.use_memo(lambda: MarketApp(scenario=DEFAULT_SCENARIO, shock_depth=0.5,
+                                              months=MONTHS, session=gone), [])
+    model = solara.use_reactive(first)
+    solara.use_effect(lambda: gone.set, [])     # the cleanup runs when the session closes
+    # Mesa 3.3 keeps every model alive (Agent._ids): let go of one once Reset replaces it or
+    # the session closes, or the server grows with every session and every Reset
+    solara.use_effect(lambda: functools.partial(release, model.value), [model.value])
+    SolaraViz(model, components=COMPONENTS, model_params=params,
+              name=f"gpumarket: {DEFAULT_SCENARIO}", play_interval=PLAY_INTERVAL_MS)
+    with solara.Sidebar(), solara.Card("Run"):
+        RunStatus(model.value)
