@@ -253,7 +253,7 @@ def test_publishing_never_replaces_a_directory_that_appeared_meanwhile(tmp_path)
 def test_force_never_replaces_a_directory_the_user_wrote_into_meanwhile(tmp_path):
     out = tmp_path / "s"
     assert gm("run", "baseline", "--months", 2, "--out", out, "--quiet").exit_code == 0
-    with pytest.raises(GpumarketError, match=r"not replaced: .*notes\.md"):
+    with pytest.raises(GpumarketError, match=r"not replaced: .*notes\.txt"):
         with OutputClaim(out, force=True) as claim:
             (claim.tmp / "prices.parquet").write_bytes(b"result")
             (out / "notes.txt").write_text("mine")       # the user, while we computed
