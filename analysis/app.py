@@ -36,6 +36,7 @@ from pydantic import ValidationError
 from market.errors import GpumarketError
 from market.model import ComputeMarket
 from market.outputs import release
+from market.summary import MARKERS, bid_levels, flag_note, price_flag
 from market.timeline import format_month, month_start
 from scenarios.loader import builtin_names, load_scenario, set_path, validate_data
 
@@ -337,6 +338,26 @@ def _add_flow(g: nx.DiGraph, a: str, b: str, h100e: float, what: str, leak: bool
         g.add_edge(a, b, h100e=h100e, what=what, leak=leak)
 
 
+def _price_marks(model: MarketApp, prices: dict) -> dict[tuple[str, str], str]:
+    """Footnote markers of this month's US, China and EU prices (`market.summary.price_flag`):
+    `*` on a bid level of the scenario, `#` when nothing traded."""
+    levels = bid_levels(model.scenario, format_month(model.month))
+    sold: dict[tuple[str, str], float] = {}
+    for s, _, region, tier, _, sold_h, _, _ in model.records["clouds"]:
+        if s == model.step_index:
+            sold[(region, tier)] = sold.get((region, tier), 0.0) + sold_h
+    marks = {}
+    for (region, tier), price in prices.items():
+        flag = price_flag(price, levels.get((region, tier), []), sold.get((region, tier), 0.0))
+        if flag in MARKERS and region in ("US", "China", "EU"):
+            marks[(region, tier)] = MARKERS[flag]
+    return marks
+
+
+def _flag_of_marker(marker: str) -> str:
+    return next(flag for flag, m in MARKERS.items() if m == marker)
+
+
 def KeyFigures(model: MarketApp):
     """This month's key figures, the levers in force and any problem with them."""
     step = model.step_index
@@ -348,14 +369,14 @@ def KeyFigures(model: MarketApp):
     abroad = sum(h for s, c, _, d, h in model.records["flows"]
                  if s == step and c == "remote_access" and d == "China")
     rows = [("month", format_month(model.month) if step > 0 else "(not started)")]
-    # Bid-cap markers go here (issue 10, the library test lives in market/summary.py): a price
-    # that equals a bid cap or had no trades gets a footnote marker in its row, and the one
-    # line explaining the marker goes under the table (`children` below).
+    # a price that equals a bid level of the scenario, or a month without trades, is not a
+    # price where supply met demand: marked, with one line of explanation under the table
+    marks = _price_marks(model, prices) if step > 0 else {}
     for region in ("US", "China", "EU"):
         for tier in ("neocloud", "hyperscaler"):
             if (region, tier) in prices:
                 rows.append((f"price {region} {tier} [USD/H100e-h]",
-                             f"{prices[(region, tier)]:.2f}"))
+                             f"{prices[(region, tier)]:.2f}{marks.get((region, tier), '')}"))
     for nation in ("US", "China", "EU", "Gulf"):
         if nation in comp:
             rows.append((f"share of installed H100e {nation} [%]", f"{100 * comp[nation][0]:.1f}"))
@@ -365,9 +386,10 @@ def KeyFigures(model: MarketApp):
              ("compute China's labs rent abroad [H100e]", f"{abroad:,.0f}")]
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     levers = " ".join(f"{k}={v}" for k, v in model.levers.items())
-    children = [solara.Markdown(f"| figure | value |\n|---|---:|\n{table}"),
-                solara.Text(f"levers: {levers}")]
-    # (the bid-cap footnote line, when a row is marked, is inserted after the table)
+    children = [solara.Markdown(f"| figure | value |\n|---|---:|\n{table}")]
+    if marks:
+        children.append(solara.Text(flag_note(_flag_of_marker(m) for m in marks.values())))
+    children.append(solara.Text(f"levers: {levers}"))
     bands = _ensemble()
     if bands is not None:
         children.append(solara.Text(

@@ -53,3 +53,20 @@ def test_a_closed_session_stops_its_run(capsys):
     assert (model.steps, model.step_index, model.running) == (1, 1, False)
     assert capsys.readouterr().err == (
         "gpumarket viz: a browser session closed; its run stopped at 1 of 108 months\n")
+
+
+def test_key_figures_mark_a_price_on_a_bid_level():
+    model = app.MarketApp(scenario="baseline", months=24)
+    for _ in range(24):
+        model.step()
+    prices = {(r, t): p for s, r, t, p in model.records["price_index"] if s == model.step_index}
+    marks = app._price_marks(model, prices)
+    # China's hyperscaler index sits on serving WTP x hyperscaler premium (13.50)
+    assert marks.get(("China", "hyperscaler")) == "*"
+    assert ("US", "hyperscaler") not in marks
+    children = app.KeyFigures(model).kwargs["children"]
+    table = children[0].kwargs["value"] if "value" in children[0].kwargs \
+        else children[0].args[0]
+    assert f"{prices[('China', 'hyperscaler')]:.2f}*" in table
+    notes = [c for c in children[1:] if "bid level" in str(c.kwargs.get("text", c.args))]
+    assert notes, "one line explains the marker"
