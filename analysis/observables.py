@@ -216,22 +216,16 @@ def domestic_share(tables, keys, scenario):
                          "den": _monthly(to_china, "units", months)})
 
 
-def compute_share(tables, keys, scenario):
-    (nation,) = keys
-    c = tables["compute"]
-    rows = c[c["nation"] == nation]
-    if rows.empty:
-        raise NotModelled(f"the scenario has no nation {nation!r}")
-    return rows.set_index("date")["share"].reindex(_months(tables)).astype(float)
-
-
-def largest_run(tables, keys, scenario):
-    (nation,) = keys
-    c = tables["compute"]
-    rows = c[c["nation"] == nation]
-    if rows.empty:
-        raise NotModelled(f"the scenario has no nation {nation!r}")
-    return rows.set_index("date")["frontier_run_flop"].reindex(_months(tables)).astype(float)
+def nation_column(column: str):
+    """A nation's monthly value of a `compute` column (a share, a running maximum)."""
+    def fn(tables, keys, scenario):
+        (nation,) = keys
+        c = tables["compute"]
+        rows = c[c["nation"] == nation]
+        if rows.empty:
+            raise NotModelled(f"the scenario has no nation {nation!r}")
+        return rows.set_index("date")[column].reindex(_months(tables)).astype(float)
+    return fn
 
 
 OBSERVABLES: dict[str, Observable] = {
@@ -279,7 +273,7 @@ OBSERVABLES: dict[str, Observable] = {
     "china_domestic_accelerator_share": Observable(domestic_share, "shipments table: units "
                                                    "from Chinese vendors over all units "
                                                    "delivered to buyers in China"),
-    "compute_share": Observable(compute_share, "compute table: the nation's share of "
+    "compute_share": Observable(nation_column("share"), "compute table: the nation's share of "
                                 "installed H100e at the end of the period"),
     "largest_cluster_gpus": Observable(not_modelled(
         "the model has no cluster-level state: a lab's hours in every region pool into one "
@@ -288,9 +282,9 @@ OBSERVABLES: dict[str, Observable] = {
         "no output table gives a cloud's installed units"), "-"),
     "lab_gpus_installed": Observable(not_modelled(
         "no output table gives a lab's installed units"), "-"),
-    "largest_run_to_date_flop": Observable(largest_run, "compute table: the largest training "
-                                           "run the nation's labs had finished by the end of "
-                                           "the period"),
+    "largest_run_to_date_flop": Observable(nation_column("frontier_run_flop"), "compute "
+                                           "table: the largest training run the nation's "
+                                           "labs had finished by the end of the period"),
 }
 
 

@@ -26,8 +26,6 @@ parameters, its seed and the months, never on where it ran.
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import fcntl
 import io
 import itertools
@@ -49,6 +47,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from market.errors import GpumarketError
+from market.files import (fsync_dir, os_reason, pid_alive, rename_noreplace, write_durable,
+                          write_synced)
 
 RUN_FILE = "run-{:06d}.parquet"
 MANIFEST = "batch.json"
@@ -194,13 +194,9 @@ def execute(task: Task) -> Result:
         tmp = write_temporary(Path(task.out_dir), task.run_id, payload)
     except OSError as exc:
         return Result(task.run_id, "write_failed", time.perf_counter() - started, None,
-                      _os_reason(exc), rows=rows)
+                      os_reason(exc), rows=rows)
     return Result(task.run_id, "done", time.perf_counter() - started, None, written=True,
                   rows=rows, tmp_path=str(tmp))
-
-
-def _os_reason(exc: OSError) -> str:
-    return exc.strerror or type(exc).__name__
 
 
 def write_temporary(directory: Path, run_id: int, payload: bytes) -> Path:
@@ -208,38 +204,8 @@ def write_temporary(directory: Path, run_id: int, payload: bytes) -> Path:
     owner renames it into place once it is logged (`Batch.record`)."""
     path = Path(directory) / "runs" / RUN_FILE.format(run_id)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    _write_synced(tmp, payload)
+    write_synced(tmp, payload)
     return tmp
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    try:
-        with open(path, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as exc:
-        path.unlink(missing_ok=True)
-        if exc.filename is None:
-            exc.filename = str(path)
-        raise
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_durable(path: Path, data: bytes) -> None:
-    """Replace `path` atomically and durably: temporary file, fsync, rename, fsync the
-    directory."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    _write_synced(tmp, data)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 # ------------------------------------------------------------------------- executors ---
@@ -479,18 +445,18 @@ class Batch:
             if self.manifest_path.exists():
                 self.check_compatible(identity, allow_version_change)
                 if not (self.dir / DESIGN).exists():    # 0.5.0 killed after batch.json
-                    _write_durable(self.dir / DESIGN, _parquet_bytes(design_rows))
+                    write_durable(self.dir / DESIGN, _parquet_bytes(design_rows))
                 self.runs_dir.mkdir(exist_ok=True)
             else:                               # an existing empty directory
                 self._fill(self.dir, identity, design_rows)
             self._clean_temporary()
             probe = self.runs_dir / f".probe.{os.getpid()}.tmp"
-            _write_synced(probe, b"")
+            write_synced(probe, b"")
             probe.unlink()
         except OSError as exc:
             self.close()
             raise GpumarketError(f"{self.dir}: cannot write the batch directory "
-                                 f"({_os_reason(exc)})") from None
+                                 f"({os_reason(exc)})") from None
         except GpumarketError:
             self.close()
             raise
@@ -537,8 +503,9 @@ class Batch:
             os.mkdir(tmp)                       # the user's umask applies
             fd = _take_lock(tmp / LOCK, self.dir)
             self._fill(tmp, identity, design_rows)
-            _rename_noreplace(tmp, self.dir)
-            _fsync_dir(self.dir.parent)
+            if not rename_noreplace(tmp, self.dir):      # a directory appeared meanwhile
+                raise FileExistsError(str(self.dir))
+            fsync_dir(self.dir.parent)
         except FileExistsError:
             if fd is not None:
                 os.close(fd)
@@ -549,17 +516,17 @@ class Batch:
                 os.close(fd)
             shutil.rmtree(tmp, ignore_errors=True)
             raise GpumarketError(f"{self.dir}: cannot create the batch directory "
-                                 f"({_os_reason(exc)})") from None
+                                 f"({os_reason(exc)})") from None
         self._lock_fd, self.created = fd, True
         return True
 
     @staticmethod
     def _fill(directory: Path, identity: dict, design_rows: pd.DataFrame) -> None:
         """The start of a batch: the design, `runs/`, and last the manifest, each durable."""
-        _write_durable(directory / DESIGN, _parquet_bytes(design_rows))
+        write_durable(directory / DESIGN, _parquet_bytes(design_rows))
         (directory / "runs").mkdir(exist_ok=True)
         _write_json(directory / MANIFEST, dict(identity, status="running"))
-        _fsync_dir(directory)
+        fsync_dir(directory)
 
     def _unstarted(self) -> bool:
         """Empty, or only what a start in this (existing) directory cut short leaves."""
@@ -593,7 +560,7 @@ class Batch:
                         continue                        # its process is still building it
                     finally:
                         os.close(fd)
-                elif _pid_alive(int(tmp.name[len(prefix):].split("-")[0])):
+                elif pid_alive(int(tmp.name[len(prefix):].split("-")[0])):
                     continue
                 shutil.rmtree(tmp)
             except (OSError, ValueError):
@@ -640,7 +607,7 @@ class Batch:
                 path.unlink()
                 bad.append(run_id)
         if bad:
-            _fsync_dir(self.runs_dir)
+            fsync_dir(self.runs_dir)
         return bad
 
     def finished(self) -> set[int]:
@@ -663,13 +630,13 @@ class Batch:
             self._log(result)
             if result.status == "done":
                 os.replace(tmp, path)
-                _fsync_dir(self.runs_dir)
+                fsync_dir(self.runs_dir)
         except OSError as exc:
             # name the file the user knows, not its temporary name
             where = str(exc.filename or path)
             if Path(where).name.startswith("run-") and where.endswith(".tmp"):
                 where = str(path)
-            raise BatchWriteError(where, _os_reason(exc)) from None
+            raise BatchWriteError(where, os_reason(exc)) from None
         if result.status == "done" and self._done is not None:
             self._done.add(result.run_id)
 
@@ -727,7 +694,7 @@ class Batch:
         try:
             _write_json(self.manifest_path, manifest)
         except OSError as exc:
-            raise BatchWriteError(self.manifest_path, _os_reason(exc)) from None
+            raise BatchWriteError(self.manifest_path, os_reason(exc)) from None
         return manifest
 
 
@@ -778,44 +745,13 @@ def _take_lock(path: Path, batch_dir: Path) -> int:
     return fd
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-_RENAME_NOREPLACE = 1          #: renameat2 flag (linux/fs.h)
-_AT_FDCWD = -100
-
-
-def _rename_noreplace(src: Path, dst: Path) -> None:
-    """Rename `src` to `dst` unless `dst` exists (FileExistsError), atomically where the
-    kernel offers renameat2 (an empty directory at `dst` would be replaced by rename(2))."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    renameat2 = getattr(libc, "renameat2", None)
-    if renameat2 is not None:
-        if renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst),
-                     _RENAME_NOREPLACE) == 0:
-            return
-        err = ctypes.get_errno()
-        if err not in (errno.EINVAL, errno.ENOSYS):     # EINVAL: the filesystem lacks it
-            raise OSError(err, os.strerror(err), str(dst))
-    if os.path.lexists(dst):
-        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst))
-    os.rename(src, dst)
-
-
 def _short(value: Any) -> str:
     text = json.dumps(value, sort_keys=True, default=str) if not isinstance(value, str) else value
     return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _write_json(path: Path, data: dict) -> None:
-    _write_durable(path, (json.dumps(data, indent=2, sort_keys=True, default=str)
+    write_durable(path, (json.dumps(data, indent=2, sort_keys=True, default=str)
                           + "\n").encode())
 
 

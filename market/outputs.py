@@ -9,15 +9,12 @@ behind; an existing directory is replaced only when asked and only if gpumarket 
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
-import sys
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Callable, Iterator
@@ -33,6 +30,8 @@ import pandas as pd
 import tomli_w
 
 from market.errors import GpumarketError
+from market.files import (RENAME_EXCHANGE, fsync_dir, fsync_tree, os_reason, pid_alive,
+                          rename_noreplace, renameat2)
 from market.timeline import month_start
 
 TABLES = ("prices", "price_index", "compute", "vendors", "labs", "flows", "clouds", "policy",
@@ -215,20 +214,6 @@ LEGACY_RUN_ENTRIES = frozenset(
 #: Longest sub-directory name derived from a scenario name [characters]; file systems allow 255.
 NAME_CHARS = 100
 
-_AT_FDCWD = -100         # <fcntl.h>: a path relative to the working directory
-_RENAME_NOREPLACE = 1    # <linux/fs.h>: renameat2 fails with EEXIST when the target exists
-_RENAME_EXCHANGE = 2     # <linux/fs.h>: renameat2 swaps source and target atomically
-
-
-def _reason(exc: OSError) -> str:
-    """The cause of an OS error in a few words (pyarrow puts the errno inside its message)."""
-    code = exc.errno
-    if not code:
-        found = re.search(r"\[errno (\d+)\]", str(exc), re.IGNORECASE)
-        code = int(found.group(1)) if found else None
-    return os.strerror(code) if code else (str(exc).splitlines() or [type(exc).__name__])[0]
-
-
 @contextmanager
 def write_errors(out: Path) -> Iterator[None]:
     """Turn an OS error while writing `out` (a full disk, a file-size limit, a quota, a read-only
@@ -236,7 +221,7 @@ def write_errors(out: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise GpumarketError(f"{out}: cannot write: {_reason(exc)}; nothing was written") \
+        raise GpumarketError(f"{out}: cannot write: {os_reason(exc)}; nothing was written") \
             from None
 
 
@@ -286,7 +271,7 @@ def replace_refusal(directory: Path) -> str | None:
     try:
         foreign = foreign_entries(directory)
     except OSError as exc:
-        return f"it cannot be read ({_reason(exc)})"
+        return f"it cannot be read ({os_reason(exc)})"
     if foreign is None:
         names = sorted(os.listdir(directory))
         more = f" and {len(names) - 3} more" if len(names) > 3 else ""
@@ -326,74 +311,6 @@ def _check_parent(out: Path) -> None:
                              f"--out")
 
 
-def _libc_renameat2():
-    """libc's renameat2 (Linux, glibc >= 2.28), or None."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        func = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return None
-    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    func.restype = ctypes.c_int
-    return func
-
-
-_renameat2_func = _libc_renameat2()
-
-
-def _renameat2(src: Path, dst: Path, flags: int) -> bool | None:
-    """renameat2(src, dst, flags): True when done, False when `dst` exists (RENAME_NOREPLACE),
-    None when this system or file system cannot do it."""
-    if _renameat2_func is None:
-        return None
-    if _renameat2_func(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err == errno.EEXIST:
-        return False
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-        return None
-    raise OSError(err, os.strerror(err), str(src), None, str(dst))
-
-
-def rename_noreplace(src: Path, dst: Path) -> bool:
-    """Rename directory `src` to `dst` unless `dst` exists (False then, nothing changed).
-
-    os.rename alone would silently replace an empty directory at `dst`. Without renameat2 the
-    name is claimed with an atomic mkdir and `src` renamed onto that empty placeholder, which
-    fails if anything was put into it meanwhile."""
-    done = _renameat2(src, dst, _RENAME_NOREPLACE)
-    if done is not None:
-        return done
-    try:
-        os.mkdir(dst)
-    except FileExistsError:
-        return False
-    try:
-        os.rename(src, dst)
-    except OSError as exc:
-        with suppress(OSError):
-            os.rmdir(dst)
-        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-            return False
-        raise
-    return True
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process with this id runs (on systems without signal 0: assume it does)."""
-    if os.name != "posix" or pid <= 0:
-        return True
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):
-        return False
-    except PermissionError:          # alive, another user's
-        return True
-    return True
-
-
 def _temp_name(path: Path, kind: str) -> Path:
     """A hidden sibling of `path` that names this process: `.NAME.PID.TOKEN.tmp` (being built)
     or `.NAME.PID.TOKEN.old` (being replaced)."""
@@ -418,7 +335,7 @@ def remove_stale(path: Path) -> list[Path]:
         return removed
     for entry in entries:
         found = pattern.fullmatch(entry.name)
-        if not found or entry.is_symlink() or _alive(int(found.group(1) or found.group(3))):
+        if not found or entry.is_symlink() or pid_alive(int(found.group(1) or found.group(3))):
             continue
         if found.group(2) == "tmp" and entry.is_file(follow_symlinks=False):
             with suppress(OSError):            # a file being built (report)
@@ -433,29 +350,7 @@ def remove_stale(path: Path) -> list[Path]:
     return removed
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:          # some file systems cannot sync a directory; files are synced
-        pass
-    finally:
-        os.close(fd)
 
-
-def _fsync_tree(directory: Path) -> None:
-    """Flush every file under `directory` to disk before it is published."""
-    for root, _, files in os.walk(directory):
-        for name in files:
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        _fsync_dir(Path(root))
 
 
 class OutputClaim:
@@ -490,7 +385,7 @@ class OutputClaim:
             self.tmp = self._make_tmp()
         except OSError as exc:
             self._release()
-            raise GpumarketError(f"{self.out}: cannot write there: {_reason(exc)}; choose "
+            raise GpumarketError(f"{self.out}: cannot write there: {os_reason(exc)}; choose "
                                  f"another --out") from None
         except BaseException:
             self._release()
@@ -558,13 +453,13 @@ class OutputClaim:
         if self.tmp is None:
             raise RuntimeError("publish() outside the claim or twice")
         with write_errors(self.out):
-            _fsync_tree(self.tmp)
+            fsync_tree(self.tmp)
             if os.path.lexists(self.path):
                 self._replace()
             elif not rename_noreplace(self.tmp, self.path):
                 self._appeared()
             self.tmp = None
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
         return self.out
 
     def _appeared(self) -> None:
@@ -579,12 +474,12 @@ class OutputClaim:
         refusal = replace_refusal(self.path)
         if refusal:
             raise GpumarketError(f"{self.out}: not replaced: {refusal}")
-        swapped = _renameat2(self.tmp, self.path, _RENAME_EXCHANGE)
+        swapped = renameat2(self.tmp, self.path, RENAME_EXCHANGE)
         if swapped:
             old, self.tmp = self.tmp, None
             refusal = replace_refusal(old)
             if refusal:      # changed between the check and the swap: put it back
-                _renameat2(old, self.path, _RENAME_EXCHANGE)
+                renameat2(old, self.path, RENAME_EXCHANGE)
                 self.tmp = old
                 raise GpumarketError(f"{self.out}: not replaced: {refusal}")
             shutil.rmtree(old, ignore_errors=True)
@@ -680,7 +575,7 @@ def check_out_file(target: Path, marker: str) -> None:
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         os.unlink(probe)
     except OSError as exc:
-        raise GpumarketError(f"{target}: cannot write there: {_reason(exc)}; choose another "
+        raise GpumarketError(f"{target}: cannot write there: {os_reason(exc)}; choose another "
                              f"--out") from None
 
 

@@ -265,11 +265,11 @@ def test_force_never_replaces_a_directory_the_user_wrote_into_meanwhile(tmp_path
 def test_rename_noreplace_refuses_an_empty_directory_also_without_renameat2(tmp_path,
                                                                             monkeypatch):
     """os.rename would silently put a directory in place of an empty one."""
-    import market.outputs
+    import market.files
 
     for fallback in (False, True):
         if fallback:
-            monkeypatch.setattr(market.outputs, "_renameat2_func", None)
+            monkeypatch.setattr(market.files, "renameat2_func", None)
         src, dst = tmp_path / f"src{fallback}", tmp_path / f"dst{fallback}"
         src.mkdir()
         (src / "f").write_text("x")
@@ -283,9 +283,9 @@ def test_rename_noreplace_refuses_an_empty_directory_also_without_renameat2(tmp_
 
 def test_force_without_renameat2_replaces_only_gpumarket_output(tmp_path, monkeypatch):
     """The portable path (rename aside, then a no-replace rename) keeps the same rules."""
-    import market.outputs
+    import market.files
 
-    monkeypatch.setattr(market.outputs, "_renameat2_func", None)
+    monkeypatch.setattr(market.files, "renameat2_func", None)
     out = tmp_path / "s"
     assert gm("run", "baseline", "--months", 2, "--out", out, "--quiet").exit_code == 0
     assert gm("run", "baseline", "--months", 3, "--out", out, "--force",
