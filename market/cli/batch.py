@@ -64,10 +64,13 @@ EXIT_WRITE_FAILED = 1
 
 
 def _execute_batch(kind: str, loaded, design, months: int | None, workers: int | None,
-                   scheduler: str | None, out: Path, extra: dict | None = None):
+                   scheduler: str | None, out: Path, extra: dict | None = None,
+                   hold_lock: bool = False):
     """Lock, start (or verify and resume) and run a batch; returns (batch, manifest, runs
     done now, seconds). Everything that can be refused is refused before the cluster starts;
-    Ctrl-C and a failed write stop the batch with one line, leaving it resumable."""
+    Ctrl-C and a failed write stop the batch with one line, leaving it resumable. With
+    `hold_lock` a finished batch stays locked for the caller to write into (it calls
+    `batch.close()`)."""
     import json as _json
     import time
 
@@ -90,7 +93,7 @@ def _execute_batch(kind: str, loaded, design, months: int | None, workers: int |
     batch = Batch(out)
     ctx = click.get_current_context(silent=True)
     batch.open(identity, rows, bool(ctx and ctx.meta.get(_VERSION_FLAG)))
-    executor, stopped = None, None
+    executor, stopped, finished = None, None, False
     started = time.perf_counter()
     try:
         redone = batch.verify()
@@ -114,6 +117,7 @@ def _execute_batch(kind: str, loaded, design, months: int | None, workers: int |
                            f"{executor.workers} workers)")
         manifest = batch.finish(len(tasks), time.perf_counter() - started,
                                 f"{executor.name} x{executor.workers}")
+        finished = True
     except KeyboardInterrupt:
         stopped = ("interrupted; rerun the same command to resume", EXIT_INTERRUPTED)
     except BatchWriteError as exc:
@@ -122,16 +126,17 @@ def _execute_batch(kind: str, loaded, design, months: int | None, workers: int |
                    "complete: free space and rerun the same command to resume",
                    EXIT_WRITE_FAILED)
     finally:
-        _close(executor, batch)
+        _close(executor, batch, release=not (hold_lock and finished))
     if stopped is not None:
         click.echo(f"gpumarket: {stopped[0]}", err=True)
         raise SystemExit(stopped[1])
     return batch, manifest, todo, time.perf_counter() - started
 
 
-def _close(executor, batch) -> None:
-    """Close the cluster (its workers exit before this process does) and release the batch;
-    a second Ctrl-C meanwhile is ignored so that no worker is left behind."""
+def _close(executor, batch, release: bool = True) -> None:
+    """Close the cluster (its workers exit before this process does) and release the batch
+    (unless not `release`); a second Ctrl-C meanwhile is ignored so that no worker is left
+    behind."""
     import signal
     import threading
 
@@ -140,7 +145,8 @@ def _close(executor, batch) -> None:
     try:
         if executor is not None:
             executor.close()
-        batch.close()
+        if release:
+            batch.close()
     finally:
         if main:
             signal.signal(signal.SIGINT, previous)
@@ -322,27 +328,30 @@ def sensitivity(scenario: str, method: str, samples: int, outcome: str, month: s
     batch, manifest, ran, elapsed = _execute_batch(
         "sensitivity", loaded, design, months, workers, scheduler, out,
         {"sensitivity_design": {"method": method, "samples": samples, "problem": problem,
-                                "skipped_choice_inputs": skipped}})
-    if ran and not as_json:
-        click.echo(f"{ran} runs in {elapsed:.1f} s")
-    if manifest["completed"] != manifest["expected"]:
-        _finish_message(batch, manifest, quiet=as_json)
-    series = outcome_series(batch.dir, outcome, dates=[month])
-    by_run = series.set_index("run_id")["value"].reindex(range(len(design.runs)))
-    indices = sa.analyze(problem, method, X, by_run.to_numpy(dtype=float), seed)
-    result = sa.write_results(batch.dir, indices, scenario=s.name, method=method,
-                              outcome=outcome, month=month, samples=samples,
-                              runs=len(design.runs), skipped=skipped)
-    if result["warnings"]:
-        click.echo(f"gpumarket: warning: {result['warning']}", err=True)
-    if as_json:
-        _emit_json(dict(result, directory=str(batch.dir), ran_now=ran,
-                        elapsed_s=round(elapsed, 2)))
-    else:
-        click.echo(sa.format_indices(indices, method, result))
-        if skipped:
-            click.echo(f"not analysed (choice inputs): {', '.join(skipped)}")
-        click.echo(f"wrote {', '.join(result['files'].values())} to {batch.dir}")
+                                "skipped_choice_inputs": skipped}}, hold_lock=True)
+    try:                  # the indices are written while the batch is still this process's
+        if ran and not as_json:
+            click.echo(f"{ran} runs in {elapsed:.1f} s")
+        if manifest["completed"] != manifest["expected"]:
+            _finish_message(batch, manifest, quiet=as_json)
+        series = outcome_series(batch.dir, outcome, dates=[month])
+        by_run = series.set_index("run_id")["value"].reindex(range(len(design.runs)))
+        indices = sa.analyze(problem, method, X, by_run.to_numpy(dtype=float), seed)
+        result = sa.write_results(batch.dir, indices, scenario=s.name, method=method,
+                                  outcome=outcome, month=month, samples=samples,
+                                  runs=len(design.runs), skipped=skipped)
+        if result["warnings"]:
+            click.echo(f"gpumarket: warning: {result['warning']}", err=True)
+        if as_json:
+            _emit_json(dict(result, directory=str(batch.dir), ran_now=ran,
+                            elapsed_s=round(elapsed, 2)))
+        else:
+            click.echo(sa.format_indices(indices, method, result))
+            if skipped:
+                click.echo(f"not analysed (choice inputs): {', '.join(skipped)}")
+            click.echo(f"wrote {', '.join(result['files'].values())} to {batch.dir}")
+    finally:
+        batch.close()
 
 
 @cli.command()
