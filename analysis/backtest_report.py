@@ -156,7 +156,9 @@ def write_outputs(directory: Path, result, meta: dict,
     (directory / "backtest.json").write_text(json.dumps(_json_safe(payload), indent=2) + "\n")
     page = html_page(f"gpumarket backtest: {meta.get('scenario')} to {meta.get('until')}",
                      {**{k: v for k, v in meta.items() if not isinstance(v, (dict, list))},
-                      **result.overall}, result.scores, result.not_modelled, figures, scripted)
+                      **result.overall},
+                     result.scores.drop(columns=["family"], errors="ignore"),
+                     result.not_modelled, figures, scripted)
     (directory / "backtest.html").write_text(page)
     written += ["backtest.json", "backtest.html"]
     return written
