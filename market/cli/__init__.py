@@ -11,6 +11,3 @@ from market.cli.base import cli, main
 from market.cli import backtest, batch, catalog, cost, runs, viz  # noqa: F401  (register the commands)
 
 __all__ = ["cli", "main"]
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
