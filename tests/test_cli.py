@@ -149,3 +149,12 @@ def test_user_errors_exit_2_with_one_line(args, message):
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.output
     assert result.stdout == ""
+
+
+def test_python_dash_m_runs_the_cli():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "market.cli", "--version"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and "gpumarket, version" in out.stdout
