@@ -28,25 +28,15 @@ from agents.strategies import (ask_prices, build_decision, lab_bids, order_price
                                split_order)
 from agents.vendor import Vendor
 from market import costs
-from market.catalog import H100_DENSE_BF16_TFLOPS, load_catalog
+from market.catalog import load_catalog
 from market.clearing import ClearingResult, clear, clear_segmented
 from market.controls import (classify, compliant_variant, hbm_controlled, load_rules,
                              order_regime, remote_access_open)
 from market.timeline import TimePath, format_month, parse_month
+from market.world import (FLOP_PER_H100E_HOUR, FREE, HOURS_PER_MONTH, TIERS, VARIANT_TRIGGER,
+                          efficiency_factor, going_rate, shock_factor)
 from scenarios.loader import LAB_PUE
 from scenarios.schema import Product
-
-#: A vendor designs a variant for a market when less than this share of its orders there may
-#: ship [A]: prohibitions and denied licences, not licences mostly granted.
-VARIANT_TRIGGER = 0.5
-#: Treatments under which a variant serves a market.
-FREE = ("allowed", "notification")
-
-TIERS = ("hyperscaler", "neocloud")
-HOURS_PER_MONTH = costs.HOURS_PER_MONTH
-#: FLOP delivered by one H100e-hour at 100% of dense BF16 peak.
-FLOP_PER_H100E_HOUR = H100_DENSE_BF16_TFLOPS * 1e12 * costs.SECONDS_PER_HOUR
-
 
 # Model-level reporters for Mesa's DataCollector: named functions with units in the name (they
 # must pickle, so no lambdas).
@@ -484,26 +474,17 @@ class ComputeMarket(mesa.Model):
             self._decisions[key] = self.rules.decide(self.chips[chip], group, regime)
         return self._decisions[key]
 
-    def _shock_factor(self, kind: str, match=lambda event: True) -> float:
-        factor = 1.0
-        for k, first, last, event in self.windows:
-            if k == kind and first <= self.month <= last and match(event):
-                factor *= event.factor
-        return factor
+    def _shock_factor(self, kind: str, match=None) -> float:
+        if match is None:
+            return shock_factor(self.windows, self.month, kind)
+        return shock_factor(self.windows, self.month, kind, match)
 
     def _demand_factor(self) -> float:
         """Multiplier on labs' demand and budgets from demand shocks [-]."""
         return self.demand_shock * self._shock_factor("demand_shock")
 
     def _efficiency_factor(self) -> float:
-        """FLOP needed per unit of capability after efficiency breakthroughs [-]: the saving
-        is whole at the start and demand grows back into it linearly over `months`."""
-        factor = 1.0
-        for k, first, last, event in self.windows:
-            if k == "efficiency_shock" and first <= self.month:
-                done = min(1.0, (self.month - first) / max(last - first + 1, 1))
-                factor *= event.factor + (1.0 - event.factor) * done
-        return factor
+        return efficiency_factor(self.windows, self.month)
 
     # 2. foundries -------------------------------------------------------------------------
     def _produce_chips(self) -> None:
@@ -667,9 +648,7 @@ class ComputeMarket(mesa.Model):
             * (1.0 - leak.enforcement)
 
     def _going_rate(self, region: str | None) -> float | None:
-        """Last month's neocloud (else hyperscaler) price index of a region [USD/H100e-h]."""
-        return self.latest_price_index.get((region, "neocloud"),
-                                           self.latest_price_index.get((region, "hyperscaler")))
+        return going_rate(self.latest_price_index, region)
 
     def _site_group(self, site: int) -> str:
         return self.site_group[site]
