@@ -11,6 +11,7 @@ from __future__ import annotations
 import mesa
 import numpy as np
 
+from agents.strategies import lab_bids
 from market.timeline import parse_month
 
 
@@ -77,6 +78,7 @@ class LabBook:
         self.bought_h100e_hours = np.zeros(self.n)
         self.spend_usd = np.zeros(self.n)
         self.capex_usd = np.zeros(self.n)
+        self.serving_bought_h100e_hours = np.zeros(self.n)
 
     def active(self, month: int) -> np.ndarray:
         return self.start_month <= month
@@ -94,6 +96,20 @@ class LabBook:
         years = (month - model_start) / 12.0
         return np.where(self.active(month), self.budget_usd_per_year * demand_index
                         * (1.0 + self.budget_growth) ** years / 12.0, 0.0)
+
+    def bids(self, market_need_h100e_hours: np.ndarray, need_h100e_hours: np.ndarray,
+             budget_usd_per_month: np.ndarray, params):
+        """The labs' GPU-hour bids: three blocks per lab (serving, training, experiments) as
+        (quantity [H100e-hours], price [USD per H100e-hour], hyperscaler share [-]), each
+        (3, n): serving mostly at hyperscalers, training and experiments by contract."""
+        p = params
+        qty, price = lab_bids(market_need_h100e_hours, need_h100e_hours, budget_usd_per_month,
+                              self.inference_share, p.inference_wtp_usd_per_h100e_hour,
+                              p.training_wtp_cap_usd_per_h100e_hour, p.experiment_share,
+                              p.experiment_wtp_usd_per_h100e_hour)
+        h = np.stack([np.full(self.n, p.inference_hyperscaler_share), self.hyperscaler_share,
+                      self.hyperscaler_share])
+        return qty, price, h
 
     def advance_training(self, training_h100e_hours: np.ndarray, flop_per_h100e_hour: float,
                          month: int, model_start: int) -> np.ndarray:

@@ -13,25 +13,22 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict, deque
-from dataclasses import dataclass
 
 import mesa
 import numpy as np
-import pandas as pd
 
 from agents.cloud import Cloud
 from agents.fleet import Site
 from agents.foundry import Foundry
 from agents.lab import Lab, LabBook
 from agents.nation import Nation
-from agents.strategies import (ask_prices, build_decision, lab_bids, order_price_response,
-                               split_order)
+from agents.strategies import build_decision, order_price_response, split_order
 from agents.vendor import Vendor
 from market import costs
 from market.catalog import load_catalog
-from market.clearing import ClearingResult, clear, clear_segmented
 from market.controls import (classify, compliant_variant, hbm_controlled, load_rules,
                              order_regime, remote_access_open)
+from market.gpu_hours import CloudFleets, clear_gpu_hours
 from market.timeline import TimePath, format_month, parse_month
 from market.world import (FLOP_PER_H100E_HOUR, FREE, HOURS_PER_MONTH, TIERS, VARIANT_TRIGGER,
                           efficiency_factor, going_rate, shock_factor)
@@ -54,71 +51,6 @@ def china_share_of_installed_h100e(model: "ComputeMarket") -> float:
 
 def us_share_of_installed_h100e(model: "ComputeMarket") -> float:
     return model.latest_share.get("US", float("nan"))
-
-
-def _clear_grouped(bid_qty, bid_price, ask_qty, ask_price, tie_break, rng):
-    """`clear`, with bids at the same price pooled first when ties are shared pro rata.
-
-    Pooling is exact for the pro-rata rule (tied bids get the same fraction either way) and
-    turns tens of thousands of long-tail bids into a few price levels.
-    """
-    if tie_break != "pro_rata" or bid_qty.size < 64:
-        return clear(bid_qty, bid_price, ask_qty, ask_price, tie_break=tie_break, rng=rng)
-    levels, which = np.unique(bid_price, return_inverse=True)
-    pooled = np.bincount(which, weights=bid_qty, minlength=levels.size)
-    res = clear(pooled, levels, ask_qty, ask_price, tie_break=tie_break, rng=rng)
-    fraction = np.divide(res.bid_fill, pooled, out=np.zeros_like(pooled), where=pooled > 0)
-    return ClearingResult(res.price, res.volume, bid_qty * fraction[which], res.ask_fill)
-
-
-@dataclass
-class _Bids:
-    """Labs' GPU-hour bids by (region, tier, block, price).
-
-    `split[t, k, i]` is what lab i bids in tier t for block k (0 serving, 1 training,
-    2 experiments) [H100e-hours]; `which[t, k, i]` is the bid that carries it (-1: none).
-    """
-
-    qty: np.ndarray       #: per bid [H100e-hours]
-    price: np.ndarray     #: per bid, as valued at a neocloud [USD per H100e-hour]
-    region: np.ndarray
-    tier: np.ndarray
-    split: np.ndarray     #: (2, 3, n)
-    which: np.ndarray     #: (2, 3, n)
-
-    def per_lab(self, per_unit_of_bid: np.ndarray) -> np.ndarray:
-        """Spread a per-bid rate (per H100e-hour bid) back to the labs: (3, n) per block."""
-        rate = np.append(per_unit_of_bid, 0.0)        # index -1 reads 0
-        return self.split[0] * rate[self.which[0]] + self.split[1] * rate[self.which[1]]
-
-
-def _tier_bids(qty: np.ndarray, price: np.ndarray, hyperscaler_share: np.ndarray,
-               nation: np.ndarray, pool: bool) -> _Bids:
-    """Split labs' (3, n) demand blocks between the tiers and, when `pool`, merge bids with the
-    same region, tier, block and price into one.
-
-    Pooling is exact under the pro-rata tie rule (tied bids get the same fraction either way)
-    and turns tens of thousands of long-tail bids into a few price levels. Grouping hashes the
-    prices (pandas.factorize) and counts into dense integer cells: O(n), no sort of lab rows.
-    """
-    n = qty.shape[1]
-    split = np.stack([qty * hyperscaler_share, qty * (1.0 - hyperscaler_share)])  # (2, 3, n)
-    block = np.arange(3)[:, None]
-    if not pool:
-        t, k, i = np.nonzero(split > 0)
-        which = np.full(split.shape, -1, dtype=np.int64)
-        which[t, k, i] = np.arange(t.size)
-        return _Bids(split[t, k, i], price[k, i], nation[i], t, split, which)
-    code, levels = pd.factorize(price.ravel(), sort=False)
-    cell = ((nation[None, :] * 3 + block) * levels.size + code.reshape(3, n)).ravel()
-    size = int(cell.max()) + 1 if cell.size else 0
-    pooled = np.stack([np.bincount(cell, weights=split[t].ravel(), minlength=size)
-                       for t in (0, 1)])
-    t, g = np.nonzero(pooled > 0)
-    slot = np.full((2, size), -1, dtype=np.int64)
-    slot[t, g] = np.arange(t.size)
-    which = np.stack([slot[0][cell], slot[1][cell]]).reshape(split.shape)
-    return _Bids(pooled[t, g], levels[g % levels.size], g // levels.size // 3, t, split, which)
 
 
 class ComputeMarket(mesa.Model):
@@ -208,10 +140,8 @@ class ComputeMarket(mesa.Model):
         self._site_costs()
         self.site_nation = np.array([site.nation for site in self.sites], dtype=np.int64)
         self.cloud_sites = np.array([c.site for c in self.clouds], dtype=np.int64)
-        self._cloud_fleet_list = [self.sites[c.site].fleet for c in self.clouds]
-        self._cloud_versions = [-1] * len(self.clouds)
-        self._cloud_units = np.zeros((len(self.clouds), len(self.chip_ids)))
-        self._cloud_disc = np.zeros((len(self.clouds), len(self.chip_ids)))
+        self.cloud_fleets = CloudFleets([self.sites[c.site].fleet for c in self.clouds],
+                                        len(self.chip_ids))
         self.cloud_market = np.array([self.market_index[(c.region, c.tier)] for c in self.clouds],
                                      dtype=np.int64)
         self.foreign_vendor = np.array([[v.nation != n for v in self.vendors.values()]
@@ -368,7 +298,7 @@ class ComputeMarket(mesa.Model):
         self._stockpile()
         self._sell_chips()
         self._install_chips()
-        self._clear_gpu_hours()
+        clear_gpu_hours(self)
         self._advance_labs()
         self._plan_capacity()
         self._collect()
@@ -680,22 +610,6 @@ class ComputeMarket(mesa.Model):
                                            self.h100e, self.install_order)
 
     # 5. GPU-hour market -------------------------------------------------------------------
-    def _cloud_fleets(self) -> tuple[np.ndarray, np.ndarray]:
-        """Installed units and current value per chip of every cloud (clouds x chips); rows
-        are rebuilt only for fleets that changed since the last call."""
-        fleets = self._cloud_fleet_list
-        for i, f in enumerate(fleets):
-            f.units_by_chip()                   # brings `version` up to date
-            if f.version != self._cloud_versions[i]:
-                self._cloud_units[i] = f.units_by_chip()
-                self._cloud_disc[i] = f.discounted_value_by_chip()
-                self._cloud_versions[i] = f.version
-        decay = np.exp(-costs.HARDWARE_VALUE_DECLINE_PER_YEAR
-                       * (self.month - self.start_month) / 12.0)
-        value = np.divide(self._cloud_disc * decay, self._cloud_units,
-                          out=np.zeros_like(self._cloud_disc), where=self._cloud_units > 0)
-        return self._cloud_units, value
-
     def _site_costs(self) -> None:
         """Per site and chip, the cost core's energy cost of a chip-hour [USD] (electricity
         and PUE are fixed per site), and the hardware cost of an hour per USD of value
@@ -708,217 +622,11 @@ class ComputeMarket(mesa.Model):
         self.energy_usd_per_chip_hour = np.asarray(costs.energy_cost_usd(kwh, price))
         self.hardware_usd_per_usd_hour = float(costs.amortized_hardware_cost_usd(1.0, 1.0))
 
-    def _clear_gpu_hours(self) -> None:
-        p, book = self.params, self.book
-        hours = HOURS_PER_MONTH * p.availability
-        # asks: one block per cloud and installed chip class, at full owned cost (the cost
-        # core's, linear in the vintage's current value) x (1 + the cloud's margin)
-        units, value = self._cloud_fleets()
-        energy = self.energy_usd_per_chip_hour[self.cloud_sites]
-        margin = np.array([c.margin for c in self.clouds])[:, None]
-        price = ask_prices((value * self.hardware_usd_per_usd_hour + energy) / self.h100e,
-                           energy / self.h100e, margin)
-        a_cloud, a_chip = np.nonzero(units > 0)
-        a_qty = units[a_cloud, a_chip] * self.h100e[a_chip] * hours
-        a_price = price[a_cloud, a_chip]
-        a_market = self.cloud_market[a_cloud]
-        a_region = a_market // 2
-
-        # bids: three blocks per lab (serving, training, experiments), split by tier
-        index = self.demand_index.at(self.month) * self._demand_factor()
-        need = book.need(self.month, self.start_month, index * self._efficiency_factor(),
-                         HOURS_PER_MONTH)
-        own = np.zeros(book.n)
-        for row in np.flatnonzero(book.site >= 0):
-            fleet = self.sites[book.site[row]].fleet
-            own[row] = float(fleet.units_by_chip() @ self.h100e) * hours
-        market_need = np.maximum(need - own, 0.0)
-        budget = book.budget_per_month(self.month, self.start_month, index)
-        qty, price = lab_bids(market_need, need, budget, book.inference_share,
-                              p.inference_wtp_usd_per_h100e_hour,
-                              p.training_wtp_cap_usd_per_h100e_hour, p.experiment_share,
-                              p.experiment_wtp_usd_per_h100e_hour)
-        n = book.n
-        # hyperscaler share per block: serving mostly at hyperscalers, training by contract
-        h = np.stack([np.full(n, p.inference_hyperscaler_share), book.hyperscaler_share,
-                      book.hyperscaler_share])
-        premium = np.array([p.hyperscaler_wtp_premium, 1.0])      # by tier index
-        bids = _tier_bids(qty, price, h, book.nation, p.tie_break == "pro_rata")
-        b_qty, b_base, b_region, b_tier = bids.qty, bids.price, bids.region, bids.tier
-
-        # shoppers (bids not tied to a hyperscaler contract) try first the tier that was
-        # cheaper last month for what they get: hyperscaler price / premium vs neocloud price
-        b_first = b_tier.copy()
-        for r, region in enumerate(self.nation_ids):
-            hyper = self.latest_price_index.get((region, "hyperscaler"))
-            neo = self.latest_price_index.get((region, "neocloud"))
-            if hyper is not None and neo is not None and hyper / premium[0] < neo:
-                b_first[(b_region == r) & (b_tier == 1)] = 0
-        a_left, b_left = a_qty.copy(), b_qty.copy()
-        a_sold, a_rev = np.zeros_like(a_qty), np.zeros_like(a_qty)
-        b_got, b_paid = np.zeros_like(b_qty), np.zeros_like(b_qty)
-        # per market, over all passes: value and volume traded (the index is their ratio)
-        deal_value = np.zeros(len(self.markets))
-        deal_volume = np.zeros(len(self.markets))
-        first_price: dict[int, float] = {}
-        remote_rows = []
-
-        n_markets = len(self.markets)
-        remote_targets = []            # per remote rank: the target region of each nation
-        if any(self.remote_open.values()):
-            ranks = max((len(n.remote_regions) for n in self.nations.values()), default=0)
-            for k in range(ranks):
-                remote_targets.append(np.array([
-                    self.nation_index[n.remote_regions[k]]
-                    if len(n.remote_regions) > k and self.remote_open[nid] else -1
-                    for nid, n in self.nations.items()]))
-
-        if p.tie_break == "pro_rata":
-            # every pass clears all its (independent) markets in one vectorized call
-            def run_all(b_rows, b_seg, b_value, a_rows, a_seg, n_seg, remote=False):
-                if b_rows.size == 0 or a_rows.size == 0:
-                    return None
-                # residuals are >= 0 (fills never exceed quantities); tiny float residues
-                # fall under the clearing's MIN_QUANTITY
-                res = clear_segmented(b_seg, b_left[b_rows], b_value, a_seg, a_left[a_rows],
-                                      a_price[a_rows], n_seg, check=False)
-                b_fill, a_fill = res.bid_fill, res.ask_fill
-                paid = np.nan_to_num(res.price)       # segments without asks fill nothing
-                b_px, a_px = paid[b_seg], paid[a_seg]
-                b_left[b_rows] -= b_fill; a_left[a_rows] -= a_fill
-                b_got[b_rows] += b_fill; a_sold[a_rows] += a_fill
-                b_paid[b_rows] += b_fill * b_px          # friction is not a payment
-                a_rev[a_rows] += a_fill * a_px
-                deal_volume[:] += np.bincount(a_market[a_rows], weights=a_fill,
-                                              minlength=n_markets)
-                deal_value[:] += np.bincount(a_market[a_rows], weights=a_fill * a_px,
-                                             minlength=n_markets)
-                if remote:
-                    remote_rows.append((b_rows, b_fill, b_seg))
-                return res
-
-            # pass 1: each lab buys in its home region and its chosen tier
-            b_rows = np.arange(b_qty.size)
-            seg = b_region * 2 + b_first
-            res = run_all(b_rows, seg, b_base * premium[b_first], np.arange(a_qty.size),
-                          a_market, n_markets)
-            has_bids = np.bincount(seg, minlength=n_markets) > 0
-            for m in np.unique(a_market):
-                if has_bids[m] and res is not None:
-                    first_price[int(m)] = float(res.price[m])
-                else:
-                    first_price[int(m)] = float(a_price[a_market == m].min())
-            # pass 2: what is left tries the other tier at home
-            b_rows = np.flatnonzero(b_left > 1e-9)
-            a_rows = np.flatnonzero(a_left > 1e-9)
-            other = 1 - b_first[b_rows]
-            run_all(b_rows, b_region[b_rows] * 2 + other, b_base[b_rows] * premium[other],
-                    a_rows, a_market[a_rows], n_markets)
-            # pass 3: remote access to foreign clouds, where the rules allow it
-            for target in remote_targets:
-                b_rows = np.flatnonzero((target[b_region] >= 0) & (b_left > 1e-9))
-                a_rows = np.flatnonzero(a_left > 1e-9)
-                run_all(b_rows, target[b_region[b_rows]],
-                        b_base[b_rows] - p.remote_friction_usd_per_h100e_hour,
-                        a_rows, a_region[a_rows], len(self.nation_ids), remote=True)
-        else:
-            def run(b_rows, a_rows, tier_value=1.0, friction=0.0, remote_region=None):
-                """Clear residual bids against residual asks of one market; bids value the
-                hour at their base value x the tier's premium, less any friction."""
-                if b_rows.size == 0 or a_rows.size == 0:
-                    return None
-                res = _clear_grouped(b_left[b_rows], b_base[b_rows] * tier_value - friction,
-                                     a_left[a_rows], a_price[a_rows], p.tie_break, self.rng)
-                if res.volume > 0:
-                    b_left[b_rows] -= res.bid_fill; a_left[a_rows] -= res.ask_fill
-                    b_got[b_rows] += res.bid_fill; a_sold[a_rows] += res.ask_fill
-                    b_paid[b_rows] += res.bid_fill * res.price
-                    a_rev[a_rows] += res.ask_fill * res.price
-                    deal_volume[:] += np.bincount(a_market[a_rows], weights=res.ask_fill,
-                                                  minlength=len(self.markets))
-                    deal_value[:] += np.bincount(a_market[a_rows],
-                                                 weights=res.ask_fill * res.price,
-                                                 minlength=len(self.markets))
-                    if remote_region is not None:
-                        remote_rows.append((b_rows, res.bid_fill,
-                                            np.full(b_rows.size, remote_region)))
-                return res
-
-            for m, (region, tier) in enumerate(self.markets):
-                r, t = self.nation_index[region], TIERS.index(tier)
-                res = run(np.flatnonzero((b_region == r) & (b_first == t)),
-                          np.flatnonzero(a_market == m), premium[t])
-                if res is not None:
-                    first_price[m] = res.price
-                elif np.any(a_market == m):
-                    first_price[m] = float(a_price[a_market == m].min())
-            for m, (region, tier) in enumerate(self.markets):
-                r, t = self.nation_index[region], TIERS.index(tier)
-                run(np.flatnonzero((b_region == r) & (b_first != t) & (b_left > 1e-9)),
-                    np.flatnonzero((a_market == m) & (a_left > 1e-9)), premium[t])
-            for target in remote_targets:
-                for r in np.unique(target[target >= 0]):
-                    labs_from = np.flatnonzero(target == r)
-                    run(np.flatnonzero(np.isin(b_region, labs_from) & (b_left > 1e-9)),
-                        np.flatnonzero((a_region == r) & (a_left > 1e-9)),
-                        friction=p.remote_friction_usd_per_h100e_hour, remote_region=int(r))
-
-        # settle: clouds' revenue, labs' compute and spend
-        n_clouds = len(self.clouds)
-        offered_c = np.bincount(a_cloud, weights=a_qty, minlength=n_clouds).tolist()
-        sold_c = np.bincount(a_cloud, weights=a_sold, minlength=n_clouds).tolist()
-        rev_c = np.bincount(a_cloud, weights=a_rev, minlength=n_clouds).tolist()
-        step = self.step_index
-        for cloud, o, sl, rv in zip(self.clouds, offered_c, sold_c, rev_c):
-            cloud.settle(o, sl, rv)
-            self.records["clouds"].append((step, cloud.cloud_id, cloud.region, cloud.tier,
-                                           o, sl, rv, cloud.margin))
-        book.need_h100e_hours = need
-        book.own_h100e_hours = np.minimum(own, need)
-        got_share = np.divide(b_got, b_qty, out=np.zeros_like(b_qty), where=b_qty > 0)
-        paid_per_unit = np.divide(b_paid, b_qty, out=np.zeros_like(b_qty), where=b_qty > 0)
-        lab_got, lab_paid = bids.per_lab(got_share), bids.per_lab(paid_per_unit)
-        book.bought_h100e_hours = lab_got.sum(axis=0)
-        book.spend_usd = lab_paid.sum(axis=0)
-        self._serving_bought = lab_got[0]
-        if remote_rows:
-            got = np.zeros((len(self.nation_ids), len(self.nation_ids)))   # target x origin
-            for rows, fill, target in remote_rows:
-                np.add.at(got, (target, b_region[rows]), fill)
-            for r, ni in zip(*np.nonzero(got > 0)):
-                self.records["flows"].append((self.step_index, "remote_access",
-                                              self.nation_ids[r], self.nation_ids[ni],
-                                              got[r, ni] / HOURS_PER_MONTH))
-
-        # prices: per market (volume-weighted over passes) and per chip class
-        self.latest_price_index = {}
-        n_chips = len(self.chip_ids)
-        cell = a_market * n_chips + a_chip
-        offered = np.bincount(cell, weights=a_qty, minlength=n_markets * n_chips).reshape(
-            n_markets, n_chips)
-        sold = np.bincount(cell, weights=a_sold, minlength=n_markets * n_chips).reshape(
-            n_markets, n_chips)
-        index_of = np.zeros(n_markets)
-        for m, (region, tier) in enumerate(self.markets):
-            if m not in first_price:
-                continue                      # no cloud of this tier in this region
-            index = deal_value[m] / deal_volume[m] if deal_volume[m] > 0 else first_price[m]
-            index_of[m] = index
-            self.latest_price_index[(region, tier)] = index
-            self.records["price_index"].append((step, region, tier, index))
-        ms, ks = np.nonzero(offered > 0)
-        prices_out = (index_of[ms] * self.h100e[ks]).tolist()
-        volume_out = (sold[ms, ks] / self.h100e[ks]).tolist()
-        util_out = (sold[ms, ks] / offered[ms, ks]).tolist()
-        for m, k, pr, vol, ut in zip(ms.tolist(), ks.tolist(), prices_out, volume_out, util_out):
-            region, tier = self.markets[m]
-            self.records["prices"].append((step, region, tier, self.chip_ids[k], pr, vol, ut))
-
     # 6. labs ------------------------------------------------------------------------------
     def _advance_labs(self) -> None:
         book, p = self.book, self.params
         own_training = book.own_h100e_hours * (1.0 - book.inference_share)
-        training = own_training + book.bought_h100e_hours - self._serving_bought
+        training = own_training + book.bought_h100e_hours - book.serving_bought_h100e_hours
         book.advance_training(np.maximum(training, 0.0), FLOP_PER_H100E_HOUR * p.mfu, self.month,
                               self.start_month)
         book.capex_usd = np.zeros(book.n)
