@@ -11,7 +11,6 @@ money in USD; power in MW; time in months.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict, deque
 
 import mesa
@@ -22,16 +21,16 @@ from agents.fleet import Site
 from agents.foundry import Foundry
 from agents.lab import Lab, LabBook
 from agents.nation import Nation
-from agents.strategies import build_decision, order_price_response, split_order
+from agents.strategies import build_decision
 from agents.vendor import Vendor
-from market import costs
+from market import chip_trade, costs
 from market.catalog import load_catalog
 from market.controls import (classify, compliant_variant, hbm_controlled, load_rules,
                              order_regime, remote_access_open)
 from market.gpu_hours import CloudFleets, clear_gpu_hours
 from market.timeline import TimePath, format_month, parse_month
 from market.world import (FLOP_PER_H100E_HOUR, FREE, HOURS_PER_MONTH, TIERS, VARIANT_TRIGGER,
-                          efficiency_factor, going_rate, shock_factor)
+                          efficiency_factor, shock_factor)
 from scenarios.loader import LAB_PUE
 from scenarios.schema import Product
 
@@ -296,7 +295,7 @@ class ComputeMarket(mesa.Model):
         self._apply_policies()
         self._produce_chips()
         self._stockpile()
-        self._sell_chips()
+        chip_trade.sell_chips(self)
         self._install_chips()
         clear_gpu_hours(self)
         self._advance_labs()
@@ -381,10 +380,10 @@ class ComputeMarket(mesa.Model):
                 if variants.size == 0 or vendor.declared_available[prod] > self.month:
                     continue
                 for group in self.buyer_groups:
-                    if group == home or self._decision(chip, group, vendor).shippable_fraction \
+                    if group == home or chip_trade.decision(self, chip, group, vendor).shippable_fraction \
                             >= VARIANT_TRIGGER:
                         continue
-                    free = [v for v in variants if self._decision(
+                    free = [v for v in variants if chip_trade.decision(self, 
                         int(vendor.product_chip[v]), group, vendor).treatment in FREE]
                     if not free or any(group in vendor.variant_groups.get(v, {}) for v in free):
                         continue
@@ -394,15 +393,6 @@ class ComputeMarket(mesa.Model):
                     self._log(vendor.nation, "vendor", f"{vendor.vendor_id} launches "
                               f"{self.chip_ids[vendor.product_chip[best]]} for {group} from "
                               f"{format_month(first)} ({self.chip_ids[chip]} restricted)")
-
-    def _decision(self, chip: int, group: str, vendor: Vendor):
-        """Export-control decision for a vendor's chip to a destination group (cached)."""
-        issuer = self.nations.get(vendor.nation)
-        regime = issuer.regime if issuer is not None else ()
-        key = (chip, group, regime)
-        if key not in self._decisions:
-            self._decisions[key] = self.rules.decide(self.chips[chip], group, regime)
-        return self._decisions[key]
 
     def _shock_factor(self, kind: str, match=None) -> float:
         if match is None:
@@ -430,171 +420,6 @@ class ComputeMarket(mesa.Model):
                     and self.month - since >= vendor.hbm_stockpile_months:
                 factor *= 1.0 - vendor.hbm_dependence     # the HBM stockpile has run out
             vendor.produce(self.month, wafers.get(vid, 0.0) * factor)
-
-    # 3. vendors ---------------------------------------------------------------------------
-    def _sell_chips(self) -> None:
-        lead = self.params.chip_lead_time_months
-        leak = self.leakage
-        lost_by_nation: dict[str, float] = defaultdict(float)
-        self._offers_month = None        # prices change now: offers are recomputed
-        for vid, vendor in self.vendors.items():
-            vendor.set_prices()
-            book = vendor.book()
-            n = book["units"].size
-            sites, prods = book["site"].copy(), book["product"].copy()
-            kinds, units = book["kind"].copy(), book["units"].copy()
-            chips = vendor.product_chip[prods]
-            decisions = [self._decision(int(c), self.site_group[st], vendor)
-                         for c, st in zip(chips.tolist(), sites.tolist())]
-            legal = np.array([d.shippable_fraction for d in decisions]) if n else np.zeros(0)
-            legal, planned = self._apply_caps(vendor, decisions, sites, prods, units, legal)
-            # diversion: part of what the rules block reaches the destination via third
-            # countries, more so the wider the price gap and the weaker the enforcement;
-            # grey-market orders (kind 2) ship only that way
-            share = np.array([self._diversion_share(st, d) if d.controlled else 0.0
-                              for st, d in zip(sites.tolist(), decisions)]) if n else np.zeros(0)
-            grey = kinds == 2
-            legal[grey], share[grey] = 0.0, 1.0
-            ship_fraction = legal + (1.0 - legal) * share
-            blocked = units * (1.0 - ship_fraction)
-            lost = float(blocked @ vendor.price[prods]) if n else 0.0
-            lost_by_nation[vendor.nation] += lost
-            out = vendor.ship(ship_fraction, self.params.rationing)
-            rows, sites_out, chips_out = out["row"], out["site"], out["chip"]
-            legal_units = out["units"] * np.divide(legal[rows], ship_fraction[rows])
-            diverted = out["units"] - legal_units
-            revenue_share = np.array([decisions[r].revenue_share for r in rows])
-            paid_to_state = float(np.sum(legal_units * out["price"] * revenue_share))
-            hw = out["price"] * self.server_price[chips_out]
-            self._deliver(sites_out, chips_out, legal_units, hw, self.month + lead)
-            self._deliver(sites_out, chips_out, diverted, hw * (1.0 + leak.smuggling_premium),
-                          self.month + lead + 1)
-            dest = self.site_nation[sites_out]
-            h100e_legal, h100e_div = legal_units * self.h100e[chips_out], \
-                diverted * self.h100e[chips_out]
-            n_nations = len(self.nation_ids)
-            stock = kinds[rows] == 1
-            # who bought which chip (the `shipments` table): arrays, tabulated at the end
-            self.records["shipments"].append((self.step_index, vid, sites_out, chips_out,
-                                              legal_units, diverted, stock, out["price"]))
-            for channel, origin, amounts in (
-                    ("shipments", vendor.nation, np.where(stock, 0.0, h100e_legal)),
-                    ("stockpiling", vendor.nation, np.where(stock, h100e_legal, 0.0)),
-                    ("diversion", leak.via, h100e_div)):
-                by_nation = np.bincount(dest, weights=amounts, minlength=n_nations)
-                for ni in np.flatnonzero(by_nation > 0):
-                    self.records["flows"].append((self.step_index, channel, origin,
-                                                  self.nation_ids[ni], float(by_nation[ni])))
-                    # the same flow by vendor, for views of the trade network
-                    self.records["vendor_flows"].append((self.step_index, channel, vid,
-                                                         self.nation_ids[ni],
-                                                         float(by_nation[ni])))
-            for r, site, units_r in zip(rows, sites_out, legal_units):
-                group = self.site_group[site]
-                self.shipped_to[(vid, int(prods[r]), group)] += units_r
-                if planned is not None and planned[r] is not None:
-                    exempt, capped, key = planned[r]
-                    used = units_r / max(units[r] * legal[r], 1e-12)
-                    self.exempt_used[(int(site), self.month // 12)] += exempt * used
-                    self.cap_used[key] += capped * used
-            vendor.revenue_usd -= paid_to_state
-            shipped_h100e = float(vendor.shipped_units @ self.h100e[vendor.product_chip])
-            self.records["vendors"].append((self.step_index, vid, float(vendor.shipped_units.sum()),
-                                            shipped_h100e, vendor.revenue_usd,
-                                            float(vendor.output_units.sum()), lost,
-                                            paid_to_state))
-        for nation, queue in self.lost_revenue.items():
-            queue.append(lost_by_nation.get(nation, 0.0))
-
-    def _apply_caps(self, vendor: Vendor, decisions, sites, prods, units, legal):
-        """Limit shipments under country caps (with per-customer exemptions) and volume caps
-        relative to home sales. Returns the new shippable fractions and, per order, the
-        (exempt, capped, cap key) amounts planned [TPP-based H100e] for the books."""
-        n = len(decisions)
-        if not any(d.cap_h100e or d.volume_cap_vs_home is not None for d in decisions):
-            return legal, None
-        legal = legal.copy()
-        planned: list = [None] * n
-        tpp_units = self.h100e_tpp[vendor.product_chip[prods]]
-        wanted = units * legal * tpp_units                       # H100e (TPP) asked
-        by_key: dict[tuple, list[int]] = defaultdict(list)
-        for i, d in enumerate(decisions):
-            if d.cap_h100e:
-                nation = self.nation_ids[self.sites[int(sites[i])].nation]
-                key = (vendor.nation, d.rule_id, nation)
-                start = self.cap_start.setdefault(key, self.month)
-                if self.month - start >= d.cap_months:      # a new cap period
-                    self.cap_start[key], self.cap_used[key] = self.month, 0.0
-                by_key[key].append(i)
-        for key, rows in by_key.items():
-            exempt = np.zeros(len(rows))
-            for j, i in enumerate(rows):
-                left = decisions[i].exemption_h100e_per_customer_year - \
-                    self.exempt_used[(int(sites[i]), self.month // 12)]
-                exempt[j] = min(max(left, 0.0), wanted[i])
-            rest = wanted[rows] - exempt
-            room = max(decisions[rows[0]].cap_h100e - self.cap_used[key], 0.0)
-            scale = min(1.0, room / rest.sum()) if rest.sum() > 0 else 0.0
-            for j, i in enumerate(rows):
-                allowed = exempt[j] + rest[j] * scale
-                legal[i] = legal[i] * allowed / wanted[i] if wanted[i] > 0 else legal[i]
-                planned[i] = (exempt[j], rest[j] * scale, key)
-        home = self.nations[vendor.nation].controls_group
-        for i, d in enumerate(decisions):
-            if d.volume_cap_vs_home is None:
-                continue
-            group, prod = self._site_group(int(sites[i])), int(prods[i])
-            rows = [k for k in range(n) if int(prods[k]) == prod
-                    and decisions[k].volume_cap_vs_home is not None
-                    and self._site_group(int(sites[k])) == group]
-            room = max(d.volume_cap_vs_home * self.shipped_to[(vendor.vendor_id, prod, home)]
-                       - self.shipped_to[(vendor.vendor_id, prod, group)], 0.0)
-            ask = float(sum(units[k] * legal[k] for k in rows))
-            if ask > room:
-                for k in rows:
-                    legal[k] *= room / ask
-        return legal, planned
-
-    def _diversion_share(self, site: int, decision=None) -> float:
-        """Share of blocked demand diverted to its destination [fraction]:
-        max x (1 - exp(-k x gap)) x (1 - enforcement), gap = the destination's neocloud price
-        index over the controller's, minus one [A: the form; leakage parameters in the
-        scenario]."""
-        leak = self.leakage
-        if decision is not None and (not decision.controlled
-                                     or decision.shippable_fraction >= 1.0):
-            return 0.0
-        group = self._site_group(site)
-        if group not in leak.destinations:
-            return 0.0
-        dest = self.nation_ids[self.sites[site].nation]
-        issuer = next((n for n, a in self.nations.items() if a.regime), None)
-        p_dest = self._going_rate(dest)
-        p_ref = self._going_rate(issuer) if issuer else None
-        if p_dest is None or p_ref is None or p_ref <= 0:
-            return 0.0
-        gap = max(p_dest / p_ref - 1.0, 0.0)
-        return leak.diversion_max_share * (1.0 - math.exp(-leak.diversion_gap_sensitivity * gap)) \
-            * (1.0 - leak.enforcement)
-
-    def _going_rate(self, region: str | None) -> float | None:
-        return going_rate(self.latest_price_index, region)
-
-    def _site_group(self, site: int) -> str:
-        return self.site_group[site]
-
-    def _deliver(self, sites: np.ndarray, chips: np.ndarray, units: np.ndarray,
-                 price_usd: np.ndarray, arrival_month: int) -> None:
-        """Put shipments in transit, one lot per site and chip (price averaged by units)."""
-        lots: dict[tuple[int, int], list[float]] = {}
-        for site, chip, n, price in zip(sites.tolist(), chips.tolist(), units.tolist(),
-                                        price_usd.tolist()):
-            if n > 0:
-                lot = lots.setdefault((site, chip), [0.0, 0.0])
-                lot[0] += n
-                lot[1] += n * price
-        for (site, chip), (n, paid) in lots.items():
-            self.sites[site].fleet.ship(arrival_month, chip, n, paid / n)
 
     # 4. installation ----------------------------------------------------------------------
     def _install_chips(self) -> None:
@@ -632,7 +457,7 @@ class ComputeMarket(mesa.Model):
         book.capex_usd = np.zeros(book.n)
         if not self.builders:
             return
-        backlog = self._site_backlog_h100e()
+        backlog = chip_trade.site_backlog_h100e(self)
         horizon = 12
         for row in self.builders:
             if book.start_month[row] > self.month + horizon:
@@ -640,7 +465,7 @@ class ComputeMarket(mesa.Model):
             site_i = int(book.site[row])
             site = self.sites[site_i]
             nation = self.nation_ids[site.nation]
-            offer = self._best_offer(site_i, self.lab_vendor_weights[row])
+            offer = chip_trade.best_offer(self, site_i, self.lab_vendor_weights[row])
             if offer is None:
                 continue
             chip, unit_price = offer
@@ -663,19 +488,19 @@ class ComputeMarket(mesa.Model):
                                   rent * self.h100e[chip], 0.8, p.build_horizon_months):
                 continue
             allowance = self.builder_capex[row].at(self.month) / 12.0
-            spent = self._order_chips(site_i, self.site_buyer[site_i], gap_h100e / 3.0,
+            spent = chip_trade.order_chips(self, site_i, self.site_buyer[site_i], gap_h100e / 3.0,
                                       allowance, self.lab_vendor_weights[row])
             book.capex_usd[row] = spent
 
     # 7. clouds plan capacity ------------------------------------------------------------
     def _plan_capacity(self) -> None:
         p = self.params
-        backlog = self._site_backlog_h100e()
+        backlog = chip_trade.site_backlog_h100e(self)
         lead = p.chip_lead_time_months
         for cloud in self.clouds:
             cloud.reprice(p.margin_response)
             site = self.sites[cloud.site]
-            offer = self._best_offer(cloud.site, cloud.vendor_weights)
+            offer = chip_trade.best_offer(self, cloud.site, cloud.vendor_weights)
             if offer is None:
                 continue
             chip, unit_price = offer
@@ -694,138 +519,8 @@ class ComputeMarket(mesa.Model):
                                                 p.cloud_invest_response)
             want = desired - installed - pipeline
             if want > 0:
-                self._order_chips(cloud.site, cloud.cloud_id, want, cloud.capex_per_month(self.month),
+                chip_trade.order_chips(self, cloud.site, cloud.cloud_id, want, cloud.capex_per_month(self.month),
                                   cloud.vendor_weights)
-
-    # -- ordering helpers -------------------------------------------------------------------
-    def _site_backlog_h100e(self) -> np.ndarray:
-        """Open chip orders per site [H100e]."""
-        out = np.zeros(len(self.sites))
-        for vendor in self.vendors.values():
-            book = vendor.book()
-            if book["units"].size:
-                out += np.bincount(book["site"], weights=book["units"]
-                                   * self.h100e[vendor.product_chip[book["product"]]],
-                                   minlength=len(self.sites))
-        return out
-
-    def _vendor_offers(self, site: int) -> list[tuple[int, int, float] | None]:
-        """Per vendor: the best active product this site may buy: (product, chip, price).
-        Prices and rules are fixed within a month, so offers are cached per month."""
-        if self._offers_month != self.month:
-            self._offers, self._offers_month = {}, self.month
-            self._best_products = {}
-        key = self._offer_key[site]
-        if key not in self._offers:
-            self._offers[key] = self._compute_offers(site)
-        return self._offers[key]
-
-    def _compute_offers(self, site: int) -> list[tuple[int, int, float] | None]:
-        buyer, group = self.site_buyer[site], self._site_group(site)
-        nation = self.nations[self.nation_ids[self.sites[site].nation]]
-        offers = []
-        for vendor in self.vendors.values():
-            best = self._best_product(vendor, group) if vendor.sells_to(buyer) else None
-            if best is not None and vendor.nation == nation.nation_id \
-                    and nation.domestic_chip_subsidy:
-                # the buyer's state pays part of the price of home-made chips
-                best = (best[0], best[1], best[2] * (1.0 - nation.domestic_chip_subsidy))
-            offers.append(best)
-        return offers
-
-    def _best_product(self, vendor: Vendor, group: str) -> tuple[int, int, float] | None:
-        """The vendor's active product with the most H100e per dollar that may ship to the
-        group this month: (product, chip, unit price) (cached per month)."""
-        key = (vendor.vendor_id, group)
-        if key not in self._best_products:
-            best, best_value = None, -1.0
-            for prod in np.flatnonzero(vendor.active(self.month)).tolist():
-                chip = int(vendor.product_chip[prod])
-                if not vendor.offers_to(prod, group, self.month) or \
-                        self._decision(chip, group, vendor).shippable_fraction <= 0:
-                    continue
-                price = float(vendor.price[prod])
-                value = self.h100e[chip] / price
-                if value > best_value:
-                    best, best_value = (prod, chip, price), value
-            self._best_products[key] = best
-        return self._best_products[key]
-
-    def _weights(self, site: int, weights: np.ndarray) -> np.ndarray:
-        """A buyer's vendor weights after its state's discouragement of foreign chips."""
-        nation = self.nations[self.nation_ids[self.sites[site].nation]]
-        if nation.foreign_chip_weight >= 1.0:
-            return weights
-        foreign = self.foreign_vendor[self.sites[site].nation]
-        return np.where(foreign, weights * nation.foreign_chip_weight, weights)
-
-    def _best_offer(self, site: int, weights: np.ndarray) -> tuple[int, float] | None:
-        """Most preferred vendor's offer to a site: (chip index, unit price)."""
-        offers = self._vendor_offers(site)
-        ranked = [(w, o) for w, o in zip(self._weights(site, weights), offers)
-                  if o is not None and w > 0]
-        if not ranked:
-            return None
-        _, (_, chip, price) = max(ranked, key=lambda x: x[0])
-        return chip, price
-
-    def _order_chips(self, site: int, buyer: str, h100e_wanted: float, budget_usd: float,
-                     weights: np.ndarray, kind: int = 0) -> float:
-        """Place orders for `h100e_wanted` across vendors by preference, within a budget.
-        Returns the committed spend [USD]."""
-        if h100e_wanted <= 0 or budget_usd <= 0:
-            return 0.0
-        offers = self._vendor_offers(site)
-        shares = split_order(self._weights(site, weights),
-                             np.array([o is not None for o in offers]))
-        plan = []
-        for vendor, share, offer in zip(self.vendors.values(), shares, offers):
-            if share <= 0 or offer is None:
-                continue
-            prod, chip, price = offer
-            units = order_price_response(h100e_wanted * share / self.h100e[chip], price,
-                                         vendor.list_price[prod], self.params.order_price_elasticity)
-            plan.append((vendor, prod, units, units * price * self.server_price[chip]))
-        cost = sum(c for *_, c in plan)
-        scale = min(1.0, budget_usd / cost) if cost > 0 else 0.0
-        # what was wanted against what the capex input allowed (the `orders` table)
-        self.records["orders"].append((self.step_index, buyer, kind, cost, budget_usd,
-                                       cost * scale))
-        placed = 0.0
-        for vendor, prod, units, _ in plan:
-            vendor.take_order(site, prod, units * scale, self.month, kind)
-            placed += units * scale * self.h100e[vendor.product_chip[prod]]
-        if kind == 0:
-            self._ordered[site] += placed
-            self._grey_order(site, placed, weights)
-        return cost * scale
-
-    def _grey_order(self, site: int, h100e_ordered: float, weights: np.ndarray) -> None:
-        """Buyers in a leakage destination also seek the chips they may not buy, through
-        third countries: an order for the best prohibited product, sized at the diversion
-        share of what they just ordered legally [H100e]; it ships only as diversion."""
-        group = self._site_group(site)
-        if h100e_ordered <= 0 or group not in self.leakage.destinations:
-            return
-        share = self._diversion_share(site)
-        if share <= 0:
-            return
-        best = None
-        for vendor, weight in zip(self.vendors.values(), weights):
-            if weight <= 0 or vendor.captive_to:
-                continue
-            for prod in np.flatnonzero(vendor.active(self.month) & (vendor.variant_parent < 0)):
-                chip = int(vendor.product_chip[prod])
-                decision = self._decision(chip, group, vendor)
-                if not decision.controlled or decision.shippable_fraction > 0:
-                    continue
-                value = self.h100e[chip] / vendor.price[prod]
-                if best is None or value > best[0]:
-                    best = (value, vendor, int(prod), chip)
-        if best is not None:
-            _, vendor, prod, chip = best
-            vendor.take_order(site, prod, h100e_ordered * share / self.h100e[chip], self.month,
-                              kind=2)
 
     # 2b. buyers stockpile between a rule's announcement and its effect ---------------------
     def _stockpile(self) -> None:
@@ -843,14 +538,14 @@ class ComputeMarket(mesa.Model):
             window = effective - announced
             for site in range(len(self.sites)):
                 usual = self.order_ema[site]
-                group = self._site_group(site)
+                group = chip_trade.site_group(self, site)
                 if usual <= 0 or group == controller.controls_group:
                     continue
-                for vendor, offer in zip(self.vendors.values(), self._vendor_offers(site)):
+                for vendor, offer in zip(self.vendors.values(), chip_trade.vendor_offers(self, site)):
                     if offer is None or vendor.nation != issuer:
                         continue
                     prod, chip, price = offer
-                    now = self._decision(chip, group, vendor).shippable_fraction
+                    now = chip_trade.decision(self, chip, group, vendor).shippable_fraction
                     later = classify(self.chips[chip], group, future, self.rules)
                     if later.shippable_fraction < now:
                         units = usual * months / window / self.h100e[chip]
