@@ -58,5 +58,37 @@ class Cloud(mesa.Agent):
             desired = max(desired, 0.5 * power_cap_h100e)
         return min(desired, power_cap_h100e)
 
+    def order_wanted_h100e(self, installed_h100e: float, pipeline_h100e: float,
+                           power_cap_h100e: float, new_cost_per_h100e_hour: float,
+                           going_rate_usd_per_h100e_hour: float, response: float) -> float:
+        """The investment decision: H100e to order now (<= 0: none) = the fleet it wants
+        (`desired_fleet_h100e`) less what it has installed and on order. A cloud with no sales
+        yet expects its market's going rate at its target utilization [USD/H100e-h]."""
+        earned = self.earned_per_offered_h100e_hour()
+        if earned is None:   # a cloud with no fleet yet expects its market's going rate
+            earned = going_rate_usd_per_h100e_hour * self.target_utilization
+        desired = self.desired_fleet_h100e(installed_h100e, power_cap_h100e, earned,
+                                           new_cost_per_h100e_hour, response)
+        return desired - installed_h100e - pipeline_h100e
+
+    def plan_capacity(self, offer: tuple[int, float], backlog_h100e: float) -> float:
+        """H100e this cloud orders this month, given the best chip offered to its site
+        (chip index, unit price [USD]) and its open orders [H100e]; reads its site, costs and
+        market from the model it lives in."""
+        m, p = self.model, self.model.params
+        chip, unit_price = offer
+        site = m.sites[self.site]
+        nation = m.nations[self.region]
+        new_cost = (unit_price * m.server_price[chip] * m.hardware_usd_per_usd_hour
+                    + m.energy_usd_per_chip_hour[self.site, chip]) / m.h100e[chip]
+        installed = float(site.fleet.units_by_chip() @ m.h100e)
+        pipeline = float(site.fleet.pipeline_by_chip() @ m.h100e) + backlog_h100e
+        cap_mw = site.capacity_mw(m.month + p.chip_lead_time_months + 3,
+                                  nation.power_buildout_per_year)
+        power_cap = cap_mw / site.pue / (m.mw_per_chip[chip] / m.h100e[chip])
+        return self.order_wanted_h100e(installed, pipeline, power_cap, new_cost,
+                                       m.latest_price_index.get((self.region, self.tier), 0.0),
+                                       p.cloud_invest_response)
+
     def capex_per_month(self, month: int) -> float:
         return self.capex.at(month) / 12.0

@@ -494,33 +494,16 @@ class ComputeMarket(mesa.Model):
 
     # 7. clouds plan capacity ------------------------------------------------------------
     def _plan_capacity(self) -> None:
-        p = self.params
         backlog = chip_trade.site_backlog_h100e(self)
-        lead = p.chip_lead_time_months
         for cloud in self.clouds:
-            cloud.reprice(p.margin_response)
-            site = self.sites[cloud.site]
+            cloud.reprice(self.params.margin_response)
             offer = chip_trade.best_offer(self, cloud.site, cloud.vendor_weights)
             if offer is None:
                 continue
-            chip, unit_price = offer
-            nation = self.nations[cloud.region]
-            new_cost = (unit_price * self.server_price[chip] * self.hardware_usd_per_usd_hour
-                        + self.energy_usd_per_chip_hour[cloud.site, chip]) / self.h100e[chip]
-            earned = cloud.earned_per_offered_h100e_hour()
-            if earned is None:   # a cloud with no fleet yet expects its market's going rate
-                index = self.latest_price_index.get((cloud.region, cloud.tier), 0.0)
-                earned = index * cloud.target_utilization
-            installed = float(site.fleet.units_by_chip() @ self.h100e)
-            pipeline = float(site.fleet.pipeline_by_chip() @ self.h100e) + backlog[cloud.site]
-            cap_mw = site.capacity_mw(self.month + lead + 3, nation.power_buildout_per_year)
-            power_cap = cap_mw / site.pue / (self.mw_per_chip[chip] / self.h100e[chip])
-            desired = cloud.desired_fleet_h100e(installed, power_cap, earned, new_cost,
-                                                p.cloud_invest_response)
-            want = desired - installed - pipeline
+            want = cloud.plan_capacity(offer, backlog[cloud.site])
             if want > 0:
-                chip_trade.order_chips(self, cloud.site, cloud.cloud_id, want, cloud.capex_per_month(self.month),
-                                  cloud.vendor_weights)
+                chip_trade.order_chips(self, cloud.site, cloud.cloud_id, want,
+                                       cloud.capex_per_month(self.month), cloud.vendor_weights)
 
     # 2b. buyers stockpile between a rule's announcement and its effect ---------------------
     def _stockpile(self) -> None:
