@@ -19,9 +19,8 @@ import numpy as np
 from agents.cloud import Cloud
 from agents.fleet import Site
 from agents.foundry import Foundry
-from agents.lab import Lab, LabBook
+from agents.lab import BUILD_LOOKAHEAD_MONTHS, Lab, LabBook
 from agents.nation import Nation
-from agents.strategies import build_decision
 from agents.vendor import Vendor
 from market import chip_trade, costs
 from market.catalog import load_catalog
@@ -29,7 +28,7 @@ from market.controls import (classify, compliant_variant, hbm_controlled, load_r
                              order_regime, remote_access_open)
 from market.gpu_hours import CloudFleets, clear_gpu_hours
 from market.timeline import TimePath, format_month, parse_month
-from market.world import (FLOP_PER_H100E_HOUR, FREE, HOURS_PER_MONTH, TIERS, VARIANT_TRIGGER,
+from market.world import (FLOP_PER_H100E_HOUR, FREE, TIERS, VARIANT_TRIGGER,
                           efficiency_factor, shock_factor)
 from scenarios.loader import LAB_PUE
 from scenarios.schema import Product
@@ -458,39 +457,20 @@ class ComputeMarket(mesa.Model):
         if not self.builders:
             return
         backlog = chip_trade.site_backlog_h100e(self)
-        horizon = 12
         for row in self.builders:
-            if book.start_month[row] > self.month + horizon:
+            if book.start_month[row] > self.month + BUILD_LOOKAHEAD_MONTHS:
                 continue
             site_i = int(book.site[row])
-            site = self.sites[site_i]
-            nation = self.nation_ids[site.nation]
             offer = chip_trade.best_offer(self, site_i, self.lab_vendor_weights[row])
             if offer is None:
                 continue
-            chip, unit_price = offer
-            years = (self.month + horizon - self.start_month) / 12.0
-            future_need = (book.demand_h100e[row] * (1 + book.demand_growth[row]) ** years
-                           * self.demand_index.at(self.month + horizon) * self._demand_factor()
-                           * self._efficiency_factor())
-            have = float((site.fleet.units_by_chip() + site.fleet.pipeline_by_chip()) @ self.h100e)
-            gap_h100e = future_need - have - backlog[site_i]
-            if gap_h100e <= 0:
-                continue
-            gap_gpus = gap_h100e / self.h100e[chip]
-            hw = unit_price * self.server_price[chip]
-            energy = float(self.energy_usd_per_chip_hour[site_i, chip]) * HOURS_PER_MONTH
-            rent = self.latest_price_index.get((nation, "neocloud"),
-                                               self.latest_price_index.get((nation, "hyperscaler")))
-            if rent is None:
-                continue
-            if not build_decision(gap_gpus, costs.acquisition_cost_usd(1, hw), energy,
-                                  rent * self.h100e[chip], 0.8, p.build_horizon_months):
+            want = self.lab_agents[row].plan_build(offer, backlog[site_i])
+            if want <= 0:
                 continue
             allowance = self.builder_capex[row].at(self.month) / 12.0
-            spent = chip_trade.order_chips(self, site_i, self.site_buyer[site_i], gap_h100e / 3.0,
-                                      allowance, self.lab_vendor_weights[row])
-            book.capex_usd[row] = spent
+            book.capex_usd[row] = chip_trade.order_chips(self, site_i, self.site_buyer[site_i],
+                                                         want, allowance,
+                                                         self.lab_vendor_weights[row])
 
     # 7. clouds plan capacity ------------------------------------------------------------
     def _plan_capacity(self) -> None:
