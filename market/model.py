@@ -12,10 +12,12 @@ money in USD; power in MW; time in months.
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from functools import partial
 
 import mesa
 import numpy as np
 
+from agents.buyers import stockpile_orders
 from agents.cloud import Cloud
 from agents.fleet import Site
 from agents.foundry import Foundry
@@ -487,32 +489,15 @@ class ComputeMarket(mesa.Model):
 
     # 2b. buyers stockpile between a rule's announcement and its effect ---------------------
     def _stockpile(self) -> None:
-        """While a tightening rule is announced but not yet in force, buyers it will cut off
-        pull `stockpile_months` of their usual orders forward, spread over the window, of
-        the chips that ship now and will not then."""
         self.order_ema = 0.8 * self.order_ema + 0.2 * self._ordered
         self._ordered = np.zeros(len(self.sites))
-        months = self.leakage.stockpile_months
-        for announced, effective, issuer, rule_id in self.announcements:
-            if not announced <= self.month < effective or months <= 0:
-                continue
-            controller = self.nations[issuer]
-            future = order_regime(self.rules, (*controller.regime, rule_id))
-            window = effective - announced
-            for site in range(len(self.sites)):
-                usual = self.order_ema[site]
-                group = chip_trade.site_group(self, site)
-                if usual <= 0 or group == controller.controls_group:
-                    continue
-                for vendor, offer in zip(self.vendors.values(), chip_trade.vendor_offers(self, site)):
-                    if offer is None or vendor.nation != issuer:
-                        continue
-                    prod, chip, price = offer
-                    now = chip_trade.decision(self, chip, group, vendor).shippable_fraction
-                    later = classify(self.chips[chip], group, future, self.rules)
-                    if later.shippable_fraction < now:
-                        units = usual * months / window / self.h100e[chip]
-                        vendor.take_order(site, prod, units, self.month, kind=1)
+        orders = stockpile_orders(
+            self.month, self.announcements, self.leakage.stockpile_months, self.nations,
+            self.rules, self.order_ema, self.site_group, list(self.vendors.values()),
+            partial(chip_trade.vendor_offers, self), partial(chip_trade.decision, self),
+            self.chips, self.h100e)
+        for vendor, site, prod, units in orders:
+            vendor.take_order(site, prod, units, self.month, kind=1)
 
     # 8. collect ---------------------------------------------------------------------------
     def _collect(self) -> None:
