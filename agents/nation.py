@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import mesa
 
-from market.controls import RuleBook, order_regime
+from market.controls import RuleBook, hbm_controlled, order_regime, remote_access_open
 from market.timeline import parse_month
 
 
@@ -82,3 +82,20 @@ class Nation(mesa.Agent):
                 continue
             self._last_fired[i] = month
         return done
+
+
+def access_switches(nations: dict, remote_access_allowed: bool,
+                    rules: RuleBook) -> dict[str, tuple[bool, bool]]:
+    """Per nation: (its labs may rent foreign clouds remotely, HBM exports to it are
+    controlled), from every other controller's regime and the world's remote-access switch."""
+    controllers = [n for n in nations.values() if n.regime]
+    out = {}
+    for nid, nation in nations.items():
+        group = nation.controls_group
+        remote_open = remote_access_allowed and all(
+            remote_access_open(group, c.regime, rules) for c in controllers
+            if c is not nation)
+        cut = any(hbm_controlled(group, c.regime, rules) for c in controllers
+                  if c is not nation)
+        out[nid] = (remote_open, cut)
+    return out

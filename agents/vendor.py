@@ -6,7 +6,8 @@ import mesa
 import numpy as np
 
 from market.clearing import ration, ration_pro_rata_by_group
-from market.timeline import parse_month
+from market.timeline import format_month, parse_month
+from market.world import FREE, VARIANT_TRIGGER
 
 
 class Vendor(mesa.Agent):
@@ -111,6 +112,40 @@ class Vendor(mesa.Agent):
             groups[group] = first
             self.available[product] = min(groups.values())
         return groups[group]
+
+    def respond_to_rules(self, month: int, buyer_groups: list[str], home_group: str, decide,
+                         h100e: np.ndarray, chip_ids: list[str]) -> list[str]:
+        """Variant response: where a product is restricted in a market (less than
+        `VARIANT_TRIGGER` of its orders may ship), launch, after the design lag, the best
+        variant that ships there freely (declared in the scenario, else derived).
+
+        `decide(chip, group, vendor)` is the export-control decision in force; `h100e` per
+        chip [H100e]. Returns what was launched, in words, for the policy log.
+        """
+        if not self.compliant_variants or not (self.variant_parent >= 0).any():
+            return []
+        done = []
+        active = self.active(month) | (self.declared_available > month)
+        for prod in np.flatnonzero(active & (self.variant_parent < 0) & (self.end >= month)):
+            chip = int(self.product_chip[prod])
+            variants = np.flatnonzero((self.variant_parent == chip) & (self.end >= month))
+            if variants.size == 0 or self.declared_available[prod] > month:
+                continue
+            for group in buyer_groups:
+                if group == home_group or decide(chip, group, self).shippable_fraction \
+                        >= VARIANT_TRIGGER:
+                    continue
+                free = [v for v in variants if decide(
+                    int(self.product_chip[v]), group, self).treatment in FREE]
+                if not free or any(group in self.variant_groups.get(v, {}) for v in free):
+                    continue
+                best = max(free, key=lambda v: (h100e[self.product_chip[v]],
+                                                not self.derived[v]))
+                first = self.serve_variant(int(best), group, month)
+                done.append(f"{self.vendor_id} launches "
+                            f"{chip_ids[self.product_chip[best]]} for {group} from "
+                            f"{format_month(first)} ({chip_ids[chip]} restricted)")
+        return done
 
     def backlog_by_product(self) -> np.ndarray:
         book = self._orders()

@@ -22,14 +22,14 @@ from agents.cloud import Cloud
 from agents.fleet import Site
 from agents.foundry import Foundry
 from agents.lab import BUILD_LOOKAHEAD_MONTHS, Lab, LabBook
-from agents.nation import Nation
+from agents.nation import Nation, access_switches
 from agents.vendor import Vendor
 from market import chip_trade, costs
 from market.catalog import load_catalog
-from market.controls import (classify, compliant_variant, hbm_controlled, load_rules,
-                             order_regime, remote_access_open)
+from market.controls import (classify, compliant_variant, load_rules,
+                             order_regime)
 from market.gpu_hours import CloudFleets, clear_gpu_hours
-from market.timeline import TimePath, format_month, parse_month
+from market.timeline import TimePath, parse_month
 from market.world import (FLOP_PER_H100E_HOUR, FREE, TIERS, VARIANT_TRIGGER,
                           efficiency_factor, shock_factor)
 from scenarios.loader import LAB_PUE
@@ -346,54 +346,29 @@ class ComputeMarket(mesa.Model):
         if signature == self._switch_signature:
             return
         self._switch_signature = signature
-        controllers = [n for n in self.nations.values() if n.regime]
-        for nid, nation in self.nations.items():
-            group = nation.controls_group
-            self.remote_open[nid] = self.remote_access_allowed and all(
-                remote_access_open(group, c.regime, self.rules) for c in controllers
-                if c is not nation)
-            cut = any(hbm_controlled(group, c.regime, self.rules) for c in controllers
-                      if c is not nation)
-            if cut:
+        for nid, (remote_open, hbm_cut) in access_switches(
+                self.nations, self.remote_access_allowed, self.rules).items():
+            self.remote_open[nid] = remote_open
+            if hbm_cut:
                 self.hbm_cut_since.setdefault(nid, self.month)
             else:
                 self.hbm_cut_since.pop(nid, None)
 
     def _vendors_respond(self) -> None:
-        """A vendor whose product is restricted in a market launches, after its design lag,
-        the best variant that ships there freely (declared in the scenario, else derived)."""
+        """Vendors launch compliant variants where a rule restricts a product
+        (`Vendor.respond_to_rules`), re-read only when a regime or a product line changed."""
         signature = (tuple(n.regime for n in self.nations.values()),
                      tuple(v.active(self.month).tobytes() + v.end.tobytes()
                            for v in self.vendors.values()))
         if signature == self._respond_signature:
             return                      # nothing a vendor responds to has changed
         self._respond_signature = signature
+        decide = partial(chip_trade.decision, self)
         for vendor in self.vendors.values():
-            if not vendor.compliant_variants or not (vendor.variant_parent >= 0).any():
-                continue
             home = self.nations[vendor.nation].controls_group
-            active = vendor.active(self.month) | (vendor.declared_available > self.month)
-            for prod in np.flatnonzero(active & (vendor.variant_parent < 0)
-                                       & (vendor.end >= self.month)):
-                chip = int(vendor.product_chip[prod])
-                variants = np.flatnonzero((vendor.variant_parent == chip)
-                                          & (vendor.end >= self.month))
-                if variants.size == 0 or vendor.declared_available[prod] > self.month:
-                    continue
-                for group in self.buyer_groups:
-                    if group == home or chip_trade.decision(self, chip, group, vendor).shippable_fraction \
-                            >= VARIANT_TRIGGER:
-                        continue
-                    free = [v for v in variants if chip_trade.decision(self, 
-                        int(vendor.product_chip[v]), group, vendor).treatment in FREE]
-                    if not free or any(group in vendor.variant_groups.get(v, {}) for v in free):
-                        continue
-                    best = max(free, key=lambda v: (self.h100e[vendor.product_chip[v]],
-                                                    not vendor.derived[v]))
-                    first = vendor.serve_variant(int(best), group, self.month)
-                    self._log(vendor.nation, "vendor", f"{vendor.vendor_id} launches "
-                              f"{self.chip_ids[vendor.product_chip[best]]} for {group} from "
-                              f"{format_month(first)} ({self.chip_ids[chip]} restricted)")
+            for text in vendor.respond_to_rules(self.month, self.buyer_groups, home, decide,
+                                                self.h100e, self.chip_ids):
+                self._log(vendor.nation, "vendor", text)
 
     def _shock_factor(self, kind: str, match=None) -> float:
         if match is None:
