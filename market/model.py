@@ -28,30 +28,13 @@ from market import chip_trade, costs
 from market.catalog import load_catalog
 from market.controls import (classify, compliant_variant, load_rules,
                              order_regime)
+from market.collect import collect, datacollector
 from market.gpu_hours import CloudFleets, clear_gpu_hours
 from market.timeline import TimePath, parse_month
 from market.world import (FLOP_PER_H100E_HOUR, FREE, TIERS, VARIANT_TRIGGER,
                           efficiency_factor, shock_factor)
 from scenarios.loader import LAB_PUE
 from scenarios.schema import Product
-
-# Model-level reporters for Mesa's DataCollector: named functions with units in the name (they
-# must pickle, so no lambdas).
-def price_index_us_neocloud_usd_per_h100e_hour(model: "ComputeMarket") -> float:
-    return model.latest_price_index.get(("US", "neocloud"), float("nan"))
-
-
-def price_index_us_hyperscaler_usd_per_h100e_hour(model: "ComputeMarket") -> float:
-    return model.latest_price_index.get(("US", "hyperscaler"), float("nan"))
-
-
-def china_share_of_installed_h100e(model: "ComputeMarket") -> float:
-    return model.latest_share.get("China", float("nan"))
-
-
-def us_share_of_installed_h100e(model: "ComputeMarket") -> float:
-    return model.latest_share.get("US", float("nan"))
-
 
 class ComputeMarket(mesa.Model):
     """The global AI-compute market, one month per step.
@@ -191,13 +174,7 @@ class ComputeMarket(mesa.Model):
         self.latest_price_index: dict[tuple[str, str], float] = {}
         self.latest_share: dict[str, float] = {}
         self.records: dict[str, list] = defaultdict(list)
-        self.datacollector = mesa.DataCollector(model_reporters={
-            "price_index_us_neocloud_usd_per_h100e_hour": price_index_us_neocloud_usd_per_h100e_hour,
-            "price_index_us_hyperscaler_usd_per_h100e_hour":
-                price_index_us_hyperscaler_usd_per_h100e_hour,
-            "china_share_of_installed_h100e": china_share_of_installed_h100e,
-            "us_share_of_installed_h100e": us_share_of_installed_h100e,
-        })
+        self.datacollector = datacollector()
         self.datacollector.collect(self)
 
     # ------------------------------------------------------------------ construction ---
@@ -301,7 +278,7 @@ class ComputeMarket(mesa.Model):
         clear_gpu_hours(self)
         self._advance_labs()
         self._plan_capacity()
-        self._collect()
+        collect(self)
 
     @property
     def step_index(self) -> int:
@@ -473,37 +450,6 @@ class ComputeMarket(mesa.Model):
             self.chips, self.h100e)
         for vendor, site, prod, units in orders:
             vendor.take_order(site, prod, units, self.month, kind=1)
-
-    # 8. collect ---------------------------------------------------------------------------
-    def _collect(self) -> None:
-        installed = np.zeros(len(self.nation_ids))
-        for site in self.sites:
-            installed[site.nation] += float(site.fleet.units_by_chip() @ self.h100e)
-        total = installed.sum()
-        book = self.book
-        frontier = np.zeros(len(self.nation_ids))
-        np.maximum.at(frontier, book.nation, book.largest_run_flop)
-        demand = np.bincount(book.nation, weights=book.need_h100e_hours,
-                             minlength=len(self.nation_ids))
-        got = np.bincount(book.nation, weights=book.own_h100e_hours + book.bought_h100e_hours,
-                          minlength=len(self.nation_ids))
-        self.latest_share = {}
-        for i, nation in enumerate(self.nation_ids):
-            share = installed[i] / total if total > 0 else 0.0
-            self.latest_share[nation] = share
-            self.records["compute"].append((self.step_index, nation, installed[i], share,
-                                            frontier[i], demand[i], max(demand[i] - got[i], 0.0)))
-        named = slice(0, book.n_named)
-        training = (book.own_h100e_hours[named] + book.bought_h100e_hours[named]) \
-            * (1.0 - book.inference_share[named])
-        by_nation = np.bincount(book.nation[named], weights=training,
-                                minlength=len(self.nation_ids))
-        total_training = by_nation.sum()
-        self.frontier_share = {n: (by_nation[i] / total_training if total_training > 0 else 0.0)
-                               for i, n in enumerate(self.nation_ids)}
-        self.records["labs"].append((self.step_index, book.own_h100e_hours + book.bought_h100e_hours,
-                                     book.spend_usd.copy(), book.capex_usd.copy()))
-        self.datacollector.collect(self)
 
     def run(self, months: int | None = None) -> None:
         """Step through the scenario (or the first `months` of it)."""
