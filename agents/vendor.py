@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import mesa
 import numpy as np
 
 from market.clearing import ration, ration_pro_rata_by_group
+from market.controls import classify, compliant_variant, order_regime
 from market.timeline import format_month, parse_month
 from market.world import FREE, VARIANT_TRIGGER
+from scenarios.schema import Product
 
 
 class Vendor(mesa.Agent):
@@ -229,3 +233,72 @@ class Vendor(mesa.Agent):
         book["units"] = book["units"] - sent
         self.cancel_orders(book["units"] > 1e-6)
         return shipments
+
+
+# ------------------------------------------------------------ variant design ---
+
+def reachable_regimes(scenario, rules, issuer: str) -> list[tuple[str, ...]]:
+    """Regimes the issuer's events (and adaptive policies) can put in force."""
+    regime: tuple[str, ...] = ()
+    seen = []
+    for event in sorted((e for e in scenario.events
+                         if e.kind == "export_control" and e.issuer == issuer),
+                        key=lambda e: parse_month(e.date)):
+        ids = (*regime, event.rule) if event.action == "impose" else \
+            tuple(r for r in regime if r != event.rule)
+        regime = order_regime(rules, ids)
+        seen.append(regime)
+    adaptive = [a.impose for a in scenario.nations[issuer].adaptive if a.impose]
+    for base in list(seen) or [()]:
+        seen += [order_regime(rules, (*base, rid)) for rid in adaptive]
+    return [r for r in dict.fromkeys(seen) if r]
+
+def design_variants(scenario, catalog: dict, rules, buyer_groups: list[str]) -> dict[str, list[Product]]:
+    """Compliant variants each vendor could need under the regimes its nation may impose,
+    designed up front from the rule data (so the chip arrays stay fixed during a run);
+    a vendor launches one only when a rule actually restricts the parent (see
+    `Vendor.respond_to_rules`). A declared variant that complies is preferred to a derived one."""
+    extra: dict[str, list[Product]] = defaultdict(list)
+    seen: set[tuple] = set()
+    for vid, vendor in scenario.vendors.items():
+        if not vendor.compliant_variants:
+            continue
+        home = scenario.nations[vendor.nation].controls_group
+        declared = [p for p in vendor.products if p.variant_of]
+        markets = buyer_groups if not vendor.captive_to else sorted(
+            {scenario.nations[o.nation].controls_group
+             for oid, o in [*scenario.clouds.items(), *scenario.labs.items()]
+             if oid in vendor.captive_to})
+        for regime in reachable_regimes(scenario, rules, vendor.nation):
+            for product in vendor.products:
+                if product.variant_of:
+                    continue
+                parent = catalog[product.chip]
+                for group in markets:
+                    if group == home:
+                        continue
+                    decision = classify(parent, group, regime, rules)
+                    if decision.shippable_fraction >= VARIANT_TRIGGER:
+                        continue
+                    if any(d.variant_of == product.chip and classify(
+                            catalog[d.chip], group, regime, rules).treatment in FREE
+                           for d in declared):
+                        continue
+                    chip_id = f"{product.chip}-for-{group.lower()}-{decision.rule_id}"
+                    variant = compliant_variant(parent, group, regime, rules, chip_id)
+                    if variant is None:
+                        continue
+                    key = (product.chip, group, round(variant.tpp), variant.interconnect_gbps,
+                           variant.memory_bandwidth_gbps)
+                    if key in seen or chip_id in catalog:
+                        continue
+                    seen.add(key)
+                    catalog[chip_id] = variant
+                    price = product.list_price_usd or parent.unit_price_usd
+                    extra[vid].append(Product(
+                        chip=chip_id, available=product.available, end=product.end,
+                        packages_per_wafer=product.packages_per_wafer,
+                        unit_cost_usd=product.unit_cost_usd,
+                        list_price_usd=price * (0.3 + 0.7 * variant.tpp / parent.tpp),
+                        mix_weight=product.mix_weight, variant_of=product.chip))
+    return extra

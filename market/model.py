@@ -23,18 +23,15 @@ from agents.fleet import Site
 from agents.foundry import Foundry
 from agents.lab import BUILD_LOOKAHEAD_MONTHS, Lab, LabBook
 from agents.nation import Nation, access_switches
-from agents.vendor import Vendor
+from agents.vendor import Vendor, design_variants
 from market import chip_trade, costs
 from market.catalog import load_catalog
-from market.controls import (classify, compliant_variant, load_rules,
-                             order_regime)
+from market.controls import (load_rules)
 from market.collect import collect, datacollector
 from market.gpu_hours import CloudFleets, clear_gpu_hours
 from market.timeline import TimePath, parse_month
-from market.world import (FLOP_PER_H100E_HOUR, FREE, TIERS, VARIANT_TRIGGER,
-                          efficiency_factor, shock_factor)
+from market.world import (FLOP_PER_H100E_HOUR, TIERS, efficiency_factor, shock_factor)
 from scenarios.loader import LAB_PUE
-from scenarios.schema import Product
 
 class ComputeMarket(mesa.Model):
     """The global AI-compute market, one month per step.
@@ -60,7 +57,7 @@ class ComputeMarket(mesa.Model):
         groups = {scenario.nations[o.nation].controls_group
                   for o in [*scenario.clouds.values(), *scenario.labs.values()]}
         self.buyer_groups = sorted(groups)
-        derived = self._derive_variants(scenario, catalog)
+        derived = design_variants(scenario, catalog, self.rules, self.buyer_groups)
 
         # -- chips used in this world ---------------------------------------------------
         used = {p.chip for v in scenario.vendors.values() for p in v.products}
@@ -178,72 +175,6 @@ class ComputeMarket(mesa.Model):
         self.datacollector.collect(self)
 
     # ------------------------------------------------------------------ construction ---
-    def _reachable_regimes(self, scenario, issuer: str) -> list[tuple[str, ...]]:
-        """Regimes the issuer's events (and adaptive policies) can put in force."""
-        regime: tuple[str, ...] = ()
-        seen = []
-        for event in sorted((e for e in scenario.events
-                             if e.kind == "export_control" and e.issuer == issuer),
-                            key=lambda e: parse_month(e.date)):
-            ids = (*regime, event.rule) if event.action == "impose" else \
-                tuple(r for r in regime if r != event.rule)
-            regime = order_regime(self.rules, ids)
-            seen.append(regime)
-        adaptive = [a.impose for a in scenario.nations[issuer].adaptive if a.impose]
-        for base in list(seen) or [()]:
-            seen += [order_regime(self.rules, (*base, rid)) for rid in adaptive]
-        return [r for r in dict.fromkeys(seen) if r]
-
-    def _derive_variants(self, scenario, catalog: dict) -> dict[str, list[Product]]:
-        """Compliant variants each vendor could need under the regimes its nation may impose,
-        designed up front from the rule data (so the chip arrays stay fixed during a run);
-        a vendor launches one only when a rule actually restricts the parent (see
-        `_vendors_respond`). A declared variant that complies is preferred to a derived one."""
-        extra: dict[str, list[Product]] = defaultdict(list)
-        seen: set[tuple] = set()
-        for vid, vendor in scenario.vendors.items():
-            if not vendor.compliant_variants:
-                continue
-            home = scenario.nations[vendor.nation].controls_group
-            declared = [p for p in vendor.products if p.variant_of]
-            markets = self.buyer_groups if not vendor.captive_to else sorted(
-                {scenario.nations[o.nation].controls_group
-                 for oid, o in [*scenario.clouds.items(), *scenario.labs.items()]
-                 if oid in vendor.captive_to})
-            for regime in self._reachable_regimes(scenario, vendor.nation):
-                for product in vendor.products:
-                    if product.variant_of:
-                        continue
-                    parent = catalog[product.chip]
-                    for group in markets:
-                        if group == home:
-                            continue
-                        decision = classify(parent, group, regime, self.rules)
-                        if decision.shippable_fraction >= VARIANT_TRIGGER:
-                            continue
-                        if any(d.variant_of == product.chip and classify(
-                                catalog[d.chip], group, regime, self.rules).treatment in FREE
-                               for d in declared):
-                            continue
-                        chip_id = f"{product.chip}-for-{group.lower()}-{decision.rule_id}"
-                        variant = compliant_variant(parent, group, regime, self.rules, chip_id)
-                        if variant is None:
-                            continue
-                        key = (product.chip, group, round(variant.tpp), variant.interconnect_gbps,
-                               variant.memory_bandwidth_gbps)
-                        if key in seen or chip_id in catalog:
-                            continue
-                        seen.add(key)
-                        catalog[chip_id] = variant
-                        price = product.list_price_usd or parent.unit_price_usd
-                        extra[vid].append(Product(
-                            chip=chip_id, available=product.available, end=product.end,
-                            packages_per_wafer=product.packages_per_wafer,
-                            unit_cost_usd=product.unit_cost_usd,
-                            list_price_usd=price * (0.3 + 0.7 * variant.tpp / parent.tpp),
-                            mix_weight=product.mix_weight, variant_of=product.chip))
-        return extra
-
     def _new_site(self, owner: str, nation: str, power_mw: float, growth: float, pue: float,
                   fleet: dict[str, float], age_years: float) -> int:
         site = Site(owner, self.nation_index[nation], power_mw, growth, pue, len(self.chip_ids),
