@@ -99,3 +99,17 @@ def access_switches(nations: dict, remote_access_allowed: bool,
                   if c is not nation)
         out[nid] = (remote_open, cut)
     return out
+
+
+def announced_rules(events, rules: RuleBook) -> list[tuple[int, int, str, str]]:
+    """Rules announced before they take effect, as (announced month, effective month,
+    issuer, rule id): buyers stockpile in between."""
+    out = []
+    for event in events:
+        if event.kind == "export_control" and event.action == "impose":
+            rule = rules[event.rule]
+            lead = parse_month(rule.effective) - parse_month(rule.announced)
+            if lead > 0:
+                eff = parse_month(event.date)
+                out.append((eff - lead, eff, event.issuer, event.rule))
+    return out

@@ -156,6 +156,14 @@ class Vendor(mesa.Agent):
         return np.bincount(book["product"], weights=book["units"],
                            minlength=len(self.product_chip))
 
+    def hbm_supply_factor(self, factor: float, month: int, hbm_cut_since: int | None) -> float:
+        """`factor` [-] cut by the vendor's HBM dependence once HBM exports to its nation have
+        been controlled for longer than its HBM stockpile lasts."""
+        if self.hbm_dependence > 0 and hbm_cut_since is not None \
+                and month - hbm_cut_since >= self.hbm_stockpile_months:
+            factor *= 1.0 - self.hbm_dependence     # the HBM stockpile has run out
+        return factor
+
     def produce(self, month: int, wafers: float) -> None:
         """Turn this month's wafers into chips: build to the order book (plus a small buffer)
         up to the wafers allotted, product mix following the open orders."""

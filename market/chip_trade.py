@@ -19,7 +19,7 @@ import numpy as np
 
 from agents.strategies import order_price_response, split_order
 from agents.vendor import Vendor
-from market.world import going_rate
+from market.world import going_rate, shock_factor
 
 
 # -- selling: controls, caps, rationing, delivery, leakage ------------------------------
@@ -324,3 +324,33 @@ def decision(model, chip: int, group: str, vendor: Vendor):
     if key not in model._decisions:
         model._decisions[key] = model.rules.decide(model.chips[chip], group, regime)
     return model._decisions[key]
+
+
+# -- production and installation ----------------------------------------------------------
+def produce_chips(model) -> None:
+    """Foundries allot wafers; each vendor turns its wafers, net of HBM shortages, into chips."""
+    wafers: dict[str, float] = defaultdict(float)
+    for foundry in model.foundries.values():
+        for vendor, w in foundry.allot_wafers(model.month).items():
+            wafers[vendor] += w
+    for vid, vendor in model.vendors.items():
+        factor = shock_factor(model.windows, model.month, "hbm_shortage",
+                              lambda e: not e.vendors or vid in e.vendors)
+        factor = vendor.hbm_supply_factor(factor, model.month,
+                                          model.hbm_cut_since.get(vendor.nation))
+        vendor.produce(model.month, wafers.get(vid, 0.0) * factor)
+
+
+def install_chips(model) -> None:
+    """Delivered chips join their site's fleet within its power; old vintages retire."""
+    max_age = model.params.retire_after_years * 12.0
+    power = {n: shock_factor(model.windows, model.month, "power_constraint",
+                             lambda e, n=n: e.nation == n)
+             for n in model.nation_ids}
+    for site in model.sites:
+        site.power_factor = power[model.nation_ids[site.nation]]
+        site.fleet.retire(model.month, max_age)
+        growth = model.nations[model.nation_ids[site.nation]].power_buildout_per_year
+        headroom = site.capacity_mw(model.month, growth) - site.installed_mw(model.mw_per_chip)
+        site.fleet.receive_and_install(model.month, headroom / site.pue, model.mw_per_chip,
+                                       model.h100e, model.install_order)

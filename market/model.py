@@ -22,7 +22,7 @@ from agents.cloud import Cloud
 from agents.fleet import Site
 from agents.foundry import Foundry
 from agents.lab import BUILD_LOOKAHEAD_MONTHS, Lab, LabBook
-from agents.nation import Nation, access_switches
+from agents.nation import Nation, access_switches, announced_rules
 from agents.vendor import Vendor, design_variants
 from market import chip_trade, costs
 from market.catalog import load_catalog
@@ -30,7 +30,7 @@ from market.controls import (load_rules)
 from market.collect import collect, datacollector
 from market.gpu_hours import CloudFleets, clear_gpu_hours
 from market.timeline import TimePath, parse_month
-from market.world import (FLOP_PER_H100E_HOUR, TIERS, efficiency_factor, shock_factor)
+from market.world import (energy_usd_per_chip_hour, FLOP_PER_H100E_HOUR, TIERS, efficiency_factor, shock_factor)
 from scenarios.loader import LAB_PUE
 
 class ComputeMarket(mesa.Model):
@@ -117,7 +117,11 @@ class ComputeMarket(mesa.Model):
         self.builders = [row for row in range(self.book.n_named) if self.book.can_build[row]]
         # sites see the same chip offers when they share a nation and the vendors that sell
         # to them (captive vendors sell to named buyers only)
-        self._site_costs()
+        self.energy_usd_per_chip_hour = energy_usd_per_chip_hour(
+            [site.pue for site in self.sites],
+            [self.nations[self.nation_ids[site.nation]].electricity_usd_per_kwh
+             for site in self.sites], self.tdp_w, self.server_power, self.power_fraction)
+        self.hardware_usd_per_usd_hour = float(costs.amortized_hardware_cost_usd(1.0, 1.0))
         self.site_nation = np.array([site.nation for site in self.sites], dtype=np.int64)
         self.cloud_sites = np.array([c.site for c in self.clouds], dtype=np.int64)
         self.cloud_fleets = CloudFleets([self.sites[c.site].fleet for c in self.clouds],
@@ -145,14 +149,7 @@ class ComputeMarket(mesa.Model):
         self.remote_access_allowed = mkt.remote_access_allowed
         self.leakage = scenario.leakage
         # rules announced before they take effect: buyers stockpile in between
-        self.announcements = []                      # (announced, effective, issuer, rule)
-        for event in scenario.events:
-            if event.kind == "export_control" and event.action == "impose":
-                rule = self.rules[event.rule]
-                lead = parse_month(rule.effective) - parse_month(rule.announced)
-                if lead > 0:
-                    eff = parse_month(event.date)
-                    self.announcements.append((eff - lead, eff, event.issuer, event.rule))
+        self.announcements = announced_rules(scenario.events, self.rules)
         self.windows: list[tuple[str, int, int, object]] = []   # (kind, first, last, event)
         self.remote_open = {n: self.remote_access_allowed for n in self.nation_ids}
         self.hbm_cut_since: dict[str, int] = {}      # nation -> month HBM became controlled
@@ -202,10 +199,10 @@ class ComputeMarket(mesa.Model):
         installation, GPU-hour market, labs, capacity planning, collection."""
         self.month += 1
         self._apply_policies()
-        self._produce_chips()
+        chip_trade.produce_chips(self)
         self._stockpile()
         chip_trade.sell_chips(self)
-        self._install_chips()
+        chip_trade.install_chips(self)
         clear_gpu_hours(self)
         self._advance_labs()
         self._plan_capacity()
@@ -289,47 +286,6 @@ class ComputeMarket(mesa.Model):
 
     def _efficiency_factor(self) -> float:
         return efficiency_factor(self.windows, self.month)
-
-    # 2. foundries -------------------------------------------------------------------------
-    def _produce_chips(self) -> None:
-        wafers: dict[str, float] = defaultdict(float)
-        for foundry in self.foundries.values():
-            for vendor, w in foundry.allot_wafers(self.month).items():
-                wafers[vendor] += w
-        for vid, vendor in self.vendors.items():
-            factor = self._shock_factor("hbm_shortage",
-                                        lambda e: not e.vendors or vid in e.vendors)
-            since = self.hbm_cut_since.get(vendor.nation)
-            if vendor.hbm_dependence > 0 and since is not None \
-                    and self.month - since >= vendor.hbm_stockpile_months:
-                factor *= 1.0 - vendor.hbm_dependence     # the HBM stockpile has run out
-            vendor.produce(self.month, wafers.get(vid, 0.0) * factor)
-
-    # 4. installation ----------------------------------------------------------------------
-    def _install_chips(self) -> None:
-        max_age = self.params.retire_after_years * 12.0
-        power = {n: self._shock_factor("power_constraint", lambda e, n=n: e.nation == n)
-                 for n in self.nation_ids}
-        for site in self.sites:
-            site.power_factor = power[self.nation_ids[site.nation]]
-            site.fleet.retire(self.month, max_age)
-            growth = self.nations[self.nation_ids[site.nation]].power_buildout_per_year
-            headroom = site.capacity_mw(self.month, growth) - site.installed_mw(self.mw_per_chip)
-            site.fleet.receive_and_install(self.month, headroom / site.pue, self.mw_per_chip,
-                                           self.h100e, self.install_order)
-
-    # 5. GPU-hour market -------------------------------------------------------------------
-    def _site_costs(self) -> None:
-        """Per site and chip, the cost core's energy cost of a chip-hour [USD] (electricity
-        and PUE are fixed per site), and the hardware cost of an hour per USD of value
-        (`costs.owned_cost_per_gpu_hour` is linear in the hardware price)."""
-        pue = np.array([site.pue for site in self.sites])[:, None]
-        price = np.array([self.nations[self.nation_ids[site.nation]].electricity_usd_per_kwh
-                          for site in self.sites])[:, None]
-        kwh = costs.energy_kwh(1.0, self.tdp_w[None, :], self.server_power[None, :],
-                               self.power_fraction[None, :], pue)
-        self.energy_usd_per_chip_hour = np.asarray(costs.energy_cost_usd(kwh, price))
-        self.hardware_usd_per_usd_hour = float(costs.amortized_hardware_cost_usd(1.0, 1.0))
 
     # 6. labs ------------------------------------------------------------------------------
     def _advance_labs(self) -> None:

@@ -6,6 +6,8 @@ can share these without importing their caller (docs/model.md, "Where decisions 
 
 from __future__ import annotations
 
+import numpy as np
+
 from market import costs
 from market.catalog import H100_DENSE_BF16_TFLOPS
 
@@ -52,3 +54,15 @@ def efficiency_factor(windows, month: int) -> float:
 def going_rate(price_index: dict, region: str | None) -> float | None:
     """Last month's neocloud (else hyperscaler) price index of a region [USD/H100e-h]."""
     return price_index.get((region, "neocloud"), price_index.get((region, "hyperscaler")))
+
+
+def energy_usd_per_chip_hour(pue, electricity_usd_per_kwh, tdp_w: np.ndarray,
+                             server_power: np.ndarray, power_fraction: np.ndarray) -> np.ndarray:
+    """Per site and chip (sites x chips), the cost core's energy cost of a chip-hour [USD]:
+    electricity [USD/kWh] and PUE [-] are per site, TDP [W], server power multiplier [-]
+    and average power fraction [-] per chip."""
+    pue = np.array(pue)[:, None]
+    price = np.array(electricity_usd_per_kwh)[:, None]
+    kwh = costs.energy_kwh(1.0, tdp_w[None, :], server_power[None, :],
+                           power_fraction[None, :], pue)
+    return np.asarray(costs.energy_cost_usd(kwh, price))
