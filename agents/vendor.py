@@ -261,7 +261,8 @@ def reachable_regimes(scenario, rules, issuer: str) -> list[tuple[str, ...]]:
         seen += [order_regime(rules, (*base, rid)) for rid in adaptive]
     return [r for r in dict.fromkeys(seen) if r]
 
-def design_variants(scenario, catalog: dict, rules, buyer_groups: list[str]) -> dict[str, list[Product]]:
+def design_variants(scenario, catalog: dict, rules,
+                    buyer_groups: list[str]) -> dict[str, list[Product]]:
     """Compliant variants each vendor could need under the regimes its nation may impose,
     designed up front from the rule data (so the chip arrays stay fixed during a run);
     a vendor launches one only when a rule actually restricts the parent (see

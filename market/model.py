@@ -30,7 +30,8 @@ from market.controls import (load_rules)
 from market.collect import collect, datacollector
 from market.gpu_hours import CloudFleets, clear_gpu_hours
 from market.timeline import TimePath, parse_month
-from market.world import (energy_usd_per_chip_hour, FLOP_PER_H100E_HOUR, TIERS, efficiency_factor, shock_factor)
+from market.world import (FLOP_PER_H100E_HOUR, TIERS, efficiency_factor, energy_usd_per_chip_hour,
+                          shock_factor)
 from scenarios.loader import LAB_PUE
 
 class ComputeMarket(mesa.Model):
@@ -275,14 +276,9 @@ class ComputeMarket(mesa.Model):
                                                 self.h100e, self.chip_ids):
                 self._log(vendor.nation, "vendor", text)
 
-    def _shock_factor(self, kind: str, match=None) -> float:
-        if match is None:
-            return shock_factor(self.windows, self.month, kind)
-        return shock_factor(self.windows, self.month, kind, match)
-
     def _demand_factor(self) -> float:
         """Multiplier on labs' demand and budgets from demand shocks [-]."""
-        return self.demand_shock * self._shock_factor("demand_shock")
+        return self.demand_shock * shock_factor(self.windows, self.month, "demand_shock")
 
     def _efficiency_factor(self) -> float:
         return efficiency_factor(self.windows, self.month)
