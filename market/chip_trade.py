@@ -24,6 +24,9 @@ from market.world import going_rate, shock_factor
 
 # -- selling: controls, caps, rationing, delivery, leakage ------------------------------
 def sell_chips(model) -> None:
+    """Each vendor prices (`Vendor.set_prices`); every open order passes the export rules
+    and caps; blocked demand partly leaks through third countries; the vendor rations its
+    inventory (`Vendor.ship`); shipments go in transit; the month's sales are recorded."""
     lead = model.params.chip_lead_time_months
     leak = model.leakage
     lost_by_nation: dict[str, float] = defaultdict(float)

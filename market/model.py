@@ -116,8 +116,6 @@ class ComputeMarket(mesa.Model):
                 self.lab_vendor_weights[row] = np.array(
                     [spec.vendor_preference.get(v, 0.0) for v in self.vendor_ids])
         self.builders = [row for row in range(self.book.n_named) if self.book.can_build[row]]
-        # sites see the same chip offers when they share a nation and the vendors that sell
-        # to them (captive vendors sell to named buyers only)
         self.energy_usd_per_chip_hour = energy_usd_per_chip_hour(
             [site.pue for site in self.sites],
             [self.nations[self.nation_ids[site.nation]].electricity_usd_per_kwh
@@ -133,6 +131,8 @@ class ComputeMarket(mesa.Model):
                                         for n in self.nation_ids])
         self.site_group = [self.nations[self.nation_ids[site.nation]].controls_group
                            for site in self.sites]
+        # sites see the same chip offers when they share a nation and the vendors that sell
+        # to them (captive vendors sell to named buyers only)
         self._offer_key = [(site.nation, tuple(v.sells_to(self.site_buyer[i])
                                                for v in self.vendors.values()))
                            for i, site in enumerate(self.sites)]
