@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from functools import partial
 
 import numpy as np
 
-from agents.strategies import order_price_response, split_order
+from agents.buyers import grey_market_choice, sourcing_plan
 from agents.vendor import Vendor
 from market.world import going_rate, shock_factor
 
@@ -266,19 +267,11 @@ def order_chips(model, site: int, buyer: str, h100e_wanted: float, budget_usd: f
     Returns the committed spend [USD]."""
     if h100e_wanted <= 0 or budget_usd <= 0:
         return 0.0
-    offers = vendor_offers(model, site)
-    shares = split_order(buyer_weights(model, site, weights),
-                         np.array([o is not None for o in offers]))
-    plan = []
-    for vendor, share, offer in zip(model.vendors.values(), shares, offers):
-        if share <= 0 or offer is None:
-            continue
-        prod, chip, price = offer
-        units = order_price_response(h100e_wanted * share / model.h100e[chip], price,
-                                     vendor.list_price[prod], model.params.order_price_elasticity)
-        plan.append((vendor, prod, units, units * price * model.server_price[chip]))
-    cost = sum(c for *_, c in plan)
-    scale = min(1.0, budget_usd / cost) if cost > 0 else 0.0
+    plan, cost, scale = sourcing_plan(h100e_wanted, budget_usd,
+                                      buyer_weights(model, site, weights),
+                                      vendor_offers(model, site), list(model.vendors.values()),
+                                      model.h100e, model.server_price,
+                                      model.params.order_price_elasticity)
     # what was wanted against what the capex input allowed (the `orders` table)
     model.records["orders"].append((model.step_index, buyer, kind, cost, budget_usd,
                                    cost * scale))
@@ -291,6 +284,7 @@ def order_chips(model, site: int, buyer: str, h100e_wanted: float, budget_usd: f
         grey_order(model, site, placed, weights)
     return cost * scale
 
+
 def grey_order(model, site: int, h100e_ordered: float, weights: np.ndarray) -> None:
     """Buyers in a leakage destination also seek the chips they may not buy, through
     third countries: an order for the best prohibited product, sized at the diversion
@@ -301,18 +295,8 @@ def grey_order(model, site: int, h100e_ordered: float, weights: np.ndarray) -> N
     share = diversion_share(model, site)
     if share <= 0:
         return
-    best = None
-    for vendor, weight in zip(model.vendors.values(), weights):
-        if weight <= 0 or vendor.captive_to:
-            continue
-        for prod in np.flatnonzero(vendor.active(model.month) & (vendor.variant_parent < 0)):
-            chip = int(vendor.product_chip[prod])
-            rule = decision(model, chip, group, vendor)
-            if not rule.controlled or rule.shippable_fraction > 0:
-                continue
-            value = model.h100e[chip] / vendor.price[prod]
-            if best is None or value > best[0]:
-                best = (value, vendor, int(prod), chip)
+    best = grey_market_choice(list(model.vendors.values()), weights, model.month,
+                              partial(decision, model), group, model.h100e)
     if best is not None:
         _, vendor, prod, chip = best
         vendor.take_order(site, prod, h100e_ordered * share / model.h100e[chip], model.month,

@@ -6,6 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
+import numpy as np
+
+from agents.buyers import sourcing_plan
 from agents.cloud import investment_order_h100e
 from agents.lab import build_order_h100e
 from agents.nation import announced_rules
@@ -83,3 +86,21 @@ def test_rules_announced_before_they_bind_open_a_stockpiling_window():
                            issuer="US", date="2024-11")
     month = parse_month("2023-11")
     assert announced_rules([impose, lift], rules) == [(month - 1, month, "US", "oct2023")]
+
+
+# -------------------------------------------------------------------- sourcing ---
+
+def test_an_order_splits_by_preference_and_scales_to_the_budget():
+    """Weights 3:1 over two vendors at list price (no price response): 400 H100e wanted is
+    300 chips of A (1 H100e, USD 10,000) and 50 of B (2 H100e, USD 20,000); with server
+    multiplier 1 that costs 3,000,000 + 1,000,000 = 4,000,000, so a budget of 1,000,000
+    scales every row by 0.25. A vendor without an allowed offer gets nothing."""
+    a = SimpleNamespace(list_price=np.array([10_000.0]))
+    b = SimpleNamespace(list_price=np.array([20_000.0]))
+    c = SimpleNamespace(list_price=np.array([1.0]))
+    plan, cost, scale = sourcing_plan(
+        400.0, 1_000_000.0, np.array([3.0, 1.0, 5.0]),
+        [(0, 0, 10_000.0), (0, 1, 20_000.0), None], [a, b, c],
+        h100e=np.array([1.0, 2.0]), server_price=np.array([1.0, 1.0]), elasticity=1.5)
+    assert [(v, units) for v, _, units, _ in plan] == [(a, 300.0), (b, 50.0)]
+    assert cost == 4_000_000.0 and scale == 0.25
