@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -24,82 +25,118 @@ from market.world import going_rate, shock_factor
 
 
 # -- selling: controls, caps, rationing, delivery, leakage ------------------------------
+@dataclass
+class Screened:
+    """A vendor's open orders (copied before shipping) after the export rules and caps."""
+
+    sites: np.ndarray
+    prods: np.ndarray
+    kinds: np.ndarray           #: 0 usual, 1 stockpile, 2 grey market
+    units: np.ndarray
+    decisions: list             #: the rules' decision per order
+    legal: np.ndarray           #: share that may ship legally [-]
+    planned: list | None        #: per order, (exempt, capped, cap key) [TPP H100e]
+    ship_fraction: np.ndarray   #: legal share plus the diverted share of the rest [-]
+    lost_usd: float             #: value of the blocked demand [USD]
+
+
+def screen_orders(model, vendor: Vendor) -> Screened:
+    """Every open order of a vendor through the export rules and caps; diversion: part of
+    what the rules block reaches the destination via third countries, more so the wider the
+    price gap and the weaker the enforcement; grey-market orders (kind 2) ship only that way."""
+    book = vendor.book()
+    n = book["units"].size
+    sites, prods = book["site"].copy(), book["product"].copy()
+    kinds, units = book["kind"].copy(), book["units"].copy()
+    chips = vendor.product_chip[prods]
+    decisions = [decision(model, int(c), model.site_group[st], vendor)
+                 for c, st in zip(chips.tolist(), sites.tolist())]
+    legal = np.array([d.shippable_fraction for d in decisions]) if n else np.zeros(0)
+    legal, planned = apply_caps(model, vendor, decisions, sites, prods, units, legal)
+    share = np.array([diversion_share(model, st, d) if d.controlled else 0.0
+                      for st, d in zip(sites.tolist(), decisions)]) if n else np.zeros(0)
+    grey = kinds == 2
+    legal[grey], share[grey] = 0.0, 1.0
+    ship_fraction = legal + (1.0 - legal) * share
+    blocked = units * (1.0 - ship_fraction)
+    lost = float(blocked @ vendor.price[prods]) if n else 0.0
+    return Screened(sites, prods, kinds, units, decisions, legal, planned, ship_fraction, lost)
+
+
+def record_shipments(model, vid: str, vendor: Vendor, out: dict, legal_units: np.ndarray,
+                     diverted: np.ndarray, stock: np.ndarray) -> None:
+    """Who bought which chip (the `shipments` table, as arrays tabulated at the end) and the
+    month's flows by channel, origin and destination [H100e], also by vendor."""
+    sites_out, chips_out = out["site"], out["chip"]
+    dest = model.site_nation[sites_out]
+    h100e_legal, h100e_div = legal_units * model.h100e[chips_out], \
+        diverted * model.h100e[chips_out]
+    n_nations = len(model.nation_ids)
+    model.records["shipments"].append((model.step_index, vid, sites_out, chips_out,
+                                       legal_units, diverted, stock, out["price"]))
+    for channel, origin, amounts in (
+            ("shipments", vendor.nation, np.where(stock, 0.0, h100e_legal)),
+            ("stockpiling", vendor.nation, np.where(stock, h100e_legal, 0.0)),
+            ("diversion", model.leakage.via, h100e_div)):
+        by_nation = np.bincount(dest, weights=amounts, minlength=n_nations)
+        for ni in np.flatnonzero(by_nation > 0):
+            model.records["flows"].append((model.step_index, channel, origin,
+                                           model.nation_ids[ni], float(by_nation[ni])))
+            # the same flow by vendor, for views of the trade network
+            model.records["vendor_flows"].append((model.step_index, channel, vid,
+                                                  model.nation_ids[ni],
+                                                  float(by_nation[ni])))
+
+
+def book_shipped(model, vid: str, screened: Screened, rows: np.ndarray, sites_out: np.ndarray,
+                 legal_units: np.ndarray) -> None:
+    """Count legal shipments against home-relative volume caps, country caps and
+    per-customer exemptions, in proportion to what of the planned amount shipped."""
+    for r, site, units_r in zip(rows, sites_out, legal_units):
+        group = model.site_group[site]
+        model.shipped_to[(vid, int(screened.prods[r]), group)] += units_r
+        if screened.planned is not None and screened.planned[r] is not None:
+            exempt, capped, key = screened.planned[r]
+            used = units_r / max(screened.units[r] * screened.legal[r], 1e-12)
+            model.exempt_used[(int(site), model.month // 12)] += exempt * used
+            model.cap_used[key] += capped * used
+
+
 def sell_chips(model) -> None:
     """Each vendor prices (`Vendor.set_prices`); every open order passes the export rules
-    and caps; blocked demand partly leaks through third countries; the vendor rations its
-    inventory (`Vendor.ship`); shipments go in transit; the month's sales are recorded."""
+    and caps (`screen_orders`); the vendor rations its inventory (`Vendor.ship`); shipments go
+    in transit, legal ones after the lead time, diverted ones a month later at a premium;
+    the month's sales are recorded."""
     lead = model.params.chip_lead_time_months
-    leak = model.leakage
     lost_by_nation: dict[str, float] = defaultdict(float)
     model._offers_month = None        # prices change now: offers are recomputed
     for vid, vendor in model.vendors.items():
         vendor.set_prices()
-        book = vendor.book()
-        n = book["units"].size
-        sites, prods = book["site"].copy(), book["product"].copy()
-        kinds, units = book["kind"].copy(), book["units"].copy()
-        chips = vendor.product_chip[prods]
-        decisions = [decision(model, int(c), model.site_group[st], vendor)
-                     for c, st in zip(chips.tolist(), sites.tolist())]
-        legal = np.array([d.shippable_fraction for d in decisions]) if n else np.zeros(0)
-        legal, planned = apply_caps(model, vendor, decisions, sites, prods, units, legal)
-        # diversion: part of what the rules block reaches the destination via third
-        # countries, more so the wider the price gap and the weaker the enforcement;
-        # grey-market orders (kind 2) ship only that way
-        share = np.array([diversion_share(model, st, d) if d.controlled else 0.0
-                          for st, d in zip(sites.tolist(), decisions)]) if n else np.zeros(0)
-        grey = kinds == 2
-        legal[grey], share[grey] = 0.0, 1.0
-        ship_fraction = legal + (1.0 - legal) * share
-        blocked = units * (1.0 - ship_fraction)
-        lost = float(blocked @ vendor.price[prods]) if n else 0.0
-        lost_by_nation[vendor.nation] += lost
-        out = vendor.ship(ship_fraction, model.params.rationing)
+        screened = screen_orders(model, vendor)
+        lost_by_nation[vendor.nation] += screened.lost_usd
+        out = vendor.ship(screened.ship_fraction, model.params.rationing)
         rows, sites_out, chips_out = out["row"], out["site"], out["chip"]
-        legal_units = out["units"] * np.divide(legal[rows], ship_fraction[rows])
+        legal_units = out["units"] * np.divide(screened.legal[rows],
+                                               screened.ship_fraction[rows])
         diverted = out["units"] - legal_units
-        revenue_share = np.array([decisions[r].revenue_share for r in rows])
+        revenue_share = np.array([screened.decisions[r].revenue_share for r in rows])
         paid_to_state = float(np.sum(legal_units * out["price"] * revenue_share))
         hw = out["price"] * model.server_price[chips_out]
         deliver(model, sites_out, chips_out, legal_units, hw, model.month + lead)
-        deliver(model, sites_out, chips_out, diverted, hw * (1.0 + leak.smuggling_premium),
-                      model.month + lead + 1)
-        dest = model.site_nation[sites_out]
-        h100e_legal, h100e_div = legal_units * model.h100e[chips_out], \
-            diverted * model.h100e[chips_out]
-        n_nations = len(model.nation_ids)
-        stock = kinds[rows] == 1
-        # who bought which chip (the `shipments` table): arrays, tabulated at the end
-        model.records["shipments"].append((model.step_index, vid, sites_out, chips_out,
-                                          legal_units, diverted, stock, out["price"]))
-        for channel, origin, amounts in (
-                ("shipments", vendor.nation, np.where(stock, 0.0, h100e_legal)),
-                ("stockpiling", vendor.nation, np.where(stock, h100e_legal, 0.0)),
-                ("diversion", leak.via, h100e_div)):
-            by_nation = np.bincount(dest, weights=amounts, minlength=n_nations)
-            for ni in np.flatnonzero(by_nation > 0):
-                model.records["flows"].append((model.step_index, channel, origin,
-                                              model.nation_ids[ni], float(by_nation[ni])))
-                # the same flow by vendor, for views of the trade network
-                model.records["vendor_flows"].append((model.step_index, channel, vid,
-                                                     model.nation_ids[ni],
-                                                     float(by_nation[ni])))
-        for r, site, units_r in zip(rows, sites_out, legal_units):
-            group = model.site_group[site]
-            model.shipped_to[(vid, int(prods[r]), group)] += units_r
-            if planned is not None and planned[r] is not None:
-                exempt, capped, key = planned[r]
-                used = units_r / max(units[r] * legal[r], 1e-12)
-                model.exempt_used[(int(site), model.month // 12)] += exempt * used
-                model.cap_used[key] += capped * used
+        deliver(model, sites_out, chips_out, diverted,
+                hw * (1.0 + model.leakage.smuggling_premium), model.month + lead + 1)
+        record_shipments(model, vid, vendor, out, legal_units, diverted,
+                         screened.kinds[rows] == 1)
+        book_shipped(model, vid, screened, rows, sites_out, legal_units)
         vendor.revenue_usd -= paid_to_state
         shipped_h100e = float(vendor.shipped_units @ model.h100e[vendor.product_chip])
-        model.records["vendors"].append((model.step_index, vid, float(vendor.shipped_units.sum()),
-                                        shipped_h100e, vendor.revenue_usd,
-                                        float(vendor.output_units.sum()), lost,
-                                        paid_to_state))
+        model.records["vendors"].append((model.step_index, vid,
+                                         float(vendor.shipped_units.sum()), shipped_h100e,
+                                         vendor.revenue_usd, float(vendor.output_units.sum()),
+                                         screened.lost_usd, paid_to_state))
     for nation, queue in model.lost_revenue.items():
         queue.append(lost_by_nation.get(nation, 0.0))
+
 
 def apply_caps(model, vendor: Vendor, decisions, sites, prods, units, legal):
     """Limit shipments under country caps (with per-customer exemptions) and volume caps
