@@ -11,7 +11,38 @@ from __future__ import annotations
 import mesa
 import numpy as np
 
+from agents.strategies import build_decision, lab_bids
+from market import costs
 from market.timeline import parse_month
+from market.world import HOURS_PER_MONTH, going_rate
+
+#: How far ahead a building lab plans its own cluster [months] (issue 12: to become an input).
+BUILD_LOOKAHEAD_MONTHS = 12
+#: Utilization a building lab assumes in its build-or-rent test [-] (issue 12: an input).
+BUILD_UTILIZATION = 0.8
+
+
+def build_order_h100e(future_need_h100e: float, have_h100e: float, backlog_h100e: float,
+                      h100e_per_chip: float, server_price_usd: float,
+                      energy_usd_per_chip_month: float, rent_usd_per_h100e_hour: float | None,
+                      horizon_months: float) -> float:
+    """Build or rent: H100e a building lab orders this month (0: none).
+
+    The gap is the need it foresees less its fleet, pipeline and open orders [H100e]; it
+    builds when owning that many chips breaks even against renting them within
+    `horizon_months` (`strategies.build_decision`), and then orders a third of the gap.
+    """
+    gap_h100e = future_need_h100e - have_h100e - backlog_h100e
+    if gap_h100e <= 0:
+        return 0.0
+    gap_gpus = gap_h100e / h100e_per_chip
+    if rent_usd_per_h100e_hour is None:
+        return 0.0
+    if not build_decision(gap_gpus, costs.acquisition_cost_usd(1, server_price_usd),
+                          energy_usd_per_chip_month, rent_usd_per_h100e_hour * h100e_per_chip,
+                          BUILD_UTILIZATION, horizon_months):
+        return 0.0
+    return gap_h100e / 3.0
 
 
 class LabBook:
@@ -77,6 +108,7 @@ class LabBook:
         self.bought_h100e_hours = np.zeros(self.n)
         self.spend_usd = np.zeros(self.n)
         self.capex_usd = np.zeros(self.n)
+        self.serving_bought_h100e_hours = np.zeros(self.n)
 
     def active(self, month: int) -> np.ndarray:
         return self.start_month <= month
@@ -94,6 +126,20 @@ class LabBook:
         years = (month - model_start) / 12.0
         return np.where(self.active(month), self.budget_usd_per_year * demand_index
                         * (1.0 + self.budget_growth) ** years / 12.0, 0.0)
+
+    def bids(self, market_need_h100e_hours: np.ndarray, need_h100e_hours: np.ndarray,
+             budget_usd_per_month: np.ndarray, params):
+        """The labs' GPU-hour bids: three blocks per lab (serving, training, experiments) as
+        (quantity [H100e-hours], price [USD per H100e-hour], hyperscaler share [-]), each
+        (3, n): serving mostly at hyperscalers, training and experiments by contract."""
+        p = params
+        qty, price = lab_bids(market_need_h100e_hours, need_h100e_hours, budget_usd_per_month,
+                              self.inference_share, p.inference_wtp_usd_per_h100e_hour,
+                              p.training_wtp_cap_usd_per_h100e_hour, p.experiment_share,
+                              p.experiment_wtp_usd_per_h100e_hour)
+        h = np.stack([np.full(self.n, p.inference_hyperscaler_share), self.hyperscaler_share,
+                      self.hyperscaler_share])
+        return qty, price, h
 
     def advance_training(self, training_h100e_hours: np.ndarray, flop_per_h100e_hour: float,
                          month: int, model_start: int) -> np.ndarray:
@@ -137,3 +183,22 @@ class Lab(mesa.Agent):
     @property
     def largest_run_flop(self) -> float:
         return float(self.book.largest_run_flop[self.row])
+
+    def plan_build(self, offer: tuple[int, float], backlog_h100e: float) -> float:
+        """H100e this building lab orders for its own site this month, given the best chip
+        offered to it (chip index, unit price [USD]) and its open orders [H100e]."""
+        m, book, row = self.model, self.book, self.row
+        horizon = BUILD_LOOKAHEAD_MONTHS
+        site_i = int(book.site[row])
+        site = m.sites[site_i]
+        chip, unit_price = offer
+        years = (m.month + horizon - m.start_month) / 12.0
+        future_need = (book.demand_h100e[row] * (1 + book.demand_growth[row]) ** years
+                       * m.demand_index.at(m.month + horizon) * m._demand_factor()
+                       * m._efficiency_factor())
+        have = float((site.fleet.units_by_chip() + site.fleet.pipeline_by_chip()) @ m.h100e)
+        energy = float(m.energy_usd_per_chip_hour[site_i, chip]) * HOURS_PER_MONTH
+        return build_order_h100e(future_need, have, backlog_h100e, m.h100e[chip],
+                                 unit_price * m.server_price[chip], energy,
+                                 going_rate(m.latest_price_index, m.nation_ids[site.nation]),
+                                 m.params.build_horizon_months)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import mesa
 
-from market.controls import RuleBook, order_regime
+from market.controls import RuleBook, hbm_controlled, order_regime, remote_access_open
 from market.timeline import parse_month
 
 
@@ -82,3 +82,34 @@ class Nation(mesa.Agent):
                 continue
             self._last_fired[i] = month
         return done
+
+
+def access_switches(nations: dict, remote_access_allowed: bool,
+                    rules: RuleBook) -> dict[str, tuple[bool, bool]]:
+    """Per nation: (its labs may rent foreign clouds remotely, HBM exports to it are
+    controlled), from every other controller's regime and the world's remote-access switch."""
+    controllers = [n for n in nations.values() if n.regime]
+    out = {}
+    for nid, nation in nations.items():
+        group = nation.controls_group
+        remote_open = remote_access_allowed and all(
+            remote_access_open(group, c.regime, rules) for c in controllers
+            if c is not nation)
+        cut = any(hbm_controlled(group, c.regime, rules) for c in controllers
+                  if c is not nation)
+        out[nid] = (remote_open, cut)
+    return out
+
+
+def announced_rules(events, rules: RuleBook) -> list[tuple[int, int, str, str]]:
+    """Rules announced before they take effect, as (announced month, effective month,
+    issuer, rule id): buyers stockpile in between."""
+    out = []
+    for event in events:
+        if event.kind == "export_control" and event.action == "impose":
+            rule = rules[event.rule]
+            lead = parse_month(rule.effective) - parse_month(rule.announced)
+            if lead > 0:
+                eff = parse_month(event.date)
+                out.append((eff - lead, eff, event.issuer, event.rule))
+    return out

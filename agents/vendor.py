@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import mesa
 import numpy as np
 
 from market.clearing import ration, ration_pro_rata_by_group
-from market.timeline import parse_month
+from market.controls import classify, compliant_variant, order_regime
+from market.timeline import format_month, parse_month
+from market.world import FREE, VARIANT_TRIGGER
+from scenarios.schema import Product
 
 
 class Vendor(mesa.Agent):
@@ -112,10 +117,52 @@ class Vendor(mesa.Agent):
             self.available[product] = min(groups.values())
         return groups[group]
 
+    def respond_to_rules(self, month: int, buyer_groups: list[str], home_group: str, decide,
+                         h100e: np.ndarray, chip_ids: list[str]) -> list[str]:
+        """Variant response: where a product is restricted in a market (less than
+        `VARIANT_TRIGGER` of its orders may ship), launch, after the design lag, the best
+        variant that ships there freely (declared in the scenario, else derived).
+
+        `decide(chip, group, vendor)` is the export-control decision in force; `h100e` per
+        chip [H100e]. Returns what was launched, in words, for the policy log.
+        """
+        if not self.compliant_variants or not (self.variant_parent >= 0).any():
+            return []
+        done = []
+        active = self.active(month) | (self.declared_available > month)
+        for prod in np.flatnonzero(active & (self.variant_parent < 0) & (self.end >= month)):
+            chip = int(self.product_chip[prod])
+            variants = np.flatnonzero((self.variant_parent == chip) & (self.end >= month))
+            if variants.size == 0 or self.declared_available[prod] > month:
+                continue
+            for group in buyer_groups:
+                if group == home_group or decide(chip, group, self).shippable_fraction \
+                        >= VARIANT_TRIGGER:
+                    continue
+                free = [v for v in variants if decide(
+                    int(self.product_chip[v]), group, self).treatment in FREE]
+                if not free or any(group in self.variant_groups.get(v, {}) for v in free):
+                    continue
+                best = max(free, key=lambda v: (h100e[self.product_chip[v]],
+                                                not self.derived[v]))
+                first = self.serve_variant(int(best), group, month)
+                done.append(f"{self.vendor_id} launches "
+                            f"{chip_ids[self.product_chip[best]]} for {group} from "
+                            f"{format_month(first)} ({chip_ids[chip]} restricted)")
+        return done
+
     def backlog_by_product(self) -> np.ndarray:
         book = self._orders()
         return np.bincount(book["product"], weights=book["units"],
                            minlength=len(self.product_chip))
+
+    def hbm_supply_factor(self, factor: float, month: int, hbm_cut_since: int | None) -> float:
+        """`factor` [-] cut by the vendor's HBM dependence once HBM exports to its nation have
+        been controlled for longer than its HBM stockpile lasts."""
+        if self.hbm_dependence > 0 and hbm_cut_since is not None \
+                and month - hbm_cut_since >= self.hbm_stockpile_months:
+            factor *= 1.0 - self.hbm_dependence     # the HBM stockpile has run out
+        return factor
 
     def produce(self, month: int, wafers: float) -> None:
         """Turn this month's wafers into chips: build to the order book (plus a small buffer)
@@ -194,3 +241,73 @@ class Vendor(mesa.Agent):
         book["units"] = book["units"] - sent
         self.cancel_orders(book["units"] > 1e-6)
         return shipments
+
+
+# ------------------------------------------------------------ variant design ---
+
+def reachable_regimes(scenario, rules, issuer: str) -> list[tuple[str, ...]]:
+    """Regimes the issuer's events (and adaptive policies) can put in force."""
+    regime: tuple[str, ...] = ()
+    seen = []
+    for event in sorted((e for e in scenario.events
+                         if e.kind == "export_control" and e.issuer == issuer),
+                        key=lambda e: parse_month(e.date)):
+        ids = (*regime, event.rule) if event.action == "impose" else \
+            tuple(r for r in regime if r != event.rule)
+        regime = order_regime(rules, ids)
+        seen.append(regime)
+    adaptive = [a.impose for a in scenario.nations[issuer].adaptive if a.impose]
+    for base in list(seen) or [()]:
+        seen += [order_regime(rules, (*base, rid)) for rid in adaptive]
+    return [r for r in dict.fromkeys(seen) if r]
+
+def design_variants(scenario, catalog: dict, rules,
+                    buyer_groups: list[str]) -> dict[str, list[Product]]:
+    """Compliant variants each vendor could need under the regimes its nation may impose,
+    designed up front from the rule data (so the chip arrays stay fixed during a run);
+    a vendor launches one only when a rule actually restricts the parent (see
+    `Vendor.respond_to_rules`). A declared variant that complies is preferred to a derived one."""
+    extra: dict[str, list[Product]] = defaultdict(list)
+    seen: set[tuple] = set()
+    for vid, vendor in scenario.vendors.items():
+        if not vendor.compliant_variants:
+            continue
+        home = scenario.nations[vendor.nation].controls_group
+        declared = [p for p in vendor.products if p.variant_of]
+        markets = buyer_groups if not vendor.captive_to else sorted(
+            {scenario.nations[o.nation].controls_group
+             for oid, o in [*scenario.clouds.items(), *scenario.labs.items()]
+             if oid in vendor.captive_to})
+        for regime in reachable_regimes(scenario, rules, vendor.nation):
+            for product in vendor.products:
+                if product.variant_of:
+                    continue
+                parent = catalog[product.chip]
+                for group in markets:
+                    if group == home:
+                        continue
+                    decision = classify(parent, group, regime, rules)
+                    if decision.shippable_fraction >= VARIANT_TRIGGER:
+                        continue
+                    if any(d.variant_of == product.chip and classify(
+                            catalog[d.chip], group, regime, rules).treatment in FREE
+                           for d in declared):
+                        continue
+                    chip_id = f"{product.chip}-for-{group.lower()}-{decision.rule_id}"
+                    variant = compliant_variant(parent, group, regime, rules, chip_id)
+                    if variant is None:
+                        continue
+                    key = (product.chip, group, round(variant.tpp), variant.interconnect_gbps,
+                           variant.memory_bandwidth_gbps)
+                    if key in seen or chip_id in catalog:
+                        continue
+                    seen.add(key)
+                    catalog[chip_id] = variant
+                    price = product.list_price_usd or parent.unit_price_usd
+                    extra[vid].append(Product(
+                        chip=chip_id, available=product.available, end=product.end,
+                        packages_per_wafer=product.packages_per_wafer,
+                        unit_cost_usd=product.unit_cost_usd,
+                        list_price_usd=price * (0.3 + 0.7 * variant.tpp / parent.tpp),
+                        mix_weight=product.mix_weight, variant_of=product.chip))
+    return extra

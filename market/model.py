@@ -11,125 +11,28 @@ money in USD; power in MW; time in months.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict, deque
-from dataclasses import dataclass
+from functools import partial
 
 import mesa
 import numpy as np
-import pandas as pd
 
+from agents.buyers import stockpile_orders
 from agents.cloud import Cloud
 from agents.fleet import Site
 from agents.foundry import Foundry
-from agents.lab import Lab, LabBook
-from agents.nation import Nation
-from agents.strategies import (ask_prices, build_decision, lab_bids, order_price_response,
-                               split_order)
-from agents.vendor import Vendor
-from market import costs
-from market.catalog import H100_DENSE_BF16_TFLOPS, load_catalog
-from market.clearing import ClearingResult, clear, clear_segmented
-from market.controls import (classify, compliant_variant, hbm_controlled, load_rules,
-                             order_regime, remote_access_open)
-from market.timeline import TimePath, format_month, parse_month
+from agents.lab import BUILD_LOOKAHEAD_MONTHS, Lab, LabBook
+from agents.nation import Nation, access_switches, announced_rules
+from agents.vendor import Vendor, design_variants
+from market import chip_trade, costs
+from market.catalog import load_catalog
+from market.controls import (load_rules)
+from market.collect import collect, datacollector
+from market.gpu_hours import CloudFleets, clear_gpu_hours
+from market.timeline import TimePath, parse_month
+from market.world import (FLOP_PER_H100E_HOUR, TIERS, efficiency_factor, energy_usd_per_chip_hour,
+                          shock_factor)
 from scenarios.loader import LAB_PUE
-from scenarios.schema import Product
-
-#: A vendor designs a variant for a market when less than this share of its orders there may
-#: ship [A]: prohibitions and denied licences, not licences mostly granted.
-VARIANT_TRIGGER = 0.5
-#: Treatments under which a variant serves a market.
-FREE = ("allowed", "notification")
-
-TIERS = ("hyperscaler", "neocloud")
-HOURS_PER_MONTH = costs.HOURS_PER_MONTH
-#: FLOP delivered by one H100e-hour at 100% of dense BF16 peak.
-FLOP_PER_H100E_HOUR = H100_DENSE_BF16_TFLOPS * 1e12 * costs.SECONDS_PER_HOUR
-
-
-# Model-level reporters for Mesa's DataCollector: named functions with units in the name (they
-# must pickle, so no lambdas).
-def price_index_us_neocloud_usd_per_h100e_hour(model: "ComputeMarket") -> float:
-    return model.latest_price_index.get(("US", "neocloud"), float("nan"))
-
-
-def price_index_us_hyperscaler_usd_per_h100e_hour(model: "ComputeMarket") -> float:
-    return model.latest_price_index.get(("US", "hyperscaler"), float("nan"))
-
-
-def china_share_of_installed_h100e(model: "ComputeMarket") -> float:
-    return model.latest_share.get("China", float("nan"))
-
-
-def us_share_of_installed_h100e(model: "ComputeMarket") -> float:
-    return model.latest_share.get("US", float("nan"))
-
-
-def _clear_grouped(bid_qty, bid_price, ask_qty, ask_price, tie_break, rng):
-    """`clear`, with bids at the same price pooled first when ties are shared pro rata.
-
-    Pooling is exact for the pro-rata rule (tied bids get the same fraction either way) and
-    turns tens of thousands of long-tail bids into a few price levels.
-    """
-    if tie_break != "pro_rata" or bid_qty.size < 64:
-        return clear(bid_qty, bid_price, ask_qty, ask_price, tie_break=tie_break, rng=rng)
-    levels, which = np.unique(bid_price, return_inverse=True)
-    pooled = np.bincount(which, weights=bid_qty, minlength=levels.size)
-    res = clear(pooled, levels, ask_qty, ask_price, tie_break=tie_break, rng=rng)
-    fraction = np.divide(res.bid_fill, pooled, out=np.zeros_like(pooled), where=pooled > 0)
-    return ClearingResult(res.price, res.volume, bid_qty * fraction[which], res.ask_fill)
-
-
-@dataclass
-class _Bids:
-    """Labs' GPU-hour bids by (region, tier, block, price).
-
-    `split[t, k, i]` is what lab i bids in tier t for block k (0 serving, 1 training,
-    2 experiments) [H100e-hours]; `which[t, k, i]` is the bid that carries it (-1: none).
-    """
-
-    qty: np.ndarray       #: per bid [H100e-hours]
-    price: np.ndarray     #: per bid, as valued at a neocloud [USD per H100e-hour]
-    region: np.ndarray
-    tier: np.ndarray
-    split: np.ndarray     #: (2, 3, n)
-    which: np.ndarray     #: (2, 3, n)
-
-    def per_lab(self, per_unit_of_bid: np.ndarray) -> np.ndarray:
-        """Spread a per-bid rate (per H100e-hour bid) back to the labs: (3, n) per block."""
-        rate = np.append(per_unit_of_bid, 0.0)        # index -1 reads 0
-        return self.split[0] * rate[self.which[0]] + self.split[1] * rate[self.which[1]]
-
-
-def _tier_bids(qty: np.ndarray, price: np.ndarray, hyperscaler_share: np.ndarray,
-               nation: np.ndarray, pool: bool) -> _Bids:
-    """Split labs' (3, n) demand blocks between the tiers and, when `pool`, merge bids with the
-    same region, tier, block and price into one.
-
-    Pooling is exact under the pro-rata tie rule (tied bids get the same fraction either way)
-    and turns tens of thousands of long-tail bids into a few price levels. Grouping hashes the
-    prices (pandas.factorize) and counts into dense integer cells: O(n), no sort of lab rows.
-    """
-    n = qty.shape[1]
-    split = np.stack([qty * hyperscaler_share, qty * (1.0 - hyperscaler_share)])  # (2, 3, n)
-    block = np.arange(3)[:, None]
-    if not pool:
-        t, k, i = np.nonzero(split > 0)
-        which = np.full(split.shape, -1, dtype=np.int64)
-        which[t, k, i] = np.arange(t.size)
-        return _Bids(split[t, k, i], price[k, i], nation[i], t, split, which)
-    code, levels = pd.factorize(price.ravel(), sort=False)
-    cell = ((nation[None, :] * 3 + block) * levels.size + code.reshape(3, n)).ravel()
-    size = int(cell.max()) + 1 if cell.size else 0
-    pooled = np.stack([np.bincount(cell, weights=split[t].ravel(), minlength=size)
-                       for t in (0, 1)])
-    t, g = np.nonzero(pooled > 0)
-    slot = np.full((2, size), -1, dtype=np.int64)
-    slot[t, g] = np.arange(t.size)
-    which = np.stack([slot[0][cell], slot[1][cell]]).reshape(split.shape)
-    return _Bids(pooled[t, g], levels[g % levels.size], g // levels.size // 3, t, split, which)
-
 
 class ComputeMarket(mesa.Model):
     """The global AI-compute market, one month per step.
@@ -155,7 +58,7 @@ class ComputeMarket(mesa.Model):
         groups = {scenario.nations[o.nation].controls_group
                   for o in [*scenario.clouds.values(), *scenario.labs.values()]}
         self.buyer_groups = sorted(groups)
-        derived = self._derive_variants(scenario, catalog)
+        derived = design_variants(scenario, catalog, self.rules, self.buyer_groups)
 
         # -- chips used in this world ---------------------------------------------------
         used = {p.chip for v in scenario.vendors.values() for p in v.products}
@@ -213,21 +116,23 @@ class ComputeMarket(mesa.Model):
                 self.lab_vendor_weights[row] = np.array(
                     [spec.vendor_preference.get(v, 0.0) for v in self.vendor_ids])
         self.builders = [row for row in range(self.book.n_named) if self.book.can_build[row]]
-        # sites see the same chip offers when they share a nation and the vendors that sell
-        # to them (captive vendors sell to named buyers only)
-        self._site_costs()
+        self.energy_usd_per_chip_hour = energy_usd_per_chip_hour(
+            [site.pue for site in self.sites],
+            [self.nations[self.nation_ids[site.nation]].electricity_usd_per_kwh
+             for site in self.sites], self.tdp_w, self.server_power, self.power_fraction)
+        self.hardware_usd_per_usd_hour = float(costs.amortized_hardware_cost_usd(1.0, 1.0))
         self.site_nation = np.array([site.nation for site in self.sites], dtype=np.int64)
         self.cloud_sites = np.array([c.site for c in self.clouds], dtype=np.int64)
-        self._cloud_fleet_list = [self.sites[c.site].fleet for c in self.clouds]
-        self._cloud_versions = [-1] * len(self.clouds)
-        self._cloud_units = np.zeros((len(self.clouds), len(self.chip_ids)))
-        self._cloud_disc = np.zeros((len(self.clouds), len(self.chip_ids)))
+        self.cloud_fleets = CloudFleets([self.sites[c.site].fleet for c in self.clouds],
+                                        len(self.chip_ids))
         self.cloud_market = np.array([self.market_index[(c.region, c.tier)] for c in self.clouds],
                                      dtype=np.int64)
         self.foreign_vendor = np.array([[v.nation != n for v in self.vendors.values()]
                                         for n in self.nation_ids])
         self.site_group = [self.nations[self.nation_ids[site.nation]].controls_group
                            for site in self.sites]
+        # sites see the same chip offers when they share a nation and the vendors that sell
+        # to them (captive vendors sell to named buyers only)
         self._offer_key = [(site.nation, tuple(v.sells_to(self.site_buyer[i])
                                                for v in self.vendors.values()))
                            for i, site in enumerate(self.sites)]
@@ -245,14 +150,7 @@ class ComputeMarket(mesa.Model):
         self.remote_access_allowed = mkt.remote_access_allowed
         self.leakage = scenario.leakage
         # rules announced before they take effect: buyers stockpile in between
-        self.announcements = []                      # (announced, effective, issuer, rule)
-        for event in scenario.events:
-            if event.kind == "export_control" and event.action == "impose":
-                rule = self.rules[event.rule]
-                lead = parse_month(rule.effective) - parse_month(rule.announced)
-                if lead > 0:
-                    eff = parse_month(event.date)
-                    self.announcements.append((eff - lead, eff, event.issuer, event.rule))
+        self.announcements = announced_rules(scenario.events, self.rules)
         self.windows: list[tuple[str, int, int, object]] = []   # (kind, first, last, event)
         self.remote_open = {n: self.remote_access_allowed for n in self.nation_ids}
         self.hbm_cut_since: dict[str, int] = {}      # nation -> month HBM became controlled
@@ -271,82 +169,10 @@ class ComputeMarket(mesa.Model):
         self.latest_price_index: dict[tuple[str, str], float] = {}
         self.latest_share: dict[str, float] = {}
         self.records: dict[str, list] = defaultdict(list)
-        self.datacollector = mesa.DataCollector(model_reporters={
-            "price_index_us_neocloud_usd_per_h100e_hour": price_index_us_neocloud_usd_per_h100e_hour,
-            "price_index_us_hyperscaler_usd_per_h100e_hour":
-                price_index_us_hyperscaler_usd_per_h100e_hour,
-            "china_share_of_installed_h100e": china_share_of_installed_h100e,
-            "us_share_of_installed_h100e": us_share_of_installed_h100e,
-        })
+        self.datacollector = datacollector()
         self.datacollector.collect(self)
 
     # ------------------------------------------------------------------ construction ---
-    def _reachable_regimes(self, scenario, issuer: str) -> list[tuple[str, ...]]:
-        """Regimes the issuer's events (and adaptive policies) can put in force."""
-        regime: tuple[str, ...] = ()
-        seen = []
-        for event in sorted((e for e in scenario.events
-                             if e.kind == "export_control" and e.issuer == issuer),
-                            key=lambda e: parse_month(e.date)):
-            ids = (*regime, event.rule) if event.action == "impose" else \
-                tuple(r for r in regime if r != event.rule)
-            regime = order_regime(self.rules, ids)
-            seen.append(regime)
-        adaptive = [a.impose for a in scenario.nations[issuer].adaptive if a.impose]
-        for base in list(seen) or [()]:
-            seen += [order_regime(self.rules, (*base, rid)) for rid in adaptive]
-        return [r for r in dict.fromkeys(seen) if r]
-
-    def _derive_variants(self, scenario, catalog: dict) -> dict[str, list[Product]]:
-        """Compliant variants each vendor could need under the regimes its nation may impose,
-        designed up front from the rule data (so the chip arrays stay fixed during a run);
-        a vendor launches one only when a rule actually restricts the parent (see
-        `_vendors_respond`). A declared variant that complies is preferred to a derived one."""
-        extra: dict[str, list[Product]] = defaultdict(list)
-        seen: set[tuple] = set()
-        for vid, vendor in scenario.vendors.items():
-            if not vendor.compliant_variants:
-                continue
-            home = scenario.nations[vendor.nation].controls_group
-            declared = [p for p in vendor.products if p.variant_of]
-            markets = self.buyer_groups if not vendor.captive_to else sorted(
-                {scenario.nations[o.nation].controls_group
-                 for oid, o in [*scenario.clouds.items(), *scenario.labs.items()]
-                 if oid in vendor.captive_to})
-            for regime in self._reachable_regimes(scenario, vendor.nation):
-                for product in vendor.products:
-                    if product.variant_of:
-                        continue
-                    parent = catalog[product.chip]
-                    for group in markets:
-                        if group == home:
-                            continue
-                        decision = classify(parent, group, regime, self.rules)
-                        if decision.shippable_fraction >= VARIANT_TRIGGER:
-                            continue
-                        if any(d.variant_of == product.chip and classify(
-                                catalog[d.chip], group, regime, self.rules).treatment in FREE
-                               for d in declared):
-                            continue
-                        chip_id = f"{product.chip}-for-{group.lower()}-{decision.rule_id}"
-                        variant = compliant_variant(parent, group, regime, self.rules, chip_id)
-                        if variant is None:
-                            continue
-                        key = (product.chip, group, round(variant.tpp), variant.interconnect_gbps,
-                               variant.memory_bandwidth_gbps)
-                        if key in seen or chip_id in catalog:
-                            continue
-                        seen.add(key)
-                        catalog[chip_id] = variant
-                        price = product.list_price_usd or parent.unit_price_usd
-                        extra[vid].append(Product(
-                            chip=chip_id, available=product.available, end=product.end,
-                            packages_per_wafer=product.packages_per_wafer,
-                            unit_cost_usd=product.unit_cost_usd,
-                            list_price_usd=price * (0.3 + 0.7 * variant.tpp / parent.tpp),
-                            mix_weight=product.mix_weight, variant_of=product.chip))
-        return extra
-
     def _new_site(self, owner: str, nation: str, power_mw: float, growth: float, pue: float,
                   fleet: dict[str, float], age_years: float) -> int:
         site = Site(owner, self.nation_index[nation], power_mw, growth, pue, len(self.chip_ids),
@@ -374,14 +200,14 @@ class ComputeMarket(mesa.Model):
         installation, GPU-hour market, labs, capacity planning, collection."""
         self.month += 1
         self._apply_policies()
-        self._produce_chips()
+        chip_trade.produce_chips(self)
         self._stockpile()
-        self._sell_chips()
-        self._install_chips()
-        self._clear_gpu_hours()
+        chip_trade.sell_chips(self)
+        chip_trade.install_chips(self)
+        clear_gpu_hours(self)
         self._advance_labs()
         self._plan_capacity()
-        self._collect()
+        collect(self)
 
     @property
     def step_index(self) -> int:
@@ -426,779 +252,87 @@ class ComputeMarket(mesa.Model):
         if signature == self._switch_signature:
             return
         self._switch_signature = signature
-        controllers = [n for n in self.nations.values() if n.regime]
-        for nid, nation in self.nations.items():
-            group = nation.controls_group
-            self.remote_open[nid] = self.remote_access_allowed and all(
-                remote_access_open(group, c.regime, self.rules) for c in controllers
-                if c is not nation)
-            cut = any(hbm_controlled(group, c.regime, self.rules) for c in controllers
-                      if c is not nation)
-            if cut:
+        for nid, (remote_open, hbm_cut) in access_switches(
+                self.nations, self.remote_access_allowed, self.rules).items():
+            self.remote_open[nid] = remote_open
+            if hbm_cut:
                 self.hbm_cut_since.setdefault(nid, self.month)
             else:
                 self.hbm_cut_since.pop(nid, None)
 
     def _vendors_respond(self) -> None:
-        """A vendor whose product is restricted in a market launches, after its design lag,
-        the best variant that ships there freely (declared in the scenario, else derived)."""
+        """Vendors launch compliant variants where a rule restricts a product
+        (`Vendor.respond_to_rules`), re-read only when a regime or a product line changed."""
         signature = (tuple(n.regime for n in self.nations.values()),
                      tuple(v.active(self.month).tobytes() + v.end.tobytes()
                            for v in self.vendors.values()))
         if signature == self._respond_signature:
             return                      # nothing a vendor responds to has changed
         self._respond_signature = signature
+        decide = partial(chip_trade.decision, self)
         for vendor in self.vendors.values():
-            if not vendor.compliant_variants or not (vendor.variant_parent >= 0).any():
-                continue
             home = self.nations[vendor.nation].controls_group
-            active = vendor.active(self.month) | (vendor.declared_available > self.month)
-            for prod in np.flatnonzero(active & (vendor.variant_parent < 0)
-                                       & (vendor.end >= self.month)):
-                chip = int(vendor.product_chip[prod])
-                variants = np.flatnonzero((vendor.variant_parent == chip)
-                                          & (vendor.end >= self.month))
-                if variants.size == 0 or vendor.declared_available[prod] > self.month:
-                    continue
-                for group in self.buyer_groups:
-                    if group == home or self._decision(chip, group, vendor).shippable_fraction \
-                            >= VARIANT_TRIGGER:
-                        continue
-                    free = [v for v in variants if self._decision(
-                        int(vendor.product_chip[v]), group, vendor).treatment in FREE]
-                    if not free or any(group in vendor.variant_groups.get(v, {}) for v in free):
-                        continue
-                    best = max(free, key=lambda v: (self.h100e[vendor.product_chip[v]],
-                                                    not vendor.derived[v]))
-                    first = vendor.serve_variant(int(best), group, self.month)
-                    self._log(vendor.nation, "vendor", f"{vendor.vendor_id} launches "
-                              f"{self.chip_ids[vendor.product_chip[best]]} for {group} from "
-                              f"{format_month(first)} ({self.chip_ids[chip]} restricted)")
-
-    def _decision(self, chip: int, group: str, vendor: Vendor):
-        """Export-control decision for a vendor's chip to a destination group (cached)."""
-        issuer = self.nations.get(vendor.nation)
-        regime = issuer.regime if issuer is not None else ()
-        key = (chip, group, regime)
-        if key not in self._decisions:
-            self._decisions[key] = self.rules.decide(self.chips[chip], group, regime)
-        return self._decisions[key]
-
-    def _shock_factor(self, kind: str, match=lambda event: True) -> float:
-        factor = 1.0
-        for k, first, last, event in self.windows:
-            if k == kind and first <= self.month <= last and match(event):
-                factor *= event.factor
-        return factor
+            for text in vendor.respond_to_rules(self.month, self.buyer_groups, home, decide,
+                                                self.h100e, self.chip_ids):
+                self._log(vendor.nation, "vendor", text)
 
     def _demand_factor(self) -> float:
         """Multiplier on labs' demand and budgets from demand shocks [-]."""
-        return self.demand_shock * self._shock_factor("demand_shock")
+        return self.demand_shock * shock_factor(self.windows, self.month, "demand_shock")
 
     def _efficiency_factor(self) -> float:
-        """FLOP needed per unit of capability after efficiency breakthroughs [-]: the saving
-        is whole at the start and demand grows back into it linearly over `months`."""
-        factor = 1.0
-        for k, first, last, event in self.windows:
-            if k == "efficiency_shock" and first <= self.month:
-                done = min(1.0, (self.month - first) / max(last - first + 1, 1))
-                factor *= event.factor + (1.0 - event.factor) * done
-        return factor
-
-    # 2. foundries -------------------------------------------------------------------------
-    def _produce_chips(self) -> None:
-        wafers: dict[str, float] = defaultdict(float)
-        for foundry in self.foundries.values():
-            for vendor, w in foundry.allot_wafers(self.month).items():
-                wafers[vendor] += w
-        for vid, vendor in self.vendors.items():
-            factor = self._shock_factor("hbm_shortage",
-                                        lambda e: not e.vendors or vid in e.vendors)
-            since = self.hbm_cut_since.get(vendor.nation)
-            if vendor.hbm_dependence > 0 and since is not None \
-                    and self.month - since >= vendor.hbm_stockpile_months:
-                factor *= 1.0 - vendor.hbm_dependence     # the HBM stockpile has run out
-            vendor.produce(self.month, wafers.get(vid, 0.0) * factor)
-
-    # 3. vendors ---------------------------------------------------------------------------
-    def _sell_chips(self) -> None:
-        lead = self.params.chip_lead_time_months
-        leak = self.leakage
-        lost_by_nation: dict[str, float] = defaultdict(float)
-        self._offers_month = None        # prices change now: offers are recomputed
-        for vid, vendor in self.vendors.items():
-            vendor.set_prices()
-            book = vendor.book()
-            n = book["units"].size
-            sites, prods = book["site"].copy(), book["product"].copy()
-            kinds, units = book["kind"].copy(), book["units"].copy()
-            chips = vendor.product_chip[prods]
-            decisions = [self._decision(int(c), self.site_group[st], vendor)
-                         for c, st in zip(chips.tolist(), sites.tolist())]
-            legal = np.array([d.shippable_fraction for d in decisions]) if n else np.zeros(0)
-            legal, planned = self._apply_caps(vendor, decisions, sites, prods, units, legal)
-            # diversion: part of what the rules block reaches the destination via third
-            # countries, more so the wider the price gap and the weaker the enforcement;
-            # grey-market orders (kind 2) ship only that way
-            share = np.array([self._diversion_share(st, d) if d.controlled else 0.0
-                              for st, d in zip(sites.tolist(), decisions)]) if n else np.zeros(0)
-            grey = kinds == 2
-            legal[grey], share[grey] = 0.0, 1.0
-            ship_fraction = legal + (1.0 - legal) * share
-            blocked = units * (1.0 - ship_fraction)
-            lost = float(blocked @ vendor.price[prods]) if n else 0.0
-            lost_by_nation[vendor.nation] += lost
-            out = vendor.ship(ship_fraction, self.params.rationing)
-            rows, sites_out, chips_out = out["row"], out["site"], out["chip"]
-            legal_units = out["units"] * np.divide(legal[rows], ship_fraction[rows])
-            diverted = out["units"] - legal_units
-            revenue_share = np.array([decisions[r].revenue_share for r in rows])
-            paid_to_state = float(np.sum(legal_units * out["price"] * revenue_share))
-            hw = out["price"] * self.server_price[chips_out]
-            self._deliver(sites_out, chips_out, legal_units, hw, self.month + lead)
-            self._deliver(sites_out, chips_out, diverted, hw * (1.0 + leak.smuggling_premium),
-                          self.month + lead + 1)
-            dest = self.site_nation[sites_out]
-            h100e_legal, h100e_div = legal_units * self.h100e[chips_out], \
-                diverted * self.h100e[chips_out]
-            n_nations = len(self.nation_ids)
-            stock = kinds[rows] == 1
-            # who bought which chip (the `shipments` table): arrays, tabulated at the end
-            self.records["shipments"].append((self.step_index, vid, sites_out, chips_out,
-                                              legal_units, diverted, stock, out["price"]))
-            for channel, origin, amounts in (
-                    ("shipments", vendor.nation, np.where(stock, 0.0, h100e_legal)),
-                    ("stockpiling", vendor.nation, np.where(stock, h100e_legal, 0.0)),
-                    ("diversion", leak.via, h100e_div)):
-                by_nation = np.bincount(dest, weights=amounts, minlength=n_nations)
-                for ni in np.flatnonzero(by_nation > 0):
-                    self.records["flows"].append((self.step_index, channel, origin,
-                                                  self.nation_ids[ni], float(by_nation[ni])))
-                    # the same flow by vendor, for views of the trade network
-                    self.records["vendor_flows"].append((self.step_index, channel, vid,
-                                                         self.nation_ids[ni],
-                                                         float(by_nation[ni])))
-            for r, site, units_r in zip(rows, sites_out, legal_units):
-                group = self.site_group[site]
-                self.shipped_to[(vid, int(prods[r]), group)] += units_r
-                if planned is not None and planned[r] is not None:
-                    exempt, capped, key = planned[r]
-                    used = units_r / max(units[r] * legal[r], 1e-12)
-                    self.exempt_used[(int(site), self.month // 12)] += exempt * used
-                    self.cap_used[key] += capped * used
-            vendor.revenue_usd -= paid_to_state
-            shipped_h100e = float(vendor.shipped_units @ self.h100e[vendor.product_chip])
-            self.records["vendors"].append((self.step_index, vid, float(vendor.shipped_units.sum()),
-                                            shipped_h100e, vendor.revenue_usd,
-                                            float(vendor.output_units.sum()), lost,
-                                            paid_to_state))
-        for nation, queue in self.lost_revenue.items():
-            queue.append(lost_by_nation.get(nation, 0.0))
-
-    def _apply_caps(self, vendor: Vendor, decisions, sites, prods, units, legal):
-        """Limit shipments under country caps (with per-customer exemptions) and volume caps
-        relative to home sales. Returns the new shippable fractions and, per order, the
-        (exempt, capped, cap key) amounts planned [TPP-based H100e] for the books."""
-        n = len(decisions)
-        if not any(d.cap_h100e or d.volume_cap_vs_home is not None for d in decisions):
-            return legal, None
-        legal = legal.copy()
-        planned: list = [None] * n
-        tpp_units = self.h100e_tpp[vendor.product_chip[prods]]
-        wanted = units * legal * tpp_units                       # H100e (TPP) asked
-        by_key: dict[tuple, list[int]] = defaultdict(list)
-        for i, d in enumerate(decisions):
-            if d.cap_h100e:
-                nation = self.nation_ids[self.sites[int(sites[i])].nation]
-                key = (vendor.nation, d.rule_id, nation)
-                start = self.cap_start.setdefault(key, self.month)
-                if self.month - start >= d.cap_months:      # a new cap period
-                    self.cap_start[key], self.cap_used[key] = self.month, 0.0
-                by_key[key].append(i)
-        for key, rows in by_key.items():
-            exempt = np.zeros(len(rows))
-            for j, i in enumerate(rows):
-                left = decisions[i].exemption_h100e_per_customer_year - \
-                    self.exempt_used[(int(sites[i]), self.month // 12)]
-                exempt[j] = min(max(left, 0.0), wanted[i])
-            rest = wanted[rows] - exempt
-            room = max(decisions[rows[0]].cap_h100e - self.cap_used[key], 0.0)
-            scale = min(1.0, room / rest.sum()) if rest.sum() > 0 else 0.0
-            for j, i in enumerate(rows):
-                allowed = exempt[j] + rest[j] * scale
-                legal[i] = legal[i] * allowed / wanted[i] if wanted[i] > 0 else legal[i]
-                planned[i] = (exempt[j], rest[j] * scale, key)
-        home = self.nations[vendor.nation].controls_group
-        for i, d in enumerate(decisions):
-            if d.volume_cap_vs_home is None:
-                continue
-            group, prod = self._site_group(int(sites[i])), int(prods[i])
-            rows = [k for k in range(n) if int(prods[k]) == prod
-                    and decisions[k].volume_cap_vs_home is not None
-                    and self._site_group(int(sites[k])) == group]
-            room = max(d.volume_cap_vs_home * self.shipped_to[(vendor.vendor_id, prod, home)]
-                       - self.shipped_to[(vendor.vendor_id, prod, group)], 0.0)
-            ask = float(sum(units[k] * legal[k] for k in rows))
-            if ask > room:
-                for k in rows:
-                    legal[k] *= room / ask
-        return legal, planned
-
-    def _diversion_share(self, site: int, decision=None) -> float:
-        """Share of blocked demand diverted to its destination [fraction]:
-        max x (1 - exp(-k x gap)) x (1 - enforcement), gap = the destination's neocloud price
-        index over the controller's, minus one [A: the form; leakage parameters in the
-        scenario]."""
-        leak = self.leakage
-        if decision is not None and (not decision.controlled
-                                     or decision.shippable_fraction >= 1.0):
-            return 0.0
-        group = self._site_group(site)
-        if group not in leak.destinations:
-            return 0.0
-        dest = self.nation_ids[self.sites[site].nation]
-        issuer = next((n for n, a in self.nations.items() if a.regime), None)
-        p_dest = self._going_rate(dest)
-        p_ref = self._going_rate(issuer) if issuer else None
-        if p_dest is None or p_ref is None or p_ref <= 0:
-            return 0.0
-        gap = max(p_dest / p_ref - 1.0, 0.0)
-        return leak.diversion_max_share * (1.0 - math.exp(-leak.diversion_gap_sensitivity * gap)) \
-            * (1.0 - leak.enforcement)
-
-    def _going_rate(self, region: str | None) -> float | None:
-        """Last month's neocloud (else hyperscaler) price index of a region [USD/H100e-h]."""
-        return self.latest_price_index.get((region, "neocloud"),
-                                           self.latest_price_index.get((region, "hyperscaler")))
-
-    def _site_group(self, site: int) -> str:
-        return self.site_group[site]
-
-    def _deliver(self, sites: np.ndarray, chips: np.ndarray, units: np.ndarray,
-                 price_usd: np.ndarray, arrival_month: int) -> None:
-        """Put shipments in transit, one lot per site and chip (price averaged by units)."""
-        lots: dict[tuple[int, int], list[float]] = {}
-        for site, chip, n, price in zip(sites.tolist(), chips.tolist(), units.tolist(),
-                                        price_usd.tolist()):
-            if n > 0:
-                lot = lots.setdefault((site, chip), [0.0, 0.0])
-                lot[0] += n
-                lot[1] += n * price
-        for (site, chip), (n, paid) in lots.items():
-            self.sites[site].fleet.ship(arrival_month, chip, n, paid / n)
-
-    # 4. installation ----------------------------------------------------------------------
-    def _install_chips(self) -> None:
-        max_age = self.params.retire_after_years * 12.0
-        power = {n: self._shock_factor("power_constraint", lambda e, n=n: e.nation == n)
-                 for n in self.nation_ids}
-        for site in self.sites:
-            site.power_factor = power[self.nation_ids[site.nation]]
-            site.fleet.retire(self.month, max_age)
-            growth = self.nations[self.nation_ids[site.nation]].power_buildout_per_year
-            headroom = site.capacity_mw(self.month, growth) - site.installed_mw(self.mw_per_chip)
-            site.fleet.receive_and_install(self.month, headroom / site.pue, self.mw_per_chip,
-                                           self.h100e, self.install_order)
-
-    # 5. GPU-hour market -------------------------------------------------------------------
-    def _cloud_fleets(self) -> tuple[np.ndarray, np.ndarray]:
-        """Installed units and current value per chip of every cloud (clouds x chips); rows
-        are rebuilt only for fleets that changed since the last call."""
-        fleets = self._cloud_fleet_list
-        for i, f in enumerate(fleets):
-            f.units_by_chip()                   # brings `version` up to date
-            if f.version != self._cloud_versions[i]:
-                self._cloud_units[i] = f.units_by_chip()
-                self._cloud_disc[i] = f.discounted_value_by_chip()
-                self._cloud_versions[i] = f.version
-        decay = np.exp(-costs.HARDWARE_VALUE_DECLINE_PER_YEAR
-                       * (self.month - self.start_month) / 12.0)
-        value = np.divide(self._cloud_disc * decay, self._cloud_units,
-                          out=np.zeros_like(self._cloud_disc), where=self._cloud_units > 0)
-        return self._cloud_units, value
-
-    def _site_costs(self) -> None:
-        """Per site and chip, the cost core's energy cost of a chip-hour [USD] (electricity
-        and PUE are fixed per site), and the hardware cost of an hour per USD of value
-        (`costs.owned_cost_per_gpu_hour` is linear in the hardware price)."""
-        pue = np.array([site.pue for site in self.sites])[:, None]
-        price = np.array([self.nations[self.nation_ids[site.nation]].electricity_usd_per_kwh
-                          for site in self.sites])[:, None]
-        kwh = costs.energy_kwh(1.0, self.tdp_w[None, :], self.server_power[None, :],
-                               self.power_fraction[None, :], pue)
-        self.energy_usd_per_chip_hour = np.asarray(costs.energy_cost_usd(kwh, price))
-        self.hardware_usd_per_usd_hour = float(costs.amortized_hardware_cost_usd(1.0, 1.0))
-
-    def _clear_gpu_hours(self) -> None:
-        p, book = self.params, self.book
-        hours = HOURS_PER_MONTH * p.availability
-        # asks: one block per cloud and installed chip class, at full owned cost (the cost
-        # core's, linear in the vintage's current value) x (1 + the cloud's margin)
-        units, value = self._cloud_fleets()
-        energy = self.energy_usd_per_chip_hour[self.cloud_sites]
-        margin = np.array([c.margin for c in self.clouds])[:, None]
-        price = ask_prices((value * self.hardware_usd_per_usd_hour + energy) / self.h100e,
-                           energy / self.h100e, margin)
-        a_cloud, a_chip = np.nonzero(units > 0)
-        a_qty = units[a_cloud, a_chip] * self.h100e[a_chip] * hours
-        a_price = price[a_cloud, a_chip]
-        a_market = self.cloud_market[a_cloud]
-        a_region = a_market // 2
-
-        # bids: three blocks per lab (serving, training, experiments), split by tier
-        index = self.demand_index.at(self.month) * self._demand_factor()
-        need = book.need(self.month, self.start_month, index * self._efficiency_factor(),
-                         HOURS_PER_MONTH)
-        own = np.zeros(book.n)
-        for row in np.flatnonzero(book.site >= 0):
-            fleet = self.sites[book.site[row]].fleet
-            own[row] = float(fleet.units_by_chip() @ self.h100e) * hours
-        market_need = np.maximum(need - own, 0.0)
-        budget = book.budget_per_month(self.month, self.start_month, index)
-        qty, price = lab_bids(market_need, need, budget, book.inference_share,
-                              p.inference_wtp_usd_per_h100e_hour,
-                              p.training_wtp_cap_usd_per_h100e_hour, p.experiment_share,
-                              p.experiment_wtp_usd_per_h100e_hour)
-        n = book.n
-        # hyperscaler share per block: serving mostly at hyperscalers, training by contract
-        h = np.stack([np.full(n, p.inference_hyperscaler_share), book.hyperscaler_share,
-                      book.hyperscaler_share])
-        premium = np.array([p.hyperscaler_wtp_premium, 1.0])      # by tier index
-        bids = _tier_bids(qty, price, h, book.nation, p.tie_break == "pro_rata")
-        b_qty, b_base, b_region, b_tier = bids.qty, bids.price, bids.region, bids.tier
-
-        # shoppers (bids not tied to a hyperscaler contract) try first the tier that was
-        # cheaper last month for what they get: hyperscaler price / premium vs neocloud price
-        b_first = b_tier.copy()
-        for r, region in enumerate(self.nation_ids):
-            hyper = self.latest_price_index.get((region, "hyperscaler"))
-            neo = self.latest_price_index.get((region, "neocloud"))
-            if hyper is not None and neo is not None and hyper / premium[0] < neo:
-                b_first[(b_region == r) & (b_tier == 1)] = 0
-        a_left, b_left = a_qty.copy(), b_qty.copy()
-        a_sold, a_rev = np.zeros_like(a_qty), np.zeros_like(a_qty)
-        b_got, b_paid = np.zeros_like(b_qty), np.zeros_like(b_qty)
-        # per market, over all passes: value and volume traded (the index is their ratio)
-        deal_value = np.zeros(len(self.markets))
-        deal_volume = np.zeros(len(self.markets))
-        first_price: dict[int, float] = {}
-        remote_rows = []
-
-        n_markets = len(self.markets)
-        remote_targets = []            # per remote rank: the target region of each nation
-        if any(self.remote_open.values()):
-            ranks = max((len(n.remote_regions) for n in self.nations.values()), default=0)
-            for k in range(ranks):
-                remote_targets.append(np.array([
-                    self.nation_index[n.remote_regions[k]]
-                    if len(n.remote_regions) > k and self.remote_open[nid] else -1
-                    for nid, n in self.nations.items()]))
-
-        if p.tie_break == "pro_rata":
-            # every pass clears all its (independent) markets in one vectorized call
-            def run_all(b_rows, b_seg, b_value, a_rows, a_seg, n_seg, remote=False):
-                if b_rows.size == 0 or a_rows.size == 0:
-                    return None
-                # residuals are >= 0 (fills never exceed quantities); tiny float residues
-                # fall under the clearing's MIN_QUANTITY
-                res = clear_segmented(b_seg, b_left[b_rows], b_value, a_seg, a_left[a_rows],
-                                      a_price[a_rows], n_seg, check=False)
-                b_fill, a_fill = res.bid_fill, res.ask_fill
-                paid = np.nan_to_num(res.price)       # segments without asks fill nothing
-                b_px, a_px = paid[b_seg], paid[a_seg]
-                b_left[b_rows] -= b_fill; a_left[a_rows] -= a_fill
-                b_got[b_rows] += b_fill; a_sold[a_rows] += a_fill
-                b_paid[b_rows] += b_fill * b_px          # friction is not a payment
-                a_rev[a_rows] += a_fill * a_px
-                deal_volume[:] += np.bincount(a_market[a_rows], weights=a_fill,
-                                              minlength=n_markets)
-                deal_value[:] += np.bincount(a_market[a_rows], weights=a_fill * a_px,
-                                             minlength=n_markets)
-                if remote:
-                    remote_rows.append((b_rows, b_fill, b_seg))
-                return res
-
-            # pass 1: each lab buys in its home region and its chosen tier
-            b_rows = np.arange(b_qty.size)
-            seg = b_region * 2 + b_first
-            res = run_all(b_rows, seg, b_base * premium[b_first], np.arange(a_qty.size),
-                          a_market, n_markets)
-            has_bids = np.bincount(seg, minlength=n_markets) > 0
-            for m in np.unique(a_market):
-                if has_bids[m] and res is not None:
-                    first_price[int(m)] = float(res.price[m])
-                else:
-                    first_price[int(m)] = float(a_price[a_market == m].min())
-            # pass 2: what is left tries the other tier at home
-            b_rows = np.flatnonzero(b_left > 1e-9)
-            a_rows = np.flatnonzero(a_left > 1e-9)
-            other = 1 - b_first[b_rows]
-            run_all(b_rows, b_region[b_rows] * 2 + other, b_base[b_rows] * premium[other],
-                    a_rows, a_market[a_rows], n_markets)
-            # pass 3: remote access to foreign clouds, where the rules allow it
-            for target in remote_targets:
-                b_rows = np.flatnonzero((target[b_region] >= 0) & (b_left > 1e-9))
-                a_rows = np.flatnonzero(a_left > 1e-9)
-                run_all(b_rows, target[b_region[b_rows]],
-                        b_base[b_rows] - p.remote_friction_usd_per_h100e_hour,
-                        a_rows, a_region[a_rows], len(self.nation_ids), remote=True)
-        else:
-            def run(b_rows, a_rows, tier_value=1.0, friction=0.0, remote_region=None):
-                """Clear residual bids against residual asks of one market; bids value the
-                hour at their base value x the tier's premium, less any friction."""
-                if b_rows.size == 0 or a_rows.size == 0:
-                    return None
-                res = _clear_grouped(b_left[b_rows], b_base[b_rows] * tier_value - friction,
-                                     a_left[a_rows], a_price[a_rows], p.tie_break, self.rng)
-                if res.volume > 0:
-                    b_left[b_rows] -= res.bid_fill; a_left[a_rows] -= res.ask_fill
-                    b_got[b_rows] += res.bid_fill; a_sold[a_rows] += res.ask_fill
-                    b_paid[b_rows] += res.bid_fill * res.price
-                    a_rev[a_rows] += res.ask_fill * res.price
-                    deal_volume[:] += np.bincount(a_market[a_rows], weights=res.ask_fill,
-                                                  minlength=len(self.markets))
-                    deal_value[:] += np.bincount(a_market[a_rows],
-                                                 weights=res.ask_fill * res.price,
-                                                 minlength=len(self.markets))
-                    if remote_region is not None:
-                        remote_rows.append((b_rows, res.bid_fill,
-                                            np.full(b_rows.size, remote_region)))
-                return res
-
-            for m, (region, tier) in enumerate(self.markets):
-                r, t = self.nation_index[region], TIERS.index(tier)
-                res = run(np.flatnonzero((b_region == r) & (b_first == t)),
-                          np.flatnonzero(a_market == m), premium[t])
-                if res is not None:
-                    first_price[m] = res.price
-                elif np.any(a_market == m):
-                    first_price[m] = float(a_price[a_market == m].min())
-            for m, (region, tier) in enumerate(self.markets):
-                r, t = self.nation_index[region], TIERS.index(tier)
-                run(np.flatnonzero((b_region == r) & (b_first != t) & (b_left > 1e-9)),
-                    np.flatnonzero((a_market == m) & (a_left > 1e-9)), premium[t])
-            for target in remote_targets:
-                for r in np.unique(target[target >= 0]):
-                    labs_from = np.flatnonzero(target == r)
-                    run(np.flatnonzero(np.isin(b_region, labs_from) & (b_left > 1e-9)),
-                        np.flatnonzero((a_region == r) & (a_left > 1e-9)),
-                        friction=p.remote_friction_usd_per_h100e_hour, remote_region=int(r))
-
-        # settle: clouds' revenue, labs' compute and spend
-        n_clouds = len(self.clouds)
-        offered_c = np.bincount(a_cloud, weights=a_qty, minlength=n_clouds).tolist()
-        sold_c = np.bincount(a_cloud, weights=a_sold, minlength=n_clouds).tolist()
-        rev_c = np.bincount(a_cloud, weights=a_rev, minlength=n_clouds).tolist()
-        step = self.step_index
-        for cloud, o, sl, rv in zip(self.clouds, offered_c, sold_c, rev_c):
-            cloud.settle(o, sl, rv)
-            self.records["clouds"].append((step, cloud.cloud_id, cloud.region, cloud.tier,
-                                           o, sl, rv, cloud.margin))
-        book.need_h100e_hours = need
-        book.own_h100e_hours = np.minimum(own, need)
-        got_share = np.divide(b_got, b_qty, out=np.zeros_like(b_qty), where=b_qty > 0)
-        paid_per_unit = np.divide(b_paid, b_qty, out=np.zeros_like(b_qty), where=b_qty > 0)
-        lab_got, lab_paid = bids.per_lab(got_share), bids.per_lab(paid_per_unit)
-        book.bought_h100e_hours = lab_got.sum(axis=0)
-        book.spend_usd = lab_paid.sum(axis=0)
-        self._serving_bought = lab_got[0]
-        if remote_rows:
-            got = np.zeros((len(self.nation_ids), len(self.nation_ids)))   # target x origin
-            for rows, fill, target in remote_rows:
-                np.add.at(got, (target, b_region[rows]), fill)
-            for r, ni in zip(*np.nonzero(got > 0)):
-                self.records["flows"].append((self.step_index, "remote_access",
-                                              self.nation_ids[r], self.nation_ids[ni],
-                                              got[r, ni] / HOURS_PER_MONTH))
-
-        # prices: per market (volume-weighted over passes) and per chip class
-        self.latest_price_index = {}
-        n_chips = len(self.chip_ids)
-        cell = a_market * n_chips + a_chip
-        offered = np.bincount(cell, weights=a_qty, minlength=n_markets * n_chips).reshape(
-            n_markets, n_chips)
-        sold = np.bincount(cell, weights=a_sold, minlength=n_markets * n_chips).reshape(
-            n_markets, n_chips)
-        index_of = np.zeros(n_markets)
-        for m, (region, tier) in enumerate(self.markets):
-            if m not in first_price:
-                continue                      # no cloud of this tier in this region
-            index = deal_value[m] / deal_volume[m] if deal_volume[m] > 0 else first_price[m]
-            index_of[m] = index
-            self.latest_price_index[(region, tier)] = index
-            self.records["price_index"].append((step, region, tier, index))
-        ms, ks = np.nonzero(offered > 0)
-        prices_out = (index_of[ms] * self.h100e[ks]).tolist()
-        volume_out = (sold[ms, ks] / self.h100e[ks]).tolist()
-        util_out = (sold[ms, ks] / offered[ms, ks]).tolist()
-        for m, k, pr, vol, ut in zip(ms.tolist(), ks.tolist(), prices_out, volume_out, util_out):
-            region, tier = self.markets[m]
-            self.records["prices"].append((step, region, tier, self.chip_ids[k], pr, vol, ut))
+        return efficiency_factor(self.windows, self.month)
 
     # 6. labs ------------------------------------------------------------------------------
     def _advance_labs(self) -> None:
         book, p = self.book, self.params
         own_training = book.own_h100e_hours * (1.0 - book.inference_share)
-        training = own_training + book.bought_h100e_hours - self._serving_bought
+        training = own_training + book.bought_h100e_hours - book.serving_bought_h100e_hours
         book.advance_training(np.maximum(training, 0.0), FLOP_PER_H100E_HOUR * p.mfu, self.month,
                               self.start_month)
         book.capex_usd = np.zeros(book.n)
         if not self.builders:
             return
-        backlog = self._site_backlog_h100e()
-        horizon = 12
+        backlog = chip_trade.site_backlog_h100e(self)
         for row in self.builders:
-            if book.start_month[row] > self.month + horizon:
+            if book.start_month[row] > self.month + BUILD_LOOKAHEAD_MONTHS:
                 continue
             site_i = int(book.site[row])
-            site = self.sites[site_i]
-            nation = self.nation_ids[site.nation]
-            offer = self._best_offer(site_i, self.lab_vendor_weights[row])
+            offer = chip_trade.best_offer(self, site_i, self.lab_vendor_weights[row])
             if offer is None:
                 continue
-            chip, unit_price = offer
-            years = (self.month + horizon - self.start_month) / 12.0
-            future_need = (book.demand_h100e[row] * (1 + book.demand_growth[row]) ** years
-                           * self.demand_index.at(self.month + horizon) * self._demand_factor()
-                           * self._efficiency_factor())
-            have = float((site.fleet.units_by_chip() + site.fleet.pipeline_by_chip()) @ self.h100e)
-            gap_h100e = future_need - have - backlog[site_i]
-            if gap_h100e <= 0:
-                continue
-            gap_gpus = gap_h100e / self.h100e[chip]
-            hw = unit_price * self.server_price[chip]
-            energy = float(self.energy_usd_per_chip_hour[site_i, chip]) * HOURS_PER_MONTH
-            rent = self.latest_price_index.get((nation, "neocloud"),
-                                               self.latest_price_index.get((nation, "hyperscaler")))
-            if rent is None:
-                continue
-            if not build_decision(gap_gpus, costs.acquisition_cost_usd(1, hw), energy,
-                                  rent * self.h100e[chip], 0.8, p.build_horizon_months):
+            want = self.lab_agents[row].plan_build(offer, backlog[site_i])
+            if want <= 0:
                 continue
             allowance = self.builder_capex[row].at(self.month) / 12.0
-            spent = self._order_chips(site_i, self.site_buyer[site_i], gap_h100e / 3.0,
-                                      allowance, self.lab_vendor_weights[row])
-            book.capex_usd[row] = spent
+            book.capex_usd[row] = chip_trade.order_chips(self, site_i, self.site_buyer[site_i],
+                                                         want, allowance,
+                                                         self.lab_vendor_weights[row])
 
     # 7. clouds plan capacity ------------------------------------------------------------
     def _plan_capacity(self) -> None:
-        p = self.params
-        backlog = self._site_backlog_h100e()
-        lead = p.chip_lead_time_months
+        backlog = chip_trade.site_backlog_h100e(self)
         for cloud in self.clouds:
-            cloud.reprice(p.margin_response)
-            site = self.sites[cloud.site]
-            offer = self._best_offer(cloud.site, cloud.vendor_weights)
+            cloud.reprice(self.params.margin_response)
+            offer = chip_trade.best_offer(self, cloud.site, cloud.vendor_weights)
             if offer is None:
                 continue
-            chip, unit_price = offer
-            nation = self.nations[cloud.region]
-            new_cost = (unit_price * self.server_price[chip] * self.hardware_usd_per_usd_hour
-                        + self.energy_usd_per_chip_hour[cloud.site, chip]) / self.h100e[chip]
-            earned = cloud.earned_per_offered_h100e_hour()
-            if earned is None:   # a cloud with no fleet yet expects its market's going rate
-                index = self.latest_price_index.get((cloud.region, cloud.tier), 0.0)
-                earned = index * cloud.target_utilization
-            installed = float(site.fleet.units_by_chip() @ self.h100e)
-            pipeline = float(site.fleet.pipeline_by_chip() @ self.h100e) + backlog[cloud.site]
-            cap_mw = site.capacity_mw(self.month + lead + 3, nation.power_buildout_per_year)
-            power_cap = cap_mw / site.pue / (self.mw_per_chip[chip] / self.h100e[chip])
-            desired = cloud.desired_fleet_h100e(installed, power_cap, earned, new_cost,
-                                                p.cloud_invest_response)
-            want = desired - installed - pipeline
+            want = cloud.plan_capacity(offer, backlog[cloud.site])
             if want > 0:
-                self._order_chips(cloud.site, cloud.cloud_id, want, cloud.capex_per_month(self.month),
-                                  cloud.vendor_weights)
-
-    # -- ordering helpers -------------------------------------------------------------------
-    def _site_backlog_h100e(self) -> np.ndarray:
-        """Open chip orders per site [H100e]."""
-        out = np.zeros(len(self.sites))
-        for vendor in self.vendors.values():
-            book = vendor.book()
-            if book["units"].size:
-                out += np.bincount(book["site"], weights=book["units"]
-                                   * self.h100e[vendor.product_chip[book["product"]]],
-                                   minlength=len(self.sites))
-        return out
-
-    def _vendor_offers(self, site: int) -> list[tuple[int, int, float] | None]:
-        """Per vendor: the best active product this site may buy: (product, chip, price).
-        Prices and rules are fixed within a month, so offers are cached per month."""
-        if self._offers_month != self.month:
-            self._offers, self._offers_month = {}, self.month
-            self._best_products = {}
-        key = self._offer_key[site]
-        if key not in self._offers:
-            self._offers[key] = self._compute_offers(site)
-        return self._offers[key]
-
-    def _compute_offers(self, site: int) -> list[tuple[int, int, float] | None]:
-        buyer, group = self.site_buyer[site], self._site_group(site)
-        nation = self.nations[self.nation_ids[self.sites[site].nation]]
-        offers = []
-        for vendor in self.vendors.values():
-            best = self._best_product(vendor, group) if vendor.sells_to(buyer) else None
-            if best is not None and vendor.nation == nation.nation_id \
-                    and nation.domestic_chip_subsidy:
-                # the buyer's state pays part of the price of home-made chips
-                best = (best[0], best[1], best[2] * (1.0 - nation.domestic_chip_subsidy))
-            offers.append(best)
-        return offers
-
-    def _best_product(self, vendor: Vendor, group: str) -> tuple[int, int, float] | None:
-        """The vendor's active product with the most H100e per dollar that may ship to the
-        group this month: (product, chip, unit price) (cached per month)."""
-        key = (vendor.vendor_id, group)
-        if key not in self._best_products:
-            best, best_value = None, -1.0
-            for prod in np.flatnonzero(vendor.active(self.month)).tolist():
-                chip = int(vendor.product_chip[prod])
-                if not vendor.offers_to(prod, group, self.month) or \
-                        self._decision(chip, group, vendor).shippable_fraction <= 0:
-                    continue
-                price = float(vendor.price[prod])
-                value = self.h100e[chip] / price
-                if value > best_value:
-                    best, best_value = (prod, chip, price), value
-            self._best_products[key] = best
-        return self._best_products[key]
-
-    def _weights(self, site: int, weights: np.ndarray) -> np.ndarray:
-        """A buyer's vendor weights after its state's discouragement of foreign chips."""
-        nation = self.nations[self.nation_ids[self.sites[site].nation]]
-        if nation.foreign_chip_weight >= 1.0:
-            return weights
-        foreign = self.foreign_vendor[self.sites[site].nation]
-        return np.where(foreign, weights * nation.foreign_chip_weight, weights)
-
-    def _best_offer(self, site: int, weights: np.ndarray) -> tuple[int, float] | None:
-        """Most preferred vendor's offer to a site: (chip index, unit price)."""
-        offers = self._vendor_offers(site)
-        ranked = [(w, o) for w, o in zip(self._weights(site, weights), offers)
-                  if o is not None and w > 0]
-        if not ranked:
-            return None
-        _, (_, chip, price) = max(ranked, key=lambda x: x[0])
-        return chip, price
-
-    def _order_chips(self, site: int, buyer: str, h100e_wanted: float, budget_usd: float,
-                     weights: np.ndarray, kind: int = 0) -> float:
-        """Place orders for `h100e_wanted` across vendors by preference, within a budget.
-        Returns the committed spend [USD]."""
-        if h100e_wanted <= 0 or budget_usd <= 0:
-            return 0.0
-        offers = self._vendor_offers(site)
-        shares = split_order(self._weights(site, weights),
-                             np.array([o is not None for o in offers]))
-        plan = []
-        for vendor, share, offer in zip(self.vendors.values(), shares, offers):
-            if share <= 0 or offer is None:
-                continue
-            prod, chip, price = offer
-            units = order_price_response(h100e_wanted * share / self.h100e[chip], price,
-                                         vendor.list_price[prod], self.params.order_price_elasticity)
-            plan.append((vendor, prod, units, units * price * self.server_price[chip]))
-        cost = sum(c for *_, c in plan)
-        scale = min(1.0, budget_usd / cost) if cost > 0 else 0.0
-        # what was wanted against what the capex input allowed (the `orders` table)
-        self.records["orders"].append((self.step_index, buyer, kind, cost, budget_usd,
-                                       cost * scale))
-        placed = 0.0
-        for vendor, prod, units, _ in plan:
-            vendor.take_order(site, prod, units * scale, self.month, kind)
-            placed += units * scale * self.h100e[vendor.product_chip[prod]]
-        if kind == 0:
-            self._ordered[site] += placed
-            self._grey_order(site, placed, weights)
-        return cost * scale
-
-    def _grey_order(self, site: int, h100e_ordered: float, weights: np.ndarray) -> None:
-        """Buyers in a leakage destination also seek the chips they may not buy, through
-        third countries: an order for the best prohibited product, sized at the diversion
-        share of what they just ordered legally [H100e]; it ships only as diversion."""
-        group = self._site_group(site)
-        if h100e_ordered <= 0 or group not in self.leakage.destinations:
-            return
-        share = self._diversion_share(site)
-        if share <= 0:
-            return
-        best = None
-        for vendor, weight in zip(self.vendors.values(), weights):
-            if weight <= 0 or vendor.captive_to:
-                continue
-            for prod in np.flatnonzero(vendor.active(self.month) & (vendor.variant_parent < 0)):
-                chip = int(vendor.product_chip[prod])
-                decision = self._decision(chip, group, vendor)
-                if not decision.controlled or decision.shippable_fraction > 0:
-                    continue
-                value = self.h100e[chip] / vendor.price[prod]
-                if best is None or value > best[0]:
-                    best = (value, vendor, int(prod), chip)
-        if best is not None:
-            _, vendor, prod, chip = best
-            vendor.take_order(site, prod, h100e_ordered * share / self.h100e[chip], self.month,
-                              kind=2)
+                chip_trade.order_chips(self, cloud.site, cloud.cloud_id, want,
+                                       cloud.capex_per_month(self.month), cloud.vendor_weights)
 
     # 2b. buyers stockpile between a rule's announcement and its effect ---------------------
     def _stockpile(self) -> None:
-        """While a tightening rule is announced but not yet in force, buyers it will cut off
-        pull `stockpile_months` of their usual orders forward, spread over the window, of
-        the chips that ship now and will not then."""
         self.order_ema = 0.8 * self.order_ema + 0.2 * self._ordered
         self._ordered = np.zeros(len(self.sites))
-        months = self.leakage.stockpile_months
-        for announced, effective, issuer, rule_id in self.announcements:
-            if not announced <= self.month < effective or months <= 0:
-                continue
-            controller = self.nations[issuer]
-            future = order_regime(self.rules, (*controller.regime, rule_id))
-            window = effective - announced
-            for site in range(len(self.sites)):
-                usual = self.order_ema[site]
-                group = self._site_group(site)
-                if usual <= 0 or group == controller.controls_group:
-                    continue
-                for vendor, offer in zip(self.vendors.values(), self._vendor_offers(site)):
-                    if offer is None or vendor.nation != issuer:
-                        continue
-                    prod, chip, price = offer
-                    now = self._decision(chip, group, vendor).shippable_fraction
-                    later = classify(self.chips[chip], group, future, self.rules)
-                    if later.shippable_fraction < now:
-                        units = usual * months / window / self.h100e[chip]
-                        vendor.take_order(site, prod, units, self.month, kind=1)
-
-    # 8. collect ---------------------------------------------------------------------------
-    def _collect(self) -> None:
-        installed = np.zeros(len(self.nation_ids))
-        for site in self.sites:
-            installed[site.nation] += float(site.fleet.units_by_chip() @ self.h100e)
-        total = installed.sum()
-        book = self.book
-        frontier = np.zeros(len(self.nation_ids))
-        np.maximum.at(frontier, book.nation, book.largest_run_flop)
-        demand = np.bincount(book.nation, weights=book.need_h100e_hours,
-                             minlength=len(self.nation_ids))
-        got = np.bincount(book.nation, weights=book.own_h100e_hours + book.bought_h100e_hours,
-                          minlength=len(self.nation_ids))
-        self.latest_share = {}
-        for i, nation in enumerate(self.nation_ids):
-            share = installed[i] / total if total > 0 else 0.0
-            self.latest_share[nation] = share
-            self.records["compute"].append((self.step_index, nation, installed[i], share,
-                                            frontier[i], demand[i], max(demand[i] - got[i], 0.0)))
-        named = slice(0, book.n_named)
-        training = (book.own_h100e_hours[named] + book.bought_h100e_hours[named]) \
-            * (1.0 - book.inference_share[named])
-        by_nation = np.bincount(book.nation[named], weights=training,
-                                minlength=len(self.nation_ids))
-        total_training = by_nation.sum()
-        self.frontier_share = {n: (by_nation[i] / total_training if total_training > 0 else 0.0)
-                               for i, n in enumerate(self.nation_ids)}
-        self.records["labs"].append((self.step_index, book.own_h100e_hours + book.bought_h100e_hours,
-                                     book.spend_usd.copy(), book.capex_usd.copy()))
-        self.datacollector.collect(self)
+        orders = stockpile_orders(
+            self.month, self.announcements, self.leakage.stockpile_months, self.nations,
+            self.rules, self.order_ema, self.site_group, list(self.vendors.values()),
+            partial(chip_trade.vendor_offers, self), partial(chip_trade.decision, self),
+            self.chips, self.h100e)
+        for vendor, site, prod, units in orders:
+            vendor.take_order(site, prod, units, self.month, kind=1)
 
     def run(self, months: int | None = None) -> None:
         """Step through the scenario (or the first `months` of it)."""

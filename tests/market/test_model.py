@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-import market.model as model_module
+import market.gpu_hours as model_module
 from market.clearing import clear as real_clear
 from market.model import ComputeMarket
 from market.outputs import collect_tables, release, run_tables

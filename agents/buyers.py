@@ -1,0 +1,100 @@
+"""Buyers' chip sourcing: how an order splits across vendors within a budget, what a buyer
+cut off by the rules seeks on the grey market, and stockpiling between a rule's announcement
+and its effect. Decisions as data (the orders to place), from plain inputs (testable without
+a model); `market.chip_trade` places them.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from agents.strategies import order_price_response, split_order
+from market.controls import classify, order_regime
+
+
+def sourcing_plan(h100e_wanted: float, budget_usd: float, weights: np.ndarray, offers: list,
+                  vendors: list, h100e: np.ndarray, server_price: np.ndarray,
+                  elasticity: float) -> tuple[list, float, float]:
+    """Split an order for `h100e_wanted` [H100e] across vendors by preference `weights`
+    (after the buyer's state's discouragement of foreign chips), each vendor's share sized
+    by its price against list (`order_price_response`), within `budget_usd`.
+
+    `offers` per vendor: (product, chip, unit price [USD]) or None. Returns (plan, cost,
+    scale): plan rows (vendor, product, units, cost with server [USD]) before scaling, their
+    total cost [USD], and the budget's scale on every row (<= 1).
+    """
+    shares = split_order(weights, np.array([o is not None for o in offers]))
+    plan = []
+    for vendor, share, offer in zip(vendors, shares, offers):
+        if share <= 0 or offer is None:
+            continue
+        prod, chip, price = offer
+        units = order_price_response(h100e_wanted * share / h100e[chip], price,
+                                     vendor.list_price[prod], elasticity)
+        plan.append((vendor, prod, units, units * price * server_price[chip]))
+    cost = sum(c for *_, c in plan)
+    scale = min(1.0, budget_usd / cost) if cost > 0 else 0.0
+    return plan, cost, scale
+
+
+def grey_market_choice(vendors: list, weights: np.ndarray, month: int, decide: Callable,
+                       group: str, h100e: np.ndarray):
+    """The product a buyer in a leakage destination seeks through third countries: among its
+    preferred, non-captive vendors' active base products that the rules prohibit to its
+    group, the most H100e per dollar. Returns (value, vendor, product, chip) or None."""
+    best = None
+    for vendor, weight in zip(vendors, weights):
+        if weight <= 0 or vendor.captive_to:
+            continue
+        for prod in np.flatnonzero(vendor.active(month) & (vendor.variant_parent < 0)):
+            chip = int(vendor.product_chip[prod])
+            rule = decide(chip, group, vendor)
+            if not rule.controlled or rule.shippable_fraction > 0:
+                continue
+            value = h100e[chip] / vendor.price[prod]
+            if best is None or value > best[0]:
+                best = (value, vendor, int(prod), chip)
+    return best
+
+
+def stockpile_orders(month: int, announcements, stockpile_months: float, nations: dict,
+                     rules, usual_h100e_per_month: np.ndarray, site_groups: list[str],
+                     vendors: list, offers_of: Callable[[int], list], decide: Callable,
+                     chips: list, h100e: np.ndarray) -> list[tuple]:
+    """While a tightening rule is announced but not yet in force, buyers it will cut off pull
+    `stockpile_months` of their usual orders forward, spread over the window, of the chips
+    that ship now and will not then.
+
+    Parameters
+    ----------
+    announcements : (announced month, effective month, issuer, rule id) per announced rule
+    usual_h100e_per_month : per site, the moving average of its usual orders [H100e/month]
+    offers_of : site -> per vendor, the best offer (product, chip, price) or None
+    decide : (chip, group, vendor) -> the export-control decision in force now
+
+    Returns the orders as (vendor, site, product, units) in the order they are placed.
+    """
+    orders = []
+    months = stockpile_months
+    for announced, effective, issuer, rule_id in announcements:
+        if not announced <= month < effective or months <= 0:
+            continue
+        controller = nations[issuer]
+        future = order_regime(rules, (*controller.regime, rule_id))
+        window = effective - announced
+        for site in range(len(site_groups)):
+            usual = usual_h100e_per_month[site]
+            group = site_groups[site]
+            if usual <= 0 or group == controller.controls_group:
+                continue
+            for vendor, offer in zip(vendors, offers_of(site)):
+                if offer is None or vendor.nation != issuer:
+                    continue
+                prod, chip, _ = offer
+                now = decide(chip, group, vendor).shippable_fraction
+                later = classify(chips[chip], group, future, rules)
+                if later.shippable_fraction < now:
+                    orders.append((vendor, site, prod, usual * months / window / h100e[chip]))
+    return orders

@@ -1,0 +1,380 @@
+"""The chip phase: gather vendors' order books, apply export controls and caps, ration,
+deliver, leak; and the order desk through which buyers place the orders they decided on.
+
+A phase module (DESIGN section 10): buyers decide how much to order (clouds in
+`agents.cloud`, building labs in `agents.lab`, stockpiling in `agents.buyers`), vendors decide
+prices and ration (`agents.vendor`); this module checks each shipment against
+`market.controls` through the model's rule book, applies caps, and moves the chips. It reads
+the model's state through the `model` argument and imports nothing from its caller.
+
+Units: chips in units and H100-equivalents (H100e), money in USD, time in months.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from agents.buyers import grey_market_choice, sourcing_plan
+from agents.vendor import Vendor
+from market.world import going_rate, shock_factor
+
+
+# -- selling: controls, caps, rationing, delivery, leakage ------------------------------
+@dataclass
+class Screened:
+    """A vendor's open orders (copied before shipping) after the export rules and caps."""
+
+    sites: np.ndarray
+    prods: np.ndarray
+    kinds: np.ndarray           #: 0 usual, 1 stockpile, 2 grey market
+    units: np.ndarray
+    decisions: list             #: the rules' decision per order
+    legal: np.ndarray           #: share that may ship legally [-]
+    planned: list | None        #: per order, (exempt, capped, cap key) [TPP H100e]
+    ship_fraction: np.ndarray   #: legal share plus the diverted share of the rest [-]
+    lost_usd: float             #: value of the blocked demand [USD]
+
+
+def screen_orders(model, vendor: Vendor) -> Screened:
+    """Every open order of a vendor through the export rules and caps; diversion: part of
+    what the rules block reaches the destination via third countries, more so the wider the
+    price gap and the weaker the enforcement; grey-market orders (kind 2) ship only that way."""
+    book = vendor.book()
+    n = book["units"].size
+    sites, prods = book["site"].copy(), book["product"].copy()
+    kinds, units = book["kind"].copy(), book["units"].copy()
+    chips = vendor.product_chip[prods]
+    decisions = [decision(model, int(c), model.site_group[st], vendor)
+                 for c, st in zip(chips.tolist(), sites.tolist())]
+    legal = np.array([d.shippable_fraction for d in decisions]) if n else np.zeros(0)
+    legal, planned = apply_caps(model, vendor, decisions, sites, prods, units, legal)
+    share = np.array([diversion_share(model, st, d) if d.controlled else 0.0
+                      for st, d in zip(sites.tolist(), decisions)]) if n else np.zeros(0)
+    grey = kinds == 2
+    legal[grey], share[grey] = 0.0, 1.0
+    ship_fraction = legal + (1.0 - legal) * share
+    blocked = units * (1.0 - ship_fraction)
+    lost = float(blocked @ vendor.price[prods]) if n else 0.0
+    return Screened(sites, prods, kinds, units, decisions, legal, planned, ship_fraction, lost)
+
+
+def record_shipments(model, vid: str, vendor: Vendor, out: dict, legal_units: np.ndarray,
+                     diverted: np.ndarray, stock: np.ndarray) -> None:
+    """Who bought which chip (the `shipments` table, as arrays tabulated at the end) and the
+    month's flows by channel, origin and destination [H100e], also by vendor."""
+    sites_out, chips_out = out["site"], out["chip"]
+    dest = model.site_nation[sites_out]
+    h100e_legal, h100e_div = legal_units * model.h100e[chips_out], \
+        diverted * model.h100e[chips_out]
+    n_nations = len(model.nation_ids)
+    model.records["shipments"].append((model.step_index, vid, sites_out, chips_out,
+                                       legal_units, diverted, stock, out["price"]))
+    for channel, origin, amounts in (
+            ("shipments", vendor.nation, np.where(stock, 0.0, h100e_legal)),
+            ("stockpiling", vendor.nation, np.where(stock, h100e_legal, 0.0)),
+            ("diversion", model.leakage.via, h100e_div)):
+        by_nation = np.bincount(dest, weights=amounts, minlength=n_nations)
+        for ni in np.flatnonzero(by_nation > 0):
+            model.records["flows"].append((model.step_index, channel, origin,
+                                           model.nation_ids[ni], float(by_nation[ni])))
+            # the same flow by vendor, for views of the trade network
+            model.records["vendor_flows"].append((model.step_index, channel, vid,
+                                                  model.nation_ids[ni],
+                                                  float(by_nation[ni])))
+
+
+def book_shipped(model, vid: str, screened: Screened, rows: np.ndarray, sites_out: np.ndarray,
+                 legal_units: np.ndarray) -> None:
+    """Count legal shipments against home-relative volume caps, country caps and
+    per-customer exemptions, in proportion to what of the planned amount shipped."""
+    for r, site, units_r in zip(rows, sites_out, legal_units):
+        group = model.site_group[site]
+        model.shipped_to[(vid, int(screened.prods[r]), group)] += units_r
+        if screened.planned is not None and screened.planned[r] is not None:
+            exempt, capped, key = screened.planned[r]
+            used = units_r / max(screened.units[r] * screened.legal[r], 1e-12)
+            model.exempt_used[(int(site), model.month // 12)] += exempt * used
+            model.cap_used[key] += capped * used
+
+
+def sell_chips(model) -> None:
+    """Each vendor prices (`Vendor.set_prices`); every open order passes the export rules
+    and caps (`screen_orders`); the vendor rations its inventory (`Vendor.ship`); shipments go
+    in transit, legal ones after the lead time, diverted ones a month later at a premium;
+    the month's sales are recorded."""
+    lead = model.params.chip_lead_time_months
+    lost_by_nation: dict[str, float] = defaultdict(float)
+    model._offers_month = None        # prices change now: offers are recomputed
+    for vid, vendor in model.vendors.items():
+        vendor.set_prices()
+        screened = screen_orders(model, vendor)
+        lost_by_nation[vendor.nation] += screened.lost_usd
+        out = vendor.ship(screened.ship_fraction, model.params.rationing)
+        rows, sites_out, chips_out = out["row"], out["site"], out["chip"]
+        legal_units = out["units"] * np.divide(screened.legal[rows],
+                                               screened.ship_fraction[rows])
+        diverted = out["units"] - legal_units
+        revenue_share = np.array([screened.decisions[r].revenue_share for r in rows])
+        paid_to_state = float(np.sum(legal_units * out["price"] * revenue_share))
+        hw = out["price"] * model.server_price[chips_out]
+        deliver(model, sites_out, chips_out, legal_units, hw, model.month + lead)
+        deliver(model, sites_out, chips_out, diverted,
+                hw * (1.0 + model.leakage.smuggling_premium), model.month + lead + 1)
+        record_shipments(model, vid, vendor, out, legal_units, diverted,
+                         screened.kinds[rows] == 1)
+        book_shipped(model, vid, screened, rows, sites_out, legal_units)
+        vendor.revenue_usd -= paid_to_state
+        shipped_h100e = float(vendor.shipped_units @ model.h100e[vendor.product_chip])
+        model.records["vendors"].append((model.step_index, vid,
+                                         float(vendor.shipped_units.sum()), shipped_h100e,
+                                         vendor.revenue_usd, float(vendor.output_units.sum()),
+                                         screened.lost_usd, paid_to_state))
+    for nation, queue in model.lost_revenue.items():
+        queue.append(lost_by_nation.get(nation, 0.0))
+
+
+def apply_caps(model, vendor: Vendor, decisions, sites, prods, units, legal):
+    """Limit shipments under country caps (with per-customer exemptions) and volume caps
+    relative to home sales. Returns the new shippable fractions and, per order, the
+    (exempt, capped, cap key) amounts planned [TPP-based H100e] for the books."""
+    n = len(decisions)
+    if not any(d.cap_h100e or d.volume_cap_vs_home is not None for d in decisions):
+        return legal, None
+    legal = legal.copy()
+    planned: list = [None] * n
+    tpp_units = model.h100e_tpp[vendor.product_chip[prods]]
+    wanted = units * legal * tpp_units                       # H100e (TPP) asked
+    by_key: dict[tuple, list[int]] = defaultdict(list)
+    for i, d in enumerate(decisions):
+        if d.cap_h100e:
+            nation = model.nation_ids[model.sites[int(sites[i])].nation]
+            key = (vendor.nation, d.rule_id, nation)
+            start = model.cap_start.setdefault(key, model.month)
+            if model.month - start >= d.cap_months:      # a new cap period
+                model.cap_start[key], model.cap_used[key] = model.month, 0.0
+            by_key[key].append(i)
+    for key, rows in by_key.items():
+        exempt = np.zeros(len(rows))
+        for j, i in enumerate(rows):
+            left = decisions[i].exemption_h100e_per_customer_year - \
+                model.exempt_used[(int(sites[i]), model.month // 12)]
+            exempt[j] = min(max(left, 0.0), wanted[i])
+        rest = wanted[rows] - exempt
+        room = max(decisions[rows[0]].cap_h100e - model.cap_used[key], 0.0)
+        scale = min(1.0, room / rest.sum()) if rest.sum() > 0 else 0.0
+        for j, i in enumerate(rows):
+            allowed = exempt[j] + rest[j] * scale
+            legal[i] = legal[i] * allowed / wanted[i] if wanted[i] > 0 else legal[i]
+            planned[i] = (exempt[j], rest[j] * scale, key)
+    home = model.nations[vendor.nation].controls_group
+    for i, d in enumerate(decisions):
+        if d.volume_cap_vs_home is None:
+            continue
+        group, prod = site_group(model, int(sites[i])), int(prods[i])
+        rows = [k for k in range(n) if int(prods[k]) == prod
+                and decisions[k].volume_cap_vs_home is not None
+                and site_group(model, int(sites[k])) == group]
+        room = max(d.volume_cap_vs_home * model.shipped_to[(vendor.vendor_id, prod, home)]
+                   - model.shipped_to[(vendor.vendor_id, prod, group)], 0.0)
+        ask = float(sum(units[k] * legal[k] for k in rows))
+        if ask > room:
+            for k in rows:
+                legal[k] *= room / ask
+    return legal, planned
+
+def diversion_share(model, site: int, decision=None) -> float:
+    """Share of blocked demand diverted to its destination [fraction]:
+    max x (1 - exp(-k x gap)) x (1 - enforcement), gap = the destination's neocloud price
+    index over the controller's, minus one [A: the form; leakage parameters in the
+    scenario]."""
+    leak = model.leakage
+    if decision is not None and (not decision.controlled
+                                 or decision.shippable_fraction >= 1.0):
+        return 0.0
+    group = site_group(model, site)
+    if group not in leak.destinations:
+        return 0.0
+    dest = model.nation_ids[model.sites[site].nation]
+    issuer = next((n for n, a in model.nations.items() if a.regime), None)
+    p_dest = going_rate(model.latest_price_index, dest)
+    p_ref = going_rate(model.latest_price_index, issuer) if issuer else None
+    if p_dest is None or p_ref is None or p_ref <= 0:
+        return 0.0
+    gap = max(p_dest / p_ref - 1.0, 0.0)
+    return leak.diversion_max_share * (1.0 - math.exp(-leak.diversion_gap_sensitivity * gap)) \
+        * (1.0 - leak.enforcement)
+
+def site_group(model, site: int) -> str:
+    return model.site_group[site]
+
+def deliver(model, sites: np.ndarray, chips: np.ndarray, units: np.ndarray,
+             price_usd: np.ndarray, arrival_month: int) -> None:
+    """Put shipments in transit, one lot per site and chip (price averaged by units)."""
+    lots: dict[tuple[int, int], list[float]] = {}
+    for site, chip, n, price in zip(sites.tolist(), chips.tolist(), units.tolist(),
+                                    price_usd.tolist()):
+        if n > 0:
+            lot = lots.setdefault((site, chip), [0.0, 0.0])
+            lot[0] += n
+            lot[1] += n * price
+    for (site, chip), (n, paid) in lots.items():
+        model.sites[site].fleet.ship(arrival_month, chip, n, paid / n)
+
+
+# -- ordering helpers -------------------------------------------------------------------
+def site_backlog_h100e(model) -> np.ndarray:
+    """Open chip orders per site [H100e]."""
+    out = np.zeros(len(model.sites))
+    for vendor in model.vendors.values():
+        book = vendor.book()
+        if book["units"].size:
+            out += np.bincount(book["site"], weights=book["units"]
+                               * model.h100e[vendor.product_chip[book["product"]]],
+                               minlength=len(model.sites))
+    return out
+
+def vendor_offers(model, site: int) -> list[tuple[int, int, float] | None]:
+    """Per vendor: the best active product this site may buy: (product, chip, price).
+    Prices and rules are fixed within a month, so offers are cached per month."""
+    if model._offers_month != model.month:
+        model._offers, model._offers_month = {}, model.month
+        model._best_products = {}
+    key = model._offer_key[site]
+    if key not in model._offers:
+        model._offers[key] = compute_offers(model, site)
+    return model._offers[key]
+
+def compute_offers(model, site: int) -> list[tuple[int, int, float] | None]:
+    buyer, group = model.site_buyer[site], site_group(model, site)
+    nation = model.nations[model.nation_ids[model.sites[site].nation]]
+    offers = []
+    for vendor in model.vendors.values():
+        best = best_product(model, vendor, group) if vendor.sells_to(buyer) else None
+        if best is not None and vendor.nation == nation.nation_id \
+                and nation.domestic_chip_subsidy:
+            # the buyer's state pays part of the price of home-made chips
+            best = (best[0], best[1], best[2] * (1.0 - nation.domestic_chip_subsidy))
+        offers.append(best)
+    return offers
+
+def best_product(model, vendor: Vendor, group: str) -> tuple[int, int, float] | None:
+    """The vendor's active product with the most H100e per dollar that may ship to the
+    group this month: (product, chip, unit price) (cached per month)."""
+    key = (vendor.vendor_id, group)
+    if key not in model._best_products:
+        best, best_value = None, -1.0
+        for prod in np.flatnonzero(vendor.active(model.month)).tolist():
+            chip = int(vendor.product_chip[prod])
+            if not vendor.offers_to(prod, group, model.month) or \
+                    decision(model, chip, group, vendor).shippable_fraction <= 0:
+                continue
+            price = float(vendor.price[prod])
+            value = model.h100e[chip] / price
+            if value > best_value:
+                best, best_value = (prod, chip, price), value
+        model._best_products[key] = best
+    return model._best_products[key]
+
+def buyer_weights(model, site: int, weights: np.ndarray) -> np.ndarray:
+    """A buyer's vendor weights after its state's discouragement of foreign chips."""
+    nation = model.nations[model.nation_ids[model.sites[site].nation]]
+    if nation.foreign_chip_weight >= 1.0:
+        return weights
+    foreign = model.foreign_vendor[model.sites[site].nation]
+    return np.where(foreign, weights * nation.foreign_chip_weight, weights)
+
+def best_offer(model, site: int, weights: np.ndarray) -> tuple[int, float] | None:
+    """Most preferred vendor's offer to a site: (chip index, unit price)."""
+    offers = vendor_offers(model, site)
+    ranked = [(w, o) for w, o in zip(buyer_weights(model, site, weights), offers)
+              if o is not None and w > 0]
+    if not ranked:
+        return None
+    _, (_, chip, price) = max(ranked, key=lambda x: x[0])
+    return chip, price
+
+def order_chips(model, site: int, buyer: str, h100e_wanted: float, budget_usd: float,
+                 weights: np.ndarray, kind: int = 0) -> float:
+    """Place orders for `h100e_wanted` across vendors by preference, within a budget.
+    Returns the committed spend [USD]."""
+    if h100e_wanted <= 0 or budget_usd <= 0:
+        return 0.0
+    plan, cost, scale = sourcing_plan(h100e_wanted, budget_usd,
+                                      buyer_weights(model, site, weights),
+                                      vendor_offers(model, site), list(model.vendors.values()),
+                                      model.h100e, model.server_price,
+                                      model.params.order_price_elasticity)
+    # what was wanted against what the capex input allowed (the `orders` table)
+    model.records["orders"].append((model.step_index, buyer, kind, cost, budget_usd,
+                                   cost * scale))
+    placed = 0.0
+    for vendor, prod, units, _ in plan:
+        vendor.take_order(site, prod, units * scale, model.month, kind)
+        placed += units * scale * model.h100e[vendor.product_chip[prod]]
+    if kind == 0:
+        model._ordered[site] += placed
+        grey_order(model, site, placed, weights)
+    return cost * scale
+
+
+def grey_order(model, site: int, h100e_ordered: float, weights: np.ndarray) -> None:
+    """Buyers in a leakage destination also seek the chips they may not buy, through
+    third countries: an order for the best prohibited product, sized at the diversion
+    share of what they just ordered legally [H100e]; it ships only as diversion."""
+    group = site_group(model, site)
+    if h100e_ordered <= 0 or group not in model.leakage.destinations:
+        return
+    share = diversion_share(model, site)
+    if share <= 0:
+        return
+    best = grey_market_choice(list(model.vendors.values()), weights, model.month,
+                              partial(decision, model), group, model.h100e)
+    if best is not None:
+        _, vendor, prod, chip = best
+        vendor.take_order(site, prod, h100e_ordered * share / model.h100e[chip], model.month,
+                          kind=2)
+
+
+def decision(model, chip: int, group: str, vendor: Vendor):
+    """Export-control decision for a vendor's chip to a destination group (cached)."""
+    issuer = model.nations.get(vendor.nation)
+    regime = issuer.regime if issuer is not None else ()
+    key = (chip, group, regime)
+    if key not in model._decisions:
+        model._decisions[key] = model.rules.decide(model.chips[chip], group, regime)
+    return model._decisions[key]
+
+
+# -- production and installation ----------------------------------------------------------
+def produce_chips(model) -> None:
+    """Foundries allot wafers; each vendor turns its wafers, net of HBM shortages, into chips."""
+    wafers: dict[str, float] = defaultdict(float)
+    for foundry in model.foundries.values():
+        for vendor, w in foundry.allot_wafers(model.month).items():
+            wafers[vendor] += w
+    for vid, vendor in model.vendors.items():
+        factor = shock_factor(model.windows, model.month, "hbm_shortage",
+                              lambda e: not e.vendors or vid in e.vendors)
+        factor = vendor.hbm_supply_factor(factor, model.month,
+                                          model.hbm_cut_since.get(vendor.nation))
+        vendor.produce(model.month, wafers.get(vid, 0.0) * factor)
+
+
+def install_chips(model) -> None:
+    """Delivered chips join their site's fleet within its power; old vintages retire."""
+    max_age = model.params.retire_after_years * 12.0
+    power = {n: shock_factor(model.windows, model.month, "power_constraint",
+                             lambda e, n=n: e.nation == n)
+             for n in model.nation_ids}
+    for site in model.sites:
+        site.power_factor = power[model.nation_ids[site.nation]]
+        site.fleet.retire(model.month, max_age)
+        growth = model.nations[model.nation_ids[site.nation]].power_buildout_per_year
+        headroom = site.capacity_mw(model.month, growth) - site.installed_mw(model.mw_per_chip)
+        site.fleet.receive_and_install(model.month, headroom / site.pue, model.mw_per_chip,
+                                       model.h100e, model.install_order)
