@@ -1,11 +1,11 @@
 """The chip phase: gather vendors' order books, apply export controls and caps, ration,
 deliver, leak; and the order desk through which buyers place the orders they decided on.
 
-A phase module (DESIGN section 10): buyers decide how much to order (clouds in
-`agents.cloud`, building labs in `agents.lab`, stockpiling in `agents.buyers`), vendors decide
-prices and ration (`agents.vendor`); this module checks each shipment against
-`market.controls` through the model's rule book, applies caps, and moves the chips. It reads
-the model's state through the `model` argument and imports nothing from its caller.
+A phase module (docs/model.md, "Where each piece lives"): buyers decide how much to order
+(clouds in `agents.cloud`, building labs in `agents.lab`, stockpiling in `agents.buyers`),
+vendors decide prices and ration (`agents.vendor`); this module checks each shipment against
+`market.controls` through the model's rule book, applies caps, and moves the chips. It reads the
+model's state through the `model` argument and imports nothing from its caller.
 
 Units: chips in units and H100-equivalents (H100e), money in USD, time in months.
 """

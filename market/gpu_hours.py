@@ -1,9 +1,10 @@
 """The GPU-hour phase: gather clouds' asks and labs' bids, clear them, settle, record prices.
 
-A phase module (DESIGN section 10): it collects what the agents offer (clouds' asks at their
-margins, labs' bids from their budgets and needs), calls the pure mechanisms of
-`market.clearing`, and hands the fills back to the agents; it decides nothing for them. It
-reads the model's state through the `model` argument and imports nothing from its caller.
+A phase module (docs/model.md, "Where each piece lives"): it collects what the agents offer
+(clouds' asks at their margins, labs' bids from their budgets and needs), calls the pure
+mechanisms of `market.clearing`, and hands the fills back to the agents; it decides nothing for
+them. It reads the model's state through the `model` argument and imports nothing from its
+caller.
 
 Units: GPU-hours in H100e-hours, prices in USD per H100e-hour.
 """

@@ -1,5 +1,6 @@
-"""The shape DESIGN section 10 asks for, checked on the source: no import cycle among the
-package's modules, the dependency direction, and a small orchestrator (`market/model.py`).
+"""The shape of the code (docs/model.md, "Where each piece lives"), checked on the source: no
+import cycle among the package's modules, the dependency direction, and a small orchestrator
+(`market/model.py`).
 
 Imports are read with `ast`, module-level and function-level alike (a deferred import still
 ties two rooms together).
