@@ -12,6 +12,7 @@ import numpy as np
 
 from market import costs
 from market.errors import UnknownNameError
+from market.world import TRAINING_BID_FLOOR_USD_PER_H100E_HOUR
 
 # ------------------------------------------------------------------- cloud pricing ---
 
@@ -99,7 +100,7 @@ def lab_bids(market_need_h100e_hours: np.ndarray, total_need_h100e_hours: np.nda
     train_total = np.asarray(total_need_h100e_hours, float) * (1.0 - inference_share)
     affordable = np.divide(budget_usd_per_month, train_total,
                            out=np.full_like(need, training_wtp_cap), where=train_total > 0)
-    train_p = np.clip(affordable, 0.05, training_wtp_cap)
+    train_p = np.clip(affordable, TRAINING_BID_FLOOR_USD_PER_H100E_HOUR, training_wtp_cap)
     qty = np.stack([inf_q, train_q, train_q * experiment_share])
     price = np.stack([np.full_like(need, inference_wtp), train_p,
                       np.minimum(np.full_like(need, experiment_wtp), train_p)])

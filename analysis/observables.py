@@ -74,26 +74,22 @@ def _months(tables: dict[str, pd.DataFrame]) -> pd.DatetimeIndex:
 
 
 def _chip_ids(name: str) -> list[str] | None:
-    return None if name == "all" else CHIPS.get(name) or _not_in_catalog(name)
+    """Catalog ids of an observed chip name (None for `all`); NotModelled if it has none."""
+    if name == "all":
+        return None
+    if name not in CHIPS:
+        raise NotModelled(f"chip {name!r} is not in the catalog")
+    return CHIPS[name]
 
 
-def _not_in_catalog(name: str) -> list[str]:
-    raise NotModelled(f"chip {name!r} is not in the catalog")
-
-
-def _buyers(name: str, mapping: dict[str, list[str]], tables) -> list[str]:
+def _buyers(name: str, mapping: dict[str, list[str]], scenario) -> list[str]:
+    """The scenario's buyers (clouds or labs) standing for an observed buyer's name."""
     ids = mapping.get(name)
     if ids is None:
         raise NotModelled(f"no buyer of the scenario stands for {name!r}")
-    present = set(tables["shipments"]["buyer"].unique()) | set(tables["labs"]["lab"].unique())
-    if not set(ids) & present and not _scenario_has(tables, ids):
+    if not set(ids) & (set(scenario.clouds) | set(scenario.labs)):
         raise NotModelled(f"the scenario has none of {', '.join(ids)} (standing for {name})")
     return ids
-
-
-def _scenario_has(tables, ids) -> bool:
-    clouds = set(tables["clouds"]["cloud"].unique()) if len(tables["clouds"]) else set()
-    return bool(clouds & set(ids))
 
 
 def shipped(measure: str):
@@ -118,7 +114,7 @@ def nvidia_bought(measure: str):
         if owner == "China":
             rows = rows[rows["nation"] == "China"]
         else:
-            rows = rows[rows["buyer"].isin(_buyers(owner, NVIDIA_OWNERS, tables))]
+            rows = rows[rows["buyer"].isin(_buyers(owner, NVIDIA_OWNERS, scenario))]
         return _monthly(rows, measure, _months(tables))
     return fn
 
@@ -195,7 +191,7 @@ def bought_units(vendor: str, chips: list[str] | None):
     def fn(tables, keys, scenario):
         (buyer,) = keys
         sh = tables["shipments"]
-        rows = sh[(sh["vendor"] == vendor) & sh["buyer"].isin(_buyers(buyer, BUYERS, tables))]
+        rows = sh[(sh["vendor"] == vendor) & sh["buyer"].isin(_buyers(buyer, BUYERS, scenario))]
         if chips is not None:
             rows = rows[rows["chip"].isin(chips)]
         return _monthly(rows, "units", _months(tables))

@@ -22,15 +22,11 @@ import pandas as pd
 
 from market.costs import HOURS_PER_YEAR
 from market.timeline import parse_month
+from market.world import TIERS, TRAINING_BID_FLOOR_USD_PER_H100E_HOUR as TRAINING_BID_FLOOR
 
 #: Relative distance under which a price counts as equal to a bid level [-] (0.5%: the table
 #: prints two decimals, and volume-weighting over passes moves a bid-set price by less).
 BID_LEVEL_TOLERANCE = 0.005
-#: Floor of a training bid (`agents.strategies.lab_bids` clips the affordable price to it)
-#: [USD per H100e-hour].
-TRAINING_BID_FLOOR = 0.05
-#: Tiers of every region's market, in the model's order.
-TIERS = ("hyperscaler", "neocloud")
 #: Footnote marker of each flag.
 MARKERS = {"bid_level": "*", "no_trades": "#"}
 #: What each flag means, for the line under a table.

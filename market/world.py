@@ -22,6 +22,9 @@ FLOP_PER_H100E_HOUR = H100_DENSE_BF16_TFLOPS * 1e12 * costs.SECONDS_PER_HOUR
 VARIANT_TRIGGER = 0.5
 #: Treatments under which a variant serves a market.
 FREE = ("allowed", "notification")
+#: Floor of a lab's affordable training bid [USD per H100e-hour] [A]: a training budget
+#: spread over a huge need still bids something (issue 12 makes it an input or removes it).
+TRAINING_BID_FLOOR_USD_PER_H100E_HOUR = 0.05
 
 
 def _any_event(event) -> bool:

@@ -118,6 +118,11 @@ def compare_example(cache: dict) -> str:
             f"{row(abroad, d2, k)} H100e; "
             f"{k(float(table.loc[diverted, f'{d2} {names[0]}']))} H100e of chips were "
             f"diverted to China in the 12 months to {d2} under the real rules.")
+    return _prose(text)
+
+
+def _prose(text: str) -> str:
+    """A generated sentence wrapped as the README's prose is."""
     return "\n".join(textwrap.wrap(text, width=PROSE_WIDTH, break_on_hyphens=False))
 
 
@@ -127,7 +132,7 @@ def json_commands(cache: dict) -> str:
     listed = ", ".join(f"`{c}`" for c in without)
     text = (f"Every command except {listed} takes `--json` to print machine-readable output "
             "whose keys carry their units")
-    return "\n".join(textwrap.wrap(text, width=PROSE_WIDTH, break_on_hyphens=False))
+    return _prose(text)
 
 
 def commands_without_json() -> list[str]:
@@ -423,7 +428,7 @@ def montecarlo_scaling(cache: dict) -> str:
             f"{v['task_s']:.2f} s per run inside a task (model, tables, Parquet encoding and "
             f"write), {lo:.0f}-{hi:.0f} ms of scheduler and transfer overhead per task, worker "
             f"peak memory {mem_lo:.0f}-{mem_hi:.0f} MB")
-    return "\n".join(textwrap.wrap(text, width=PROSE_WIDTH, break_on_hyphens=False))
+    return _prose(text)
 
 
 def montecarlo_1000(cache: dict) -> str:
