@@ -268,3 +268,78 @@ def clear_segmented(bid_segment: np.ndarray, bid_qty: np.ndarray, bid_price: np.
     bid_fill[vb] = bid_qty[vb] * frac_b.ravel()[cell[b_c]]
     ask_fill[va] = ask_qty[va] * frac_a.ravel()[cell[a_c]]
     return SegmentedResult(price, volume, bid_fill, ask_fill)
+
+
+# -------------------------------------------------------------- spot (continuous demand) ---
+
+@dataclass(frozen=True)
+class SpotResult:
+    """Outcome of clearing spot markets whose buyers have continuous demand curves.
+
+    price : per market [USD per unit]; NaN where the market has no asks
+    volume : traded quantity per market [units]
+    ask_fill : quantity sold per ask, same order as the inputs [units]
+    short : per market, True where demand exceeds all supply at `price_cap` (buyers rationed)
+    """
+
+    price: np.ndarray
+    volume: np.ndarray
+    ask_fill: np.ndarray
+    short: np.ndarray
+
+
+def clear_spot(demand: Callable[[np.ndarray], np.ndarray], ask_market: np.ndarray,
+               ask_qty: np.ndarray, ask_price: np.ndarray, n_markets: int,
+               price_cap: float, rel_tol: float = 1e-6) -> SpotResult:
+    """Uniform-price clearing of independent spot markets against continuous demand.
+
+    `demand(p)` maps a price per market (n_markets,) to the quantity demanded per market; it
+    must fall (weakly) as the price rises. Supply is the merit order of asks: S(p) is the sum of
+    asks priced at or below p. The clearing price is where excess demand D(p) - S(p) changes
+    sign (Walras' tatonnement solved directly; Mas-Colell, Whinston and Green 1995, ch. 17),
+    found by bisection on log price, all markets at once: either where the demand curve crosses
+    a step of supply (a price between asks, set by demand) or at an ask whose quantity is
+    rationed at the margin (a price set by that seller's cost). Volume = D(p); asks fill in price
+    order. Where demand exceeds all supply even at `price_cap`, the price is the cap, every ask
+    sells out and `short` is set (buyers must be rationed by the caller).
+    """
+    ask_market = np.asarray(ask_market, dtype=np.int64)
+    ask_qty, ask_price = np.asarray(ask_qty, float), np.asarray(ask_price, float)
+    has = np.bincount(ask_market, weights=(ask_qty > MIN_QUANTITY).astype(float),
+                      minlength=n_markets) > 0
+    lowest = np.full(n_markets, np.inf)
+    np.minimum.at(lowest, ask_market, np.where(ask_qty > MIN_QUANTITY, ask_price, np.inf))
+    lowest = np.where(has, np.maximum(lowest, 1e-9), 1.0)
+    capacity = np.bincount(ask_market, weights=ask_qty, minlength=n_markets)
+
+    def supply(p):
+        offered = np.where(ask_price <= p[ask_market], ask_qty, 0.0)
+        return np.bincount(ask_market, weights=offered, minlength=n_markets)
+
+    lo, hi = np.log(lowest), np.full(n_markets, np.log(price_cap))
+    at_floor = demand(lowest) <= supply(lowest)           # surplus even at the cheapest ask
+    short = has & (demand(np.full(n_markets, price_cap)) > capacity)
+    for _ in range(int(np.ceil(np.log2(max(np.log(price_cap) - lo.min(), 1e-9) / rel_tol))) + 1):
+        mid = 0.5 * (lo + hi)
+        p = np.exp(mid)
+        excess = demand(p) > supply(p)
+        lo, hi = np.where(excess, mid, lo), np.where(excess, hi, mid)
+    price = np.where(at_floor, lowest, np.exp(hi))
+    price = np.where(short, price_cap, price)
+    volume = np.minimum(demand(price), capacity)
+    volume = np.where(has, volume, 0.0)
+    price = np.where(has, price, np.nan)
+    # fill asks in price order (ties in input order) up to each market's volume
+    order = np.lexsort((ask_price, ask_market))
+    q = ask_qty[order]
+    m = ask_market[order]
+    cum = np.cumsum(q)
+    before = cum - q
+    start = np.zeros(n_markets)
+    firsts = np.flatnonzero(np.r_[True, m[1:] != m[:-1]]) if m.size else np.zeros(0, int)
+    start[m[firsts]] = before[firsts]
+    done_before = before - start[m]
+    fill_sorted = np.clip(volume[m] - done_before, 0.0, q)
+    ask_fill = np.zeros_like(ask_qty)
+    ask_fill[order] = fill_sorted
+    return SpotResult(price, volume, ask_fill, short)

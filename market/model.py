@@ -21,16 +21,16 @@ from agents.buyers import stockpile_orders
 from agents.cloud import Cloud
 from agents.fleet import Site
 from agents.foundry import Foundry
-from agents.lab import BUILD_LOOKAHEAD_MONTHS, Lab, LabBook
+from agents.lab import Lab, LabBook
 from agents.nation import Nation, access_switches, announced_rules
 from agents.vendor import Vendor, design_variants
 from market import chip_trade, costs
 from market.catalog import load_catalog
 from market.controls import (load_rules)
 from market.collect import collect, datacollector
-from market.gpu_hours import CloudFleets, clear_gpu_hours
+from market.gpu_hours import CloudFleets, HourMarket, clear_gpu_hours
 from market.timeline import TimePath, parse_month
-from market.world import (FLOP_PER_H100E_HOUR, TIERS, efficiency_factor, energy_usd_per_chip_hour,
+from market.world import (HOURS_PER_MONTH, TIERS, efficiency_factor, energy_usd_per_chip_hour,
                           shock_factor)
 from scenarios.loader import LAB_PUE
 
@@ -136,16 +136,17 @@ class ComputeMarket(mesa.Model):
         self._offer_key = [(site.nation, tuple(v.sells_to(self.site_buyer[i])
                                                for v in self.vendors.values()))
                            for i, site in enumerate(self.sites)]
-        self.builder_capex = {row: TimePath(spec.capex_usd_per_year.points,
-                                            spec.capex_usd_per_year.growth_after_per_year)
-                              for row, spec in enumerate(scenario.labs.values())
-                              if spec.can_build}
 
         # -- policies and events -----------------------------------------------------------
         self.events_by_month: dict[int, list] = defaultdict(list)
         for event in scenario.events:
             self.events_by_month[parse_month(event.date)].append(event)
         self.demand_index = TimePath(mkt.demand_index.points, mkt.demand_index.growth_after_per_year)
+        self.financing_index = TimePath(mkt.financing_index.points,
+                                        mkt.financing_index.growth_after_per_year)
+        # tokens an H100e-hour of each region's fleet serves relative to an H100's [-]
+        self.serving_value = np.ones(len(self.nation_ids))
+        self.hour_market = HourMarket(self)
         self.demand_shock = 1.0
         self.remote_access_allowed = mkt.remote_access_allowed
         self.leakage = scenario.leakage
@@ -167,6 +168,7 @@ class ComputeMarket(mesa.Model):
 
         # -- state read by reporters and the next month -----------------------------------
         self.latest_price_index: dict[tuple[str, str], float] = {}
+        self.latest_prices: dict[tuple[str, str, str], float] = {}
         self.latest_share: dict[str, float] = {}
         self.records: dict[str, list] = defaultdict(list)
         self.datacollector = datacollector()
@@ -197,15 +199,15 @@ class ComputeMarket(mesa.Model):
     # ---------------------------------------------------------------------- the month ---
     def step(self) -> None:
         """One month: policies, production, stockpiling ahead of announced rules, chip sales,
-        installation, GPU-hour market, labs, capacity planning, collection."""
+        installation, labs' own builds, GPU-hour market, clouds' capacity planning, collection."""
         self.month += 1
         self._apply_policies()
         chip_trade.produce_chips(self)
         self._stockpile()
         chip_trade.sell_chips(self)
         chip_trade.install_chips(self)
+        self._labs_build()
         clear_gpu_hours(self)
-        self._advance_labs()
         self._plan_capacity()
         collect(self)
 
@@ -283,30 +285,40 @@ class ComputeMarket(mesa.Model):
     def _efficiency_factor(self) -> float:
         return efficiency_factor(self.windows, self.month)
 
-    # 6. labs ------------------------------------------------------------------------------
-    def _advance_labs(self) -> None:
+    # 5b. building labs order their own chips ------------------------------------------------
+    def _labs_build(self) -> None:
+        """Building labs decide build or rent against last month's contract price, ordering
+        from this month's budget (what is left is rented in the GPU-hour market)."""
         book, p = self.book, self.params
-        own_training = book.own_h100e_hours * (1.0 - book.inference_share)
-        training = own_training + book.bought_h100e_hours - book.serving_bought_h100e_hours
-        book.advance_training(np.maximum(training, 0.0), FLOP_PER_H100E_HOUR * p.mfu, self.month,
-                              self.start_month)
         book.capex_usd = np.zeros(book.n)
         if not self.builders:
             return
+        index = self.demand_index.at(self.month) * self._demand_factor()
+        curves = book.demand_curves(self.month, self.start_month,
+                                    index * self._efficiency_factor(),
+                                    self.financing_index.at(self.month) * self._demand_factor(),
+                                    self.serving_value)
         backlog = chip_trade.site_backlog_h100e(self)
+        hours = HOURS_PER_MONTH * p.availability
         for row in self.builders:
-            if book.start_month[row] > self.month + BUILD_LOOKAHEAD_MONTHS:
+            if not book.active(self.month)[row]:
                 continue
             site_i = int(book.site[row])
             offer = chip_trade.best_offer(self, site_i, self.lab_vendor_weights[row])
             if offer is None:
                 continue
-            want = self.lab_agents[row].plan_build(offer, backlog[site_i])
+            region = self.nation_ids[self.sites[site_i].nation]
+            rent = self.latest_prices.get((region, "neocloud", "contract"),
+                                          self.latest_price_index.get((region, "hyperscaler")))
+            chip = offer[0]
+            owned_guess = float(self.energy_usd_per_chip_hour[site_i, chip]) / self.h100e[chip]
+            wanted = float(curves.total(np.array([max(rent or owned_guess, 1e-9)]),
+                                        np.array([row]))[0]) / hours
+            want = self.lab_agents[row].plan_build(offer, backlog[site_i], rent, wanted)
             if want <= 0:
                 continue
-            allowance = self.builder_capex[row].at(self.month) / 12.0
             book.capex_usd[row] = chip_trade.order_chips(self, site_i, self.site_buyer[site_i],
-                                                         want, allowance,
+                                                         want, float(book.budget_usd[row]),
                                                          self.lab_vendor_weights[row])
 
     # 7. clouds plan capacity ------------------------------------------------------------

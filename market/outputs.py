@@ -39,9 +39,9 @@ TABLES = ("prices", "price_index", "compute", "vendors", "labs", "flows", "cloud
 
 #: Required columns of each table (the output contract); extra columns may follow.
 COLUMNS = {
-    "prices": ["date", "step", "region", "tier", "chip", "price_usd_per_gpu_hour",
+    "prices": ["date", "step", "region", "tier", "instrument", "chip", "price_usd_per_gpu_hour",
                "volume_gpu_hours", "utilization"],
-    "price_index": ["date", "step", "region", "tier", "price_usd_per_h100e_hour"],
+    "price_index": ["date", "step", "region", "tier", "instrument", "price_usd_per_h100e_hour"],
     "compute": ["date", "step", "nation", "installed_h100e", "share", "frontier_run_flop",
                 "demand_h100e_hours", "unmet_h100e_hours"],
     "vendors": ["date", "step", "vendor", "shipped_units", "shipped_h100e", "revenue_usd", "share"],
@@ -55,6 +55,13 @@ COLUMNS = {
     "orders": ["date", "step", "buyer", "order_kind", "wanted_usd", "budget_usd",
                "committed_usd", "budget_binds"],
 }
+
+#: `price_index.instrument` / `prices.instrument`: how the hour was sold. `list`: a
+#: hyperscaler's posted on-demand price; `contract`: a one-year term signed that month
+#: (hyperscalers' committed use at a discount to list, neoclouds' at the forward price);
+#: `spot`: the month's neocloud clearing price. `prices` carries each tier's headline
+#: instrument (hyperscaler list, neocloud spot).
+INSTRUMENTS = ("list", "contract", "spot")
 
 #: `orders.order_kind`: the order's purpose, by the model's order kinds.
 ORDER_KINDS = {0: "regular", 1: "stockpile", 2: "grey_market"}

@@ -38,7 +38,7 @@ from typing import Any, Iterable
 from pydantic import BaseModel, ValidationError
 
 from market.catalog import load_catalog
-from market.clearing import RATIONING, TIE_BREAKS
+from market.clearing import RATIONING
 from market.controls import RuleBook, load_rules, order_regime, rule_problems
 from market.errors import ScenarioError, UnknownNameError
 from market.timeline import parse_month
@@ -514,7 +514,6 @@ def check_references(s: Scenario) -> list[tuple[str, str]]:
             if p.variant_of is not None:
                 known("chip", p.variant_of, set(catalog), f"{path}.variant_of")
     sold = {p.chip for v in s.vendors.values() for p in v.products}
-    known("tie-break rule", s.market.tie_break, set(TIE_BREAKS), "market.tie_break")
     known("rationing rule", s.market.rationing, set(RATIONING), "market.rationing")
     if not any(units > 0 for c in s.clouds.values() for units in c.fleet.values()):
         problems.append(("clouds", "no cloud has a starting fleet: GPU-hour prices start from "

@@ -203,36 +203,28 @@ class Lab(_Model):
     name: str
     nation: str
     start: Month | None = Field(default=None, description="month the lab enters (default: start)")
-    demand_h100e: Positive = Field(description="compute it wants at the start, as H100s in "
+    demand_h100e: Positive = Field(description="potential demand at the start: compute it would "
+                                               "use at the reference price, as H100s in "
                                                "continuous use [H100e]")
     demand_growth_per_year: GrowthRate = Field(description="own growth of that demand on top of "
                                                            "the market demand path [fraction/yr]")
-    budget_usd_per_year: Positive = Field(description="compute budget at the start [USD/yr]")
-    budget_growth_per_year: GrowthRate = Field(description="growth of the budget [fraction/yr]")
-    inference_share: Fraction = Field(default=0.4, description="share of demand that is serving")
-    hyperscaler_share: Fraction = Field(default=0.6, description="share of rented training "
-                                                                 "demand bought from hyperscalers "
-                                                                 "(contracts); the rest shops at "
-                                                                 "neoclouds first")
+    financing_usd_per_year: Positive = Field(
+        description="outside money for compute at the start (investors, a parent group) "
+                    "[USD/yr]; scaled by market.financing_index; serving margins add to it")
+    financing_growth_per_year: GrowthRate = Field(description="own growth of that financing "
+                                                              "[fraction/yr]")
+    inference_share: Fraction = Field(default=0.4, description="share of potential demand that "
+                                                               "is serving [fraction]")
+    hyperscaler_share: Fraction = Field(default=0.6, description="share of its market demand at "
+                                                                 "hyperscalers at the start "
+                                                                 "(contracts in force); later "
+                                                                 "shares are chosen [fraction]")
     can_build: bool = Field(default=False, description="may buy chips and run its own clusters")
     power_mw: NonNegative = Field(default=0.0, description="own datacenter power at start [MW]")
     power_growth_per_year: GrowthRate = Field(default=0.5, description="[fraction/yr]")
     fleet: dict[str, NonNegative] = Field(default_factory=dict, description="own chips at start")
     vendor_preference: dict[str, Positive] = Field(default_factory=dict,
                                                    description="vendor weights when it builds")
-    capex_usd_per_year: Path | None = Field(default=None, description="spending limit on its "
-                                                                      "own chips [USD/yr]")
-    first_run_flop: Positive = Field(default=1e23, description="size of its first training run "
-                                                               "[FLOP]")
-    run_growth_per_year: GrowthRate = Field(default=3.0, description="growth of planned training "
-                                                                     "run size [fraction/yr]")
-
-
-    @model_validator(mode="after")
-    def _builders_have_capex(self) -> "Lab":
-        if self.can_build and self.capex_usd_per_year is None:
-            raise ValueError("a lab that can_build needs capex_usd_per_year")
-        return self
 
 
 class LongTail(_Model):
@@ -251,8 +243,8 @@ class LongTail(_Model):
     demand_growth_by_nation: dict[str, GrowthRate] = Field(
         default_factory=dict, description="per-nation growth overriding demand_growth_per_year "
                                           "[fraction/yr]")
-    budget_usd_per_h100e_year: Positive = Field(description="budget per H100e of demand "
-                                                            "[USD/(H100e·yr)]")
+    financing_usd_per_h100e_year: Positive = Field(
+        description="outside financing per H100e of potential demand [USD/(H100e·yr)]")
     inference_share: Fraction = 0.6
     hyperscaler_share: Fraction = 0.5
 
@@ -281,27 +273,73 @@ class Leakage(_Model):
 class Market(_Model):
     """Behavioural parameters of the markets (calibrated, uncertain)."""
 
-    demand_index: Path = Field(description="market-wide multiplier on every lab's demand [-], "
-                                           "e.g. the post-ChatGPT surge")
-    inference_wtp_usd_per_h100e_hour: Positive = Field(
-        description="willingness to pay for serving capacity [USD/(H100e·h)]")
-    training_wtp_cap_usd_per_h100e_hour: Positive = Field(
-        description="most a lab pays for training compute [USD/(H100e·h)]")
+    demand_index: Path = Field(description="potential-demand path: market-wide multiplier on "
+                                           "every lab's potential demand [-], e.g. the "
+                                           "post-ChatGPT surge")
+    financing_index: Path = Field(description="market-wide multiplier on every lab's outside "
+                                              "financing [-] (investors' money)")
+    reference_price_usd_per_h100e_hour: Positive = Field(
+        description="GPU-hour price at which potential demand is measured [USD/(H100e·h)]")
+    value_sigma: Annotated[float, Field(ge=0, le=2)] = Field(
+        default=0.3, description="log-sd of labs' reference prices around it [-]")
+    serving_elasticity: Annotated[float, Field(gt=0, le=5)] = Field(
+        description="price elasticity of token demand (iso-elastic) [-]")
+    training_elasticity: Annotated[float, Field(gt=0, le=5)] = Field(
+        description="price elasticity of the compute a lab would train with, budget aside [-]")
+    elasticity_sigma: Annotated[float, Field(ge=0, le=2)] = Field(
+        default=0.2, description="log-sd of labs' elasticities around the means [-]")
+    serving_markup: Annotated[float, Field(ge=0, le=20)] = Field(
+        description="labs' markup on the compute cost of a token [fraction]; the margin funds "
+                    "next month's compute budget")
+    experiment_share: Fraction = Field(description="share of training compute spent on "
+                                                   "experiments, not frontier runs [fraction]")
     hyperscaler_wtp_premium: Annotated[float, Field(ge=1, le=10)] = Field(
         default=1.5, description="how much more buyers value an hour from a hyperscaler "
                                  "(integration, credits, data gravity) [x]")
-    inference_hyperscaler_share: Fraction = Field(
-        default=0.85, description="share of serving demand bought from hyperscalers (enterprise "
-                                  "integration, reliability) [fraction]")
-    experiment_share: NonNegative = Field(description="extra opportunistic demand as a share of "
-                                                      "training demand [-]")
-    experiment_wtp_usd_per_h100e_hour: Positive = Field(
-        description="willingness to pay for opportunistic compute [USD/(H100e·h)]")
+    choice_price_sensitivity: Annotated[float, Field(gt=0, le=50)] = Field(
+        description="logit weight on log effective cost when buyers choose tier and "
+                    "instrument [-]")
+    switching_cost: Annotated[float, Field(ge=0, le=20)] = Field(
+        description="utility cost of leaving last month's option, in logit units [-]")
+    initial_contract_share: Fraction = Field(
+        default=0.5, description="share of each tier's demand under contract at the start [-]")
+    list_revision_threshold: Annotated[float, Field(gt=0, le=1)] = Field(
+        description="gap between a hyperscaler list price and its target that triggers a "
+                    "revision (menu cost) [fraction]")
+    committed_use_discount: Annotated[float, Field(ge=0, lt=1)] = Field(
+        description="discount on list for one-year committed use at hyperscalers [fraction]")
+    contract_term_premium: Annotated[float, Field(ge=-0.9, le=2)] = Field(
+        description="one-year contract price over the spot price expected [fraction]")
+    contract_months: Annotated[int, Field(ge=1, le=60)] = Field(
+        default=12, description="term of contracts [months]")
+    contract_capacity_share: Fraction = Field(
+        description="most of a tier's capacity its clouds commit to contracts [fraction]")
+    expectation_memory_months: Annotated[float, Field(ge=1, le=120)] = Field(
+        description="memory of adaptive price expectations (mean age of what is remembered) "
+                    "[months]")
+    largest_site_share: Annotated[float, Field(gt=0, le=1)] = Field(
+        description="share of a fleet in its largest single cluster: bounds a frontier run "
+                    "[fraction]")
+    run_months_low: Annotated[int, Field(ge=1, le=36)] = Field(
+        description="shortest wall-clock limit of a lab's frontier runs [months]")
+    run_months_high: Annotated[int, Field(ge=1, le=36)] = Field(
+        description="longest wall-clock limit of a lab's frontier runs [months]")
+    lab_cost_of_capital: Annotated[float, Field(ge=0, le=1)] = Field(
+        description="building labs' cost of capital (WACC) [fraction/yr]")
+    build_utilization: Annotated[float, Field(gt=0, le=1)] = Field(
+        description="utilization a building lab expects of its own cluster [fraction]")
+    build_gap_closure_per_month: Annotated[float, Field(gt=0, le=1)] = Field(
+        description="share of the gap to the compute it wants that a building lab orders in "
+                    "a month [fraction]")
+    remote_kyc_share: Fraction = Field(
+        description="share of a foreign region's neocloud capacity open to buyers from "
+                    "restricted destinations (know-your-customer screening) [fraction]")
     availability: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
         default=0.95, description="sellable share of fleet hours [fraction], above 0: at 0 no "
                                   "hour is offered and GPU-hour prices are undefined")
-    margin_response: Positive = Field(default=0.5, description="change of a cloud's margin per "
-                                                               "unit of utilization gap [-]")
+    margin_response: Positive = Field(default=0.5, description="change of a hyperscaler's list "
+                                                               "markup per unit of utilization "
+                                                               "gap [-]")
     chip_lead_time_months: Annotated[int, Field(ge=0, le=24)] = Field(
         default=3, description="order-to-delivery time for chips [months]")
     retire_after_years: Annotated[float, Field(ge=MIN_RETIRE_AFTER_YEARS,
@@ -316,9 +354,6 @@ class Market(_Model):
                                                                          "orders to price [-]")
     cloud_invest_response: Positive = Field(
         default=1.0, description="fleet growth per unit of utilization above target, per year")
-    build_horizon_months: Positive = Field(default=30.0, description="labs build their own "
-                                                                     "cluster if it breaks even "
-                                                                     "within this [months]")
     remote_friction_usd_per_h100e_hour: NonNegative = Field(
         default=0.5, description="extra cost of renting abroad [USD/(H100e·h)]")
     remote_access_allowed: bool = Field(default=True, description="whether remote access to "
@@ -326,8 +361,12 @@ class Market(_Model):
     mfu: Fraction = Field(default=0.375, description="MFU of training runs (Epoch median)")
     rationing: str = Field(default="pro_rata", description="chip rationing rule under shortage "
                                                            "(pro_rata | first_come)")
-    tie_break: str = Field(default="pro_rata", description="GPU-hour clearing tie-break "
-                                                           "(pro_rata | random)")
+
+    @model_validator(mode="after")
+    def _runs_ordered(self) -> "Market":
+        if self.run_months_high < self.run_months_low:
+            raise ValueError("run_months_high must be >= run_months_low")
+        return self
 
 
 class ExportControlEvent(_Model):
