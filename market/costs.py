@@ -522,12 +522,12 @@ def usd_per_million_tokens(gpus: ArrayLike, usd_per_gpu_hour: ArrayLike,
 # traffic and the FLOP evenly. The step takes the longer of the two times: kernels stream weights
 # while the tensor cores work, so the two overlap, as the roofline assumes; the efficiency
 # factors carry what the overlap and the kernels lose. Their sum would count every step as if
-# nothing overlapped, a pessimistic bound that the roofline measurements of Pope2022 do not show.
+# nothing overlapped: a pessimistic bound, off by at most a factor of 2, and not the roofline's
+# assumption [Williams2009].
 #
-# Left out, each small for a 70B model at 4k context: the attention-score FLOP
-# (2 n_layer n_ctx d_attn per token [Kaplan2020], ~4% of 2N), tensor-parallel all-reduces (carried
-# by bandwidth_efficiency) and prefill (the prompt pass is compute-bound and is served by the same
-# FLOP; this model prices generated tokens).
+# Left out: the attention-score FLOP (2 n_layer n_ctx d_attn per token [Kaplan2020], ~4% of 2N
+# for a 70B model at 4k context), tensor-parallel all-reduces (carried by bandwidth_efficiency)
+# and prefill (the prompt pass, compute-bound; this model prices generated tokens only).
 
 #: Precisions whose dense peak a serving workload may compute at; a chip without a figure for
 #: the precision computes at BF16 (weight-only quantization: weights stored narrow, math in BF16).
@@ -622,7 +622,7 @@ class ServingWorkload:
 
 
 def replica_chips(weight_bytes: ArrayLike, memory_gb: ArrayLike,
-                  memory_usable_share: ArrayLike = 0.9,
+                  memory_usable_share: ArrayLike = ServingWorkload.memory_usable_share,
                   chips_per_server: ArrayLike = 1) -> float | np.ndarray:
     """Chips a model replica is tensor-parallel over [chips].
 
@@ -638,7 +638,8 @@ def replica_chips(weight_bytes: ArrayLike, memory_gb: ArrayLike,
 
 def max_batch_in_memory(weight_bytes: ArrayLike, kv_bytes_per_sequence: ArrayLike,
                         memory_gb: ArrayLike, chips: ArrayLike,
-                        memory_usable_share: ArrayLike = 0.9) -> float | np.ndarray:
+                        memory_usable_share: ArrayLike = ServingWorkload.memory_usable_share
+                        ) -> float | np.ndarray:
     """Largest batch whose KV caches fit the memory the weights leave [sequences].
 
     B_mem = floor((n x memory x usable share - weights) / (k x C)), at least 0 [Pope2022].
@@ -660,7 +661,8 @@ class DecodeStep:
 def decode_step(batch: ArrayLike, params: ArrayLike, bytes_per_param: ArrayLike,
                 kv_bytes_per_token: ArrayLike, context_tokens: ArrayLike, chips: ArrayLike,
                 memory_bandwidth_gbps: ArrayLike, peak_flop_per_s: ArrayLike,
-                bandwidth_efficiency: ArrayLike = 0.8, compute_efficiency: ArrayLike = 0.5,
+                bandwidth_efficiency: ArrayLike = ServingWorkload.bandwidth_efficiency,
+                compute_efficiency: ArrayLike = ServingWorkload.compute_efficiency,
                 active_params: ArrayLike | None = None) -> DecodeStep:
     """One decode step of a batch on a tensor-parallel replica [Williams2009; Pope2022].
 

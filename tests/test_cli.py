@@ -114,6 +114,16 @@ def test_serving_json_h20_against_h100():
     assert fp8["step_seconds"] <= 0.04 + 1e-12
 
 
+def test_serving_option_defaults_are_the_workload_defaults():
+    """The CLI states its defaults for a quick --help; they must be ServingWorkload's."""
+    from market.costs import ServingWorkload
+
+    r = run_json("cost", "serving")
+    defaults = ServingWorkload()
+    assert r["workload"] == {k: getattr(defaults, k) for k in r["workload"]}
+    assert set(r["workload"]) == set(ServingWorkload.__dataclass_fields__)
+
+
 def test_serving_all_chips_table_and_json():
     from market.catalog import load_catalog
 

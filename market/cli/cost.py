@@ -14,7 +14,7 @@ from market.cli.base import (INTEGER, NUMBER, _emit_json, _num, _rows,
 
 @cli.group()
 def cost() -> None:
-    """Deterministic cost core: training, inference and cluster economics."""
+    """Deterministic cost core: training, inference, cluster and serving economics."""
 
 
 def _common_energy_options(fn: Callable) -> Callable:
