@@ -10,9 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from market import costs
 from market.errors import UnknownNameError
-from market.world import TRAINING_BID_FLOOR_USD_PER_H100E_HOUR
 
 # ------------------------------------------------------------------- cloud pricing ---
 
@@ -39,12 +37,6 @@ def pricing_strategy(name: str) -> Callable[..., float]:
     if name not in PRICING:
         raise UnknownNameError("pricing strategy", name, list(PRICING))
     return PRICING[name]
-
-
-def ask_prices(cost_usd_per_h100e_hour: np.ndarray, energy_usd_per_h100e_hour: np.ndarray,
-               margin: float) -> np.ndarray:
-    """Ask per H100e-hour = full owned cost x (1 + margin), never below the electricity bill."""
-    return np.maximum(cost_usd_per_h100e_hour * (1.0 + margin), energy_usd_per_h100e_hour)
 
 
 # --------------------------------------------------------------- cloud investment ---
@@ -78,45 +70,3 @@ def order_price_response(units: float, price_usd: float, list_price_usd: float,
     if price_usd <= 0:
         return units
     return units * (list_price_usd / price_usd) ** elasticity
-
-
-# -------------------------------------------------------------------- lab bidding ---
-
-def lab_bids(market_need_h100e_hours: np.ndarray, total_need_h100e_hours: np.ndarray,
-             budget_usd_per_month: np.ndarray, inference_share: np.ndarray,
-             inference_wtp: float, training_wtp_cap: float, experiment_share: float,
-             experiment_wtp: float) -> tuple[np.ndarray, np.ndarray]:
-    """Three demand blocks per lab: (quantity [H100e·h], price [USD/(H100e·h)]), shape (3, n).
-
-    Serving is bought at what inference earns (it pays for itself); training at what the
-    training budget affords per hour of the lab's whole training need (own cluster included),
-    capped; opportunistic experiments at a low price. The experiment block gives the demand
-    curve a tail, so prices in a glut stop near what labs value spare compute at rather than
-    at the electricity bill.
-    """
-    need = np.asarray(market_need_h100e_hours, float)
-    inf_q = need * inference_share
-    train_q = need - inf_q
-    train_total = np.asarray(total_need_h100e_hours, float) * (1.0 - inference_share)
-    affordable = np.divide(budget_usd_per_month, train_total,
-                           out=np.full_like(need, training_wtp_cap), where=train_total > 0)
-    train_p = np.clip(affordable, TRAINING_BID_FLOOR_USD_PER_H100E_HOUR, training_wtp_cap)
-    qty = np.stack([inf_q, train_q, train_q * experiment_share])
-    price = np.stack([np.full_like(need, inference_wtp), train_p,
-                      np.minimum(np.full_like(need, experiment_wtp), train_p)])
-    return qty, price
-
-
-# ------------------------------------------------------------------ rent vs build ---
-
-def build_decision(gap_gpus: np.ndarray, capex_usd_per_gpu: np.ndarray,
-                   opex_usd_per_gpu_month: np.ndarray, rental_usd_per_gpu_hour: np.ndarray,
-                   utilization: float, horizon_months: float) -> np.ndarray:
-    """True where building `gap_gpus` breaks even against renting within `horizon_months`.
-
-    Uses the cost core's cloud-vs-build breakeven (`market.costs.breakeven_months`).
-    """
-    gap = np.maximum(np.asarray(gap_gpus, float), 1.0)
-    months = costs.breakeven_months(gap * capex_usd_per_gpu, gap * opex_usd_per_gpu_month, gap,
-                                    rental_usd_per_gpu_hour, utilization)
-    return np.asarray(months) <= horizon_months

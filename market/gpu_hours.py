@@ -66,6 +66,7 @@ class Supply:
     owned: np.ndarray            #: full owned cost, capital and energy [USD per H100e-hour]
     region: np.ndarray           #: per cloud
     tier: np.ndarray             #: per cloud (index into TIERS)
+    serving: np.ndarray          #: sellable hours in serving H100e-hours (tokens / an H100's)
 
     @property
     def by_cloud(self) -> np.ndarray:
@@ -118,7 +119,18 @@ def gather_supply(model, hours: float) -> Supply:
     h100e = model.h100e
     return Supply(units * h100e * hours, energy_chip / h100e,
                   (value * model.hardware_usd_per_usd_hour + energy_chip) / h100e,
-                  model.cloud_market // 2, model.cloud_market % 2)
+                  model.cloud_market // 2, model.cloud_market % 2,
+                  units * model.serving_h100e * hours)
+
+
+def serving_value(supply: Supply, n_regions: int, default: np.ndarray) -> np.ndarray:
+    """Per region, tokens an H100e-hour of its clouds' fleet serves relative to an H100's
+    [-] (the fleet mix's serving H100e over its training H100e); `default` where no fleet."""
+    serving = np.bincount(supply.region, weights=supply.serving.sum(axis=1),
+                          minlength=n_regions)
+    training = np.bincount(supply.region, weights=supply.hours.sum(axis=1),
+                           minlength=n_regions)
+    return np.divide(serving, training, out=default.copy(), where=training > 0)
 
 
 def _market_demand(curves, own, rows, price):
@@ -471,6 +483,7 @@ def clear_gpu_hours(model) -> None:
     p, hm, book = model.params, model.hour_market, model.book
     hours = HOURS_PER_MONTH * p.availability
     supply = gather_supply(model, hours)
+    model.serving_value = serving_value(supply, hm.n_regions, model.serving_value)
     index = model.demand_index.at(model.month) * model._demand_factor()
     curves = book.demand_curves(model.month, model.start_month,
                                 index * model._efficiency_factor(),

@@ -78,6 +78,8 @@ class ComputeMarket(mesa.Model):
         self.power_fraction = np.array([c.avg_power_fraction for c in chips])
         self.server_price = np.array([c.server_price_multiplier for c in chips])
         self.mw_per_chip = self.tdp_w * self.server_power / 1e6   # IT power per chip [MW]
+        workload = costs.ServingWorkload(**mkt.serving.model_dump())
+        self.serving_h100e = np.atleast_1d(costs.serving_h100e(chips, workload))
         self.install_order = np.argsort(-self.h100e / self.mw_per_chip, kind="stable")
         self._decisions: dict[tuple[int, str, str | None], object] = {}
         self._offers: dict[tuple, list] = {}

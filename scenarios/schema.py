@@ -270,8 +270,31 @@ class Leakage(_Model):
                                  "a rule's announcement and its effective date [months]")
 
 
+class Serving(_Model):
+    """The workload labs serve, for the cost core's throughput model (`market.costs.
+    ServingWorkload`, whose docstring gives each default's source): how many tokens an hour of
+    each chip serves, so a chip's serving value is not its training H100e."""
+
+    params: Positive = Field(default=70e9, description="model parameters [-]")
+    bytes_per_param: Positive = Field(default=2.0, description="weight precision [bytes]")
+    kv_bytes_per_token: Positive = Field(default=327_680.0,
+                                         description="KV cache per token of context [bytes]")
+    context_tokens: Positive = Field(default=4096.0, description="context held per sequence "
+                                                                 "[tokens]")
+    max_step_seconds: Positive = Field(default=0.05, description="latency bound per decode "
+                                                                 "step [s]")
+    precision: Literal["bf16", "fp8"] = "bf16"
+    bandwidth_efficiency: Annotated[float, Field(gt=0, le=1)] = 0.8
+    compute_efficiency: Annotated[float, Field(gt=0, le=1)] = 0.5
+    memory_usable_share: Annotated[float, Field(gt=0, le=1)] = 0.9
+    chips_per_server: Annotated[int, Field(ge=1, le=576)] = 8
+
+
 class Market(_Model):
     """Behavioural parameters of the markets (calibrated, uncertain)."""
+
+    serving: Serving = Field(default_factory=Serving,
+                             description="the workload labs serve (tokens per chip-hour)")
 
     demand_index: Path = Field(description="potential-demand path: market-wide multiplier on "
                                            "every lab's potential demand [-], e.g. the "
