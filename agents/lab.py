@@ -113,7 +113,10 @@ class LabBook:
         self.training_elasticity = _lognormal_around(rng, p.training_elasticity,
                                                      p.elasticity_sigma, n)
         # training runs: each lab's wall-clock limit and where in its cycle it starts
-        self.run_months = rng.integers(p.run_months_low, p.run_months_high + 1, size=n)
+        spread = p.run_months * p.run_months_spread
+        self.run_months = np.maximum(np.rint(rng.uniform(p.run_months - spread,
+                                                         p.run_months + spread, size=n)),
+                                     1).astype(np.int64)
         self.run_started = self.start_month - rng.integers(0, self.run_months)
         self.run_flop = np.zeros(n)
         self.largest_run_flop = np.zeros(n)

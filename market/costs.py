@@ -627,11 +627,12 @@ def replica_chips(weight_bytes: ArrayLike, memory_gb: ArrayLike,
     """Chips a model replica is tensor-parallel over [chips].
 
     fewest = ceil(weights / (memory x usable share)), the fewest chips whose usable memory
-    holds one copy of the weights; n = ceil(fewest / s) x s, the whole servers of s chips they
-    take (s = 1: the fewest chips). memory_gb is decimal GB (1e9 bytes), as datasheets give it.
+    holds one copy of the weights (at least one); n = ceil(fewest / s) x s, the whole servers of
+    s chips they take (s = 1: the fewest chips). memory_gb is decimal GB (1e9 bytes), as
+    datasheets give it.
     """
     usable = _arr(memory_gb) * 1e9 * _arr(memory_usable_share)
-    fewest = np.ceil(_arr(weight_bytes) / usable - 1e-9)
+    fewest = np.maximum(np.ceil(_arr(weight_bytes) / usable - 1e-9), 1.0)
     per_server = _arr(chips_per_server)
     return _out(np.ceil(fewest / per_server - 1e-9) * per_server)
 

@@ -38,6 +38,7 @@ from typing import Any, Iterable
 from pydantic import BaseModel, ValidationError
 
 from market.catalog import load_catalog
+from market import costs
 from market.clearing import RATIONING
 from market.controls import RuleBook, load_rules, order_regime, rule_problems
 from market.errors import ScenarioError, UnknownNameError
@@ -475,6 +476,11 @@ def check_references(s: Scenario) -> list[tuple[str, str]]:
         if value not in valid:
             problems.append((path, f"unknown {kind} {value!r}; known: {', '.join(sorted(valid))}"))
 
+    workload = costs.ServingWorkload(**s.market.serving.model_dump())
+    if not costs.serving_tokens_per_chip_hour(costs.H100_SXM_SERVING_SPECS, workload) > 0:
+        problems.append(("market.serving", "an H100 SXM server cannot serve this workload "
+                         "within its memory and latency bound, so no chip's serving value can be "
+                         "measured; use a smaller model or context, or a looser max_step_seconds"))
     book = RuleBook(base.groups, base.sources, {**base.rules, **s.rules}, base.countries)
     for problem in rule_problems(book, only=s.rules):
         path, _, msg = problem.partition(": ")

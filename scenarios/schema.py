@@ -275,18 +275,20 @@ class Serving(_Model):
     ServingWorkload`, whose docstring gives each default's source): how many tokens an hour of
     each chip serves, so a chip's serving value is not its training H100e."""
 
-    params: Positive = Field(default=70e9, description="model parameters [-]")
-    bytes_per_param: Positive = Field(default=2.0, description="weight precision [bytes]")
-    kv_bytes_per_token: Positive = Field(default=327_680.0,
-                                         description="KV cache per token of context [bytes]")
-    context_tokens: Positive = Field(default=4096.0, description="context held per sequence "
-                                                                 "[tokens]")
-    max_step_seconds: Positive = Field(default=0.05, description="latency bound per decode "
-                                                                 "step [s]")
+    params: Annotated[float, Field(ge=1e8, le=1e13)] = Field(
+        default=70e9, description="model parameters [-] (100M to 10T)")
+    bytes_per_param: Annotated[float, Field(ge=0.25, le=4)] = Field(
+        default=2.0, description="weight precision [bytes]")
+    kv_bytes_per_token: Annotated[float, Field(ge=1e3, le=1e8)] = Field(
+        default=327_680.0, description="KV cache per token of context [bytes]")
+    context_tokens: Annotated[float, Field(ge=128, le=32_768)] = Field(
+        default=4096.0, description="context held per sequence [tokens]")
+    max_step_seconds: Annotated[float, Field(ge=0.02, le=10)] = Field(
+        default=0.05, description="latency bound per decode step [s]")
     precision: Literal["bf16", "fp8"] = "bf16"
-    bandwidth_efficiency: Annotated[float, Field(gt=0, le=1)] = 0.8
-    compute_efficiency: Annotated[float, Field(gt=0, le=1)] = 0.5
-    memory_usable_share: Annotated[float, Field(gt=0, le=1)] = 0.9
+    bandwidth_efficiency: Annotated[float, Field(ge=0.3, le=1)] = 0.8
+    compute_efficiency: Annotated[float, Field(ge=0.1, le=1)] = 0.5
+    memory_usable_share: Annotated[float, Field(ge=0.5, le=1)] = 0.9
     chips_per_server: Annotated[int, Field(ge=1, le=576)] = 8
 
 
@@ -343,10 +345,11 @@ class Market(_Model):
     largest_site_share: Annotated[float, Field(gt=0, le=1)] = Field(
         description="share of a fleet in its largest single cluster: bounds a frontier run "
                     "[fraction]")
-    run_months_low: Annotated[int, Field(ge=1, le=36)] = Field(
-        description="shortest wall-clock limit of a lab's frontier runs [months]")
-    run_months_high: Annotated[int, Field(ge=1, le=36)] = Field(
-        description="longest wall-clock limit of a lab's frontier runs [months]")
+    run_months: Annotated[float, Field(ge=1, le=36)] = Field(
+        description="mean wall-clock limit of a lab's frontier runs [months]")
+    run_months_spread: Annotated[float, Field(ge=0, lt=1)] = Field(
+        default=0.4, description="labs' run limits are drawn uniformly within +- this share "
+                                 "of the mean [fraction]")
     lab_cost_of_capital: Annotated[float, Field(ge=0, le=1)] = Field(
         description="building labs' cost of capital (WACC) [fraction/yr]")
     build_utilization: Annotated[float, Field(gt=0, le=1)] = Field(
@@ -384,12 +387,6 @@ class Market(_Model):
     mfu: Fraction = Field(default=0.375, description="MFU of training runs (Epoch median)")
     rationing: str = Field(default="pro_rata", description="chip rationing rule under shortage "
                                                            "(pro_rata | first_come)")
-
-    @model_validator(mode="after")
-    def _runs_ordered(self) -> "Market":
-        if self.run_months_high < self.run_months_low:
-            raise ValueError("run_months_high must be >= run_months_low")
-        return self
 
 
 class ExportControlEvent(_Model):

@@ -10,7 +10,7 @@ import numpy as np
 
 from agents.buyers import sourcing_plan
 from agents.cloud import investment_order_h100e
-from agents.lab import build_order_h100e
+from agents.lab import build_order_h100e, owned_cost_usd_per_h100e_hour
 from agents.nation import announced_rules
 from market.controls import load_rules
 from market.timeline import parse_month
@@ -47,31 +47,29 @@ def test_power_caps_the_fleet_a_cloud_wants():
 
 # ---------------------------------------------------------------- build or rent ---
 
-def _build(rent, **kw):
-    args = dict(future_need_h100e=1_000.0, have_h100e=300.0, backlog_h100e=100.0,
-                h100e_per_chip=1.0, server_price_usd=30_000.0,
-                energy_usd_per_chip_month=500.0, rent_usd_per_h100e_hour=rent,
-                horizon_months=12.0)
-    args.update(kw)
-    return build_order_h100e(**args)
+def test_owned_cost_is_the_user_cost_of_capital_plus_energy():
+    """A USD 30,000 chip (with server) of 1 H100e: 30,000 / (1 - 0.19) interconnect x (10%
+    WACC + 32.2%/yr value decline) / 8,766 h = 1.78, plus 0.10 of energy, over 80% use:
+    2.35 USD per H100e-hour (Jorgenson's user cost on the cost core's decline rate)."""
+    got = owned_cost_usd_per_h100e_hour(30_000.0, 1.0, 0.10, 0.10, 0.8)
+    expected = (30_000 / 0.81 * (0.10 + 0.14 * np.log(10)) / 8_766 + 0.10) / 0.8
+    assert got == pytest.approx(expected)
+    assert 2.3 < got < 2.4
+    # a dearer cost of capital or idler cluster makes owning dearer
+    assert owned_cost_usd_per_h100e_hour(30_000.0, 1.0, 0.10, 0.15, 0.8) > got
+    assert owned_cost_usd_per_h100e_hour(30_000.0, 1.0, 0.10, 0.10, 0.6) > got
 
 
-def test_a_lab_builds_when_owning_breaks_even_within_its_horizon():
-    """Gap 1,000 - 300 - 100 = 600 H100e. Renting at USD 9/h at 80% costs 9 x 730.5 x 0.8
-    = 5,259.6 a month against 500 of energy: a USD 30,000 chip pays back in 30,000 /
-    4,759.6 = 6.3 months <= 12, so it builds and orders a third of the gap: 200 H100e."""
-    assert _build(9.0) == pytest.approx(200.0)
+def test_a_lab_builds_when_owning_is_cheaper_than_renting():
+    """Wanted 1,000 H100e, 400 installed or on order: owning at 2.35 beats a 3.0 contract,
+    so it orders a third of the 600 gap: 198 H100e at a closure of 0.33 a month."""
+    assert build_order_h100e(1_000.0, 400.0, 2.35, 3.0, 0.33) == pytest.approx(198.0)
 
 
-def test_a_lab_rents_when_building_pays_back_too_slowly():
-    """At USD 2/h the chip pays back in 30,000 / (2 x 730.5 x 0.8 - 500) = 44.9 months
-    > 12: it rents (orders nothing)."""
-    assert _build(2.0) == 0.0
-
-
-def test_a_lab_without_a_gap_or_a_rental_price_orders_nothing():
-    assert _build(9.0, have_h100e=900.0) == 0.0
-    assert _build(None) == 0.0
+def test_a_lab_rents_when_owning_is_dearer_or_nothing_is_missing():
+    assert build_order_h100e(1_000.0, 400.0, 2.35, 2.0, 0.33) == 0.0
+    assert build_order_h100e(1_000.0, 1_200.0, 2.35, 3.0, 0.33) == 0.0
+    assert build_order_h100e(1_000.0, 400.0, 2.35, None, 0.33) == 0.0
 
 
 # ------------------------------------------------------------ announced rules ---
