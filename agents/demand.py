@@ -79,3 +79,24 @@ class DemandCurves:
     def total(self, price: np.ndarray, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
         serve, train = self.split(price, rows)
         return serve + train
+
+    def market_demand(self, rows: np.ndarray, own_hours: np.ndarray):
+        """A fast evaluator of what labs `rows` buy in the market at a log price per row,
+        after their own clusters [H100e-h]: `f(log_price) = max(D(p) - own, 0)`.
+
+        The iso-elastic terms are folded into constants once (serving a p^-e with
+        a = potential / v x (v p_ref)^e; training min(B / p, t p^-e) with t = potential x
+        p_ref^e), so each evaluation is three exponentials per row: the spot clearing calls
+        it a few dozen times a month."""
+        e_s, e_t = self.serve_eps[rows], self.train_eps[rows]
+        v = self.serving_value[rows]
+        a = self.serve_potential[rows] / v * (v * self.serve_ref[rows]) ** e_s
+        t = self.train_potential[rows] * self.train_ref[rows] ** e_t
+        budget = np.maximum(self.budget_usd[rows], 0.0)
+        own = own_hours[rows]
+
+        def evaluate(log_price: np.ndarray) -> np.ndarray:
+            train = np.minimum(budget * np.exp(-log_price), t * np.exp(-e_t * log_price))
+            return np.maximum(a * np.exp(-e_s * log_price) + train - own, 0.0)
+
+        return evaluate

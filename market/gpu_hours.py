@@ -312,17 +312,21 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
     neo_cap = np.bincount(a_market, weights=a_qty, minlength=n_r)
     remote_cap = p.remote_kyc_share * neo_cap
 
+    home_curve = curves.market_demand(home, own)
+    remote_curve = curves.market_demand(remote, own)
+    home_region, remote_region = r[home], t[remote]
+    home_weight, remote_weight = home_w[home], hm.shares[remote, REMOTE]
+
     def home_demand(price):
-        q = home_w[home] * _market_demand(curves, own, home, price[r[home]])
-        return q
+        return home_weight * home_curve(np.log(np.maximum(price, 1e-12))[home_region])
 
     def remote_demand(price):
-        return hm.shares[remote, REMOTE] * _market_demand(curves, own, remote,
-                                                          price[t[remote]] + friction)
+        log_p = np.log(np.maximum(price, 0.0) + friction)
+        return remote_weight * remote_curve(log_p[remote_region])
 
     def demand(price):
-        d = np.bincount(r[home], weights=home_demand(price), minlength=n_r)
-        rem = np.bincount(t[remote], weights=remote_demand(price), minlength=n_r)
+        d = np.bincount(home_region, weights=home_demand(price), minlength=n_r)
+        rem = np.bincount(remote_region, weights=remote_demand(price), minlength=n_r)
         return d + np.minimum(rem, remote_cap)
 
     res = clear_spot(demand, a_market, a_qty, a_price, n_r, SPOT_PRICE_SEARCH_CAP)

@@ -272,7 +272,7 @@ STRUCTURE = {"name", "description", "extends", "start", "end", "nation", "foundr
              "available", "variant_of", "captive_to", "remote_regions", "jurisdiction",
              "controls_group", "vendors", "rival", "impose", "lift", "not_before", "tier",
              "date", "note", "rule", "issuer", "chip", "via", "destinations", "rules",
-             "rationale", "dist", "values", "rationing", "tie_break", "products"}
+             "rationale", "dist", "values", "rationing", "products", "precision"}
 #: Meanings of the fields whose schema gives no description.
 MEANING = {
     "Scenario.name": "scenario name (a plain identifier)", "Scenario.description": "one line",
@@ -292,8 +292,13 @@ MEANING = {
     "Vendor.foundry": "foundry id that makes its chips", "Vendor.products": "its product line",
     "Cloud.name": "display name", "Lab.name": "display name", "Lab.nation": "nation id",
     "LongTail.inference_share": "share of their demand that is serving [fraction]",
-    "LongTail.hyperscaler_share": "share of their rented training demand bought from "
-                                  "hyperscalers [fraction]",
+    "LongTail.hyperscaler_share": "share of their market demand at hyperscalers at the start "
+                                  "[fraction]",
+    "Serving.precision": "math precision of the served model's matmuls (bf16 | fp8)",
+    "Serving.bandwidth_efficiency": "achieved share of peak memory bandwidth in decode [-]",
+    "Serving.compute_efficiency": "achieved share of dense peak FLOP in decode [-]",
+    "Serving.memory_usable_share": "share of device memory for weights and KV cache [-]",
+    "Serving.chips_per_server": "chips of one server; a replica fills whole servers [chips]",
     "Path.points": "dated values {YYYY-MM = value}, log-linear in between",
     "Path.growth_after_per_year": "growth after the last point [fraction/yr]",
     "Distribution.dist": "distribution", "Distribution.low": "lower bound (truncation)",
