@@ -66,6 +66,10 @@ class DemandCurves:
         self.train_eps = np.asarray(train_eps, float)
         self.budget_usd = np.asarray(budget_usd, float)
         self.serving_value = np.asarray(serving_value, float)
+        # the iso-elastic terms folded into constants (see `market_demand`)
+        v = self.serving_value
+        self._serve_scale = self.serve_potential / v * (v * self.serve_ref) ** self.serve_eps
+        self._train_scale = self.train_potential * self.train_ref ** self.train_eps
 
     def split(self, price: np.ndarray, rows: np.ndarray | slice = slice(None)):
         """(serving, training) H100e-hours the labs `rows` want at `price` (their whole
@@ -89,9 +93,7 @@ class DemandCurves:
         p_ref^e), so each evaluation is three exponentials per row: the spot clearing calls
         it a few dozen times a month."""
         e_s, e_t = self.serve_eps[rows], self.train_eps[rows]
-        v = self.serving_value[rows]
-        a = self.serve_potential[rows] / v * (v * self.serve_ref[rows]) ** e_s
-        t = self.train_potential[rows] * self.train_ref[rows] ** e_t
+        a, t = self._serve_scale[rows], self._train_scale[rows]
         budget = np.maximum(self.budget_usd[rows], 0.0)
         own = own_hours[rows]
 

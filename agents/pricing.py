@@ -62,30 +62,40 @@ def forward_price(expected_spot: np.ndarray, term_premium: float) -> np.ndarray:
 
 
 def choose_options(shares: np.ndarray, cost: np.ndarray, available: np.ndarray,
-                   price_sensitivity: float, switching_cost: float) -> np.ndarray:
+                   price_sensitivity: float, switching_cost: float,
+                   group: np.ndarray | None = None, revision_share: float = 1.0) -> np.ndarray:
     """Next month's shares of each buyer's demand over the options [-], rows summing to 1.
 
-    Each buyer's share in option k moves to option j with the logit probability
+    A share `revision_share` of each buyer's demand is reconsidered this month (budget
+    cycles, contract renewals: a Calvo-style revision probability, Calvo 1983); the rest
+    stays where it is, except demand in options that closed. Reconsidered demand in option k
+    moves to option j with the logit probability
     `exp(-b ln c_j - s [j != k]) / sum_l exp(-b ln c_l - s [l != k])` over the available options,
     where c is the effective cost of an hour (price / how much the buyer values the tier),
     b the price sensitivity and s the switching cost in utility units. Shares in options no
     longer available are re-chosen as if from nowhere (no switching cost).
 
-    shares, available: (n, options); cost: (n, options) [USD/H100e-h], NaN where unavailable.
+    shares: (n, options). cost [USD/H100e-h], NaN where unavailable, and available: (n,
+    options), or, with `group` (n,), one row per group of buyers who see the same costs (a
+    region): the logit weights are then computed once per group.
     """
-    w = np.where(available, np.asarray(shares, float), 0.0)
-    orphan = 1.0 - w.sum(axis=1)                        # share in options that closed
+    w_all = np.asarray(shares, float)
     c = np.where(available, cost, np.nan)
     util = np.where(available, -price_sensitivity * np.log(np.maximum(c, 1e-9)), -np.inf)
-    util = util - np.nanmax(np.where(available, util, np.nan), axis=1, keepdims=True)
-    util = np.where(available, util, -np.inf)
-    stay = np.exp(util)                                  # (n, j) weight of option j
+    best = np.max(np.where(available, util, -np.inf), axis=1, keepdims=True)
+    util = np.where(available, util - np.where(np.isfinite(best), best, 0.0), -np.inf)
+    stay = np.exp(util)                                  # (rows, j) weight of option j
     move = stay * np.exp(-switching_cost)
-    # from option k: P(j|k) = (move_j + [j == k] (stay_j - move_j)) / (sum_l move_l + stay_k - move_k)
-    denom_k = move.sum(axis=1, keepdims=True) + stay - move          # (n, k)
-    from_k = np.divide(w, denom_k, out=np.zeros_like(w), where=denom_k > 0)   # (n, k)
-    new = move * from_k.sum(axis=1, keepdims=True) + (stay - move) * from_k
     fresh = stay / np.maximum(stay.sum(axis=1, keepdims=True), 1e-300)
-    new = new + np.maximum(orphan, 0.0)[:, None] * fresh
+    # from option k: P(j|k) = (move_j + [j == k] (stay_j - move_j)) / (sum_l move_l + stay_k - move_k)
+    denom = move.sum(axis=1, keepdims=True) + stay - move               # (rows, k)
+    if group is not None:
+        available, stay, move, fresh, denom = (a[group] for a in
+                                               (available, stay, move, fresh, denom))
+    w = np.where(available, w_all, 0.0)
+    orphan = np.maximum(1.0 - w.sum(axis=1), 0.0)                      # share in closed options
+    from_k = np.divide(w, denom, out=np.zeros_like(w), where=denom > 0)   # (n, k)
+    new = move * from_k.sum(axis=1, keepdims=True) + (stay - move) * from_k
+    new = revision_share * new + (1.0 - revision_share) * w + orphan[:, None] * fresh
     total = new.sum(axis=1, keepdims=True)
     return np.divide(new, total, out=np.zeros_like(new), where=total > 0)

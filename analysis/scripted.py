@@ -9,8 +9,9 @@ up to a line (the backtest's `--until`):
                          (`market.summary.input_price_levels`)
     price_flat_6_months  share of cells inside a run of 6 or more months that stays within 0.5%
                          of the run's first value
-    price_scripted       share of cells on an input, or flat for 6+ months outside the list
-                         instrument (a posted list price holds between its revisions by design)
+    price_scripted       share of cells on an input, or flat for 6+ months outside the
+                         hyperscalers' posted prices (a list price and its committed-use
+                         discount hold between revisions by design)
     budget_binds         share of chip orders the buyer's money cut: the order wanted more
                          than the month's financing allowance
     margin_at_bound      share of hyperscaler-months whose list markup sits on `min_margin` or
@@ -97,7 +98,7 @@ def diagnostics(frames: dict[str, pd.DataFrame], scenario, until: str | None = N
     for scope, part in scopes:
         if part.empty:
             continue
-        posted = part["instrument"] == "list"
+        posted = part["tier"] == "hyperscaler"     # list and committed use: posted prices
         rows += [{"diagnostic": "price_on_input", "scope": scope,
                   "value": _share(part["on_level"]), "count": len(part)},
                  {"diagnostic": "price_flat_6_months", "scope": scope,

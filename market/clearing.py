@@ -90,7 +90,8 @@ class SpotResult:
 
 def clear_spot(demand: Callable[[np.ndarray], np.ndarray], ask_market: np.ndarray,
                ask_qty: np.ndarray, ask_price: np.ndarray, n_markets: int,
-               price_cap: float, rel_tol: float = 1e-6) -> SpotResult:
+               price_cap: float, rel_tol: float = 1e-5,
+               guess: np.ndarray | None = None) -> SpotResult:
     """Uniform-price clearing of independent spot markets against continuous demand.
 
     `demand(p)` maps a price per market (n_markets,) to the quantity demanded per market; it
@@ -101,7 +102,9 @@ def clear_spot(demand: Callable[[np.ndarray], np.ndarray], ask_market: np.ndarra
     a step of supply (a price between asks, set by demand) or at an ask whose quantity is
     rationed at the margin (a price set by that seller's cost). Volume = D(p); asks fill in price
     order. Where demand exceeds all supply even at `price_cap`, the price is the cap, every ask
-    sells out and `short` is set (buyers must be rationed by the caller).
+    sells out and `short` is set (buyers must be rationed by the caller). A `guess` per market
+    (last month's price) narrows the first bracket to [guess / 4, guess x 4] where it holds
+    the root, which saves most of the bisection; the result is the same up to `rel_tol`.
     """
     ask_market = np.asarray(ask_market, dtype=np.int64)
     ask_qty, ask_price = np.asarray(ask_qty, float), np.asarray(ask_price, float)
@@ -119,7 +122,16 @@ def clear_spot(demand: Callable[[np.ndarray], np.ndarray], ask_market: np.ndarra
     lo, hi = np.log(lowest), np.full(n_markets, np.log(price_cap))
     at_floor = demand(lowest) <= supply(lowest)           # surplus even at the cheapest ask
     short = has & (demand(np.full(n_markets, price_cap)) > capacity)
-    for _ in range(int(np.ceil(np.log2(max(np.log(price_cap) - lo.min(), 1e-9) / rel_tol))) + 1):
+    if guess is not None:
+        g = np.asarray(guess, float)
+        ok = np.isfinite(g) & (g > 0)
+        g_lo = np.clip(np.log(np.where(ok, g, 1.0) / 4.0), lo, hi)
+        g_hi = np.clip(np.log(np.where(ok, g, 1.0) * 4.0), lo, hi)
+        p_lo, p_hi = np.exp(g_lo), np.exp(g_hi)
+        holds = ok & (demand(p_lo) > supply(p_lo)) & ~(demand(p_hi) > supply(p_hi))
+        lo, hi = np.where(holds, g_lo, lo), np.where(holds, g_hi, hi)
+    width = float(np.max(hi - lo)) if n_markets else 0.0
+    for _ in range(int(np.ceil(np.log2(max(width, 1e-9) / rel_tol))) + 1):
         mid = 0.5 * (lo + hi)
         p = np.exp(mid)
         excess = demand(p) > supply(p)

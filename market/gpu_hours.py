@@ -133,11 +133,6 @@ def serving_value(supply: Supply, n_regions: int, default: np.ndarray) -> np.nda
     return np.divide(serving, training, out=default.copy(), where=training > 0)
 
 
-def _market_demand(curves, own, rows, price):
-    """Market H100e-hours labs `rows` want at `price` (per row) after their own cluster."""
-    return np.maximum(curves.total(price, rows) - own[rows], 0.0)
-
-
 def _initial_prices(model, hm: HourMarket, supply: Supply, curves, own) -> None:
     """First month: list prices at the hyperscalers' targets; the spot price expected is the
     one that would clear neoclouds' whole capacity against the demand of the buyers who use
@@ -158,8 +153,10 @@ def _initial_prices(model, hm: HourMarket, supply: Supply, curves, own) -> None:
     a_cloud, a_chip = np.nonzero(supply.hours[neo] > 0)
     a_cloud = neo[a_cloud]
 
+    curve = curves.market_demand(rows, own)
+
     def demand(price):
-        q = weight[rows] * _market_demand(curves, own, rows, price[r[rows]])
+        q = weight[rows] * curve(np.log(np.maximum(price, 1e-12))[r[rows]])
         return np.bincount(r[rows], weights=q, minlength=hm.n_regions)
 
     res = clear_spot(demand, supply.region[a_cloud], supply.hours[a_cloud, a_chip],
@@ -169,19 +166,20 @@ def _initial_prices(model, hm: HourMarket, supply: Supply, curves, own) -> None:
 
 
 def option_costs(model, hm: HourMarket, target: np.ndarray):
-    """Per lab, each option's effective cost of an hour (price / the buyer's value of the
-    tier) as last seen, and whether the option is open to it: (cost, available), (n, 5)."""
-    p, book = model.params, model.book
-    r = book.nation
+    """Per region (buyers there see the same prices), each option's effective cost of an
+    hour (price / the buyer's value of the tier), and whether the option is open: (cost,
+    available), (regions, 5). Posted prices (list, committed use, the forward) are known;
+    spot is judged at the spot price buyers expect (adaptive, like the sellers')."""
+    p = model.params
     premium = p.hyperscaler_wtp_premium
-    t = target[r]
-    remote_cost = np.where(t >= 0, hm.spot[np.maximum(t, 0)]
+    spot = np.where(np.isfinite(hm.expected_spot), hm.expected_spot, hm.spot)
+    remote_cost = np.where(target >= 0, spot[np.maximum(target, 0)]
                            + p.remote_friction_usd_per_h100e_hour, np.nan)
-    cost = np.stack([hm.list_price[r] / premium,
-                     hm.list_price[r] * (1 - p.committed_use_discount) / premium,
-                     hm.forward[r], hm.spot[r], remote_cost], axis=1)
-    available = np.stack([hm.has_tier[r, 0], hm.has_tier[r, 0], hm.has_tier[r, 1],
-                          hm.has_tier[r, 1], t >= 0], axis=1) & np.isfinite(cost)
+    cost = np.stack([hm.list_price / premium,
+                     hm.list_price * (1 - p.committed_use_discount) / premium,
+                     hm.forward, spot, remote_cost], axis=1)
+    available = np.stack([hm.has_tier[:, 0], hm.has_tier[:, 0], hm.has_tier[:, 1],
+                          hm.has_tier[:, 1], target >= 0], axis=1) & np.isfinite(cost)
     return cost, available
 
 
@@ -196,16 +194,15 @@ def sign_contracts(model, hm: HourMarket, curves, own, supply: Supply,
     hm.cohort_qty[slot] = 0.0
     in_force = hm.cohort_qty.sum(axis=0)                       # (n, 2)
     r = book.nation
-    rows = np.arange(book.n)
     price = np.stack([hm.list_price[r] * (1 - p.committed_use_discount), hm.forward[r]], axis=1)
     value = np.array([p.hyperscaler_wtp_premium, 1.0])
     cap = np.bincount(supply.region * 2 + supply.tier, weights=supply.by_cloud,
                       minlength=2 * hm.n_regions).reshape(hm.n_regions, 2)
     for k, option in ((0, HYPER_CONTRACT), (1, NEO_CONTRACT)):
-        ok = np.isfinite(price[:, k])
+        ok = np.flatnonzero(np.isfinite(price[:, k]) & (hm.shares[:, option] > 0))
         want = np.zeros(book.n)
-        want[ok] = hm.shares[ok, option] * _market_demand(curves, own, rows[ok],
-                                                          price[ok, k] / value[k])
+        want[ok] = hm.shares[ok, option] * curves.market_demand(ok, own)(
+            np.log(price[ok, k] / value[k]))
         new = np.maximum(want - in_force[:, k], 0.0)
         committed = np.bincount(r, weights=in_force[:, k], minlength=hm.n_regions)
         asked = np.bincount(r, weights=new, minlength=hm.n_regions)
@@ -214,7 +211,7 @@ def sign_contracts(model, hm: HourMarket, curves, own, supply: Supply,
         signed = new * np.minimum(scale, 1.0)[r]
         slots = slice(None) if staggered else slot
         hm.cohort_qty[slots, :, k] = signed / p.contract_months if staggered else signed
-        hm.cohort_price[slots, :, k] = np.where(ok, price[:, k], 0.0)
+        hm.cohort_price[slots, :, k] = np.nan_to_num(price[:, k])
 
 
 class Ledger:
@@ -274,8 +271,8 @@ def sell_list(model, hm: HourMarket, curves, own, supply: Supply, ledger: Ledger
     ok = np.isfinite(hm.list_price[r]) & (hm.shares[:, LIST] > 0)
     rows = np.flatnonzero(ok)
     want = np.zeros(book.n)
-    want[rows] = hm.shares[rows, LIST] * _market_demand(
-        curves, own, rows, hm.list_price[r[rows]] / p.hyperscaler_wtp_premium)
+    want[rows] = hm.shares[rows, LIST] * curves.market_demand(rows, own)(
+        np.log(hm.list_price[r[rows]] / p.hyperscaler_wtp_premium))
     asked = np.bincount(r, weights=want, minlength=hm.n_regions)
     hyper = np.flatnonzero(supply.tier == 0)
     left = ledger.left[hyper].sum(axis=1)
@@ -329,7 +326,8 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
         rem = np.bincount(remote_region, weights=remote_demand(price), minlength=n_r)
         return d + np.minimum(rem, remote_cap)
 
-    res = clear_spot(demand, a_market, a_qty, a_price, n_r, SPOT_PRICE_SEARCH_CAP)
+    res = clear_spot(demand, a_market, a_qty, a_price, n_r, SPOT_PRICE_SEARCH_CAP,
+                     guess=hm.spot)
     price = res.price
     px = np.nan_to_num(price)
     q_home = home_demand(px)
@@ -501,7 +499,8 @@ def clear_gpu_hours(model) -> None:
     else:          # buyers choose on last month's prices; at the start they hold their shares
         cost, available = option_costs(model, hm, target)
         hm.shares = choose_options(hm.shares, cost, available, p.choice_price_sensitivity,
-                                   p.switching_cost)
+                                   p.switching_cost, group=book.nation,
+                                   revision_share=p.choice_revision_share)
     ledger = Ledger(supply, book.n)
     sign_contracts(model, hm, curves, own, supply, staggered=first)
     serve_contracts(model, hm, supply, ledger)

@@ -326,6 +326,9 @@ class Market(_Model):
                     "instrument [-]")
     switching_cost: Annotated[float, Field(ge=0, le=20)] = Field(
         description="utility cost of leaving last month's option, in logit units [-]")
+    choice_revision_share: Annotated[float, Field(gt=0, le=1)] = Field(
+        description="share of a buyer's demand that reconsiders its tier and instrument each "
+                    "month [fraction/month]")
     initial_contract_share: Fraction = Field(
         default=0.5, description="share of each tier's demand under contract at the start [-]")
     list_revision_threshold: Annotated[float, Field(gt=0, le=1)] = Field(
