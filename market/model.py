@@ -338,7 +338,8 @@ class ComputeMarket(mesa.Model):
 
     # 2b. buyers stockpile between a rule's announcement and its effect ---------------------
     def _stockpile(self) -> None:
-        self.order_ema = 0.8 * self.order_ema + 0.2 * self._ordered
+        weight = 1.0 / self.leakage.usual_orders_memory_months      # exponential average
+        self.order_ema = (1.0 - weight) * self.order_ema + weight * self._ordered
         self._ordered = np.zeros(len(self.sites))
         orders = stockpile_orders(
             self.month, self.announcements, self.leakage.stockpile_months, self.nations,

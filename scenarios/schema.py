@@ -268,6 +268,9 @@ class Leakage(_Model):
     stockpile_months: NonNegative = Field(
         default=6.0, description="months of a buyer's usual chip orders pulled forward between "
                                  "a rule's announcement and its effective date [months]")
+    usual_orders_memory_months: Annotated[float, Field(ge=1, le=60)] = Field(
+        default=5.0, description="memory of the moving average that measures a buyer's usual "
+                                 "chip orders (mean age of what it remembers) [months]")
 
 
 class Serving(_Model):
