@@ -15,9 +15,14 @@ from collections import deque
 import mesa
 import numpy as np
 
-from agents.strategies import (adaptive_expectation, expected_pv_usd_per_h100e,
-                               financing_allowance_usd, investment_rate_per_year,
-                               power_room_h100e, pricing_strategy)
+from agents.strategies import (
+    adaptive_expectation,
+    expected_pv_usd_per_h100e,
+    financing_allowance_usd,
+    investment_rate_per_year,
+    power_room_h100e,
+    pricing_strategy,
+)
 from market.timeline import TimePath
 from market.world import HOURS_PER_MONTH
 
