@@ -9,8 +9,10 @@ up to a line (the backtest's `--until`):
     price_flat_6_months  share of cells inside a run of 6 or more months that stays within 0.5%
                          of the run's first value
     price_scripted       share of cells that are either
-    budget_binds         share of chip orders whose capex input (`capex_usd_per_year`) cut
-                         them: the order wanted more than the month's allowance
+    budget_binds         share of chip orders their allowance cut (a cloud's financing:
+                         cash flow, outside money and debt room; a building lab's
+                         `capex_usd_per_year`): the order wanted more than the month's
+                         allowance
     margin_at_bound      share of cloud-months whose margin sits on `min_margin` or `max_margin`
     input_correlation    across a small Latin-hypercube design over the scenario's [uncertain]
                          inputs, the correlation of a headline outcome with the input nearest

@@ -105,9 +105,8 @@ def collect_tables(model) -> dict[str, pd.DataFrame]:
                                                            "wanted_usd", "budget_usd",
                                                            "committed_usd"])
     orders.insert(2, "order_kind", orders.pop("kind").map(ORDER_KINDS).astype(object))
-    # the budget binds when the order wanted more than it allowed (a cloud's financing
-    # allowance, a building lab's capex input; 0.01% slack for
-    # rounding in the scale factor)
+    # the allowance binds when the order wanted more than it allowed (a cloud's financing,
+    # a building lab's capex input; 0.01% slack for rounding in the scale factor)
     orders["budget_binds"] = orders["wanted_usd"] > orders["budget_usd"] * (1.0 + 1e-4)
     frames["orders"] = orders
     for name, frame in frames.items():
