@@ -24,7 +24,7 @@ from market.timeline import parse_month
 
 # --------------------------------------------------------------- cloud investment ---
 
-#: A new chip's H100e at the numbers of [CAL 7.6]: USD 0.13 of energy an hour, 8,328 offered
+#: A new chip's H100e at the numbers of [CAL 7.2]: USD 0.13 of energy an hour, 8,328 offered
 #: hours a year (95% availability), a six-year life, three months' lead, prices expected to
 #: fall 27.6% a year.
 CHIP = {"energy_usd_per_h100e_hour": 0.13, "offered_hours_per_year": 8_328.0,
