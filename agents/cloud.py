@@ -34,8 +34,10 @@ TRAILING_MONTHS = 12
 def investment_order_h100e(committed_h100e: float, rate_per_year: float,
                            power_room: float) -> float:
     """H100e a cloud orders this month: its committed fleet (installed + on its way + on
-    order) grown by a month of `rate_per_year`, no more than fits in its free power [H100e]."""
-    return max(min(committed_h100e * rate_per_year / 12.0, power_room), 0.0)
+    order) grown by a month of `rate_per_year`, no more than fits in its free power [H100e].
+    A cloud with no fleet yet grows from what its free power holds."""
+    base = committed_h100e if committed_h100e > 0 else power_room
+    return max(min(base * rate_per_year / 12.0, power_room), 0.0)
 
 
 def order_decision_h100e(committed_h100e: float, power_room: float,
@@ -64,6 +66,8 @@ class Cloud(mesa.Agent):
         self.region = spec.nation
         self.tier = spec.tier
         self.site = site
+        self.expectation_memory_months = \
+            model.scenario.cloud_investment.expectation_memory_months
         self.financing = TimePath(spec.financing_usd_per_year.points,
                                   spec.financing_usd_per_year.growth_after_per_year)
         self.wacc_per_year = spec.wacc_per_year
@@ -94,7 +98,7 @@ class Cloud(mesa.Agent):
         if offered > 0:
             self.expected_usd_per_offered_h100e_hour = adaptive_expectation(
                 self.expected_usd_per_offered_h100e_hour, revenue / offered,
-                self.model.scenario.cloud_investment.expectation_memory_months)
+                self.expectation_memory_months)
 
     def reprice(self, response: float) -> None:
         self.margin = self._pricing(self.margin, self.utilization, self.target_utilization,

@@ -82,6 +82,12 @@ def test_power_caps_the_order_at_the_new_chips_that_fit():
     assert investment_order_h100e(100_000.0, 0.5, 0.0) == 0.0
 
 
+def test_a_cloud_without_a_fleet_grows_from_what_its_power_holds():
+    """Nothing installed or on order, room for 12,000 H100e, a rate of 0.5 a year: a month's
+    growth of the room, 500 H100e."""
+    assert investment_order_h100e(0.0, 0.5, 12_000.0) == pytest.approx(500.0)
+
+
 def test_the_power_cap_counts_the_mixed_fleets_megawatts():
     """A 100 MW site with 40 MW of installed chips and 10 MW on its way has 50 MW free; a new
     chip needing 2 kW of facility power per H100e fits 25,000 H100e there, not the 50,000
