@@ -20,7 +20,6 @@ from agents.strategies import (
     expected_pv_usd_per_h100e,
     financing_allowance_usd,
     investment_rate_per_year,
-    power_build_mw,
     power_room_h100e,
     pricing_strategy,
 )
@@ -89,8 +88,6 @@ class Cloud(mesa.Agent):
         self.capex_usd = 0.0               # spent on chips this month [USD]
         self.allowance_usd = 0.0           # what financing allowed this month [USD]
         self._own_funds = 0.0              # the allowance's own funds (not borrowed) [USD]
-        self.power_capex_usd = 0.0         # spent on datacenter power this month [USD]
-        self._power_view = None            # (PV, chip + shell cost [USD/H100e], committed MW)
 
     def settle(self, offered: float, sold: float, revenue: float) -> None:
         """The month's GPU-hour sales: offered and sold [H100e-hours], revenue [USD]; updates
@@ -137,18 +134,16 @@ class Cloud(mesa.Agent):
                                                      self.debt_usd)
         return self.allowance_usd
 
-    def spend(self, capex_usd: float, power_capex_usd: float = 0.0) -> None:
-        """Book the month's spending on chips and on datacenter power [USD]; what own funds
-        do not cover is borrowed."""
-        self.capex_usd, self.power_capex_usd = capex_usd, power_capex_usd
-        self.debt_usd += max(capex_usd + power_capex_usd - self._own_funds, 0.0)
+    def spend(self, capex_usd: float) -> None:
+        """Book the month's chip spending; what own funds do not cover is borrowed."""
+        self.capex_usd = capex_usd
+        self.debt_usd += max(capex_usd - self._own_funds, 0.0)
 
     # -- the decision with this cloud's state -------------------------------------------
     def plan_capacity(self, offer: tuple[int, float], backlog_h100e: float) -> float:
         """H100e this cloud orders this month, given the best chip offered to its site
         (chip index, unit price [USD], locked when ordered) and its open orders [H100e];
-        reads its site, costs and market from the model it lives in. Keeps what its power
-        decision needs (`plan_power`)."""
+        reads its site, costs and market from the model it lives in."""
         m, p = self.model, self.model.params
         inv = m.scenario.cloud_investment
         chip, unit_price = offer
@@ -160,46 +155,20 @@ class Cloud(mesa.Agent):
         pipeline_units = site.fleet.pipeline_by_chip()
         installed = float(site.fleet.units_by_chip() @ m.h100e)
         committed = installed + float(pipeline_units @ m.h100e) + backlog_h100e
-        installed_mw = site.installed_mw(m.mw_per_chip)
-        pipeline_mw = float(pipeline_units @ m.mw_per_chip) * site.pue \
-            + backlog_h100e * facility_mw_per_h100e
-        room = power_room_h100e(site.capacity_mw(m.month + lead, nation.power_buildout_per_year),
-                                installed_mw, pipeline_mw, facility_mw_per_h100e)
-        expected = self.expected_earnings(m.latest_price_index.get((self.region, self.tier),
-                                                                   0.0))
-        pv = expected_pv_usd_per_h100e(
-            expected, m.energy_usd_per_chip_hour[self.site, chip] / h100e,
+        room = power_room_h100e(
+            site.capacity_mw(m.month + lead, nation.power_buildout_per_year),
+            site.installed_mw(m.mw_per_chip),
+            float(pipeline_units @ m.mw_per_chip) * site.pue
+            + backlog_h100e * facility_mw_per_h100e,
+            facility_mw_per_h100e)
+        going = m.latest_price_index.get((self.region, self.tier), 0.0)
+        return order_decision_h100e(
+            committed, room, self.expected_earnings(going),
+            m.energy_usd_per_chip_hour[self.site, chip] / h100e,
+            unit_price * m.server_price[chip] / h100e,
             HOURS_PER_MONTH * 12.0 * p.availability, inv.expected_price_decline_per_year,
-            self.wacc_per_year, p.retire_after_years, lead / 12.0)
-        chip_cost = unit_price * m.server_price[chip] / h100e
-        self._power_view = (pv, chip_cost + facility_mw_per_h100e * inv.power_capex_usd_per_mw,
-                            installed_mw + pipeline_mw)
-        rate = investment_rate_per_year(pv, chip_cost, inv.growth_response_per_year)
-        return investment_order_h100e(committed, rate, room)
-
-    def plan_power(self, budget_usd: float) -> float:
-        """Start building datacenter power where chip and shell together pay
-        (`power_build_mw`, after `plan_capacity` this month), within the grid's build-out
-        (MW started in the last 12 months <= the nation's `power_buildout_per_year` x today's
-        capacity) and `budget_usd`. Returns what the build costs [USD]."""
-        if self._power_view is None:
-            return 0.0
-        m = self.model
-        inv = m.scenario.cloud_investment
-        pv, full_cost, committed_mw = self._power_view
-        self._power_view = None
-        site = m.sites[self.site]
-        growth = m.nations[self.region].power_buildout_per_year
-        build = inv.power_build_months
-        rate = investment_rate_per_year(pv, full_cost, inv.growth_response_per_year)
-        grid_room = max(growth, 0.0) * site.capacity_mw(m.month, growth) \
-            - site.started_mw(m.month - 11)
-        mw = power_build_mw(committed_mw, site.capacity_mw(m.month + build, growth), rate,
-                            build / 12.0, grid_room)
-        if inv.power_capex_usd_per_mw > 0:
-            mw = min(mw, max(budget_usd, 0.0) / inv.power_capex_usd_per_mw)
-        site.build_power(m.month, m.month + build, mw)
-        return mw * inv.power_capex_usd_per_mw
+            self.wacc_per_year, p.retire_after_years, lead / 12.0,
+            inv.growth_response_per_year)
 
     def lead_time_months(self) -> int:
         """Months from order to delivery this cloud plans with: the scenario's chip lead time

@@ -135,8 +135,7 @@ class Site:
     """A place where one owner installs chips: a cloud's datacenters or a lab's own cluster.
 
     Power capacity grows at the owner's planned rate, but no faster than its nation builds
-    datacenter power, plus what the owner has built by investment and brought online:
-    capacity(t) = (MW_0 x (1 + min(g_owner, g_nation))^years + built(t)) x shock factor [MW].
+    datacenter power: capacity(t) = MW_0 x (1 + min(g_owner, g_nation))^years [MW].
     """
 
     def __init__(self, owner_id: str, nation: int, power_mw: float, growth_per_year: float,
@@ -150,22 +149,11 @@ class Site:
         self.fleet = Fleet(n_chips)
         self.fleet.reference_month = start_month
         self.power_factor = 1.0  # multiplier from regional power-constraint shocks
-        self.builds: list[tuple[int, int, float]] = []   # (month started, month online, MW)
 
     def capacity_mw(self, month: int, nation_growth: float) -> float:
         years = max(0.0, (month - self.start_month) / 12.0)
         growth = min(self.growth_per_year, nation_growth)
-        built = sum(mw for _, online, mw in self.builds if online <= month)
-        return (self.power_mw0 * (1.0 + growth) ** years + built) * self.power_factor
-
-    def build_power(self, month: int, online_month: int, mw: float) -> None:
-        """Start building `mw` of datacenter power, online from `online_month` [MW]."""
-        if mw > 0:
-            self.builds.append((month, online_month, float(mw)))
-
-    def started_mw(self, first_month: int) -> float:
-        """MW of builds started since `first_month` [MW]."""
-        return sum(mw for started, _, mw in self.builds if started >= first_month)
+        return self.power_mw0 * (1.0 + growth) ** years * self.power_factor
 
     def installed_mw(self, mw_per_chip: np.ndarray) -> float:
         """Facility power of the installed chips at full load [MW] (chip x server x PUE)."""

@@ -124,17 +124,6 @@ def power_room_h100e(capacity_mw: float, installed_mw: float, pipeline_mw: float
     return max(capacity_mw - installed_mw - pipeline_mw, 0.0) / new_mw_per_h100e
 
 
-def power_build_mw(committed_mw: float, capacity_ahead_mw: float, rate_per_year: float,
-                   build_years: float, grid_room_mw: float) -> float:
-    """MW of datacenter power a cloud starts building now [MW]: enough that its power when the
-    build is done (`capacity_ahead_mw`, builds under way included) holds its committed fleet
-    (facility MW) grown at `rate_per_year` over the build time, within what the grid lets it
-    add (`grid_room_mw`). The rate comes from `investment_rate_per_year` with the power's
-    cost in the owned cost, so a cloud builds only where chip and shell together pay."""
-    target = committed_mw * (1.0 + rate_per_year * build_years)
-    return max(min(target - capacity_ahead_mw, grid_room_mw), 0.0)
-
-
 def split_order(weights: np.ndarray, available: np.ndarray) -> np.ndarray:
     """Share of an order going to each vendor: preference weights over vendors that have an
     allowed product, renormalized; all zeros when none has."""

@@ -311,10 +311,9 @@ class ComputeMarket(mesa.Model):
 
     # 7. clouds plan capacity ------------------------------------------------------------
     def _plan_capacity(self) -> None:
-        """Each cloud reprices, raises its month's financing, orders the chips its expected
-        returns call for (`Cloud.plan_capacity`) and starts the datacenter power they call
-        for (`Cloud.plan_power`) within it; the spend is booked (capex, an output) and what
-        own funds do not cover is borrowed."""
+        """Each cloud reprices, raises its month's financing and orders the chips its
+        expected returns call for (`Cloud.plan_capacity`) within it; the spend is booked
+        (capex, an output) and what own funds do not cover is borrowed."""
         backlog = chip_trade.site_backlog_h100e(self)
         for cloud in self.clouds:
             cloud.reprice(self.params.margin_response)
@@ -326,9 +325,8 @@ class ComputeMarket(mesa.Model):
             if want > 0:
                 spent = chip_trade.order_chips(self, cloud.site, cloud.cloud_id, want, allowance,
                                                cloud.vendor_weights)
-            power = cloud.plan_power(allowance - spent)
-            cloud.spend(spent, power)
-            self.records["cloud_capex"].append((self.step_index, cloud.cloud_id, spent, power,
+            cloud.spend(spent)
+            self.records["cloud_capex"].append((self.step_index, cloud.cloud_id, spent,
                                                 allowance, cloud.debt_usd))
 
     # 2b. buyers stockpile between a rule's announcement and its effect ---------------------

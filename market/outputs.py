@@ -119,15 +119,16 @@ def collect_tables(model) -> dict[str, pd.DataFrame]:
 
 def _clouds(model) -> pd.DataFrame:
     """Clouds' GPU-hour sales (written when the GPU-hour market settles) beside what they
-    committed to chips that month (`capex_usd`, written when they plan capacity), to new
-    datacenter power (`power_capex_usd`), what their financing allowed
-    (`financing_allowance_usd`) and the debt they carry after it (`debt_usd`) [USD]; a
-    cloud-month without an investment record spent nothing."""
+    spent on chips that month (`capex_usd`, written when they plan capacity), what their
+    financing allowed (`financing_allowance_usd`) and the debt they carry after it
+    (`debt_usd`) [USD]; a cloud-month without an investment record spent nothing."""
     sales = pd.DataFrame(model.records["clouds"], columns=COLUMNS["clouds"][1:-1])
-    money = ["capex_usd", "power_capex_usd", "financing_allowance_usd", "debt_usd"]
-    capex = pd.DataFrame(model.records["cloud_capex"], columns=["step", "cloud", *money])
+    capex = pd.DataFrame(model.records["cloud_capex"],
+                         columns=["step", "cloud", "capex_usd", "financing_allowance_usd",
+                                  "debt_usd"])
     out = sales.merge(capex, on=["step", "cloud"], how="left", validate="one_to_one")
-    out[money] = out[money].fillna(0.0)
+    out[["capex_usd", "financing_allowance_usd", "debt_usd"]] = \
+        out[["capex_usd", "financing_allowance_usd", "debt_usd"]].fillna(0.0)
     return out
 
 

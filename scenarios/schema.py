@@ -279,12 +279,6 @@ class CloudInvestment(_Model):
     growth_response_per_year: Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)] = \
         Field(default=1.0, description="growth of the committed fleet ordered per unit of "
                                        "expected return PV / cost - 1 [fraction/yr]")
-    power_capex_usd_per_mw: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] = \
-        Field(default=11e6, description="cost of building datacenter shell, power and cooling "
-                                        "for 1 MW of facility power [USD/MW]")
-    power_build_months: Annotated[int, Field(ge=1, le=120)] = Field(
-        default=18, description="months from starting a datacenter build to its power being "
-                                "online [months]")
 
 
 class Leakage(_Model):
