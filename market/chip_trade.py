@@ -309,7 +309,8 @@ def order_chips(model, site: int, buyer: str, h100e_wanted: float, budget_usd: f
                                       vendor_offers(model, site), list(model.vendors.values()),
                                       model.h100e, model.server_price,
                                       model.params.order_price_elasticity)
-    # what was wanted against what the capex input allowed (the `orders` table)
+    # what was wanted against what the allowance allowed (a cloud's financing, a building
+    # lab's capex input: the `orders` table)
     model.records["orders"].append((model.step_index, buyer, kind, cost, budget_usd,
                                    cost * scale))
     placed = 0.0

@@ -325,16 +325,23 @@ class ComputeMarket(mesa.Model):
 
     # 7. clouds plan capacity ------------------------------------------------------------
     def _plan_capacity(self) -> None:
+        """Each cloud reprices, raises its month's financing and orders the chips its
+        expected returns call for (`Cloud.plan_capacity`) within it; the spend is booked
+        (capex, an output) and what own funds do not cover is borrowed."""
         backlog = chip_trade.site_backlog_h100e(self)
         for cloud in self.clouds:
             cloud.reprice(self.params.margin_response)
+            allowance = cloud.finance(cloud.fleet_energy_usd_per_month(),
+                                      self.params.retire_after_years, self.month)
             offer = chip_trade.best_offer(self, cloud.site, cloud.vendor_weights)
-            if offer is None:
-                continue
-            want = cloud.plan_capacity(offer, backlog[cloud.site])
+            want = cloud.plan_capacity(offer, backlog[cloud.site]) if offer is not None else 0.0
+            spent = 0.0
             if want > 0:
-                chip_trade.order_chips(self, cloud.site, cloud.cloud_id, want,
-                                       cloud.capex_per_month(self.month), cloud.vendor_weights)
+                spent = chip_trade.order_chips(self, cloud.site, cloud.cloud_id, want, allowance,
+                                               cloud.vendor_weights)
+            cloud.spend(spent)
+            self.records["cloud_capex"].append((self.step_index, cloud.cloud_id, spent,
+                                                allowance, cloud.debt_usd))
 
     # 2b. buyers stockpile between a rule's announcement and its effect ---------------------
     def _stockpile(self) -> None:

@@ -48,7 +48,7 @@ COLUMNS = {
     "labs": ["date", "step", "lab", "nation", "compute_h100e_hours", "spend_usd", "capex_usd"],
     "flows": ["date", "step", "channel", "origin", "destination", "h100e"],
     "clouds": ["date", "step", "cloud", "region", "tier", "offered_h100e_hours",
-               "sold_h100e_hours", "revenue_usd", "margin"],
+               "sold_h100e_hours", "revenue_usd", "margin", "capex_usd"],
     "policy": ["date", "step", "nation", "kind", "what", "rules_in_force"],
     "shipments": ["date", "step", "vendor", "chip", "buyer", "nation", "channel", "units",
                   "h100e", "revenue_usd"],
@@ -90,7 +90,7 @@ def collect_tables(model) -> dict[str, pd.DataFrame]:
     total = vendors.groupby("step")["shipped_h100e"].transform("sum")
     vendors["share"] = np.where(total > 0, vendors["shipped_h100e"] / total.where(total > 0, 1), 0.0)
     frames["vendors"] = vendors
-    frames["clouds"] = pd.DataFrame(rec["clouds"], columns=COLUMNS["clouds"][1:])
+    frames["clouds"] = _clouds(model)
     frames["policy"] = pd.DataFrame(rec["policy"], columns=COLUMNS["policy"][1:])
     book = model.book
     steps = [r[0] for r in rec["labs"]]
@@ -112,8 +112,8 @@ def collect_tables(model) -> dict[str, pd.DataFrame]:
                                                            "wanted_usd", "budget_usd",
                                                            "committed_usd"])
     orders.insert(2, "order_kind", orders.pop("kind").map(ORDER_KINDS).astype(object))
-    # the capex input binds when the order wanted more than it allowed (0.01% slack for
-    # rounding in the scale factor)
+    # the allowance binds when the order wanted more than it allowed (a cloud's financing,
+    # a building lab's capex input; 0.01% slack for rounding in the scale factor)
     orders["budget_binds"] = orders["wanted_usd"] > orders["budget_usd"] * (1.0 + 1e-4)
     frames["orders"] = orders
     for name, frame in frames.items():
@@ -122,6 +122,21 @@ def collect_tables(model) -> dict[str, pd.DataFrame]:
         frames[name] = frame[COLUMNS[name] + [c for c in frame.columns
                                               if c not in COLUMNS[name]]].reset_index(drop=True)
     return frames
+
+
+def _clouds(model) -> pd.DataFrame:
+    """Clouds' GPU-hour sales (written when the GPU-hour market settles) beside what they
+    spent on chips that month (`capex_usd`, written when they plan capacity), what their
+    financing allowed (`financing_allowance_usd`) and the debt they carry after it
+    (`debt_usd`) [USD]; a cloud-month without an investment record spent nothing."""
+    sales = pd.DataFrame(model.records["clouds"], columns=COLUMNS["clouds"][1:-1])
+    capex = pd.DataFrame(model.records["cloud_capex"],
+                         columns=["step", "cloud", "capex_usd", "financing_allowance_usd",
+                                  "debt_usd"])
+    out = sales.merge(capex, on=["step", "cloud"], how="left", validate="one_to_one")
+    out[["capex_usd", "financing_allowance_usd", "debt_usd"]] = \
+        out[["capex_usd", "financing_allowance_usd", "debt_usd"]].fillna(0.0)
+    return out
 
 
 def _shipments(model) -> pd.DataFrame:

@@ -181,7 +181,15 @@ class Cloud(_Model):
     fleet: dict[str, NonNegative] = Field(default_factory=dict,
                                           description="installed chips at the start {chip = units}")
     fleet_age_years: NonNegative = Field(default=1.0, description="average age of that fleet [yr]")
-    capex_usd_per_year: Path = Field(description="AI accelerator spending limit [USD/yr]")
+    financing_usd_per_year: Path = Field(
+        description="outside money for AI accelerators it is handed: investors' equity or its "
+                    "parent group's cash [USD/yr]; a ceiling on top of its own operating cash "
+                    "flow and debt capacity, not what it spends (capex is an outcome)")
+    wacc_per_year: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(
+        description="cost of capital it discounts a new chip's earnings at [fraction/yr]")
+    debt_to_revenue: Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)] = Field(
+        description="most debt it may carry, in years of trailing revenue [yr]; the debt is "
+                    "repaid over the chips' life (retire_after_years)")
     vendor_preference: dict[str, Positive] = Field(description="relative weight of each vendor "
                                                                "in its orders [-]")
     pue: Annotated[float, Field(ge=1.0, le=3.0)] = Field(default=1.2, description="PUE [-]")
@@ -247,6 +255,22 @@ class LongTail(_Model):
         description="outside financing per H100e of potential demand [USD/(H100e·yr)]")
     inference_share: Fraction = 0.6
     hyperscaler_share: Fraction = 0.5
+
+
+class CloudInvestment(_Model):
+    """How clouds form expectations and turn an expected return into chip orders."""
+
+    expectation_memory_months: Annotated[float, Field(ge=1, le=120, allow_inf_nan=False)] = \
+        Field(default=6.0, description="mean age of the adaptive expectation of revenue per "
+                                       "offered H100e-hour: each month it moves 1/m of the "
+                                       "way to what an offered hour earned [months]")
+    expected_price_decline_per_year: Annotated[float, Field(ge=0, lt=1,
+                                                            allow_inf_nan=False)] = Field(
+        default=0.276, description="fall of an H100e-hour's price a cloud expects over a new "
+                                   "chip's life, as newer chips arrive [fraction/yr]")
+    growth_response_per_year: Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)] = \
+        Field(default=1.0, description="growth of the committed fleet ordered per unit of "
+                                       "expected return PV / cost - 1 [fraction/yr]")
 
 
 class Leakage(_Model):
@@ -384,8 +408,6 @@ class Market(_Model):
                                  "opens")
     order_price_elasticity: NonNegative = Field(default=1.0, description="elasticity of chip "
                                                                          "orders to price [-]")
-    cloud_invest_response: Positive = Field(
-        default=1.0, description="fleet growth per unit of utilization above target, per year")
     remote_friction_usd_per_h100e_hour: NonNegative = Field(
         default=0.5, description="extra cost of renting abroad [USD/(H100e·h)]")
     remote_access_allowed: bool = Field(default=True, description="whether remote access to "
@@ -538,6 +560,7 @@ class Scenario(_Model):
     long_tail: LongTail
     market: Market
     leakage: Leakage = Field(default_factory=Leakage)
+    cloud_investment: CloudInvestment = Field(default_factory=CloudInvestment)
     rules: dict[str, Rule] = Field(default_factory=dict,
                                    description="export-control rules defined by this scenario, "
                                                "in the form of market/data/controls.toml")

@@ -282,6 +282,7 @@ MEANING = {
     "Scenario.clouds": "clouds", "Scenario.labs": "named labs",
     "Scenario.long_tail": "the generated smaller labs", "Scenario.market": "market behaviour",
     "Scenario.leakage": "leakage channels", "Scenario.events": "dated events (below)",
+    "Scenario.cloud_investment": "how clouds turn expected returns into chip orders",
     "Scenario.uncertain": "uncertainties for Monte Carlo, by field path",
     "AdaptivePolicy.threshold": "level the trigger's reading must exceed (in the trigger's "
                                 "unit)",
@@ -323,7 +324,7 @@ def _schema_classes():
     import scenarios.schema as schema
 
     order = ["Scenario", "Nation", "AdaptivePolicy", "Foundry", "Vendor", "Product", "Cloud",
-             "Lab", "LongTail", "Market", "Leakage", "Path", "ExportControlEvent",
+             "Lab", "LongTail", "Market", "CloudInvestment", "Leakage", "Path", "ExportControlEvent",
              "DomesticPolicyEvent", "FoundryShockEvent", "HbmShortageEvent",
              "PowerConstraintEvent", "EfficiencyShockEvent", "DemandShockEvent",
              "RemoteAccessEvent", "Distribution", "Lever"]
@@ -339,6 +340,7 @@ _WHERE = {"Scenario": "top level", "Nation": "[nations.ID]", "AdaptivePolicy":
           "[[nations.ID.adaptive]]", "Foundry": "[foundries.ID]", "Vendor": "[vendors.ID]",
           "Product": "vendors.ID.products = [{...}]", "Cloud": "[clouds.ID]", "Lab": "[labs.ID]",
           "LongTail": "[long_tail]", "Market": "[market]", "Leakage": "[leakage]",
+          "CloudInvestment": "[cloud_investment]",
           "Path": "a dated path, e.g. `{ points = { \"2022-01\" = 1.0 }, "
                   "growth_after_per_year = 0.3 }`",
           "Distribution": "[uncertain.\"PATH\"]", "Lever": "[levers.\"PATH\"]"}

@@ -144,7 +144,7 @@ def _resolved(s) -> dict:
 @click.option("--force", is_flag=True, help="Replace an existing --out directory that "
                                              "gpumarket wrote (never any other).")
 @click.option("--diagnostics", is_flag=True, help="Also print what is scripted: prices on bid "
-              "levels or flat for 6+ months, orders cut by capex inputs, margins at bounds.")
+              "levels or flat for 6+ months, orders cut by their allowance, margins at bounds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the key outcomes as JSON.")
 def run(scenario: str, seed: int, months: int | None, overrides: tuple[str, ...],
         out: Path | None, fmt: str, dates: str | None, quiet: bool, force: bool,
