@@ -97,7 +97,8 @@ class Foundry(mesa.Agent):
         vendors = set(orders_wafers) | set(short_wafers)
         shares = sum(self.vendor_shares.get(v, 0.0) for v in vendors)
         committed = sum(orders_wafers.values()) + sum(short_wafers.values()) / self.lag_months
-        self.committed_wafers = committed / (shares * self._yield(month)) if shares > 0 else 0.0
+        scale = shares * self._yield(month)       # committed wafers per wafer of capacity
+        self.committed_wafers = committed / scale if scale > 0 else 0.0
         if self.expansion_from is None or month < self.expansion_from or self.response <= 0:
             return 0.0
         ahead = self.path.at(month + self.lag_months) + self.built_online(month) \

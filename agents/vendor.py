@@ -331,14 +331,17 @@ class Vendor(mesa.Agent):
         return self._best_per_h100e(month, h100e, self.list_price)
 
     def price_per_h100e(self, month: int, h100e: np.ndarray) -> float:
-        """Current price per H100e of its best-value active base product [USD/H100e] (NaN
-        when none is active): what rivals compare themselves with."""
+        """Current price per H100e of its best-value active base product [USD/H100e]: what
+        rivals compare themselves with (before its first product ships, its base products'
+        prices; after its last, those of its last ones)."""
         return self._best_per_h100e(month, h100e, self.price)
 
     def _best_per_h100e(self, month: int, h100e: np.ndarray, prices: np.ndarray) -> float:
-        base = self.active(month) & (self.variant_parent < 0)
-        if not base.any():
-            return float("nan")
+        base = self.variant_parent < 0
+        for on_sale in (self.active(month), self.available > month, self.end == self.end.max()):
+            if (base & on_sale).any():
+                base = base & on_sale
+                break
         return float(np.min(prices[base] / h100e[self.product_chip[base]]))
 
     def set_prices(self, month: int, rival_price_per_h100e: float, h100e: np.ndarray) -> None:
@@ -393,7 +396,7 @@ class Vendor(mesa.Agent):
                 sent[rows] = ration(book["units"][rows], book["placed"][rows],
                                     self.inventory[product], rule)
         shipped = np.bincount(book["product"], weights=sent, minlength=n)
-        self.inventory = self.inventory - shipped
+        self.inventory = np.maximum(self.inventory - shipped, 0.0)   # rounding of the rationing
         self.shipped_units = shipped
         self.revenue_usd = float(shipped @ self.price)
         out = np.flatnonzero(sent > 0)

@@ -135,7 +135,9 @@ def sell_chips(model) -> None:
                                          float(vendor.shipped_units.sum()), shipped_h100e,
                                          vendor.revenue_usd, float(vendor.output_units.sum()),
                                          screened.lost_usd, paid_to_state,
-                                         vendor.lead_time_months(),
+                                         # a vendor with orders and no wafers waits
+                                         # forever: shown as the run's length
+                                         min(vendor.lead_time_months(), float(model.n_months)),
                                          float(vendor.backlog_by_product().sum()),
                                          float(vendor.inventory.sum()),
                                          vendor.price_per_h100e(model.month, model.h100e),
