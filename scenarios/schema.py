@@ -129,9 +129,10 @@ class Foundry(_Model):
                                   "response to vendors' committed demand (after the observed "
                                   "and announced points of its capacity path); none = never "
                                   "(capacity follows the path only)")
-    expansion_lag_months: Annotated[int, Field(ge=1, le=60)] = Field(
-        default=18, description="months from starting new capacity to its coming online "
-                                "[months]; [A] 12-24 for a CoWoS line")
+    expansion_lag_months: Annotated[float, Field(ge=1, le=60, allow_inf_nan=False)] = Field(
+        default=18.0, description="months from starting new capacity to its coming online "
+                                  "[months], rounded to whole months; [A] 12-24 for a CoWoS "
+                                  "line")
     expansion_threshold: Annotated[float, Field(ge=0, le=5, allow_inf_nan=False)] = Field(
         default=0.1, description="committed demand must exceed capacity (online and under "
                                  "construction) by this share before the foundry builds "
