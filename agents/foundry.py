@@ -42,7 +42,7 @@ class Foundry(mesa.Agent):
             spec.yield_path.points, spec.yield_path.growth_after_per_year)
         self.expansion_from = None if spec.expansion_from is None else \
             parse_month(spec.expansion_from)
-        self.lag_months = int(round(spec.expansion_lag_months))
+        self.lag_months = round(spec.expansion_lag_months)
         self.threshold = spec.expansion_threshold
         self.response = spec.expansion_response
         self.capex_per_wafer_month = spec.capex_usd_per_wafer_month

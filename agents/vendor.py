@@ -311,18 +311,20 @@ class Vendor(mesa.Agent):
         the lead time it last priced with."""
         if month is None:
             return self.lead_time
-        uncovered, _ = self._uncovered_and_excess_wafers(month)
-        if uncovered <= 0:
+        return self._months_of_capacity(self._uncovered_and_excess_wafers(month)[0])
+
+    def _months_of_capacity(self, wafers: float) -> float:
+        if wafers <= 0:
             return 0.0
-        return uncovered / self.wafers_allotted if self.wafers_allotted > 0 else float("inf")
+        return wafers / self.wafers_allotted if self.wafers_allotted > 0 else float("inf")
 
     def signals(self, month: int, rival_price_per_h100e: float,
                 h100e: np.ndarray) -> SupplySignals:
         """Lead time, glut and rival ratio (see `SupplySignals`) from the book and stock."""
-        _, excess = self._uncovered_and_excess_wafers(month)
+        uncovered, excess = self._uncovered_and_excess_wafers(month)
         idle = max(self.wafers_allotted - self.wafers_wanted, 0.0)   # allotment nobody asked for
         glut = (excess + idle) / self.wafers_allotted if self.wafers_allotted > 0 else 0.0
-        return SupplySignals(self.lead_time_months(month), glut,
+        return SupplySignals(self._months_of_capacity(uncovered), glut,
                              self.flagship_list_per_h100e(month, h100e) / rival_price_per_h100e
                              if np.isfinite(rival_price_per_h100e) else float("nan"))
 

@@ -7,7 +7,7 @@ schema specs; the model-level test runs the baseline and `taiwan-shock-2027` wit
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import mesa
 import numpy as np
@@ -15,8 +15,15 @@ import pandas as pd
 import pytest
 
 from agents.foundry import Foundry, expansion_start
-from agents.vendor import (PRICING, SupplySignals, Vendor, backlog_markup_price,
-                           fill_by_weight, pricing_rule, rival_prices_per_h100e)
+from agents.vendor import (
+    PRICING,
+    SupplySignals,
+    Vendor,
+    backlog_markup_price,
+    fill_by_weight,
+    pricing_rule,
+    rival_prices_per_h100e,
+)
 from market.catalog import load_catalog
 from market.errors import UnknownNameError
 from market.outputs import run_tables
@@ -224,7 +231,7 @@ def test_a_glut_or_the_observed_period_starts_no_capacity():
 
 # ---------------------------------------------------------------------- model level ---
 
-@lru_cache(maxsize=None)
+@cache
 def _tables(name: str) -> dict[str, pd.DataFrame]:
     return run_tables(load_scenario(name).scenario, 1)
 
