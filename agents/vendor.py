@@ -13,7 +13,7 @@ from market.clearing import ration, ration_pro_rata_by_group
 from market.controls import classify, compliant_variant, order_regime
 from market.errors import UnknownNameError
 from market.timeline import format_month, parse_month
-from market.world import FREE, VARIANT_TRIGGER
+from market.world import FREE
 from scenarios.schema import Product
 
 # ------------------------------------------------------------------------- pricing ---
@@ -140,6 +140,7 @@ class Vendor(mesa.Agent):
         self.target_inventory_months = spec.target_inventory_months
         self.compliant_variants = spec.compliant_variants
         self.variant_lag_months = spec.variant_lag_months
+        self.variant_trigger = spec.variant_trigger
         self.hbm_dependence = spec.hbm_dependence
         self.hbm_stockpile_months = spec.hbm_stockpile_months
         prods = list(spec.products) + list(extra_products or [])
@@ -231,7 +232,7 @@ class Vendor(mesa.Agent):
     def respond_to_rules(self, month: int, buyer_groups: list[str], home_group: str, decide,
                          h100e: np.ndarray, chip_ids: list[str]) -> list[str]:
         """Variant response: where a product is restricted in a market (less than
-        `VARIANT_TRIGGER` of its orders may ship), launch, after the design lag, the best
+        `variant_trigger` of its orders may ship), launch, after the design lag, the best
         variant that ships there freely (declared in the scenario, else derived).
 
         `decide(chip, group, vendor)` is the export-control decision in force; `h100e` per
@@ -248,7 +249,7 @@ class Vendor(mesa.Agent):
                 continue
             for group in buyer_groups:
                 if group == home_group or decide(chip, group, self).shippable_fraction \
-                        >= VARIANT_TRIGGER:
+                        >= self.variant_trigger:
                     continue
                 free = [v for v in variants if decide(
                     int(self.product_chip[v]), group, self).treatment in FREE]
@@ -457,7 +458,7 @@ def design_variants(scenario, catalog: dict, rules,
                     if group == home:
                         continue
                     decision = classify(parent, group, regime, rules)
-                    if decision.shippable_fraction >= VARIANT_TRIGGER:
+                    if decision.shippable_fraction >= vendor.variant_trigger:
                         continue
                     if any(d.variant_of == product.chip and classify(
                             catalog[d.chip], group, regime, rules).treatment in FREE
@@ -474,10 +475,11 @@ def design_variants(scenario, catalog: dict, rules,
                     seen.add(key)
                     catalog[chip_id] = variant
                     price = product.list_price_usd or parent.unit_price_usd
+                    base = vendor.variant_price_base_share
                     extra[vid].append(Product(
                         chip=chip_id, available=product.available, end=product.end,
                         packages_per_wafer=product.packages_per_wafer,
                         unit_cost_usd=product.unit_cost_usd,
-                        list_price_usd=price * (0.3 + 0.7 * variant.tpp / parent.tpp),
+                        list_price_usd=price * (base + (1.0 - base) * variant.tpp / parent.tpp),
                         mix_weight=product.mix_weight, variant_of=product.chip))
     return extra

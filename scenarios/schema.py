@@ -160,8 +160,9 @@ class Product(_Model):
     unit_cost_usd: Positive = Field(description="vendor's cost to make one chip [USD]")
     list_price_usd: Positive | None = Field(
         default=None, description="list price [USD]; default: the catalog's unit price")
-    mix_weight: Positive = Field(default=1.0, description="relative share of the vendor's wafers "
-                                                          "while active [-]")
+    mix_weight: Positive = Field(default=1.0, description="relative weight of the product's need "
+                                                          "when the vendor's wafers do not "
+                                                          "cover all its products' [-]")
     variant_of: str | None = Field(
         default=None, description="a compliant variant of this catalog chip (like A800 of A100): "
                                   "sold only where the parent is restricted, from the month the "
@@ -212,6 +213,16 @@ class Vendor(_Model):
     variant_lag_months: Annotated[int, Field(ge=0, le=60)] = Field(
         default=4, description="months from a product's restriction to its variant shipping "
                                "(A800: ~1 month after Oct 2022; H20: ~5 after Nov 2023)")
+    variant_trigger: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
+        default=0.5, description="it designs a variant for a market when less than this share "
+                                 "of a product's orders there may ship [fraction]: "
+                                 "prohibitions and denied licences, not licences mostly "
+                                 "granted; [A] 0.2-0.9")
+    variant_price_base_share: Fraction = Field(
+        default=0.3, description="share of the parent's list price a derived variant keeps "
+                                 "whatever its performance; the rest scales with its TPP over "
+                                 "the parent's [fraction]; [A] 0.1-0.5 (the H20, ~15% of an "
+                                 "H100's TPP, listed near half its price)")
     hbm_dependence: Fraction = Field(
         default=0.0, description="share of its output that needs imported HBM [fraction]")
     hbm_stockpile_months: Annotated[int, Field(ge=0, le=120)] = Field(
