@@ -25,8 +25,8 @@ class SupplySignals:
     `lead_time_months`: open orders its stock does not cover [months of capacity] (the wait a
     new buyer faces); `glut_months`: supply nobody asked for, i.e. stock beyond its open orders
     and target inventory plus this month's idle wafer allotment (capacity it reserved and its
-    book did not need) [months of capacity]; `rival_price_ratio`: its flagship's list price per H100e over
-    rivals' current price per H100e [-] (NaN: no rival sold last month).
+    book did not need) [months of capacity]; `rival_price_ratio`: its flagship's list price
+    per H100e over rivals' current price per H100e [-] (NaN: no rival sold last month).
     """
 
     lead_time_months: float
