@@ -2,10 +2,11 @@
 
 A foundry's capacity is its scenario path (observed and announced capacity, dated inputs) plus
 what it decides to build itself: from `expansion_from` on, when vendors' committed demand
-(their new orders and unmade backlog, in wafers) exceeds its capacity online and under construction by more than `expansion_threshold`, it
-starts a share `expansion_response` of the gap each month; new capacity comes online
-`expansion_lag_months` later and costs `capex_usd_per_wafer_month` per wafer/month, booked when
-started. A glut (committed demand below capacity) starts nothing. Units: wafers per month.
+(their new orders and unmade backlog, in wafers) exceeds its capacity online and under
+construction by more than `expansion_threshold`, it starts a share `expansion_response` of the
+gap each month; new capacity comes online `expansion_lag_months` later and costs
+`capex_usd_per_wafer_month` per wafer/month, booked when started. A glut (committed demand
+below capacity) starts nothing. Units: wafers per month.
 """
 
 from __future__ import annotations
