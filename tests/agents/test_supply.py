@@ -168,6 +168,25 @@ def test_under_a_shortage_output_is_rationed_and_the_lead_time_stretches():
     assert v.intake_wafers == pytest.approx(2000.0 / 20)
 
 
+def test_first_come_allocation_serves_the_older_order_first():
+    month = parse_month("2023-01")
+    v = Vendor(mesa.Model(rng=0), "v", _spec(target_inventory_months=0.0), _chip_index(),
+               load_catalog(), merge_orders=False)
+    v.take_order(0, 0, 600.0, month - 2)
+    v.take_order(1, 0, 1400.0, month - 1)
+    v.produce(month, wafers=50)
+    out = v.ship(np.ones(2), "first_come", month)
+    assert out["units"] == pytest.approx([600.0, 400.0])
+    assert v.book()["units"] == pytest.approx([1000.0])     # the newer order waits
+
+
+def test_the_list_price_rule_never_reprices():
+    spec = _spec(pricing="list_price")
+    tight = SupplySignals(lead_time_months=6.0, glut_months=0.0, rival_price_ratio=3.0)
+    assert pricing_rule(spec.pricing)(LIST * 1.2, LIST, COST, tight, spec) == \
+        pytest.approx(LIST)
+
+
 def test_a_product_past_its_end_drops_the_orders_its_stock_cannot_fill():
     month = parse_month("2023-01")
     v = _vendor(products=[{"chip": "h100-sxm", "available": "2022-01", "end": "2023-01",
