@@ -102,6 +102,8 @@ def rival_prices_per_h100e(price_per_h100e: np.ndarray, shipped_h100e: np.ndarra
 def fill_by_weight(need: np.ndarray, weight: np.ndarray, supply: float) -> np.ndarray:
     """Share `supply` among needs in proportion to need x weight, none above its need
     (water-filling: what a filled need leaves goes to the others)."""
+    if supply >= need.sum():
+        return need.astype(float)
     out = np.zeros_like(need, dtype=float)
     open_ = need > 0
     left = float(supply)
@@ -151,6 +153,9 @@ class Vendor(mesa.Agent):
                                         for p in prods], dtype=np.int64)
         self.derived = np.array([i >= len(spec.products) for i in range(len(prods))])
         self.available = np.where(self.variant_parent >= 0, 10**9, self.declared_available)
+        self._active_month: int | None = None
+        self._base = self.variant_parent < 0          # base products (not variants)
+        self._active = np.zeros(0, dtype=bool)
         self.variant_groups: dict[int, dict[str, int]] = {}   # product -> {group: from month}
         self.end = np.array([parse_month(p.end) if p.end else 10**9 for p in prods])
         self.packages_per_wafer = np.array([p.packages_per_wafer for p in prods])
@@ -210,7 +215,11 @@ class Vendor(mesa.Agent):
         return self._orders()
 
     def active(self, month: int) -> np.ndarray:
-        return (self.available <= month) & (month <= self.end)
+        """Products on sale in `month` (cached for the month; a variant launch resets it)."""
+        if self._active_month != month:
+            self._active_month = month
+            self._active = (self.available <= month) & (month <= self.end)
+        return self._active
 
     def offers_to(self, product: int, group: str, month: int) -> bool:
         """Whether a product is sold to buyers of a destination group this month: base products
@@ -227,6 +236,7 @@ class Vendor(mesa.Agent):
         if group not in groups:
             groups[group] = first
             self.available[product] = min(groups.values())
+            self._active_month = None
         return groups[group]
 
     def respond_to_rules(self, month: int, buyer_groups: list[str], home_group: str, decide,
@@ -340,12 +350,13 @@ class Vendor(mesa.Agent):
         return self._best_per_h100e(month, h100e, self.price)
 
     def _best_per_h100e(self, month: int, h100e: np.ndarray, prices: np.ndarray) -> float:
-        base = self.variant_parent < 0
-        for on_sale in (self.active(month), self.available > month, self.end == self.end.max()):
-            if (base & on_sale).any():
-                base = base & on_sale
-                break
-        return float(np.min(prices[base] / h100e[self.product_chip[base]]))
+        base = self._base
+        pick = base & self.active(month)
+        if not pick.any():
+            pick = base & (self.available > month)
+            if not pick.any():
+                pick = base & (self.end == self.end.max())
+        return float(np.min(prices[pick] / h100e[self.product_chip[pick]]))
 
     def set_prices(self, month: int, rival_price_per_h100e: float, h100e: np.ndarray) -> None:
         """This month's prices by the vendor's pricing rule (`PRICING`) from its signals;
