@@ -261,9 +261,9 @@ def ShareView(model: MarketApp):
     ax.set_ylabel("% of installed H100e")
     ax.set_ylim(0, 100)
     ax.set_title("Installed compute by nation", fontsize=10)
-    vend = pd.DataFrame(model.records["vendors"], columns=["step", "vendor", "units", "h100e",
-                                                           "revenue", "produced", "blocked",
-                                                           "state"])
+    vend = pd.DataFrame([r[:8] for r in model.records["vendors"]],
+                        columns=["step", "vendor", "units", "h100e", "revenue", "produced",
+                                 "blocked", "state"])
     if len(vend):
         wide = vend.pivot(index="step", columns="vendor", values="h100e").rolling(
             12, min_periods=1).sum()

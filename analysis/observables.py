@@ -254,8 +254,9 @@ OBSERVABLES: dict[str, Observable] = {
                                                 "the tier's instrument x the chip's H100e, mean "
                                                 "over the period"),
     "cowos_capacity_wafers_per_month": Observable(not_modelled(
-        "CoWoS capacity is a scenario input path (foundries.tsmc-cowos), not an outcome, and "
-        "no output table carries it"), "-"),
+        "CoWoS capacity to the last announced point is a scenario input path "
+        "(foundries.tsmc-cowos), not an outcome; the foundry's own expansion after it is in "
+        "the foundries table"), "-"),
     "dc_gpu_units": Observable(vendor_column("shipped_units"), "vendors table: units shipped "
                                "summed over the year"),
     "dc_gpu_revenue_usd": Observable(vendor_column("revenue_usd"), "vendors table: revenue "

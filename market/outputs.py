@@ -35,7 +35,7 @@ from market.files import (RENAME_EXCHANGE, fsync_dir, fsync_tree, os_reason, pid
 from market.timeline import month_start
 
 TABLES = ("prices", "price_index", "compute", "vendors", "labs", "flows", "clouds", "policy",
-          "shipments", "orders")
+          "shipments", "orders", "foundries")
 
 #: Required columns of each table (the output contract); extra columns may follow.
 COLUMNS = {
@@ -54,6 +54,9 @@ COLUMNS = {
                   "h100e", "revenue_usd"],
     "orders": ["date", "step", "buyer", "order_kind", "wanted_usd", "budget_usd",
                "committed_usd", "budget_binds"],
+    "foundries": ["date", "step", "foundry", "capacity_wafers_per_month", "wafers_per_month",
+                  "committed_wafers_per_month", "started_wafers_per_month",
+                  "under_construction_wafers_per_month", "capex_usd"],
 }
 
 #: `price_index.instrument` / `prices.instrument`: how the hour was sold. `list`: a
@@ -86,7 +89,9 @@ def collect_tables(model) -> dict[str, pd.DataFrame]:
     frames["price_index"] = pd.DataFrame(rec["price_index"], columns=COLUMNS["price_index"][1:])
     frames["compute"] = pd.DataFrame(rec["compute"], columns=COLUMNS["compute"][1:])
     vendors = pd.DataFrame(rec["vendors"], columns=COLUMNS["vendors"][1:-1] + [
-        "produced_units", "blocked_revenue_usd", "controller_revenue_usd"])
+        "produced_units", "blocked_revenue_usd", "controller_revenue_usd", "lead_time_months",
+        "backlog_units", "inventory_units", "price_usd_per_h100e", "wafers_allotted",
+        "wafers_used"])
     total = vendors.groupby("step")["shipped_h100e"].transform("sum")
     vendors["share"] = np.where(total > 0, vendors["shipped_h100e"] / total.where(total > 0, 1), 0.0)
     frames["vendors"] = vendors
@@ -116,6 +121,7 @@ def collect_tables(model) -> dict[str, pd.DataFrame]:
     # a building lab's capex input; 0.01% slack for rounding in the scale factor)
     orders["budget_binds"] = orders["wanted_usd"] > orders["budget_usd"] * (1.0 + 1e-4)
     frames["orders"] = orders
+    frames["foundries"] = pd.DataFrame(rec["foundries"], columns=COLUMNS["foundries"][1:])
     for name, frame in frames.items():
         frame.insert(0, "date", _dates(model, frame["step"].to_numpy()))
         frame["step"] = frame["step"].astype(np.int64)

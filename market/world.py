@@ -20,9 +20,6 @@ HEADLINE_INSTRUMENT = {"hyperscaler": "list", "neocloud": "spot"}
 HOURS_PER_MONTH = costs.HOURS_PER_MONTH
 #: FLOP delivered by one H100e-hour at 100% of dense BF16 peak [FLOP].
 FLOP_PER_H100E_HOUR = H100_DENSE_BF16_TFLOPS * 1e12 * costs.SECONDS_PER_HOUR
-#: A vendor designs a variant for a market when less than this share of its orders there may
-#: ship [A]: prohibitions and denied licences, not licences mostly granted.
-VARIANT_TRIGGER = 0.5
 #: Treatments under which a variant serves a market.
 FREE = ("allowed", "notification")
 

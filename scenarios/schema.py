@@ -124,6 +124,26 @@ class Foundry(_Model):
     yield_path: Path | None = Field(
         default=None, description="good-die yield relative to the products' packages_per_wafer "
                                   "[-] over time (e.g. SMIC 7 nm maturing); default 1")
+    expansion_from: Month | None = Field(
+        default=None, description="first month the foundry adds capacity of its own accord, in "
+                                  "response to vendors' committed demand (after the observed "
+                                  "and announced points of its capacity path); none = never "
+                                  "(capacity follows the path only)")
+    expansion_lag_months: Annotated[float, Field(ge=1, le=60, allow_inf_nan=False)] = Field(
+        default=18.0, description="months from starting new capacity to its coming online "
+                                  "[months], rounded to whole months; [A] 12-24 for a CoWoS "
+                                  "line")
+    expansion_threshold: Annotated[float, Field(ge=0, le=5, allow_inf_nan=False)] = Field(
+        default=0.1, description="committed demand must exceed capacity (online and under "
+                                 "construction) by this share before the foundry builds "
+                                 "[fraction]; [A] 0-0.3")
+    expansion_response: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(
+        default=0.25, description="share of the gap between committed demand and capacity "
+                                  "(online and under construction) started each month "
+                                  "[1/month]; 0 = no expansion; [A] 0.1-0.5")
+    capex_usd_per_wafer_month: NonNegative = Field(
+        default=200_000.0, description="capital cost of one wafer/month of new capacity "
+                                       "[USD per wafer/month]; [A] 0.1-0.4 M")
 
     @model_validator(mode="after")
     def _shares_at_most_one(self) -> "Foundry":
@@ -140,8 +160,9 @@ class Product(_Model):
     unit_cost_usd: Positive = Field(description="vendor's cost to make one chip [USD]")
     list_price_usd: Positive | None = Field(
         default=None, description="list price [USD]; default: the catalog's unit price")
-    mix_weight: Positive = Field(default=1.0, description="relative share of the vendor's wafers "
-                                                          "while active [-]")
+    mix_weight: Positive = Field(default=1.0, description="relative weight of the product's need "
+                                                          "when the vendor's wafers do not "
+                                                          "cover all its products' [-]")
     variant_of: str | None = Field(
         default=None, description="a compliant variant of this catalog chip (like A800 of A100): "
                                   "sold only where the parent is restricted, from the month the "
@@ -155,15 +176,53 @@ class Vendor(_Model):
     captive_to: list[str] = Field(default_factory=list,
                                   description="buyers (cloud or lab ids) it sells to exclusively; "
                                               "empty = open market")
+    pricing: str = Field(
+        default="backlog_markup", description="pricing rule by name (agents.vendor.PRICING): "
+                                              "backlog_markup, list_price")
     scarcity_markup_per_backlog_month: NonNegative = Field(
-        default=0.15, description="price rise per month of backlog beyond one [fraction/month]")
-    max_price_multiple: Positive = Field(default=1.6, description="cap on price over list [-]")
+        default=0.15, description="price rise per month of lead time, i.e. open orders its stock "
+                                  "does not cover, in months of its own wafer capacity "
+                                  "[fraction/month]; [A] 0.05-0.4")
+    max_price_multiple: Annotated[float, Field(ge=1, le=10, allow_inf_nan=False)] = Field(
+        default=1.6, description="cap on price over list [-]; [A] 1.2-2.5")
+    glut_discount_per_stock_month: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = \
+        Field(default=0.1, description="price cut per month of capacity nobody asked for: "
+                                       "stock beyond open orders and the target inventory, "
+                                       "plus this month's idle wafer allotment "
+                                       "[fraction/month]; [A] 0.02-0.3")
+    floor_margin: Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)] = Field(
+        default=0.5, description="lowest markup over unit cost a glut drives the price to "
+                                 "[fraction]; [A] 0.2-2")
+    rival_premium: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = Field(
+        default=0.25, description="premium over rivals' price per H100e the vendor holds before "
+                                  "it cuts to defend share [fraction]; [A] 0-1")
+    rival_response: Fraction = Field(
+        default=0.5, description="elasticity of its target price to its price per H100e over "
+                                 "rivals' (with the premium): 0 ignores rivals, 1 matches "
+                                 "them [-]; [A] 0-1")
+    price_adjustment_per_month: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = \
+        Field(default=0.3, description="share of the gap to its target price closed each month "
+                                       "[1/month] (1 = jumps); [A] 0.1-0.6")
+    target_inventory_months: Annotated[float, Field(ge=0, le=12, allow_inf_nan=False)] = Field(
+        default=0.5, description="finished stock it builds towards beyond open orders, in months "
+                                 "of its last month's shipments per product [months]; "
+                                 "[A] 0.25-2")
     compliant_variants: bool = Field(
         default=True, description="responds to export rules with variants designed just under "
                                   "the thresholds (declared ones first, else derived)")
     variant_lag_months: Annotated[int, Field(ge=0, le=60)] = Field(
         default=4, description="months from a product's restriction to its variant shipping "
                                "(A800: ~1 month after Oct 2022; H20: ~5 after Nov 2023)")
+    variant_trigger: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
+        default=0.5, description="it designs a variant for a market when less than this share "
+                                 "of a product's orders there may ship [fraction]: "
+                                 "prohibitions and denied licences, not licences mostly "
+                                 "granted; [A] 0.2-0.9")
+    variant_price_base_share: Fraction = Field(
+        default=0.3, description="share of the parent's list price a derived variant keeps "
+                                 "whatever its performance; the rest scales with its TPP over "
+                                 "the parent's [fraction]; [A] 0.1-0.5 (the H20, ~15% of an "
+                                 "H100's TPP, listed near half its price)")
     hbm_dependence: Fraction = Field(
         default=0.0, description="share of its output that needs imported HBM [fraction]")
     hbm_stockpile_months: Annotated[int, Field(ge=0, le=120)] = Field(

@@ -22,7 +22,7 @@ def test_salib_problem_maps_the_uncertain_block():
     assert skipped == ["events.7.months"]
     i = problem["names"].index("market.experiment_wtp_usd_per_h100e_hour")
     assert problem["dists"][i] == "triang" and problem["bounds"][i] == pytest.approx([1.0, 2.5, 0.4])
-    assert problem["num_vars"] == len(problem["names"]) == 11
+    assert problem["num_vars"] == len(problem["names"]) == 13
 
 
 def test_sobol_recovers_a_known_function():
