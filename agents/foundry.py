@@ -95,7 +95,7 @@ class Foundry(mesa.Agent):
         yield, and compared with the capacity it will have in `expansion_lag_months` (path,
         expansions online and under construction), shocks aside. Returns what it started."""
         self.started_wafers, self.capex_usd = 0.0, 0.0
-        vendors = set(orders_wafers) | set(short_wafers)
+        vendors = sorted(set(orders_wafers) | set(short_wafers))   # a fixed order: sums repeat
         shares = sum(self.vendor_shares.get(v, 0.0) for v in vendors)
         committed = sum(orders_wafers.values()) + sum(short_wafers.values()) / self.lag_months
         scale = shares * self._yield(month)       # committed wafers per wafer of capacity

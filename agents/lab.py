@@ -108,10 +108,11 @@ class LabBook:
         # heterogeneity: what compute is worth to each lab and how it responds to price
         self.reference_price = _lognormal_around(rng, p.reference_price_usd_per_h100e_hour,
                                                  p.value_sigma, n)
-        self.serving_elasticity = _lognormal_around(rng, p.serving_elasticity,
-                                                    p.elasticity_sigma, n)
-        self.training_elasticity = _lognormal_around(rng, p.training_elasticity,
-                                                     p.elasticity_sigma, n)
+        # elasticities within the schema's range for their means (a lognormal tail is long)
+        self.serving_elasticity = np.clip(_lognormal_around(
+            rng, p.serving_elasticity, p.elasticity_sigma, n), 0.05, 5.0)
+        self.training_elasticity = np.clip(_lognormal_around(
+            rng, p.training_elasticity, p.elasticity_sigma, n), 0.05, 5.0)
         # training runs: each lab's wall-clock limit and where in its cycle it starts
         spread = p.run_months * p.run_months_spread
         self.run_months = np.maximum(np.rint(rng.uniform(p.run_months - spread,

@@ -201,15 +201,15 @@ def input_correlations(scenario, runs: int, seed: int, first: str, last: str,
     design = make_design(scenario, runs, "lhs", seed, {})     # no levers
     scenario_json = scenario.model_dump_json()
     outcomes = {name: [] for name, *_ in pairs}
-    inputs = {path: [] for *_, path in pairs}
+    inputs = {name: [] for name, *_ in pairs}
     for run in design.runs:
         frames = run_tables(scenario_for(scenario_json, run.params), run.seed, months)
         for name, fn, path in pairs:
             outcomes[name].append(fn(frames, first, last))
-            inputs[path].append(float(run.params[path]))
+            inputs[name].append(float(run.params[path]))
     rows = []
     for name, _, path in pairs:
-        x, y = np.asarray(inputs[path]), np.asarray(outcomes[name])
+        x, y = np.asarray(inputs[name]), np.asarray(outcomes[name])
         ok = np.isfinite(x) & np.isfinite(y)
         r = float(np.corrcoef(x[ok], y[ok])[0, 1]) if ok.sum() >= 3 and np.ptp(y[ok]) > 0 \
             else float("nan")

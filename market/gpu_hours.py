@@ -318,7 +318,7 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
         return home_weight * home_curve(np.log(np.maximum(price, 1e-12))[home_region])
 
     def remote_demand(price):
-        log_p = np.log(np.maximum(price, 0.0) + friction)
+        log_p = np.log(np.maximum(np.maximum(price, 0.0) + friction, 1e-12))
         return remote_weight * remote_curve(log_p[remote_region])
 
     def demand(price):

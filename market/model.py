@@ -29,8 +29,9 @@ from market.catalog import load_catalog
 from market.controls import (load_rules)
 from market.collect import collect, datacollector
 from market.gpu_hours import CloudFleets, HourMarket, clear_gpu_hours
+from market.lab_builds import labs_build
 from market.timeline import TimePath, parse_month
-from market.world import (HOURS_PER_MONTH, TIERS, efficiency_factor, energy_usd_per_chip_hour,
+from market.world import (TIERS, efficiency_factor, energy_usd_per_chip_hour,
                           shock_factor)
 from scenarios.loader import LAB_PUE
 
@@ -208,7 +209,7 @@ class ComputeMarket(mesa.Model):
         self._stockpile()
         chip_trade.sell_chips(self)
         chip_trade.install_chips(self)
-        self._labs_build()
+        labs_build(self)
         clear_gpu_hours(self)
         self._plan_capacity()
         collect(self)
@@ -286,42 +287,6 @@ class ComputeMarket(mesa.Model):
 
     def _efficiency_factor(self) -> float:
         return efficiency_factor(self.windows, self.month)
-
-    # 5b. building labs order their own chips ------------------------------------------------
-    def _labs_build(self) -> None:
-        """Building labs decide build or rent against last month's contract price, ordering
-        from this month's budget (what is left is rented in the GPU-hour market)."""
-        book, p = self.book, self.params
-        book.capex_usd = np.zeros(book.n)
-        if not self.builders:
-            return
-        index = self.demand_index.at(self.month) * self._demand_factor()
-        curves = book.demand_curves(self.month, self.start_month,
-                                    index * self._efficiency_factor(),
-                                    self.financing_index.at(self.month) * self._demand_factor(),
-                                    self.serving_value)
-        backlog = chip_trade.site_backlog_h100e(self)
-        hours = HOURS_PER_MONTH * p.availability
-        for row in self.builders:
-            if not book.active(self.month)[row]:
-                continue
-            site_i = int(book.site[row])
-            offer = chip_trade.best_offer(self, site_i, self.lab_vendor_weights[row])
-            if offer is None:
-                continue
-            region = self.nation_ids[self.sites[site_i].nation]
-            rent = self.latest_prices.get((region, "neocloud", "contract"),
-                                          self.latest_price_index.get((region, "hyperscaler")))
-            chip = offer[0]
-            owned_guess = float(self.energy_usd_per_chip_hour[site_i, chip]) / self.h100e[chip]
-            wanted = float(curves.total(np.array([max(rent or owned_guess, 1e-9)]),
-                                        np.array([row]))[0]) / hours
-            want = self.lab_agents[row].plan_build(offer, backlog[site_i], rent, wanted)
-            if want <= 0:
-                continue
-            book.capex_usd[row] = chip_trade.order_chips(self, site_i, self.site_buyer[site_i],
-                                                         want, float(book.budget_usd[row]),
-                                                         self.lab_vendor_weights[row])
 
     # 7. clouds plan capacity ------------------------------------------------------------
     def _plan_capacity(self) -> None:

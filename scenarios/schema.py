@@ -391,14 +391,15 @@ class Market(_Model):
                                               "financing [-] (investors' money)")
     reference_price_usd_per_h100e_hour: Positive = Field(
         description="GPU-hour price at which potential demand is measured [USD/(H100e·h)]")
-    value_sigma: Annotated[float, Field(ge=0, le=2)] = Field(
+    value_sigma: Annotated[float, Field(ge=0, le=1)] = Field(
         default=0.3, description="log-sd of labs' reference prices around it [-]")
     serving_elasticity: Annotated[float, Field(gt=0, le=5)] = Field(
         description="price elasticity of token demand (iso-elastic) [-]")
     training_elasticity: Annotated[float, Field(gt=0, le=5)] = Field(
         description="price elasticity of the compute a lab would train with, budget aside [-]")
-    elasticity_sigma: Annotated[float, Field(ge=0, le=2)] = Field(
-        default=0.2, description="log-sd of labs' elasticities around the means [-]")
+    elasticity_sigma: Annotated[float, Field(ge=0, le=0.5)] = Field(
+        default=0.2, description="log-sd of labs' elasticities around the means [-]; draws "
+                                 "are kept within 0.05-5")
     serving_markup: Annotated[float, Field(ge=0, le=20)] = Field(
         description="labs' markup on the compute cost of a token [fraction]; the margin funds "
                     "next month's compute budget")

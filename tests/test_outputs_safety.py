@@ -524,9 +524,9 @@ def test_run_json_has_key_outcomes_with_units_and_nothing_else(tmp_path):
     assert data["out"] == str(out) and "manifest.json" in data["files"]
     index = pd.read_parquet(out / "price_index.parquet")
     row = index[(index["date"] == "2023-06-01") & (index["region"] == "US")
-                & (index["tier"] == "neocloud")]
+                & (index["tier"] == "neocloud") & (index["instrument"] == "spot")]
     outcomes = data["outcomes"]
-    assert outcomes["price_usd_per_h100e_hour"]["US"]["neocloud"]["2023-06"] == \
+    assert outcomes["price_usd_per_h100e_hour"]["US"]["neocloud"]["spot"]["2023-06"] == \
         pytest.approx(row["price_usd_per_h100e_hour"].item(), rel=1e-12)
     compute = pd.read_parquet(out / "compute.parquet")
     share = compute[(compute["date"] == "2023-06-01") & (compute["nation"] == "China")]
