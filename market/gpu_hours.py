@@ -184,11 +184,12 @@ def option_costs(model, hm: HourMarket, target: np.ndarray):
 
 
 def sign_contracts(model, hm: HourMarket, curves, own, supply: Supply,
-                   staggered: bool = False) -> None:
+                   staggered: bool = False) -> np.ndarray:
     """Expire the contracts signed a term ago and sign new ones at today's contract prices,
     up to the share of each tier's capacity its clouds commit. `staggered` (the first month):
     the contracts in force at the start, as if signed evenly over the past term, so they
-    expire one month's worth at a time."""
+    expire one month's worth at a time. Returns each lab's share of demand that found no
+    contract because the clouds had committed all they would [-]."""
     p, book = model.params, model.book
     slot = model.month % p.contract_months
     hm.cohort_qty[slot] = 0.0
@@ -198,6 +199,7 @@ def sign_contracts(model, hm: HourMarket, curves, own, supply: Supply,
     value = np.array([p.hyperscaler_wtp_premium, 1.0])
     cap = np.bincount(supply.region * 2 + supply.tier, weights=supply.by_cloud,
                       minlength=2 * hm.n_regions).reshape(hm.n_regions, 2)
+    unsigned_share = np.zeros(book.n)
     for k, option in ((0, HYPER_CONTRACT), (1, NEO_CONTRACT)):
         ok = np.flatnonzero(np.isfinite(price[:, k]) & (hm.shares[:, option] > 0))
         want = np.zeros(book.n)
@@ -209,9 +211,12 @@ def sign_contracts(model, hm: HourMarket, curves, own, supply: Supply,
         room = np.maximum(p.contract_capacity_share * cap[:, k] - committed, 0.0)
         scale = np.divide(room, asked, out=np.zeros_like(room), where=asked > 0)
         signed = new * np.minimum(scale, 1.0)[r]
+        unsigned_share += hm.shares[:, option] * np.divide(
+            new - signed, want, out=np.zeros(book.n), where=want > 0)
         slots = slice(None) if staggered else slot
         hm.cohort_qty[slots, :, k] = signed / p.contract_months if staggered else signed
         hm.cohort_price[slots, :, k] = np.nan_to_num(price[:, k])
+    return unsigned_share
 
 
 class Ledger:
@@ -502,9 +507,12 @@ def clear_gpu_hours(model) -> None:
                                    p.switching_cost, group=book.nation,
                                    revision_share=p.choice_revision_share)
     ledger = Ledger(supply, book.n)
-    sign_contracts(model, hm, curves, own, supply, staggered=first)
+    unsigned = sign_contracts(model, hm, curves, own, supply, staggered=first)
     serve_contracts(model, hm, supply, ledger)
-    spill = sell_list(model, hm, curves, own, supply, ledger)
+    # list buyers the hyperscalers could not serve, and a share of those who found no
+    # contract, buy spot this month (the rest wait for next month's contract round)
+    spill = sell_list(model, hm, curves, own, supply, ledger) \
+        + p.uncontracted_spot_share * unsigned
     spot = clear_spot_markets(model, hm, curves, own, supply, ledger, spill, target)
     settle_clouds(model, supply, ledger)
     settle_labs(model, hm, curves, own, ledger, supply)

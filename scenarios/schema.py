@@ -429,6 +429,9 @@ class Market(_Model):
         default=12, description="term of contracts [months]")
     contract_capacity_share: Fraction = Field(
         description="most of a tier's capacity its clouds commit to contracts [fraction]")
+    uncontracted_spot_share: Fraction = Field(
+        description="share of the demand that finds no contract (the clouds have committed all "
+                    "they will) that buys spot the same month; the rest waits [fraction]")
     expectation_memory_months: Annotated[float, Field(ge=1, le=120)] = Field(
         description="memory of adaptive price expectations (mean age of what is remembered) "
                     "[months]")
