@@ -1,44 +1,58 @@
-"""Clouds: sell GPU-hours from their fleets, price by utilization, invest in new chips."""
+"""Clouds: sell GPU-hours from their fleets, price by utilization, invest in new chips.
+
+How a cloud invests (docs/model.md, section 8): it expects what an offered H100e-hour will
+earn from what its hours have earned (adaptive expectations with a memory), values a new
+chip's H100e over its life at its cost of capital (`expected_pv_usd_per_h100e`), grows its
+committed fleet while that value exceeds the chip's owned cost (`investment_rate_per_year`),
+within the power its site has free at delivery (`power_room_h100e`) and the money it can raise
+(`financing_allowance_usd`: operating cash flow, outside money, debt capacity).
+"""
 
 from __future__ import annotations
+
+from collections import deque
 
 import mesa
 import numpy as np
 
-from agents.strategies import investment_rate_per_year, pricing_strategy
+from agents.strategies import (
+    adaptive_expectation,
+    expected_pv_usd_per_h100e,
+    financing_allowance_usd,
+    investment_rate_per_year,
+    power_room_h100e,
+    pricing_strategy,
+)
 from market.timeline import TimePath
+from market.world import HOURS_PER_MONTH
+
+#: Months of revenue in the trailing window debt capacity is measured on [months]: a year,
+#: as lenders quote leverage on annual revenue (the unit of `debt_to_revenue`).
+TRAILING_MONTHS = 12
 
 
-def investment_order_h100e(installed_h100e: float, pipeline_h100e: float,
-                           power_cap_h100e: float, earned_usd_per_offered_h100e_hour,
-                           going_rate_usd_per_h100e_hour: float, target_utilization: float,
-                           new_cost_per_h100e_hour: float, response: float) -> float:
-    """A cloud's investment decision: H100e to order now (<= 0: none).
-
-    The fleet it wants (`desired_fleet_h100e`: installed x (1 + the growth rate the return on
-    a new chip calls for), at least half its power when that return is positive, never more
-    than its power) less what it has installed and on order [H100e]. A cloud that has sold
-    nothing yet (`earned` None) expects its market's going rate at its target utilization
-    [USD/H100e-h].
-    """
-    earned = earned_usd_per_offered_h100e_hour
-    if earned is None:   # a cloud with no fleet yet expects its market's going rate
-        earned = going_rate_usd_per_h100e_hour * target_utilization
-    desired = desired_fleet_h100e(installed_h100e, power_cap_h100e, earned,
-                                  new_cost_per_h100e_hour, response)
-    return desired - installed_h100e - pipeline_h100e
+def investment_order_h100e(committed_h100e: float, rate_per_year: float,
+                           power_room: float) -> float:
+    """H100e a cloud orders this month: its committed fleet (installed + on its way + on
+    order) grown by a month of `rate_per_year`, no more than fits in its free power [H100e].
+    A cloud with no fleet yet grows from what its free power holds."""
+    base = committed_h100e if committed_h100e > 0 else power_room
+    return max(min(base * rate_per_year / 12.0, power_room), 0.0)
 
 
-def desired_fleet_h100e(installed_h100e: float, power_cap_h100e: float, earned: float,
-                        new_cost_per_h100e_hour: float, response: float) -> float:
-    """Fleet a cloud wants within the planning horizon [H100e]: installed x (1 + growth rate),
-    where the rate follows the return on a new chip; with positive returns it also aims to
-    fill half its power; never more than its power allows."""
-    rate = investment_rate_per_year(earned, new_cost_per_h100e_hour, response)
-    desired = installed_h100e * (1.0 + rate)
-    if rate > 0:
-        desired = max(desired, 0.5 * power_cap_h100e)
-    return min(desired, power_cap_h100e)
+def order_decision_h100e(committed_h100e: float, power_room: float,
+                         expected_usd_per_offered_h100e_hour: float,
+                         energy_usd_per_h100e_hour: float, cost_usd_per_h100e: float,
+                         offered_hours_per_year: float, price_decline_per_year: float,
+                         wacc_per_year: float, life_years: float, lead_years: float,
+                         response_per_year: float) -> float:
+    """The whole investment decision from plain numbers: the expected present value of a new
+    H100e against its owned cost sets the growth rate, which sets the order [H100e]."""
+    pv = expected_pv_usd_per_h100e(expected_usd_per_offered_h100e_hour,
+                                   energy_usd_per_h100e_hour, offered_hours_per_year,
+                                   price_decline_per_year, wacc_per_year, life_years, lead_years)
+    rate = investment_rate_per_year(pv, cost_usd_per_h100e, response_per_year)
+    return investment_order_h100e(committed_h100e, rate, power_room)
 
 
 class Cloud(mesa.Agent):
@@ -52,8 +66,12 @@ class Cloud(mesa.Agent):
         self.region = spec.nation
         self.tier = spec.tier
         self.site = site
-        self.capex = TimePath(spec.capex_usd_per_year.points,
-                              spec.capex_usd_per_year.growth_after_per_year)
+        self.expectation_memory_months = \
+            model.scenario.cloud_investment.expectation_memory_months
+        self.financing = TimePath(spec.financing_usd_per_year.points,
+                                  spec.financing_usd_per_year.growth_after_per_year)
+        self.wacc_per_year = spec.wacc_per_year
+        self.debt_to_revenue = spec.debt_to_revenue
         self.vendor_weights = vendor_weights
         self.min_margin, self.max_margin = spec.min_margin, spec.max_margin
         self.margin = spec.min_margin      # competes on price until utilization says otherwise
@@ -63,48 +81,102 @@ class Cloud(mesa.Agent):
         self.revenue_usd = 0.0
         self.offered_h100e_hours = 0.0
         self.sold_h100e_hours = 0.0
+        #: expected revenue per offered H100e-hour [USD]; None until it has offered any
+        self.expected_usd_per_offered_h100e_hour: float | None = None
+        self.revenue_history: deque[float] = deque(maxlen=TRAILING_MONTHS)
+        self.debt_usd = 0.0
+        self.capex_usd = 0.0               # spent on chips this month [USD]
+        self.allowance_usd = 0.0           # what financing allowed this month [USD]
+        self._own_funds = 0.0              # the allowance's own funds (not borrowed) [USD]
 
     def settle(self, offered: float, sold: float, revenue: float) -> None:
+        """The month's GPU-hour sales: offered and sold [H100e-hours], revenue [USD]; updates
+        utilization and the expectation of what an offered hour earns."""
         self.offered_h100e_hours, self.sold_h100e_hours, self.revenue_usd = offered, sold, revenue
         self.utilization = sold / offered if offered > 0 else self.target_utilization
+        self.revenue_history.append(revenue)
+        if offered > 0:
+            self.expected_usd_per_offered_h100e_hour = adaptive_expectation(
+                self.expected_usd_per_offered_h100e_hour, revenue / offered,
+                self.expectation_memory_months)
 
     def reprice(self, response: float) -> None:
         self.margin = self._pricing(self.margin, self.utilization, self.target_utilization,
                                     response, self.min_margin, self.max_margin)
 
-    def earned_per_offered_h100e_hour(self) -> float | None:
-        """What an offered H100e-hour earned last month [USD]; None before it has sold any."""
-        if self.offered_h100e_hours <= 0:
-            return None
-        return self.revenue_usd / self.offered_h100e_hours
+    def expected_earnings(self, going_rate_usd_per_h100e_hour: float) -> float:
+        """Expected revenue per offered H100e-hour [USD]: the adaptive expectation, or, for a
+        cloud yet to offer any, its market's going rate at its target utilization."""
+        if self.expected_usd_per_offered_h100e_hour is None:
+            return going_rate_usd_per_h100e_hour * self.target_utilization
+        return self.expected_usd_per_offered_h100e_hour
 
-    def order_wanted_h100e(self, installed_h100e: float, pipeline_h100e: float,
-                           power_cap_h100e: float, new_cost_per_h100e_hour: float,
-                           going_rate_usd_per_h100e_hour: float, response: float) -> float:
-        """This cloud's investment decision (`investment_order_h100e`) with its own state."""
-        return investment_order_h100e(installed_h100e, pipeline_h100e, power_cap_h100e,
-                                      self.earned_per_offered_h100e_hour(),
-                                      going_rate_usd_per_h100e_hour, self.target_utilization,
-                                      new_cost_per_h100e_hour, response)
+    # -- financing ----------------------------------------------------------------------
+    def trailing_revenue_usd_per_year(self) -> float:
+        """Revenue over the last 12 months, annualized when fewer have passed [USD/yr]."""
+        if not self.revenue_history:
+            return 0.0
+        return sum(self.revenue_history) * 12.0 / len(self.revenue_history)
 
+    def finance(self, energy_usd: float, life_years: float, month: int) -> float:
+        """Repay a month of debt (amortized over the chips' life) and return what this month's
+        orders may spend (`financing_allowance_usd`): operating cash flow (last month's
+        revenue - energy - repayment), the month's outside money, and what it may still
+        borrow against its trailing revenue [USD]. Interest is not paid out of the cash flow:
+        the cost of capital prices it into the decision (`wacc_per_year`)."""
+        repayment = self.debt_usd / (life_years * 12.0)
+        self.debt_usd -= repayment
+        operating = self.revenue_usd - energy_usd - repayment
+        outside = self.financing.at(month) / 12.0
+        self._own_funds = max(operating, 0.0) + outside
+        capacity = self.debt_to_revenue * self.trailing_revenue_usd_per_year()
+        self.allowance_usd = financing_allowance_usd(operating, outside, capacity,
+                                                     self.debt_usd)
+        return self.allowance_usd
+
+    def spend(self, capex_usd: float) -> None:
+        """Book the month's chip spending; what own funds do not cover is borrowed."""
+        self.capex_usd = capex_usd
+        self.debt_usd += max(capex_usd - self._own_funds, 0.0)
+
+    # -- the decision with this cloud's state -------------------------------------------
     def plan_capacity(self, offer: tuple[int, float], backlog_h100e: float) -> float:
         """H100e this cloud orders this month, given the best chip offered to its site
-        (chip index, unit price [USD]) and its open orders [H100e]; reads its site, costs and
-        market from the model it lives in."""
+        (chip index, unit price [USD], locked when ordered) and its open orders [H100e];
+        reads its site, costs and market from the model it lives in."""
         m, p = self.model, self.model.params
+        inv = m.scenario.cloud_investment
         chip, unit_price = offer
         site = m.sites[self.site]
         nation = m.nations[self.region]
-        new_cost = (unit_price * m.server_price[chip] * m.hardware_usd_per_usd_hour
-                    + m.energy_usd_per_chip_hour[self.site, chip]) / m.h100e[chip]
+        h100e = m.h100e[chip]
+        lead = self.lead_time_months()
+        facility_mw_per_h100e = m.mw_per_chip[chip] * site.pue / h100e
+        pipeline_units = site.fleet.pipeline_by_chip()
         installed = float(site.fleet.units_by_chip() @ m.h100e)
-        pipeline = float(site.fleet.pipeline_by_chip() @ m.h100e) + backlog_h100e
-        cap_mw = site.capacity_mw(m.month + p.chip_lead_time_months + 3,
-                                  nation.power_buildout_per_year)
-        power_cap = cap_mw / site.pue / (m.mw_per_chip[chip] / m.h100e[chip])
-        return self.order_wanted_h100e(installed, pipeline, power_cap, new_cost,
-                                       m.latest_price_index.get((self.region, self.tier), 0.0),
-                                       p.cloud_invest_response)
+        committed = installed + float(pipeline_units @ m.h100e) + backlog_h100e
+        room = power_room_h100e(
+            site.capacity_mw(m.month + lead, nation.power_buildout_per_year),
+            site.installed_mw(m.mw_per_chip),
+            float(pipeline_units @ m.mw_per_chip) * site.pue
+            + backlog_h100e * facility_mw_per_h100e,
+            facility_mw_per_h100e)
+        going = m.latest_price_index.get((self.region, self.tier), 0.0)
+        return order_decision_h100e(
+            committed, room, self.expected_earnings(going),
+            m.energy_usd_per_chip_hour[self.site, chip] / h100e,
+            unit_price * m.server_price[chip] / h100e,
+            HOURS_PER_MONTH * 12.0 * p.availability, inv.expected_price_decline_per_year,
+            self.wacc_per_year, p.retire_after_years, lead / 12.0,
+            inv.growth_response_per_year)
 
-    def capex_per_month(self, month: int) -> float:
-        return self.capex.at(month) / 12.0
+    def lead_time_months(self) -> int:
+        """Months from order to delivery this cloud plans with: the scenario's chip lead time
+        (open orders at the vendors count in its committed fleet)."""
+        return self.model.params.chip_lead_time_months
+
+    def fleet_energy_usd_per_month(self) -> float:
+        """Electricity of its installed fleet in a month [USD]."""
+        m = self.model
+        units = m.sites[self.site].fleet.units_by_chip()
+        return float(units @ m.energy_usd_per_chip_hour[self.site]) * HOURS_PER_MONTH

@@ -1,4 +1,13 @@
-"""Foundries: advanced-packaging (TSMC CoWoS) and domestic AI-die (SMIC) capacity."""
+"""Foundries: advanced-packaging (TSMC CoWoS) and domestic AI-die (SMIC) capacity.
+
+A foundry's capacity is its scenario path (observed and announced capacity, dated inputs) plus
+what it decides to build itself: from `expansion_from` on, when vendors' committed demand
+(their new orders and unmade backlog, in wafers) exceeds its capacity online and under
+construction by more than `expansion_threshold`, it starts a share `expansion_response` of the
+gap each month; new capacity comes online `expansion_lag_months` later and costs
+`capex_usd_per_wafer_month` per wafer/month, booked when started. A glut (committed demand
+below capacity) starts nothing. Units: wafers per month.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +16,43 @@ import mesa
 from market.timeline import TimePath, parse_month
 
 
+def expansion_start(committed_wafers: float, capacity_ahead_wafers: float, threshold: float,
+                    response: float) -> float:
+    """New capacity a foundry starts this month [wafers/month]: `response` x (committed -
+    capacity ahead) once committed demand exceeds the capacity it will have (online and under
+    construction) by more than `threshold`, else nothing (an accelerator rule of investment:
+    capacity follows demand with a lag, as in the capacity-expansion models of Manne 1961)."""
+    if committed_wafers <= (1.0 + threshold) * capacity_ahead_wafers:
+        return 0.0
+    return response * (committed_wafers - capacity_ahead_wafers)
+
+
 class Foundry(mesa.Agent):
-    """Turns dated wafer capacity, net of supply shocks, into wafers allotted to vendors."""
+    """Turns dated wafer capacity, its own expansions and supply shocks into wafers allotted
+    to vendors, and expands in response to their committed demand (`plan_expansion`)."""
 
     def __init__(self, model: mesa.Model, foundry_id: str, spec):
         super().__init__(model)
         self.foundry_id = foundry_id
         self.name = spec.name
         self.nation = spec.nation
-        self.capacity = TimePath(spec.capacity_wafers_per_month.points,
-                                 spec.capacity_wafers_per_month.growth_after_per_year)
+        self.path = TimePath(spec.capacity_wafers_per_month.points,
+                             spec.capacity_wafers_per_month.growth_after_per_year)
         self.vendor_shares = dict(spec.vendor_shares)
         self.yield_path = None if spec.yield_path is None else TimePath(
             spec.yield_path.points, spec.yield_path.growth_after_per_year)
+        self.expansion_from = None if spec.expansion_from is None else \
+            parse_month(spec.expansion_from)
+        self.lag_months = round(spec.expansion_lag_months)
+        self.threshold = spec.expansion_threshold
+        self.response = spec.expansion_response
+        self.capex_per_wafer_month = spec.capex_usd_per_wafer_month
+        self.builds: list[tuple[int, float]] = []        # (month online, wafers/month)
         self.shocks: list[tuple[int, int, float]] = []   # (first month, last month, factor)
         self.wafers_this_month = 0.0
+        self.committed_wafers = 0.0     # vendors' committed demand, whole-foundry [wafers/month]
+        self.started_wafers = 0.0       # capacity started this month [wafers/month]
+        self.capex_usd = 0.0            # spent on it this month [USD]
 
     def add_shock(self, start: str, months: int, factor: float) -> None:
         first = parse_month(start)
@@ -34,9 +65,48 @@ class Foundry(mesa.Agent):
                 factor *= f
         return factor
 
+    def built_online(self, month: int) -> float:
+        """Its own expansions online by `month` [wafers/month]."""
+        return sum(w for online, w in self.builds if online <= month)
+
+    def under_construction(self, month: int) -> float:
+        """Its own expansions started and not yet online [wafers/month]."""
+        return sum(w for online, w in self.builds if online > month)
+
+    def capacity(self, month: int) -> float:
+        """Nominal capacity [wafers/month]: the path plus its own expansions online."""
+        return self.path.at(month) + self.built_online(month)
+
+    def _yield(self, month: int) -> float:
+        return 1.0 if self.yield_path is None else self.yield_path.at(month)
+
     def allot_wafers(self, month: int) -> dict[str, float]:
         """Wafers each vendor gets this month [wafers], in wafers of the products' nominal
         yield (a yield path above 1 means more good dies per wafer than nominal)."""
-        yield_factor = 1.0 if self.yield_path is None else self.yield_path.at(month)
-        self.wafers_this_month = self.capacity.at(month) * self.shock_factor(month) * yield_factor
+        self.wafers_this_month = self.capacity(month) * self.shock_factor(month) \
+            * self._yield(month)
         return {v: self.wafers_this_month * share for v, share in self.vendor_shares.items()}
+
+    def plan_expansion(self, month: int, orders_wafers: dict[str, float],
+                       short_wafers: dict[str, float]) -> float:
+        """Start new capacity from vendors' committed demand: each vendor's new orders this
+        month plus what its wafers left unmade, spread over the expansion lag [wafers/month,
+        nominal-yield wafers]; scaled to the whole foundry by those vendors' shares and the
+        yield, and compared with the capacity it will have in `expansion_lag_months` (path,
+        expansions online and under construction), shocks aside. Returns what it started."""
+        self.started_wafers, self.capex_usd = 0.0, 0.0
+        vendors = sorted(set(orders_wafers) | set(short_wafers))   # a fixed order: sums repeat
+        shares = sum(self.vendor_shares.get(v, 0.0) for v in vendors)
+        committed = sum(orders_wafers.values()) + sum(short_wafers.values()) / self.lag_months
+        scale = shares * self._yield(month)       # committed wafers per wafer of capacity
+        self.committed_wafers = committed / scale if scale > 0 else 0.0
+        if self.expansion_from is None or month < self.expansion_from or self.response <= 0:
+            return 0.0
+        ahead = self.path.at(month + self.lag_months) + self.built_online(month) \
+            + self.under_construction(month)
+        start = expansion_start(self.committed_wafers, ahead, self.threshold, self.response)
+        if start > 0:
+            self.builds.append((month + self.lag_months, start))
+            self.started_wafers = start
+            self.capex_usd = start * self.capex_per_wafer_month
+        return start

@@ -1,9 +1,14 @@
 """AI labs: named frontier labs and a generated long tail, kept as columns of numpy arrays.
 
 Lab state lives in a `LabBook` (one array per attribute, one row per lab) so a month's demand,
-bids, spend and training progress are a few vectorized operations whatever the number of labs;
-each `Lab` Mesa agent is a thin view on its row. The long tail's sizes are drawn from the
-model's seeded generator.
+spend and training progress are a few vectorized operations whatever the number of labs; each
+`Lab` Mesa agent is a thin view on its row and makes the one decision a lab makes alone: whether
+to build its own cluster (`Lab.plan_build`). How much compute a lab buys at a price is its
+demand curve (`agents.demand`); where it buys it, its option shares (`agents.pricing`).
+
+Heterogeneity (the model's seeded generator): the long tail's sizes, every lab's reference
+value of compute and its elasticities (lognormal around the scenario's means), and the length
+and phase of its training runs.
 """
 
 from __future__ import annotations
@@ -11,47 +16,53 @@ from __future__ import annotations
 import mesa
 import numpy as np
 
-from agents.strategies import build_decision, lab_bids
+from agents.demand import DemandCurves
 from market import costs
 from market.timeline import parse_month
-from market.world import HOURS_PER_MONTH, going_rate
-
-#: How far ahead a building lab plans its own cluster [months] (issue 12: to become an input).
-BUILD_LOOKAHEAD_MONTHS = 12
-#: Utilization a building lab assumes in its build-or-rent test [-] (issue 12: an input).
-BUILD_UTILIZATION = 0.8
+from market.world import HOURS_PER_MONTH
 
 
-def build_order_h100e(future_need_h100e: float, have_h100e: float, backlog_h100e: float,
-                      h100e_per_chip: float, server_price_usd: float,
-                      energy_usd_per_chip_month: float, rent_usd_per_h100e_hour: float | None,
-                      horizon_months: float) -> float:
+def _lognormal_around(rng: np.random.Generator, mean: float, sigma: float, n: int) -> np.ndarray:
+    """n draws with median `mean` and log-sd `sigma` (sigma 0: all equal to `mean`)."""
+    if sigma <= 0 or n == 0:
+        return np.full(n, float(mean))
+    return mean * np.exp(rng.normal(0.0, sigma, size=n))
+
+
+def owned_cost_usd_per_h100e_hour(hardware_usd: float, h100e_per_chip: float,
+                                  energy_usd_per_chip_hour: float, cost_of_capital: float,
+                                  utilization: float) -> float:
+    """Owned cost of a useful H100e-hour of a new chip [USD]: the user cost of capital
+    (Jorgenson 1963: interest plus economic depreciation, the cost core's r = 0.322/yr value
+    decline) on the hardware with its interconnect, plus energy, divided by utilization."""
+    per_chip = hardware_usd / (1.0 - costs.INTERCONNECT_SHARE)
+    rate = cost_of_capital + costs.HARDWARE_VALUE_DECLINE_PER_YEAR
+    return (per_chip * rate / costs.HOURS_PER_YEAR + energy_usd_per_chip_hour) \
+        / max(utilization, 1e-9) / h100e_per_chip
+
+
+def build_order_h100e(wanted_h100e: float, have_h100e: float, owned_usd_per_h100e_hour: float,
+                      rent_usd_per_h100e_hour: float | None, gap_closure_per_month: float
+                      ) -> float:
     """Build or rent: H100e a building lab orders this month (0: none).
 
-    The gap is the need it foresees less its fleet, pipeline and open orders [H100e]; it
-    builds when owning that many chips breaks even against renting them within
-    `horizon_months` (`strategies.build_decision`), and then orders a third of the gap.
+    It builds when owning a new chip's hour costs less than renting one on a contract; then it
+    orders `gap_closure_per_month` of the gap between the compute it wants on its own site and
+    what it has installed and on order [H100e].
     """
-    gap_h100e = future_need_h100e - have_h100e - backlog_h100e
-    if gap_h100e <= 0:
+    if rent_usd_per_h100e_hour is None or owned_usd_per_h100e_hour >= rent_usd_per_h100e_hour:
         return 0.0
-    gap_gpus = gap_h100e / h100e_per_chip
-    if rent_usd_per_h100e_hour is None:
-        return 0.0
-    if not build_decision(gap_gpus, costs.acquisition_cost_usd(1, server_price_usd),
-                          energy_usd_per_chip_month, rent_usd_per_h100e_hour * h100e_per_chip,
-                          BUILD_UTILIZATION, horizon_months):
-        return 0.0
-    return gap_h100e / 3.0
+    return max(wanted_h100e - have_h100e, 0.0) * gap_closure_per_month
 
 
 class LabBook:
-    """Columns of lab state. Units: demand in H100e of continuous use, budgets in USD/yr,
-    compute in H100e-hours, training work in FLOP."""
+    """Columns of lab state. Units: potential demand in H100e of continuous use, financing in
+    USD/yr, compute in H100e-hours, training work in FLOP, months as integers."""
 
     def __init__(self, scenario, nation_index: dict[str, int], rng: np.random.Generator):
         named = list(scenario.labs.items())
         tail = scenario.long_tail
+        p = scenario.market
         n_named = len(named)
         # split the long tail among nations by their share of its demand, then size the labs
         nations = [n for n, d in tail.demand_h100e_by_nation.items() if d > 0]
@@ -70,7 +81,7 @@ class LabBook:
                                                       for j, k in enumerate(tail_nation)]
         self.names = [spec.name for _, spec in named] + [
             f"{nations[k]} lab {j + 1}" for j, k in enumerate(tail_nation)]
-        self.n = n_named + n_tail
+        self.n = n = n_named + n_tail
         self.n_named = n_named
         self.nation = np.array([nation_index[s.nation] for _, s in named]
                                + [nation_index[nations[k]] for k in tail_nation], dtype=np.int64)
@@ -82,83 +93,95 @@ class LabBook:
                                 for n in nations])
         self.demand_growth = np.concatenate(([s.demand_growth_per_year for _, s in named],
                                              tail_growth[tail_nation] if n_tail else []))
-        self.budget_usd_per_year = np.concatenate((
-            [s.budget_usd_per_year for _, s in named],
-            tail_demand * tail.budget_usd_per_h100e_year))
-        self.budget_growth = np.concatenate(([s.budget_growth_per_year for _, s in named],
-                                             tail_growth[tail_nation] if n_tail else []))
+        self.financing_usd_per_year = np.concatenate((
+            [s.financing_usd_per_year for _, s in named],
+            tail_demand * tail.financing_usd_per_h100e_year))
+        self.financing_growth = np.concatenate((
+            [s.financing_growth_per_year for _, s in named],
+            tail_growth[tail_nation] if n_tail else []))
         self.inference_share = np.concatenate(([s.inference_share for _, s in named],
                                                np.full(n_tail, tail.inference_share)))
         self.hyperscaler_share = np.concatenate(([s.hyperscaler_share for _, s in named],
                                                  np.full(n_tail, tail.hyperscaler_share)))
         self.can_build = np.concatenate(([s.can_build for _, s in named],
                                          np.zeros(n_tail, dtype=bool))).astype(bool)
-        self.run_growth = np.concatenate(([s.run_growth_per_year for _, s in named],
-                                          np.full(n_tail, 3.0)))
-        first_run = np.concatenate(([s.first_run_flop for _, s in named],
-                                    np.maximum(tail_demand, 1.0) * 5e19))
-        self.first_run_flop = first_run
-        self.next_run_flop = first_run.copy()
-        self.training_flop_accumulated = np.zeros(self.n)
-        self.largest_run_flop = np.zeros(self.n)
-        self.site = np.full(self.n, -1, dtype=np.int64)   # own cluster site, -1 = none
+        # heterogeneity: what compute is worth to each lab and how it responds to price
+        self.reference_price = _lognormal_around(rng, p.reference_price_usd_per_h100e_hour,
+                                                 p.value_sigma, n)
+        # elasticities within the schema's range for their means (a lognormal tail is long)
+        self.serving_elasticity = np.clip(_lognormal_around(
+            rng, p.serving_elasticity, p.elasticity_sigma, n), 0.05, 5.0)
+        self.training_elasticity = np.clip(_lognormal_around(
+            rng, p.training_elasticity, p.elasticity_sigma, n), 0.05, 5.0)
+        # training runs: each lab's wall-clock limit and where in its cycle it starts
+        spread = p.run_months * p.run_months_spread
+        self.run_months = np.maximum(np.rint(rng.uniform(p.run_months - spread,
+                                                         p.run_months + spread, size=n)),
+                                     1).astype(np.int64)
+        self.run_started = self.start_month - rng.integers(0, self.run_months)
+        self.run_flop = np.zeros(n)
+        self.largest_run_flop = np.zeros(n)
+        self.completed_run_flop = np.zeros(n)
+        self.site = np.full(n, -1, dtype=np.int64)   # own cluster site, -1 = none
+        # money: last month's serving margin funds this month's budget
+        self.serving_margin_usd = np.zeros(n)
         # this month's results
-        self.need_h100e_hours = np.zeros(self.n)
-        self.own_h100e_hours = np.zeros(self.n)
-        self.bought_h100e_hours = np.zeros(self.n)
-        self.spend_usd = np.zeros(self.n)
-        self.capex_usd = np.zeros(self.n)
-        self.serving_bought_h100e_hours = np.zeros(self.n)
+        self.need_h100e_hours = np.zeros(n)
+        self.own_h100e_hours = np.zeros(n)
+        self.bought_h100e_hours = np.zeros(n)
+        self.serving_h100e_hours = np.zeros(n)
+        self.training_h100e_hours = np.zeros(n)
+        self.spend_usd = np.zeros(n)
+        self.capex_usd = np.zeros(n)
+        self.budget_usd = np.zeros(n)
 
     def active(self, month: int) -> np.ndarray:
         return self.start_month <= month
 
-    def need(self, month: int, model_start: int, demand_index: float,
-             hours_per_month: float) -> np.ndarray:
-        """Compute each lab wants this month [H100e·h]."""
+    def potential_h100e_hours(self, month: int, model_start: int, demand_index: float,
+                              hours_per_month: float) -> tuple[np.ndarray, np.ndarray]:
+        """(serving, training) compute each lab would use this month at its reference price
+        [H100e-hours]: its potential demand, grown, times the market's potential-demand path."""
         years = (month - model_start) / 12.0
-        grown = self.demand_h100e * (1.0 + self.demand_growth) ** years
-        return np.where(self.active(month), grown * demand_index * hours_per_month, 0.0)
+        grown = np.where(self.active(month),
+                         self.demand_h100e * (1.0 + self.demand_growth) ** years
+                         * demand_index * hours_per_month, 0.0)
+        return grown * self.inference_share, grown * (1.0 - self.inference_share)
 
-    def budget_per_month(self, month: int, model_start: int, demand_index: float) -> np.ndarray:
-        """Compute budget this month [USD]. The market demand path scales budgets as it scales
-        needs: the money that followed ChatGPT came with the demand."""
+    def budget_per_month(self, month: int, model_start: int, financing_index: float
+                         ) -> np.ndarray:
+        """Money a lab may spend on compute this month [USD]: its outside financing (an input
+        path, investors' money) plus the margin its serving earned last month."""
         years = (month - model_start) / 12.0
-        return np.where(self.active(month), self.budget_usd_per_year * demand_index
-                        * (1.0 + self.budget_growth) ** years / 12.0, 0.0)
+        financing = self.financing_usd_per_year * financing_index \
+            * (1.0 + self.financing_growth) ** years / 12.0
+        return np.where(self.active(month), financing + self.serving_margin_usd, 0.0)
 
-    def bids(self, market_need_h100e_hours: np.ndarray, need_h100e_hours: np.ndarray,
-             budget_usd_per_month: np.ndarray, params):
-        """The labs' GPU-hour bids: three blocks per lab (serving, training, experiments) as
-        (quantity [H100e-hours], price [USD per H100e-hour], hyperscaler share [-]), each
-        (3, n): serving mostly at hyperscalers, training and experiments by contract."""
-        p = params
-        qty, price = lab_bids(market_need_h100e_hours, need_h100e_hours, budget_usd_per_month,
-                              self.inference_share, p.inference_wtp_usd_per_h100e_hour,
-                              p.training_wtp_cap_usd_per_h100e_hour, p.experiment_share,
-                              p.experiment_wtp_usd_per_h100e_hour)
-        h = np.stack([np.full(self.n, p.inference_hyperscaler_share), self.hyperscaler_share,
-                      self.hyperscaler_share])
-        return qty, price, h
+    def demand_curves(self, month: int, model_start: int, demand_index: float,
+                      financing_index: float, serving_value: np.ndarray,
+                      hours_per_month: float = HOURS_PER_MONTH) -> DemandCurves:
+        """This month's demand curves (`agents.demand.DemandCurves`), budgets net of capex."""
+        serve, train = self.potential_h100e_hours(month, model_start, demand_index,
+                                                  hours_per_month)
+        self.budget_usd = self.budget_per_month(month, model_start, financing_index)
+        return DemandCurves(serve, train, self.reference_price, self.reference_price,
+                            self.serving_elasticity, self.training_elasticity,
+                            np.maximum(self.budget_usd - self.capex_usd, 0.0),
+                            serving_value[self.nation])
 
-    def advance_training(self, training_h100e_hours: np.ndarray, flop_per_h100e_hour: float,
-                         month: int, model_start: int) -> np.ndarray:
-        """Add this month's training work; complete runs that reach their planned size.
-
-        Returns the FLOP of runs completed this month (0 where none). The next planned run is
-        the size the lab's run-growth rate gives at the current date.
-        """
-        self.training_flop_accumulated += training_h100e_hours * flop_per_h100e_hour
-        done = self.training_flop_accumulated >= self.next_run_flop
-        completed = np.where(done, self.next_run_flop, 0.0)
-        self.largest_run_flop = np.maximum(self.largest_run_flop, completed)
-        self.training_flop_accumulated = np.where(
-            done, self.training_flop_accumulated - self.next_run_flop,
-            self.training_flop_accumulated)
-        planned = self.first_run_flop * (1.0 + self.run_growth) ** ((month - model_start) / 12.0)
-        self.next_run_flop = np.where(done, np.maximum(self.next_run_flop * 1.25, planned),
-                                      self.next_run_flop)
-        return completed
+    def advance_training(self, frontier_h100e_hours: np.ndarray, flop_per_h100e_hour: float,
+                         month: int) -> np.ndarray:
+        """Add this month's frontier-run work (hours in one cluster [H100e-h]); a run ends at
+        its wall-clock limit and its size is what it accumulated. Returns the FLOP of runs
+        completed this month (0 where none)."""
+        self.run_flop += np.where(self.active(month), frontier_h100e_hours, 0.0) \
+            * flop_per_h100e_hour
+        done = month - self.run_started >= self.run_months
+        self.completed_run_flop = np.where(done, self.run_flop, 0.0)
+        self.largest_run_flop = np.maximum(self.largest_run_flop, self.completed_run_flop)
+        self.run_flop = np.where(done, 0.0, self.run_flop)
+        self.run_started = np.where(done, month, self.run_started)
+        return self.completed_run_flop
 
 
 class Lab(mesa.Agent):
@@ -184,21 +207,21 @@ class Lab(mesa.Agent):
     def largest_run_flop(self) -> float:
         return float(self.book.largest_run_flop[self.row])
 
-    def plan_build(self, offer: tuple[int, float], backlog_h100e: float) -> float:
+    def plan_build(self, offer: tuple[int, float], backlog_h100e: float,
+                   rent_usd_per_h100e_hour: float | None, wanted_h100e: float) -> float:
         """H100e this building lab orders for its own site this month, given the best chip
-        offered to it (chip index, unit price [USD]) and its open orders [H100e]."""
-        m, book, row = self.model, self.book, self.row
-        horizon = BUILD_LOOKAHEAD_MONTHS
-        site_i = int(book.site[row])
+        offered to it (chip index, unit price [USD]), its open orders [H100e], the contract
+        price it would rent at [USD/H100e-h] and the compute it wants [H100e]."""
+        m, row = self.model, self.row
+        p = m.params
+        site_i = int(self.book.site[row])
         site = m.sites[site_i]
         chip, unit_price = offer
-        years = (m.month + horizon - m.start_month) / 12.0
-        future_need = (book.demand_h100e[row] * (1 + book.demand_growth[row]) ** years
-                       * m.demand_index.at(m.month + horizon) * m._demand_factor()
-                       * m._efficiency_factor())
-        have = float((site.fleet.units_by_chip() + site.fleet.pipeline_by_chip()) @ m.h100e)
-        energy = float(m.energy_usd_per_chip_hour[site_i, chip]) * HOURS_PER_MONTH
-        return build_order_h100e(future_need, have, backlog_h100e, m.h100e[chip],
-                                 unit_price * m.server_price[chip], energy,
-                                 going_rate(m.latest_price_index, m.nation_ids[site.nation]),
-                                 m.params.build_horizon_months)
+        owned = owned_cost_usd_per_h100e_hour(
+            unit_price * m.server_price[chip], m.h100e[chip],
+            float(m.energy_usd_per_chip_hour[site_i, chip]), p.lab_cost_of_capital,
+            p.build_utilization)
+        have = float((site.fleet.units_by_chip() + site.fleet.pipeline_by_chip()) @ m.h100e) \
+            + backlog_h100e
+        return build_order_h100e(wanted_h100e, have, owned, rent_usd_per_h100e_hour,
+                                 p.build_gap_closure_per_month)

@@ -10,9 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from market import costs
 from market.errors import UnknownNameError
-from market.world import TRAINING_BID_FLOOR_USD_PER_H100E_HOUR
 
 # ------------------------------------------------------------------- cloud pricing ---
 
@@ -41,27 +39,81 @@ def pricing_strategy(name: str) -> Callable[..., float]:
     return PRICING[name]
 
 
-def ask_prices(cost_usd_per_h100e_hour: np.ndarray, energy_usd_per_h100e_hour: np.ndarray,
-               margin: float) -> np.ndarray:
-    """Ask per H100e-hour = full owned cost x (1 + margin), never below the electricity bill."""
-    return np.maximum(cost_usd_per_h100e_hour * (1.0 + margin), energy_usd_per_h100e_hour)
-
-
 # --------------------------------------------------------------- cloud investment ---
 
-def investment_rate_per_year(revenue_usd_per_offered_h100e_hour: float,
-                             new_cost_usd_per_h100e_hour: float, response: float,
-                             max_rate: float = 3.0) -> float:
-    """Fleet growth a cloud orders for [fraction/yr], from the return on a new chip.
+def adaptive_expectation(expected: float | None, observed: float, memory_months: float) -> float:
+    """Adaptive expectations (Cagan 1956, Nerlove 1958): E_t = E_(t-1) + (x_t - E_(t-1)) / m.
 
-    The return is what an offered H100e-hour earned last month (price x utilization) over the
-    full owned cost of a new one, minus one; the cloud grows its fleet by `response` times that
-    return per year, between 0 and `max_rate`.
+    `memory_months` m >= 1 is the mean age of what the expectation remembers [months]: m = 1
+    believes last month, larger m forgets an observation at rate 1/m a month. The first
+    observation sets the expectation.
     """
-    if new_cost_usd_per_h100e_hour <= 0:
+    if expected is None:
+        return float(observed)
+    return float(expected + (observed - expected) / max(memory_months, 1.0))
+
+
+def discount_years(rate_per_year: float, life_years: float, delay_years: float) -> float:
+    """Present value of 1 a year received continuously from `delay_years` for `life_years`,
+    discounted at the continuous `rate_per_year` k: e^(-k L) (1 - e^(-k T)) / k [yr]
+    (T e^(-k L) when k = 0)."""
+    k, life, delay = float(rate_per_year), float(life_years), float(delay_years)
+    if abs(k) < 1e-12:
+        return life
+    return float(np.exp(-k * delay) * -np.expm1(-k * life) / k)
+
+
+def expected_pv_usd_per_h100e(revenue_usd_per_offered_h100e_hour: float,
+                              energy_usd_per_h100e_hour: float, offered_hours_per_year: float,
+                              price_decline_per_year: float, wacc_per_year: float,
+                              life_years: float, lead_years: float) -> float:
+    """Expected present value of one H100e of a chip ordered now, net of energy [USD/H100e].
+
+    The chip arrives after the lead time L and earns for its life T; an offered hour earns
+    the expected revenue y (price x utilization), falling at the expected decline of the
+    hour's price d; energy e is paid on every offered hour; cash is discounted at the cost
+    of capital (WACC) w:
+
+        PV = H x [y x A(r + g) - e x A(r)],   A(k) = e^(-k L) (1 - e^(-k T)) / k,
+
+    with H the offered hours a year, r = ln(1 + w) and g = -ln(1 - d) the continuous rates
+    (the standard discounted-cash-flow value of a declining annuity; the decline follows
+    Epoch's exponential hardware value decline, `market.costs`).
+    """
+    r = np.log1p(wacc_per_year)
+    g = -np.log1p(-price_decline_per_year)
+    revenue = revenue_usd_per_offered_h100e_hour * discount_years(r + g, life_years, lead_years)
+    energy = energy_usd_per_h100e_hour * discount_years(r, life_years, lead_years)
+    return float(offered_hours_per_year * (revenue - energy))
+
+
+def investment_rate_per_year(pv_usd_per_h100e: float, cost_usd_per_h100e: float,
+                             response_per_year: float) -> float:
+    """Growth of its committed fleet a cloud orders for [fraction/yr]: `response_per_year` x
+    (PV / cost - 1) when the expected present value of a new H100e exceeds its owned cost,
+    else 0 (Tobin's q investment: invest while q = value / replacement cost > 1, at a rate
+    rising with q - 1; Hayashi 1982)."""
+    if cost_usd_per_h100e <= 0:
         return 0.0
-    ret = revenue_usd_per_offered_h100e_hour / new_cost_usd_per_h100e_hour - 1.0
-    return min(max(float(response * ret), 0.0), max_rate)
+    return max(float(response_per_year * (pv_usd_per_h100e / cost_usd_per_h100e - 1.0)), 0.0)
+
+
+def financing_allowance_usd(operating_cash_usd: float, outside_usd: float,
+                            debt_capacity_usd: float, debt_usd: float) -> float:
+    """What a cloud may spend on chips this month [USD]: its own funds (operating cash flow
+    after debt repayment, never below 0, plus the outside money it is handed) plus what it
+    may still borrow (debt capacity less the debt it has)."""
+    return max(operating_cash_usd, 0.0) + outside_usd + max(debt_capacity_usd - debt_usd, 0.0)
+
+
+def power_room_h100e(capacity_mw: float, installed_mw: float, pipeline_mw: float,
+                     new_mw_per_h100e: float) -> float:
+    """H100e of the new chip that fit in a site's free power [H100e]: (capacity - the MW of
+    the installed fleet and of what is on its way, all at facility power) / the new chip's
+    facility MW per H100e."""
+    if new_mw_per_h100e <= 0:
+        return 0.0
+    return max(capacity_mw - installed_mw - pipeline_mw, 0.0) / new_mw_per_h100e
 
 
 def split_order(weights: np.ndarray, available: np.ndarray) -> np.ndarray:
@@ -78,45 +130,3 @@ def order_price_response(units: float, price_usd: float, list_price_usd: float,
     if price_usd <= 0:
         return units
     return units * (list_price_usd / price_usd) ** elasticity
-
-
-# -------------------------------------------------------------------- lab bidding ---
-
-def lab_bids(market_need_h100e_hours: np.ndarray, total_need_h100e_hours: np.ndarray,
-             budget_usd_per_month: np.ndarray, inference_share: np.ndarray,
-             inference_wtp: float, training_wtp_cap: float, experiment_share: float,
-             experiment_wtp: float) -> tuple[np.ndarray, np.ndarray]:
-    """Three demand blocks per lab: (quantity [H100e·h], price [USD/(H100e·h)]), shape (3, n).
-
-    Serving is bought at what inference earns (it pays for itself); training at what the
-    training budget affords per hour of the lab's whole training need (own cluster included),
-    capped; opportunistic experiments at a low price. The experiment block gives the demand
-    curve a tail, so prices in a glut stop near what labs value spare compute at rather than
-    at the electricity bill.
-    """
-    need = np.asarray(market_need_h100e_hours, float)
-    inf_q = need * inference_share
-    train_q = need - inf_q
-    train_total = np.asarray(total_need_h100e_hours, float) * (1.0 - inference_share)
-    affordable = np.divide(budget_usd_per_month, train_total,
-                           out=np.full_like(need, training_wtp_cap), where=train_total > 0)
-    train_p = np.clip(affordable, TRAINING_BID_FLOOR_USD_PER_H100E_HOUR, training_wtp_cap)
-    qty = np.stack([inf_q, train_q, train_q * experiment_share])
-    price = np.stack([np.full_like(need, inference_wtp), train_p,
-                      np.minimum(np.full_like(need, experiment_wtp), train_p)])
-    return qty, price
-
-
-# ------------------------------------------------------------------ rent vs build ---
-
-def build_decision(gap_gpus: np.ndarray, capex_usd_per_gpu: np.ndarray,
-                   opex_usd_per_gpu_month: np.ndarray, rental_usd_per_gpu_hour: np.ndarray,
-                   utilization: float, horizon_months: float) -> np.ndarray:
-    """True where building `gap_gpus` breaks even against renting within `horizon_months`.
-
-    Uses the cost core's cloud-vs-build breakeven (`market.costs.breakeven_months`).
-    """
-    gap = np.maximum(np.asarray(gap_gpus, float), 1.0)
-    months = costs.breakeven_months(gap * capex_usd_per_gpu, gap * opex_usd_per_gpu_month, gap,
-                                    rental_usd_per_gpu_hour, utilization)
-    return np.asarray(months) <= horizon_months

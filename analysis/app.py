@@ -36,8 +36,9 @@ from pydantic import ValidationError
 from market.errors import GpumarketError
 from market.model import ComputeMarket
 from market.outputs import release
-from market.summary import MARKERS, bid_levels, flag_note, price_flag
+from market.summary import MARKERS, flag_note, input_price_levels, price_flag
 from market.timeline import format_month, month_start
+from market.world import HEADLINE_INSTRUMENT
 from scenarios.loader import builtin_names, load_scenario, set_path, validate_data
 
 REGIMES = {"as in the scenario": None, "no controls": "none", "Oct 2022 rule only": "oct2022",
@@ -206,11 +207,14 @@ def _figure(fig: Figure, view: str):
 
 
 def PriceView(model: MarketApp):
-    """H100e-hour price index by region and tier (an H100 SXM hour costs exactly this)."""
+    """H100e-hour price by region and tier: hyperscaler list, neocloud spot (an H100 SXM hour
+    costs exactly this)."""
     fig = Figure(figsize=FIG, layout="constrained")
     ax = fig.subplots()
-    rec = pd.DataFrame(model.records["price_index"], columns=["step", "region", "tier", "price"])
-    rec = rec[rec["region"].isin(REGIONS)]
+    rec = pd.DataFrame(model.records["price_index"],
+                       columns=["step", "region", "tier", "instrument", "price"])
+    rec = rec[rec["region"].isin(REGIONS)
+              & (rec["instrument"] == rec["tier"].map(HEADLINE_INSTRUMENT))]
     bands = _ensemble()
     if bands is not None:
         b = bands[bands["outcome"] == "price"]
@@ -257,9 +261,9 @@ def ShareView(model: MarketApp):
     ax.set_ylabel("% of installed H100e")
     ax.set_ylim(0, 100)
     ax.set_title("Installed compute by nation", fontsize=10)
-    vend = pd.DataFrame(model.records["vendors"], columns=["step", "vendor", "units", "h100e",
-                                                           "revenue", "produced", "blocked",
-                                                           "state"])
+    vend = pd.DataFrame([r[:8] for r in model.records["vendors"]],
+                        columns=["step", "vendor", "units", "h100e", "revenue", "produced",
+                                 "blocked", "state"])
     if len(vend):
         wide = vend.pivot(index="step", columns="vendor", values="h100e").rolling(
             12, min_periods=1).sum()
@@ -340,15 +344,15 @@ def _add_flow(g: nx.DiGraph, a: str, b: str, h100e: float, what: str, leak: bool
 
 def _price_marks(model: MarketApp, prices: dict) -> dict[tuple[str, str], str]:
     """Footnote markers of this month's US, China and EU prices (`market.summary.price_flag`):
-    `*` on a bid level of the scenario, `#` when nothing traded."""
-    levels = bid_levels(model.scenario, format_month(model.month))
+    `*` on a price input of the scenario, `#` when nothing traded."""
+    levels = input_price_levels(model.scenario)
     sold: dict[tuple[str, str], float] = {}
     for s, _, region, tier, _, sold_h, _, _ in model.records["clouds"]:
         if s == model.step_index:
             sold[(region, tier)] = sold.get((region, tier), 0.0) + sold_h
     marks = {}
     for (region, tier), price in prices.items():
-        flag = price_flag(price, levels.get((region, tier), []), sold.get((region, tier), 0.0))
+        flag = price_flag(price, levels, sold.get((region, tier), 0.0))
         if flag in MARKERS and region in ("US", "China", "EU"):
             marks[(region, tier)] = MARKERS[flag]
     return marks
@@ -361,7 +365,8 @@ def _flag_of_marker(marker: str) -> str:
 def KeyFigures(model: MarketApp):
     """This month's key figures, the levers in force and any problem with them."""
     step = model.step_index
-    prices = {(r, t): p for s, r, t, p in model.records["price_index"] if s == step}
+    prices = {(r, t): p for s, r, t, i, p in model.records["price_index"]
+              if s == step and i == HEADLINE_INSTRUMENT[t]}
     comp = {n: (share, unmet) for s, n, _, share, _, _, unmet in model.records["compute"]
             if s == step}
     leaked = sum(h for s, c, _, d, h in model.records["flows"]
@@ -369,7 +374,7 @@ def KeyFigures(model: MarketApp):
     abroad = sum(h for s, c, _, d, h in model.records["flows"]
                  if s == step and c == "remote_access" and d == "China")
     rows = [("month", format_month(model.month) if step > 0 else "(not started)")]
-    # a price that equals a bid level of the scenario, or a month without trades, is not a
+    # a price that equals a price input of the scenario, or a month without trades, is not a
     # price where supply met demand: marked, with one line of explanation under the table
     marks = _price_marks(model, prices) if step > 0 else {}
     for region in ("US", "China", "EU"):

@@ -137,24 +137,37 @@ def nvidia_revenue(tables, keys, scenario):
     return vendor_column("revenue_usd")(tables, ("nvidia",), scenario)
 
 
+#: Observed price tiers -> (model tier, instrument) of the `price_index` table.
+PRICE_TIERS = {"hyperscaler_on_demand": ("hyperscaler", "list"),
+               "hyperscaler_reserved_1y": ("hyperscaler", "contract"),
+               "neocloud_on_demand": ("neocloud", "spot"),
+               "reserved_cluster": ("neocloud", "contract")}
+
+
 def rental_price(tables, keys, scenario):
     chip, tier = keys
-    tiers = {"hyperscaler_on_demand": "hyperscaler", "neocloud_on_demand": "neocloud"}
-    if tier not in tiers:
-        raise NotModelled(f"price tier {tier}: the model has monthly hyperscaler and neocloud "
-                          "prices only (no reserved, contract, capacity-block or marketplace "
-                          "instrument yet)")
+    if tier not in PRICE_TIERS:
+        raise NotModelled(f"price tier {tier}: the model has hyperscaler list and one-year "
+                          "committed use, neocloud spot and one-year contracts (no three-year, "
+                          "capacity-block or marketplace instrument)")
+    model_tier, instrument = PRICE_TIERS[tier]
+    chips = {"h100": "h100-sxm", "a100": "a100"}
+    if chip not in chips or chips[chip] not in scenario_chip_h100e(scenario):
+        raise NotModelled(f"no {chip} in this run's catalog")
     months = _months(tables)
-    if chip == "h100":
-        # an H100 SXM hour is one H100e-hour, so the index is the H100's price
-        p = tables["price_index"]
-        rows = p[(p["region"] == "US") & (p["tier"] == tiers[tier])]
-        return rows.set_index("date")["price_usd_per_h100e_hour"].reindex(months)
-    p = tables["prices"]
-    rows = p[(p["region"] == "US") & (p["tier"] == tiers[tier]) & (p["chip"] == "a100")]
-    if rows.empty:
-        raise NotModelled("no US A100 rental market in this run")
-    return rows.groupby("date")["price_usd_per_gpu_hour"].mean().reindex(months)
+    # the index is per H100e-hour; a chip's hour is worth its H100e (an H100 SXM hour is one)
+    p = tables["price_index"]
+    rows = p[(p["region"] == "US") & (p["tier"] == model_tier) & (p["instrument"] == instrument)]
+    h100e = scenario_chip_h100e(scenario)[chips[chip]]
+    return (rows.set_index("date")["price_usd_per_h100e_hour"] * h100e).reindex(months)
+
+
+def scenario_chip_h100e(scenario) -> dict[str, float]:
+    """H100e of the catalog chips [H100e per chip]."""
+    from market.catalog import load_catalog
+
+    catalog = load_catalog()
+    return {cid: catalog[cid].h100e for cid in catalog}
 
 
 def not_modelled(reason: str):
@@ -237,12 +250,13 @@ OBSERVABLES: dict[str, Observable] = {
     "nvidia_revenue_usd": Observable(nvidia_revenue, "vendors table: NVIDIA's revenue summed "
                                      "over the fiscal quarter's months (data-centre compute "
                                      "only)"),
-    "rental_price_usd_per_gpu_hour": Observable(rental_price, "price_index (H100) or prices "
-                                                "(A100) table: US price of the tier, mean over "
-                                                "the period"),
+    "rental_price_usd_per_gpu_hour": Observable(rental_price, "price_index table: US price of "
+                                                "the tier's instrument x the chip's H100e, mean "
+                                                "over the period"),
     "cowos_capacity_wafers_per_month": Observable(not_modelled(
-        "CoWoS capacity is a scenario input path (foundries.tsmc-cowos), not an outcome, and "
-        "no output table carries it"), "-"),
+        "CoWoS capacity to the last announced point is a scenario input path "
+        "(foundries.tsmc-cowos), not an outcome; the foundry's own expansion after it is in "
+        "the foundries table"), "-"),
     "dc_gpu_units": Observable(vendor_column("shipped_units"), "vendors table: units shipped "
                                "summed over the year"),
     "dc_gpu_revenue_usd": Observable(vendor_column("revenue_usd"), "vendors table: revenue "

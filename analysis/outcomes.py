@@ -1,7 +1,8 @@
 """Named outcomes of a batch, read from its run files: series per run, summaries across runs.
 
 An outcome name is one of
-  price:<region>:<tier>       H100e-hour price index [USD per H100e-hour]
+  price:<region>:<tier>       H100e-hour price of the tier's headline instrument (hyperscaler
+                              list, neocloud spot) [USD per H100e-hour]
   share:<nation>              share of installed H100e [fraction]
   installed:<nation>          installed H100e [H100e]
   diverted:<nation>           chips diverted to the nation that month [H100e]
@@ -18,6 +19,7 @@ import pandas as pd
 
 from analysis.runner import read_table
 from market.errors import GpumarketError
+from market.world import HEADLINE_INSTRUMENT
 
 KINDS = {
     "price": ("price_index", "price_usd_per_h100e_hour", ("region", "tier"),
@@ -103,6 +105,8 @@ def outcome_series(directory: Path, name: str, dates: list[str] | None = None,
         mask &= frame[col].astype(str).str.lower().to_numpy() == key.lower()
     if kind == "diverted":
         mask &= (frame["channel"] == "diversion").to_numpy()
+    if kind == "price" and "instrument" in frame.columns:
+        mask &= (frame["instrument"] == HEADLINE_INSTRUMENT[keys[1].lower()]).to_numpy()
     sel = frame[mask]
     params = [c for c in sel.columns if c.startswith("param.")]
     keys = ["run_id", *(["seed"] if "seed" in sel.columns else []), "date", *params]

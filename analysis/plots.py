@@ -13,6 +13,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from market.world import HEADLINE_INSTRUMENT
+
 #: Panels of the comparison chart: (title, how to pick the series from a run's tables).
 TRAJECTORY_PANELS = (
     "H100e-hour price, US neocloud [USD]",
@@ -27,7 +29,8 @@ def trajectories(frames: dict[str, pd.DataFrame], scenario: str) -> pd.DataFrame
     parts = []
     pi = frames["price_index"]
     for tier, panel in (("neocloud", TRAJECTORY_PANELS[0]), ("hyperscaler", TRAJECTORY_PANELS[1])):
-        sel = pi[(pi["region"] == "US") & (pi["tier"] == tier)]
+        sel = pi[(pi["region"] == "US") & (pi["tier"] == tier)
+                 & (pi["instrument"] == HEADLINE_INSTRUMENT[tier])]
         parts.append(pd.DataFrame({"date": sel["date"], "panel": panel,
                                    "value": sel["price_usd_per_h100e_hour"]}))
     c = frames["compute"]

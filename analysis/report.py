@@ -166,7 +166,7 @@ def make_report(directory: Path, out: Path | None = None) -> Report:
                              "rationale") if c in table]
         sections.append("<h2>Uncertain inputs</h2>" + _table(table[order].fillna("")))
     # fan charts, per lever option with the paired differences beside them
-    wanted = ["seed", "date", "region", "tier", "price_usd_per_h100e_hour", "nation", "share",
+    wanted = ["seed", "date", "region", "tier", "instrument", "price_usd_per_h100e_hour", "nation", "share",
               *[f"param.{p}" for p in levers]]
     frames = read_tables(directory, ["price_index", "compute"], columns=wanted)
     figs, summaries, probabilities = [], [], []

@@ -4,14 +4,18 @@ An outcome that sits on an input (a price equal to a bid constant for months, a 
 to a budget path) says nothing about the market. These diagnostics count it, over the months
 up to a line (the backtest's `--until`):
 
-    price_on_bid_level   share of price-index cells (region x tier x month with a price) within
-                         0.5% of a bid level or cap of the scenario (`market.summary.bid_levels`)
+    price_on_input       share of price-index cells (region x tier x instrument x month with a
+                         price) within 0.5% of a price input of the scenario
+                         (`market.summary.input_price_levels`)
     price_flat_6_months  share of cells inside a run of 6 or more months that stays within 0.5%
                          of the run's first value
-    price_scripted       share of cells that are either
-    budget_binds         share of chip orders whose capex input (`capex_usd_per_year`) cut
-                         them: the order wanted more than the month's allowance
-    margin_at_bound      share of cloud-months whose margin sits on `min_margin` or `max_margin`
+    price_scripted       share of cells on an input, or flat for 6+ months outside the
+                         hyperscalers' posted prices (a list price and its committed-use
+                         discount hold between revisions by design)
+    budget_binds         share of chip orders the buyer's money cut: the order wanted more
+                         than the month's financing allowance
+    margin_at_bound      share of hyperscaler-months whose list markup sits on `min_margin` or
+                         `max_margin`
     input_correlation    across a small Latin-hypercube design over the scenario's [uncertain]
                          inputs, the correlation of a headline outcome with the input nearest
                          to it (`PAIRS`); near +-1, the outcome is that input in disguise
@@ -22,12 +26,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from market.world import HEADLINE_INSTRUMENT as HEADLINE
+
 #: Relative distance within which a price counts as equal to a level or to its run's start.
 TOLERANCE = 0.005
 #: Months a price must stay within TOLERANCE to count as flat.
 FLAT_MONTHS = 6
 #: Regions shown apart (the rest is in "all").
 REGIONS = ("US", "China", "EU")
+#: (tier, instrument) of the price series, as `price_index` carries them.
+INSTRUMENTS = (("hyperscaler", "list"), ("hyperscaler", "contract"), ("neocloud", "contract"),
+               ("neocloud", "spot"))
 
 
 def flat_mask(values: np.ndarray, tolerance: float = TOLERANCE,
@@ -54,23 +63,20 @@ def flat_mask(values: np.ndarray, tolerance: float = TOLERANCE,
 
 def price_cells(frames: dict[str, pd.DataFrame], scenario, until: str | None) -> pd.DataFrame:
     """Every price-index cell up to `until` with its flags: `on_level`, `flat`."""
-    from market.summary import bid_levels
+    from market.summary import input_price_levels
 
     pi = frames["price_index"].copy()
     if until is not None:
         pi = pi[pi["date"] <= pd.Timestamp(until + "-01")]
-    pi = pi.sort_values(["region", "tier", "date"]).reset_index(drop=True)
-    pi["month"] = pi["date"].dt.strftime("%Y-%m")
-    levels_by_month = {m: bid_levels(scenario, m) for m in pi["month"].unique()}
+    pi = pi.sort_values(["region", "tier", "instrument", "date"]).reset_index(drop=True)
     price = pi["price_usd_per_h100e_hour"].to_numpy(float)
+    levels = np.asarray(input_price_levels(scenario), float)
     on_level = np.zeros(len(pi), bool)
-    for i, (m, r, t, p) in enumerate(zip(pi["month"], pi["region"], pi["tier"], price)):
-        if np.isfinite(p):
-            levels = np.asarray(levels_by_month[m].get((r, t), []), float)
-            on_level[i] = bool(levels.size) and bool(np.any(np.abs(p - levels)
-                                                            <= TOLERANCE * levels))
+    if levels.size:
+        on_level = np.isfinite(price) & np.any(
+            np.abs(price[:, None] - levels[None, :]) <= TOLERANCE * levels[None, :], axis=1)
     flat = np.zeros(len(pi), bool)
-    for _, idx in pi.groupby(["region", "tier"]).indices.items():
+    for _, idx in pi.groupby(["region", "tier", "instrument"]).indices.items():
         flat[idx] = flat_mask(price[idx])
     pi["on_level"], pi["flat"] = on_level, flat
     return pi[np.isfinite(price)]
@@ -85,18 +91,21 @@ def diagnostics(frames: dict[str, pd.DataFrame], scenario, until: str | None = N
     """The shares of the module docstring for one run: one row per (diagnostic, scope)."""
     rows = []
     cells = price_cells(frames, scenario, until)
-    scopes = [("all", cells)] + [(f"{r} {t}", cells[(cells["region"] == r)
-                                                    & (cells["tier"] == t)])
-                                 for r in REGIONS for t in ("hyperscaler", "neocloud")]
+    scopes = [("all", cells)] + [(f"{r} {t} {i}", cells[(cells["region"] == r)
+                                                        & (cells["tier"] == t)
+                                                        & (cells["instrument"] == i)])
+                                 for r in REGIONS for t, i in INSTRUMENTS]
     for scope, part in scopes:
         if part.empty:
             continue
-        rows += [{"diagnostic": "price_on_bid_level", "scope": scope,
+        posted = part["tier"] == "hyperscaler"     # list and committed use: posted prices
+        rows += [{"diagnostic": "price_on_input", "scope": scope,
                   "value": _share(part["on_level"]), "count": len(part)},
                  {"diagnostic": "price_flat_6_months", "scope": scope,
                   "value": _share(part["flat"]), "count": len(part)},
                  {"diagnostic": "price_scripted", "scope": scope,
-                  "value": _share(part["on_level"] | part["flat"]), "count": len(part)}]
+                  "value": _share(part["on_level"] | (part["flat"] & ~posted)),
+                  "count": len(part)}]
     orders = frames["orders"]
     if until is not None:
         orders = orders[orders["date"] <= pd.Timestamp(until + "-01")]
@@ -110,11 +119,12 @@ def diagnostics(frames: dict[str, pd.DataFrame], scenario, until: str | None = N
     cl = frames["clouds"]
     if until is not None:
         cl = cl[cl["date"] <= pd.Timestamp(until + "-01")]
+    cl = cl[cl["tier"] == "hyperscaler"]
     if len(cl):
         lo = cl["cloud"].map({c: s.min_margin for c, s in scenario.clouds.items()})
         hi = cl["cloud"].map({c: s.max_margin for c, s in scenario.clouds.items()})
         at = (np.abs(cl["margin"] - lo) <= 1e-6) | (np.abs(cl["margin"] - hi) <= 1e-6)
-        rows.append({"diagnostic": "margin_at_bound", "scope": "all clouds",
+        rows.append({"diagnostic": "margin_at_bound", "scope": "hyperscalers",
                      "value": _share(at), "count": len(cl)})
     return pd.DataFrame(rows)
 
@@ -132,26 +142,29 @@ def summarize(per_run: list[pd.DataFrame]) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- input correlations ---
 
+
+
 def _mean_between(frame, region, tier, first, last) -> float:
     rows = frame[(frame["region"] == region) & (frame["tier"] == tier)
+                 & (frame["instrument"] == HEADLINE[tier])
                  & (frame["date"] >= pd.Timestamp(first)) & (frame["date"] <= pd.Timestamp(last))]
     return float(rows["price_usd_per_h100e_hour"].mean())
 
 
 def us_spread(frames, first, last) -> float:
-    """US hyperscaler over US neocloud price index, mean ratio over the months [-]."""
+    """US hyperscaler list over US neocloud spot, mean ratio over the months [-]."""
     pi = frames["price_index"]
     return _mean_between(pi, "US", "hyperscaler", first, last) \
         / _mean_between(pi, "US", "neocloud", first, last)
 
 
 def china_hyperscaler_price(frames, first, last) -> float:
-    """China's hyperscaler price index, mean over the months [USD/H100e-h]."""
+    """China's hyperscaler list price, mean over the months [USD/H100e-h]."""
     return _mean_between(frames["price_index"], "China", "hyperscaler", first, last)
 
 
 def us_neocloud_price(frames, first, last) -> float:
-    """US neocloud price index, mean over the months [USD/H100e-h]."""
+    """US neocloud spot price, mean over the months [USD/H100e-h]."""
     return _mean_between(frames["price_index"], "US", "neocloud", first, last)
 
 
@@ -166,8 +179,8 @@ def china_share(frames, first, last) -> float:
 PAIRS = [
     ("US hyperscaler / neocloud price", us_spread, "market.hyperscaler_wtp_premium"),
     ("China hyperscaler price", china_hyperscaler_price,
-     "market.inference_wtp_usd_per_h100e_hour"),
-    ("US neocloud price", us_neocloud_price, "market.experiment_wtp_usd_per_h100e_hour"),
+     "market.reference_price_usd_per_h100e_hour"),
+    ("US neocloud price", us_neocloud_price, "market.reference_price_usd_per_h100e_hour"),
     ("China's share of installed H100e", china_share, "leakage.enforcement"),
 ]
 
@@ -188,15 +201,15 @@ def input_correlations(scenario, runs: int, seed: int, first: str, last: str,
     design = make_design(scenario, runs, "lhs", seed, {})     # no levers
     scenario_json = scenario.model_dump_json()
     outcomes = {name: [] for name, *_ in pairs}
-    inputs = {path: [] for *_, path in pairs}
+    inputs = {name: [] for name, *_ in pairs}
     for run in design.runs:
         frames = run_tables(scenario_for(scenario_json, run.params), run.seed, months)
         for name, fn, path in pairs:
             outcomes[name].append(fn(frames, first, last))
-            inputs[path].append(float(run.params[path]))
+            inputs[name].append(float(run.params[path]))
     rows = []
     for name, _, path in pairs:
-        x, y = np.asarray(inputs[path]), np.asarray(outcomes[name])
+        x, y = np.asarray(inputs[name]), np.asarray(outcomes[name])
         ok = np.isfinite(x) & np.isfinite(y)
         r = float(np.corrcoef(x[ok], y[ok])[0, 1]) if ok.sum() >= 3 and np.ptp(y[ok]) > 0 \
             else float("nan")

@@ -20,7 +20,7 @@ from functools import partial
 import numpy as np
 
 from agents.buyers import grey_market_choice, sourcing_plan
-from agents.vendor import Vendor
+from agents.vendor import Vendor, rival_prices_per_h100e
 from market.world import going_rate, shock_factor
 
 
@@ -110,11 +110,12 @@ def sell_chips(model) -> None:
     lead = model.params.chip_lead_time_months
     lost_by_nation: dict[str, float] = defaultdict(float)
     model._offers_month = None        # prices change now: offers are recomputed
+    rivals = rival_prices(model)
     for vid, vendor in model.vendors.items():
-        vendor.set_prices()
+        vendor.set_prices(model.month, float(rivals[vid]), model.h100e)
         screened = screen_orders(model, vendor)
         lost_by_nation[vendor.nation] += screened.lost_usd
-        out = vendor.ship(screened.ship_fraction, model.params.rationing)
+        out = vendor.ship(screened.ship_fraction, model.params.rationing, model.month)
         rows, sites_out, chips_out = out["row"], out["site"], out["chip"]
         legal_units = out["units"] * np.divide(screened.legal[rows],
                                                screened.ship_fraction[rows])
@@ -133,9 +134,26 @@ def sell_chips(model) -> None:
         model.records["vendors"].append((model.step_index, vid,
                                          float(vendor.shipped_units.sum()), shipped_h100e,
                                          vendor.revenue_usd, float(vendor.output_units.sum()),
-                                         screened.lost_usd, paid_to_state))
+                                         screened.lost_usd, paid_to_state,
+                                         # a vendor with orders and no wafers waits
+                                         # forever: shown as the run's length
+                                         min(vendor.lead_time_months(), float(model.n_months)),
+                                         float(vendor.backlog_by_product().sum()),
+                                         float(vendor.inventory.sum()),
+                                         vendor.price_per_h100e(model.month, model.h100e),
+                                         vendor.wafers_allotted, vendor.wafers_used))
     for nation, queue in model.lost_revenue.items():
         queue.append(lost_by_nation.get(nation, 0.0))
+
+
+def rival_prices(model) -> dict[str, float]:
+    """Per vendor, its open-market rivals' price per H100e before this month's repricing
+    (`agents.vendor.rival_prices_per_h100e`, weighted by last month's H100e shipped)."""
+    vendors = list(model.vendors.values())
+    price = np.array([v.price_per_h100e(model.month, model.h100e) for v in vendors])
+    shipped = np.array([float(v.shipped_units @ model.h100e[v.product_chip]) for v in vendors])
+    open_market = np.array([not v.captive_to for v in vendors])
+    return dict(zip(model.vendors, rival_prices_per_h100e(price, shipped, open_market)))
 
 
 def apply_caps(model, vendor: Vendor, decisions, sites, prods, units, legal):
@@ -309,7 +327,8 @@ def order_chips(model, site: int, buyer: str, h100e_wanted: float, budget_usd: f
                                       vendor_offers(model, site), list(model.vendors.values()),
                                       model.h100e, model.server_price,
                                       model.params.order_price_elasticity)
-    # what was wanted against what the capex input allowed (the `orders` table)
+    # what was wanted against what the allowance allowed (a cloud's financing, a building
+    # lab's capex input: the `orders` table)
     model.records["orders"].append((model.step_index, buyer, kind, cost, budget_usd,
                                    cost * scale))
     placed = 0.0
@@ -352,7 +371,9 @@ def decision(model, chip: int, group: str, vendor: Vendor):
 
 # -- production and installation ----------------------------------------------------------
 def produce_chips(model) -> None:
-    """Foundries allot wafers; each vendor turns its wafers, net of HBM shortages, into chips."""
+    """Foundries allot wafers; each vendor turns its wafers, net of HBM shortages, into chips
+    (`Vendor.produce`); then each foundry reads its vendors' committed demand (new orders and
+    what the wafers left unmade) and decides whether to expand (`Foundry.plan_expansion`)."""
     wafers: dict[str, float] = defaultdict(float)
     for foundry in model.foundries.values():
         for vendor, w in foundry.allot_wafers(model.month).items():
@@ -363,6 +384,15 @@ def produce_chips(model) -> None:
         factor = vendor.hbm_supply_factor(factor, model.month,
                                           model.hbm_cut_since.get(vendor.nation))
         vendor.produce(model.month, wafers.get(vid, 0.0) * factor)
+    for fid, foundry in model.foundries.items():
+        mine = [v for v in foundry.vendor_shares if v in model.vendors]
+        foundry.plan_expansion(model.month,
+                               {v: model.vendors[v].intake_wafers for v in mine},
+                               {v: model.vendors[v].short_wafers for v in mine})
+        model.records["foundries"].append((
+            model.step_index, fid, foundry.capacity(model.month), foundry.wafers_this_month,
+            foundry.committed_wafers, foundry.started_wafers,
+            foundry.under_construction(model.month), foundry.capex_usd))
 
 
 def install_chips(model) -> None:

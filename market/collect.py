@@ -60,8 +60,7 @@ def collect(model) -> None:
         model.records["compute"].append((model.step_index, nation, installed[i], share,
                                         frontier[i], demand[i], max(demand[i] - got[i], 0.0)))
     named = slice(0, book.n_named)
-    training = (book.own_h100e_hours[named] + book.bought_h100e_hours[named]) \
-        * (1.0 - book.inference_share[named])
+    training = book.training_h100e_hours[named]
     by_nation = np.bincount(book.nation[named], weights=training,
                             minlength=len(model.nation_ids))
     total_training = by_nation.sum()

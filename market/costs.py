@@ -22,6 +22,22 @@ References
     dumps, Future Generation Computer Systems 22(3), 2006, doi:10.1016/j.future.2004.11.016.
 [Dubey2024] Dubey et al., The Llama 3 Herd of Models, arXiv:2407.21783 (419 unexpected
     interruptions in 54 days on 16,384 H100).
+[Williams2009] S. Williams, A. Waterman, D. Patterson, Roofline: an insightful visual performance
+    model for multicore architectures, Commun. ACM 52(4), 2009, doi:10.1145/1498765.1498785
+    (attainable FLOP/s = min(peak, arithmetic intensity x bandwidth)).
+[Pope2022] Pope et al., Efficiently Scaling Transformer Inference, arXiv:2211.05102 (decode is
+    bound by reading the weights and the KV cache at small batch, by FLOP at large batch;
+    per-step cost of weight loading is shared by the batch).
+[Touvron2023] Touvron et al., Llama 2: Open Foundation and Fine-Tuned Chat Models,
+    arXiv:2307.09288 (70B: 80 layers, grouped-query attention with 8 KV heads of 128, 4,096
+    tokens of context, weights released in BF16).
+[MLPerf] MLCommons MLPerf Inference: v4.0 (2024) introduced the Llama 2 70B benchmark with a
+    200 ms time-per-output-token limit in the server scenario; v5.0 (2025) added an interactive
+    variant with a 5x shorter limit (40 ms). mlcommons.org/2025/04/llm-inference-v5.
+[vLLM] Kwon et al., Efficient Memory Management for Large Language Model Serving with
+    PagedAttention, SOSP 2023, arXiv:2309.06180; vLLM's engine argument
+    `gpu_memory_utilization` defaults to 0.9 (the share of device memory the weights and KV
+    cache may use; activations, runtime and fragmentation take the rest).
 """
 
 from __future__ import annotations
@@ -31,6 +47,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
+
+from market.errors import InputError
 
 # --------------------------------------------------------------------------- constants ---
 
@@ -493,3 +511,320 @@ def usd_per_million_tokens(gpus: ArrayLike, usd_per_gpu_hour: ArrayLike,
                            tokens_per_day: ArrayLike) -> float | np.ndarray:
     """Serving cost [USD per 1e6 tokens] = GPUs x 24 h x price / tokens per day x 1e6."""
     return _out(_arr(gpus) * HOURS_PER_DAY * _arr(usd_per_gpu_hour) / _arr(tokens_per_day) * 1e6)
+
+
+# ----------------------------------------------------------------------------- serving ---
+#
+# A roofline model of decoding a dense transformer [Williams2009; Pope2022]. One decode step
+# produces one token for each of the B sequences of a batch. It reads every weight once and the
+# KV cache of every sequence once (memory traffic), and does 2N FLOP per token [Kaplan2020]
+# (compute). A replica of the model is tensor-parallel over `chips` chips, which split both the
+# traffic and the FLOP evenly. The step takes the longer of the two times: kernels stream weights
+# while the tensor cores work, so the two overlap, as the roofline assumes; the efficiency
+# factors carry what the overlap and the kernels lose. Their sum would count every step as if
+# nothing overlapped: a pessimistic bound, off by at most a factor of 2, and not the roofline's
+# assumption [Williams2009].
+#
+# Left out: the attention-score FLOP (2 n_layer n_ctx d_attn per token [Kaplan2020], ~4% of 2N
+# for a 70B model at 4k context), tensor-parallel all-reduces (carried by bandwidth_efficiency)
+# and prefill (the prompt pass, compute-bound; this model prices generated tokens only).
+
+#: Precisions whose dense peak a serving workload may compute at; a chip without a figure for
+#: the precision computes at BF16 (weight-only quantization: weights stored narrow, math in BF16).
+SERVING_PRECISIONS = ("bf16", "fp8")
+
+
+@dataclass(frozen=True)
+class ServingWorkload:
+    """A model being served and the operating point of the server (the serving scenario inputs).
+
+    Defaults: Llama 2 70B, MLPerf Inference v4.0's 2024 serving benchmark [MLPerf], in BF16.
+
+    Fields
+    ------
+    params : parameters N [-]; 70e9, the nominal 70B (68.98e9 counted) [Touvron2023].
+    bytes_per_param : weight precision [bytes/param]; 2 (BF16 as released) [Touvron2023]; 1 for
+        FP8/INT8 serving, common on H100 by 2024.
+    kv_bytes_per_token : KV cache per token of context [bytes]; 2 (K and V) x 80 layers x 8 KV
+        heads x 128 x 2 bytes = 327,680 [Touvron2023]; half with an FP8 cache.
+    context_tokens : tokens each sequence holds in its KV cache [-]; 4,096, Llama 2's window
+        [Touvron2023], [A] range 1,000-32,000 (a chat turn ~1-2k; long-context RAG 32k+).
+    max_step_seconds : latency bound, longest time per decode step (time per output token)
+        [s]; 0.05 (20 tokens/s per user), [A] range 0.04-0.2: MLPerf's interactive limit 40 ms
+        and its v4.0 server limit 200 ms [MLPerf].
+    precision : math precision of the matmuls, "bf16" or "fp8" [-]; "bf16" with the weights.
+    bandwidth_efficiency : achieved share of peak memory bandwidth in decode kernels [-]; 0.8,
+        [A] range 0.6-0.9 (streaming kernels reach 80-90% of HBM peak; the rest is kernel
+        launch, attention and all-reduce time).
+    compute_efficiency : achieved share of the dense peak in decode matmuls [-]; 0.5, [A] range
+        0.3-0.7 (above Epoch's 0.375 median training MFU [Cottier2024], which carries
+        communication and recomputation, below the ~0.7 large GEMMs reach).
+    memory_usable_share : share of device memory for weights and KV cache [-]; 0.9, vLLM's
+        `gpu_memory_utilization` default [vLLM], [A] range 0.8-0.95.
+    chips_per_server : chips of one server (scale-up domain) [-]; a replica is tensor-parallel
+        over the fewest whole servers that hold the weights; 8, the NVLink domain of an HGX/DGX
+        server, [A] range 1-8 (4-16 for TPU v5e slices, 72 on NVL72). Per-chip throughput
+        cannot fall with more chips in this model (communication is not modelled), so a replica
+        fills its servers rather than using the bare minimum of chips.
+    active_params : parameters active per token, for the FLOP [-]; None for a dense model (all
+        N). A mixture-of-experts model reads all N weights per step at serving batch sizes but
+        does 2 x active FLOP per token (DeepSeek-V3: 671e9 total, 37e9 active).
+    """
+
+    params: float = 70e9
+    bytes_per_param: float = 2.0
+    kv_bytes_per_token: float = 2 * 80 * 8 * 128 * 2.0
+    context_tokens: float = 4096.0
+    max_step_seconds: float = 0.05
+    precision: str = "bf16"
+    bandwidth_efficiency: float = 0.8
+    compute_efficiency: float = 0.5
+    memory_usable_share: float = 0.9
+    chips_per_server: int = 8
+    active_params: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("params", "bytes_per_param", "kv_bytes_per_token", "context_tokens",
+                     "max_step_seconds"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise InputError(f"serving workload: {name} must be a finite number > 0, "
+                                 f"got {value}")
+        for name in ("bandwidth_efficiency", "compute_efficiency", "memory_usable_share"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0 < value <= 1):
+                raise InputError(f"serving workload: {name} must be in (0, 1], got {value}")
+        if self.chips_per_server < 1 or self.chips_per_server != int(self.chips_per_server):
+            raise InputError("serving workload: chips_per_server must be a whole number >= 1, "
+                             f"got {self.chips_per_server}")
+        if self.active_params is not None and not (
+                math.isfinite(self.active_params) and 0 < self.active_params <= self.params):
+            raise InputError("serving workload: active_params must be in (0, params], got "
+                             f"{self.active_params}")
+        if self.precision not in SERVING_PRECISIONS:
+            raise InputError(f"serving workload: unknown precision {self.precision!r}; known: "
+                             f"{', '.join(SERVING_PRECISIONS)}")
+
+    @property
+    def flop_params(self) -> float:
+        """Parameters doing FLOP per token [-]: active_params, or all of them (dense)."""
+        return self.params if self.active_params is None else self.active_params
+
+    @property
+    def weight_bytes(self) -> float:
+        """Bytes of one copy of the weights [bytes] = N x bytes per parameter."""
+        return self.params * self.bytes_per_param
+
+    @property
+    def kv_bytes_per_sequence(self) -> float:
+        """KV cache of one sequence at full context [bytes] = k x C."""
+        return self.kv_bytes_per_token * self.context_tokens
+
+
+def replica_chips(weight_bytes: ArrayLike, memory_gb: ArrayLike,
+                  memory_usable_share: ArrayLike = ServingWorkload.memory_usable_share,
+                  chips_per_server: ArrayLike = 1) -> float | np.ndarray:
+    """Chips a model replica is tensor-parallel over [chips].
+
+    fewest = ceil(weights / (memory x usable share)), the fewest chips whose usable memory
+    holds one copy of the weights (at least one); n = ceil(fewest / s) x s, the whole servers of
+    s chips they take (s = 1: the fewest chips). memory_gb is decimal GB (1e9 bytes), as
+    datasheets give it.
+    """
+    usable = _arr(memory_gb) * 1e9 * _arr(memory_usable_share)
+    fewest = np.maximum(np.ceil(_arr(weight_bytes) / usable - 1e-9), 1.0)
+    per_server = _arr(chips_per_server)
+    return _out(np.ceil(fewest / per_server - 1e-9) * per_server)
+
+
+def max_batch_in_memory(weight_bytes: ArrayLike, kv_bytes_per_sequence: ArrayLike,
+                        memory_gb: ArrayLike, chips: ArrayLike,
+                        memory_usable_share: ArrayLike = ServingWorkload.memory_usable_share
+                        ) -> float | np.ndarray:
+    """Largest batch whose KV caches fit the memory the weights leave [sequences].
+
+    B_mem = floor((n x memory x usable share - weights) / (k x C)), at least 0 [Pope2022].
+    """
+    free = _arr(chips) * _arr(memory_gb) * 1e9 * _arr(memory_usable_share) - _arr(weight_bytes)
+    return _out(np.maximum(np.floor(free / _arr(kv_bytes_per_sequence) + 1e-9), 0.0))
+
+
+@dataclass(frozen=True)
+class DecodeStep:
+    """Times of one decode step of a replica [s] and its output rate."""
+
+    memory_seconds: float | np.ndarray   #: reading weights + KV caches at achieved bandwidth
+    compute_seconds: float | np.ndarray  #: B x 2N FLOP at achieved FLOP/s
+    step_seconds: float | np.ndarray     #: max of the two (they overlap)
+    tokens_per_second: float | np.ndarray  #: B / step, for the whole replica
+
+
+def decode_step(batch: ArrayLike, params: ArrayLike, bytes_per_param: ArrayLike,
+                kv_bytes_per_token: ArrayLike, context_tokens: ArrayLike, chips: ArrayLike,
+                memory_bandwidth_gbps: ArrayLike, peak_flop_per_s: ArrayLike,
+                bandwidth_efficiency: ArrayLike = ServingWorkload.bandwidth_efficiency,
+                compute_efficiency: ArrayLike = ServingWorkload.compute_efficiency,
+                active_params: ArrayLike | None = None) -> DecodeStep:
+    """One decode step of a batch on a tensor-parallel replica [Williams2009; Pope2022].
+
+    memory time  = (N b + B C k) / (n x bandwidth x e_bw)
+    compute time = B x 2N_a / (n x peak x e_c)                      [Kaplan2020: 2N FLOP/token]
+    step time    = max(memory, compute); tokens/s = B / step (whole replica, n chips)
+
+    Parameters: batch B [sequences]; N [-]; b [bytes/param]; k [bytes per token]; C [tokens];
+    n [chips]; bandwidth per chip [GB/s, 1e9 bytes/s]; peak per chip at the math precision
+    [FLOP/s]; e_bw, e_c achieved shares in (0, 1] (see ServingWorkload for their ranges);
+    N_a active parameters (None: N, a dense model).
+    """
+    b, n = _arr(batch), _arr(chips)
+    bytes_read = _arr(params) * _arr(bytes_per_param) + b * _arr(context_tokens) * _arr(
+        kv_bytes_per_token)
+    memory_s = bytes_read / (n * _arr(memory_bandwidth_gbps) * 1e9 * _arr(bandwidth_efficiency))
+    flop_params = _arr(params if active_params is None else active_params)
+    compute_s = b * 2.0 * flop_params / (n * _arr(peak_flop_per_s) * _arr(compute_efficiency))
+    step_s = np.maximum(memory_s, compute_s)
+    return DecodeStep(_out(memory_s), _out(compute_s), _out(step_s), _out(b / step_s))
+
+
+@dataclass(frozen=True)
+class ServingThroughput:
+    """Decode throughput of a chip at the best batch within memory and the latency bound."""
+
+    chips_per_replica: float | np.ndarray   #: tensor-parallel chips of one replica
+    batch: float | np.ndarray               #: sequences per step (0: nothing fits the bounds)
+    batch_memory_max: float | np.ndarray    #: largest batch the free memory holds
+    batch_latency_max: float | np.ndarray   #: largest batch within the latency bound
+    memory_seconds: float | np.ndarray      #: memory time of the chosen step [s]
+    compute_seconds: float | np.ndarray     #: compute time of the chosen step [s]
+    step_seconds: float | np.ndarray        #: time per decode step [s]
+    tokens_per_second_per_chip: float | np.ndarray
+    tokens_per_chip_hour: float | np.ndarray
+
+    @property
+    def bound(self) -> str | np.ndarray:
+        """Which roofline bound sets the step time: "compute" or "memory" (bandwidth)."""
+        out = np.where(_arr(self.compute_seconds) > _arr(self.memory_seconds), "compute",
+                       "memory")
+        return str(out) if out.ndim == 0 else out
+
+    @property
+    def batch_limit(self) -> str | np.ndarray:
+        """What caps the batch: "memory capacity", "latency", or "nothing fits" (not even one
+        sequence fits the memory left or the latency bound)."""
+        out = np.where(_arr(self.batch) < 1, "nothing fits",
+                       np.where(_arr(self.batch_memory_max) <= _arr(self.batch_latency_max),
+                                "memory capacity", "latency"))
+        return str(out) if out.ndim == 0 else out
+
+
+def serving_throughput(memory_gb: ArrayLike, memory_bandwidth_gbps: ArrayLike,
+                       peak_flop_per_s: ArrayLike,
+                       workload: ServingWorkload | None = None) -> ServingThroughput:
+    """Tokens per second and per chip-hour of a chip serving `workload` [Pope2022].
+
+    The replica spans n = replica_chips(...) chips. Tokens/s rises with the batch (the weight
+    read is shared), so the best batch is the largest one that (a) fits the memory the weights
+    leave, B_mem, and (b) keeps the step within the latency bound L:
+        B_lat = min((L n BW e_bw - N b) / (C k),  L n peak e_c / (2 N_a)),
+        B = floor(min(B_mem, B_lat)).
+    tokens per chip-hour = B / step / n x 3,600. A chip whose replica cannot read its weights
+    within L, or has no memory left for one sequence, serves 0 tokens.
+    """
+    w = workload or ServingWorkload()
+    n = _arr(replica_chips(w.weight_bytes, memory_gb, w.memory_usable_share,
+                           w.chips_per_server))
+    b_mem = _arr(max_batch_in_memory(w.weight_bytes, w.kv_bytes_per_sequence, memory_gb, n,
+                                     w.memory_usable_share))
+    bw = n * _arr(memory_bandwidth_gbps) * 1e9 * w.bandwidth_efficiency
+    flop_s = n * _arr(peak_flop_per_s) * w.compute_efficiency
+    b_lat_mem = (w.max_step_seconds * bw - w.weight_bytes) / w.kv_bytes_per_sequence
+    b_lat_comp = w.max_step_seconds * flop_s / (2.0 * w.flop_params)
+    b_lat = np.maximum(np.floor(np.minimum(b_lat_mem, b_lat_comp) + 1e-9), 0.0)
+    batch = np.minimum(b_mem, b_lat)
+    step = decode_step(batch, w.params, w.bytes_per_param, w.kv_bytes_per_token,
+                       w.context_tokens, n, memory_bandwidth_gbps, peak_flop_per_s,
+                       w.bandwidth_efficiency, w.compute_efficiency, w.active_params)
+    per_chip = _arr(step.tokens_per_second) / n
+    return ServingThroughput(_out(n), _out(batch), _out(b_mem), _out(b_lat),
+                             step.memory_seconds, step.compute_seconds, step.step_seconds,
+                             _out(per_chip), _out(per_chip * SECONDS_PER_HOUR))
+
+
+@dataclass(frozen=True)
+class ServingSpecs:
+    """The chip figures the serving model reads, as arrays (one entry per chip)."""
+
+    memory_gb: ArrayLike
+    memory_bandwidth_gbps: ArrayLike
+    dense_tflops_bf16: ArrayLike
+    #: dense FP8 [TFLOP/s]; NaN where the chip has none (it then computes FP8 work at BF16)
+    dense_tflops_fp8: ArrayLike = float("nan")
+
+    def peak_flop_per_s(self, precision: str) -> float | np.ndarray:
+        """Dense peak at `precision` [FLOP/s], BF16 where the chip has no figure for it."""
+        if precision not in SERVING_PRECISIONS:
+            raise InputError(f"unknown precision {precision!r}; known: "
+                             f"{', '.join(SERVING_PRECISIONS)}")
+        bf16 = _arr(self.dense_tflops_bf16)
+        if precision == "bf16":
+            return _out(bf16 * 1e12)
+        fp8 = _arr(self.dense_tflops_fp8) * np.ones_like(bf16)
+        return _out(np.where(np.isnan(fp8), bf16, fp8) * 1e12)
+
+
+#: H100 SXM figures (market/data/chips.toml, klockwood-h100), the reference of `serving_h100e`.
+H100_SXM_SERVING_SPECS = ServingSpecs(memory_gb=80.0, memory_bandwidth_gbps=3350.0,
+                                      dense_tflops_bf16=989.4, dense_tflops_fp8=1978.9)
+
+
+def serving_specs(chips) -> ServingSpecs:
+    """ServingSpecs of catalog chips (`market.catalog.Chip`: one, or a sequence of them)."""
+    if isinstance(chips, ServingSpecs):
+        return chips
+    many = isinstance(chips, (list, tuple))
+    seq = list(chips) if many else [chips]
+    specs = ServingSpecs(
+        np.array([c.memory_gb for c in seq], dtype=float),
+        np.array([c.memory_bandwidth_gbps for c in seq], dtype=float),
+        np.array([c.dense_throughput["bf16"] for c in seq], dtype=float),
+        np.array([c.dense_throughput.get("fp8", np.nan) for c in seq], dtype=float))
+    if many:
+        return specs
+    return ServingSpecs(*(float(np.asarray(v)[0]) for v in (
+        specs.memory_gb, specs.memory_bandwidth_gbps, specs.dense_tflops_bf16,
+        specs.dense_tflops_fp8)))
+
+
+def chip_serving_throughput(chips, workload: ServingWorkload | None = None
+                            ) -> ServingThroughput:
+    """`serving_throughput` of catalog chips (one or a sequence) or of `ServingSpecs`."""
+    w = workload or ServingWorkload()
+    s = serving_specs(chips)
+    return serving_throughput(s.memory_gb, s.memory_bandwidth_gbps,
+                              s.peak_flop_per_s(w.precision), w)
+
+
+def serving_tokens_per_chip_hour(chips, workload: ServingWorkload | None = None
+                                 ) -> float | np.ndarray:
+    """Generated tokens per chip-hour [tokens/(chip·h)] at the best batch within memory and
+    the latency bound; one value per chip (a float for one chip)."""
+    return chip_serving_throughput(chips, workload).tokens_per_chip_hour
+
+
+def serving_h100e(chips, workload: ServingWorkload | None = None,
+                  reference: ServingSpecs = H100_SXM_SERVING_SPECS) -> float | np.ndarray:
+    """Inference H100-equivalents of a chip [H100e]: its tokens per chip-hour on `workload`
+    over the H100 SXM's. 1 for the H100 by construction; compare the training H100e (dense
+    BF16 / 989.4 TFLOP/s), which ignores memory bandwidth and capacity."""
+    ref = _arr(serving_tokens_per_chip_hour(reference, workload))
+    return _out(_arr(serving_tokens_per_chip_hour(chips, workload)) / ref)
+
+
+def serving_usd_per_million_tokens(usd_per_chip_hour: ArrayLike,
+                                   tokens_per_chip_hour: ArrayLike) -> float | np.ndarray:
+    """Price per generated token [USD per 1e6 tokens] = price per chip-hour / tokens per
+    chip-hour x 1e6; infinite for a chip that serves nothing."""
+    tokens = _arr(tokens_per_chip_hour)
+    with np.errstate(divide="ignore"):
+        return _out(np.where(tokens > 0, _arr(usd_per_chip_hour) * 1e6 / np.where(
+            tokens > 0, tokens, 1.0), np.inf))

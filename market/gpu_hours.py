@@ -1,12 +1,19 @@
-"""The GPU-hour phase: gather clouds' asks and labs' bids, clear them, settle, record prices.
+"""The GPU-hour phase: contracts, hyperscaler list sales, the neocloud spot market, settlement.
 
-A phase module (docs/model.md, "Where each piece lives"): it collects what the agents offer
-(clouds' asks at their margins, labs' bids from their budgets and needs), calls the pure
-mechanisms of `market.clearing`, and hands the fills back to the agents; it decides nothing for
-them. It reads the model's state through the `model` argument and imports nothing from its
-caller.
+A phase module (docs/model.md, "The GPU-hour market"): it gathers what clouds can sell and
+what labs demand at each price (`agents.demand`), lets buyers split their demand over the
+options (`agents.pricing.choose_options`), serves contracts in force, then list sales at the
+posted list price, then clears the spot market (`market.clearing.clear_spot`), and settles. It
+decides nothing for the agents and imports nothing from its caller.
 
-Units: GPU-hours in H100e-hours, prices in USD per H100e-hour.
+Order within a region each month: contracts in force are served first (take-or-pay; if a shock
+leaves less capacity than was contracted, every contract is cut pro rata); hyperscalers sell
+list hours at their posted price from what is left, rationing pro rata when demand exceeds it
+(the unserved part seeks spot); neoclouds' remaining hours clear at the spot price, where
+buyers from restricted destinations may also bid (remote access), up to the share of capacity
+the know-your-customer screening leaves open to them.
+
+Units: GPU-hours in H100e-hours, prices in USD per H100e-hour, money in USD per month.
 """
 
 from __future__ import annotations
@@ -14,77 +21,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
-from agents.strategies import ask_prices
+from agents.pricing import (HYPER_CONTRACT, LIST, NEO_CONTRACT, OPTIONS, REMOTE, SPOT,
+                            adapt_expectation, choose_options, forward_price, list_target,
+                            revise_list_price)
 from market import costs
-from market.clearing import ClearingResult, clear, clear_segmented
-from market.world import HOURS_PER_MONTH, TIERS
+from market.clearing import clear_spot
+from market.world import FLOP_PER_H100E_HOUR, HOURS_PER_MONTH, TIERS
 
-
-def _clear_grouped(bid_qty, bid_price, ask_qty, ask_price, tie_break, rng):
-    """`clear`, with bids at the same price pooled first when ties are shared pro rata.
-
-    Pooling is exact for the pro-rata rule (tied bids get the same fraction either way) and
-    turns tens of thousands of long-tail bids into a few price levels.
-    """
-    if tie_break != "pro_rata" or bid_qty.size < 64:
-        return clear(bid_qty, bid_price, ask_qty, ask_price, tie_break=tie_break, rng=rng)
-    levels, which = np.unique(bid_price, return_inverse=True)
-    pooled = np.bincount(which, weights=bid_qty, minlength=levels.size)
-    res = clear(pooled, levels, ask_qty, ask_price, tie_break=tie_break, rng=rng)
-    fraction = np.divide(res.bid_fill, pooled, out=np.zeros_like(pooled), where=pooled > 0)
-    return ClearingResult(res.price, res.volume, bid_qty * fraction[which], res.ask_fill)
-
-
-@dataclass
-class Bids:
-    """Labs' GPU-hour bids by (region, tier, block, price).
-
-    `split[t, k, i]` is what lab i bids in tier t for block k (0 serving, 1 training,
-    2 experiments) [H100e-hours]; `which[t, k, i]` is the bid that carries it (-1: none).
-    """
-
-    qty: np.ndarray       #: per bid [H100e-hours]
-    price: np.ndarray     #: per bid, as valued at a neocloud [USD per H100e-hour]
-    region: np.ndarray
-    tier: np.ndarray
-    split: np.ndarray     #: (2, 3, n)
-    which: np.ndarray     #: (2, 3, n)
-
-    def per_lab(self, per_unit_of_bid: np.ndarray) -> np.ndarray:
-        """Spread a per-bid rate (per H100e-hour bid) back to the labs: (3, n) per block."""
-        rate = np.append(per_unit_of_bid, 0.0)        # index -1 reads 0
-        return self.split[0] * rate[self.which[0]] + self.split[1] * rate[self.which[1]]
-
-
-def tier_bids(qty: np.ndarray, price: np.ndarray, hyperscaler_share: np.ndarray,
-              nation: np.ndarray, pool: bool) -> Bids:
-    """Split labs' (3, n) demand blocks between the tiers and, when `pool`, merge bids with the
-    same region, tier, block and price into one.
-
-    Pooling is exact under the pro-rata tie rule (tied bids get the same fraction either way)
-    and turns tens of thousands of long-tail bids into a few price levels. Grouping hashes the
-    prices (pandas.factorize) and counts into dense integer cells: O(n), no sort of lab rows.
-    """
-    n = qty.shape[1]
-    split = np.stack([qty * hyperscaler_share, qty * (1.0 - hyperscaler_share)])  # (2, 3, n)
-    block = np.arange(3)[:, None]
-    if not pool:
-        t, k, i = np.nonzero(split > 0)
-        which = np.full(split.shape, -1, dtype=np.int64)
-        which[t, k, i] = np.arange(t.size)
-        return Bids(split[t, k, i], price[k, i], nation[i], t, split, which)
-    code, levels = pd.factorize(price.ravel(), sort=False)
-    cell = ((nation[None, :] * 3 + block) * levels.size + code.reshape(3, n)).ravel()
-    size = int(cell.max()) + 1 if cell.size else 0
-    pooled = np.stack([np.bincount(cell, weights=split[t].ravel(), minlength=size)
-                       for t in (0, 1)])
-    t, g = np.nonzero(pooled > 0)
-    slot = np.full((2, size), -1, dtype=np.int64)
-    slot[t, g] = np.arange(t.size)
-    which = np.stack([slot[0][cell], slot[1][cell]]).reshape(split.shape)
-    return Bids(pooled[t, g], levels[g % levels.size], g // levels.size // 3, t, split, which)
+#: Upper bound of the spot-price search [USD per H100e-hour]: a numerical bracket far above any
+#: price demand pays (not behaviour: the clearing reports `short` if demand would pay more).
+SPOT_PRICE_SEARCH_CAP = 1e4
 
 
 class CloudFleets:
@@ -111,265 +58,462 @@ class CloudFleets:
 
 
 @dataclass
-class Asks:
-    """One ask per cloud and installed chip class [H100e-hours, USD per H100e-hour]."""
+class Supply:
+    """What every cloud can sell this month, by chip class (clouds x chips)."""
 
-    cloud: np.ndarray
-    chip: np.ndarray
-    qty: np.ndarray
-    price: np.ndarray
-    market: np.ndarray
-    region: np.ndarray
+    hours: np.ndarray            #: sellable H100e-hours
+    energy: np.ndarray           #: energy cost [USD per H100e-hour]
+    owned: np.ndarray            #: full owned cost, capital and energy [USD per H100e-hour]
+    region: np.ndarray           #: per cloud
+    tier: np.ndarray             #: per cloud (index into TIERS)
+    serving: np.ndarray          #: sellable hours in serving H100e-hours (tokens / an H100's)
 
-
-class Trades:
-    """What is left, sold, bought and paid over the passes of one month's clearing."""
-
-    def __init__(self, asks: Asks, bids: Bids, n_markets: int):
-        self.a_left, self.b_left = asks.qty.copy(), bids.qty.copy()
-        self.a_sold, self.a_rev = np.zeros_like(asks.qty), np.zeros_like(asks.qty)
-        self.b_got, self.b_paid = np.zeros_like(bids.qty), np.zeros_like(bids.qty)
-        # per market, over all passes: value and volume traded (the index is their ratio)
-        self.deal_value = np.zeros(n_markets)
-        self.deal_volume = np.zeros(n_markets)
-        self.first_price: dict[int, float] = {}
-        self.remote_rows: list = []
+    @property
+    def by_cloud(self) -> np.ndarray:
+        return self.hours.sum(axis=1)
 
 
-def gather_asks(model, hours: float) -> Asks:
-    """Asks: one block per cloud and installed chip class, at full owned cost (the cost core's,
-    linear in the vintage's current value) x (1 + the cloud's margin)."""
+class HourMarket:
+    """State of the GPU-hour markets carried from month to month: posted list prices, price
+    expectations, buyers' option shares and the contracts in force."""
+
+    def __init__(self, model):
+        p, book = model.params, model.book
+        n_regions = len(model.nation_ids)
+        self.n_regions = n_regions
+        self.list_price = np.full(n_regions, np.nan)      # hyperscaler list, per region
+        self.expected_spot = np.full(n_regions, np.nan)
+        self.spot = np.full(n_regions, np.nan)
+        self.forward = np.full(n_regions, np.nan)
+        self.revisions: list[tuple[int, int]] = []        # (step, region) of list revisions
+        tier = np.array([TIERS.index(c.tier) for c in model.clouds], dtype=np.int64)
+        region = np.array([model.nation_index[c.region] for c in model.clouds], dtype=np.int64)
+        self.has_tier = np.zeros((n_regions, 2), dtype=bool)
+        self.has_tier[region, tier] = True
+        h, c = book.hyperscaler_share, p.initial_contract_share
+        self.shares = np.stack([h * (1 - c), h * c, (1 - h) * c, (1 - h) * (1 - c),
+                                np.zeros(book.n)], axis=1)
+        months = p.contract_months
+        self.cohort_qty = np.zeros((months, book.n, 2))       # per month of the term
+        self.cohort_price = np.zeros((months, book.n, 2))
+
+    def remote_target(self, model) -> np.ndarray:
+        """Per nation, the first foreign region with neoclouds its labs may rent from (-1)."""
+        out = np.full(self.n_regions, -1, dtype=np.int64)
+        for nid, nation in model.nations.items():
+            if not model.remote_open[nid]:
+                continue
+            for region in nation.remote_regions:
+                r = model.nation_index[region]
+                if self.has_tier[r, 1]:
+                    out[model.nation_index[nid]] = r
+                    break
+        return out
+
+
+def gather_supply(model, hours: float) -> Supply:
+    """Sellable hours and their costs: installed units x H100e x sellable hours; the owned
+    cost is the cost core's (linear in the vintage's current value) plus energy."""
     units, value = model.cloud_fleets.read(model.month - model.start_month)
-    energy = model.energy_usd_per_chip_hour[model.cloud_sites]
-    margin = np.array([c.margin for c in model.clouds])[:, None]
-    price = ask_prices((value * model.hardware_usd_per_usd_hour + energy) / model.h100e,
-                       energy / model.h100e, margin)
-    a_cloud, a_chip = np.nonzero(units > 0)
-    a_qty = units[a_cloud, a_chip] * model.h100e[a_chip] * hours
-    a_market = model.cloud_market[a_cloud]
-    return Asks(a_cloud, a_chip, a_qty, price[a_cloud, a_chip], a_market, a_market // 2)
+    energy_chip = model.energy_usd_per_chip_hour[model.cloud_sites]
+    h100e = model.h100e
+    return Supply(units * h100e * hours, energy_chip / h100e,
+                  (value * model.hardware_usd_per_usd_hour + energy_chip) / h100e,
+                  model.cloud_market // 2, model.cloud_market % 2,
+                  units * model.serving_h100e * hours)
 
 
-def gather_bids(model, hours: float):
-    """Bids: three blocks per lab (serving, training, experiments), split by tier.
-    Returns (need, own, bids) [H100e-hours per lab, H100e-hours per lab, Bids]."""
+def serving_value(supply: Supply, n_regions: int, default: np.ndarray) -> np.ndarray:
+    """Per region, tokens an H100e-hour of its clouds' fleet serves relative to an H100's
+    [-] (the fleet mix's serving H100e over its training H100e); `default` where no fleet."""
+    serving = np.bincount(supply.region, weights=supply.serving.sum(axis=1),
+                          minlength=n_regions)
+    training = np.bincount(supply.region, weights=supply.hours.sum(axis=1),
+                           minlength=n_regions)
+    return np.divide(serving, training, out=default.copy(), where=training > 0)
+
+
+def _initial_prices(model, hm: HourMarket, supply: Supply, curves, own) -> None:
+    """First month: list prices at the hyperscalers' targets; the spot price expected is the
+    one that would clear neoclouds' whole capacity against the demand of the buyers who use
+    neoclouds at the start (contract and spot), so the market opens near its own level."""
+    cap = supply.by_cloud
+    fleet_cost = np.divide((supply.hours * supply.owned).sum(axis=1), cap,
+                           out=np.zeros_like(cap), where=cap > 0)
+    margins = np.array([c.margin for c in model.clouds])
+    w = np.where(supply.tier == 0, cap, 0.0)
+    num = np.bincount(supply.region, weights=w * list_target(fleet_cost, margins),
+                      minlength=hm.n_regions)
+    den = np.bincount(supply.region, weights=w, minlength=hm.n_regions)
+    hm.list_price = np.divide(num, den, out=np.full(hm.n_regions, np.nan), where=den > 0)
+    r = model.book.nation
+    weight = np.where(hm.has_tier[r, 1], hm.shares[:, NEO_CONTRACT] + hm.shares[:, SPOT], 0.0)
+    rows = np.flatnonzero(weight > 0)
+    neo = np.flatnonzero(supply.tier == 1)
+    a_cloud, a_chip = np.nonzero(supply.hours[neo] > 0)
+    a_cloud = neo[a_cloud]
+
+    curve = curves.market_demand(rows, own)
+
+    def demand(price):
+        q = weight[rows] * curve(np.log(np.maximum(price, 1e-12))[r[rows]])
+        return np.bincount(r[rows], weights=q, minlength=hm.n_regions)
+
+    res = clear_spot(demand, supply.region[a_cloud], supply.hours[a_cloud, a_chip],
+                     supply.energy[a_cloud, a_chip], hm.n_regions, SPOT_PRICE_SEARCH_CAP)
+    hm.expected_spot = hm.spot = res.price
+    hm.forward = forward_price(hm.expected_spot, model.params.contract_term_premium)
+
+
+def option_costs(model, hm: HourMarket, target: np.ndarray):
+    """Per region (buyers there see the same prices), each option's effective cost of an
+    hour (price / the buyer's value of the tier), and whether the option is open: (cost,
+    available), (regions, 5). Posted prices (list, committed use, the forward) are known;
+    spot is judged at the spot price buyers expect (adaptive, like the sellers')."""
+    p = model.params
+    premium = p.hyperscaler_wtp_premium
+    spot = np.where(np.isfinite(hm.expected_spot), hm.expected_spot, hm.spot)
+    remote_cost = np.where(target >= 0, spot[np.maximum(target, 0)]
+                           + p.remote_friction_usd_per_h100e_hour, np.nan)
+    cost = np.stack([hm.list_price / premium,
+                     hm.list_price * (1 - p.committed_use_discount) / premium,
+                     hm.forward, spot, remote_cost], axis=1)
+    available = np.stack([hm.has_tier[:, 0], hm.has_tier[:, 0], hm.has_tier[:, 1],
+                          hm.has_tier[:, 1], target >= 0], axis=1) & np.isfinite(cost)
+    return cost, available
+
+
+def sign_contracts(model, hm: HourMarket, curves, own, supply: Supply,
+                   staggered: bool = False) -> np.ndarray:
+    """Expire the contracts signed a term ago and sign new ones at today's contract prices,
+    up to the share of each tier's capacity its clouds commit. `staggered` (the first month):
+    the contracts in force at the start, as if signed evenly over the past term, so they
+    expire one month's worth at a time. Returns each lab's share of demand that found no
+    contract because the clouds had committed all they would [-]."""
     p, book = model.params, model.book
-    index = model.demand_index.at(model.month) * model._demand_factor()
-    need = book.need(model.month, model.start_month, index * model._efficiency_factor(),
-                     HOURS_PER_MONTH)
+    slot = model.month % p.contract_months
+    hm.cohort_qty[slot] = 0.0
+    in_force = hm.cohort_qty.sum(axis=0)                       # (n, 2)
+    r = book.nation
+    price = np.stack([hm.list_price[r] * (1 - p.committed_use_discount), hm.forward[r]], axis=1)
+    value = np.array([p.hyperscaler_wtp_premium, 1.0])
+    cap = np.bincount(supply.region * 2 + supply.tier, weights=supply.by_cloud,
+                      minlength=2 * hm.n_regions).reshape(hm.n_regions, 2)
+    unsigned_share = np.zeros(book.n)
+    for k, option in ((0, HYPER_CONTRACT), (1, NEO_CONTRACT)):
+        ok = np.flatnonzero(np.isfinite(price[:, k]) & (hm.shares[:, option] > 0))
+        want = np.zeros(book.n)
+        want[ok] = hm.shares[ok, option] * curves.market_demand(ok, own)(
+            np.log(price[ok, k] / value[k]))
+        new = np.maximum(want - in_force[:, k], 0.0)
+        committed = np.bincount(r, weights=in_force[:, k], minlength=hm.n_regions)
+        asked = np.bincount(r, weights=new, minlength=hm.n_regions)
+        room = np.maximum(p.contract_capacity_share * cap[:, k] - committed, 0.0)
+        scale = np.divide(room, asked, out=np.zeros_like(room), where=asked > 0)
+        signed = new * np.minimum(scale, 1.0)[r]
+        unsigned_share += hm.shares[:, option] * np.divide(
+            new - signed, want, out=np.zeros(book.n), where=want > 0)
+        slots = slice(None) if staggered else slot
+        hm.cohort_qty[slots, :, k] = signed / p.contract_months if staggered else signed
+        hm.cohort_price[slots, :, k] = np.nan_to_num(price[:, k])
+    return unsigned_share
+
+
+class Ledger:
+    """What each cloud sold and earned and each lab got and paid, over the month's stages."""
+
+    def __init__(self, supply: Supply, n_labs: int):
+        self.left = supply.hours.copy()                 # (clouds, chips) unsold H100e-hours
+        self.sold = np.zeros_like(supply.hours)
+        self.revenue = np.zeros(supply.hours.shape[0])
+        self.got = np.zeros((n_labs, len(OPTIONS)))
+        self.paid = np.zeros(n_labs)
+        self.wanted = np.zeros((n_labs, len(OPTIONS)))
+
+    def sell_pro_rata(self, clouds: np.ndarray, hours: np.ndarray, usd: np.ndarray) -> None:
+        """Sell `hours` [H100e-h] for `usd` per cloud, spread over its chips by what is left."""
+        left = self.left[clouds]
+        total = left.sum(axis=1)
+        frac = np.divide(np.minimum(hours, total), total, out=np.zeros_like(total),
+                         where=total > 0)
+        take = left * frac[:, None]
+        self.left[clouds] -= take
+        self.sold[clouds] += take
+        self.revenue[clouds] += usd
+
+
+def serve_contracts(model, hm: HourMarket, supply: Supply, ledger: Ledger) -> None:
+    """Contracts in force take capacity first; cut pro rata where capacity fell short."""
+    book = model.book
+    qty = hm.cohort_qty.sum(axis=0)                              # (n, 2)
+    usd = (hm.cohort_qty * hm.cohort_price).sum(axis=0)
+    cap = np.bincount(supply.region * 2 + supply.tier, weights=ledger.left.sum(axis=1),
+                      minlength=2 * hm.n_regions)
+    for k, option in ((0, HYPER_CONTRACT), (1, NEO_CONTRACT)):
+        cell = book.nation * 2 + k
+        contracted = np.bincount(cell, weights=qty[:, k], minlength=2 * hm.n_regions)
+        served = np.minimum(1.0, np.divide(cap, contracted, out=np.ones_like(cap),
+                                           where=contracted > 0))
+        f = served[cell]
+        ledger.got[:, option] += qty[:, k] * f
+        ledger.wanted[:, option] += qty[:, k]
+        ledger.paid += usd[:, k] * f
+        cells = supply.region * 2 + supply.tier
+        clouds = np.flatnonzero(supply.tier == k)
+        share = np.divide(ledger.left.sum(axis=1), cap[cells], out=np.zeros(cells.size),
+                          where=cap[cells] > 0)[clouds]
+        hours = (contracted * served)[cells[clouds]] * share
+        value = np.bincount(cell, weights=usd[:, k] * f, minlength=2 * hm.n_regions)
+        ledger.sell_pro_rata(clouds, hours, value[cells[clouds]] * share)
+
+
+def sell_list(model, hm: HourMarket, curves, own, supply: Supply, ledger: Ledger
+              ) -> np.ndarray:
+    """Hyperscalers sell list hours at their posted price; returns each lab's unserved share
+    of its list demand (it seeks spot)."""
+    p, book = model.params, model.book
+    r = book.nation
+    ok = np.isfinite(hm.list_price[r]) & (hm.shares[:, LIST] > 0)
+    rows = np.flatnonzero(ok)
+    want = np.zeros(book.n)
+    want[rows] = hm.shares[rows, LIST] * curves.market_demand(rows, own)(
+        np.log(hm.list_price[r[rows]] / p.hyperscaler_wtp_premium))
+    asked = np.bincount(r, weights=want, minlength=hm.n_regions)
+    hyper = np.flatnonzero(supply.tier == 0)
+    left = ledger.left[hyper].sum(axis=1)
+    room = np.bincount(supply.region[hyper], weights=left, minlength=hm.n_regions)
+    served = np.minimum(1.0, np.divide(room, asked, out=np.ones_like(room), where=asked > 0))
+    ledger.got[:, LIST] += want * served[r]
+    ledger.wanted[:, LIST] += want
+    ledger.paid += want * served[r] * np.nan_to_num(hm.list_price[r])
+    share = np.divide(left, room[supply.region[hyper]], out=np.zeros(hyper.size),
+                      where=room[supply.region[hyper]] > 0)
+    hours = (asked * served)[supply.region[hyper]] * share
+    ledger.sell_pro_rata(hyper, hours, hours * hm.list_price[supply.region[hyper]])
+    return np.where(ok, hm.shares[:, LIST] * (1.0 - served[r]), 0.0)
+
+
+def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledger: Ledger,
+                       spill: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Neoclouds' remaining hours against spot demand (home buyers, list spill-over, remote
+    buyers within the KYC share); returns the spot price per region (NaN: no neocloud)."""
+    p, book = model.params, model.book
+    n_r = hm.n_regions
+    r = book.nation
+    home_w = np.where(hm.has_tier[r, 1], hm.shares[:, SPOT] + spill, 0.0)
+    home = np.flatnonzero(home_w > 0)
+    t = target[r]
+    remote = np.flatnonzero((t >= 0) & (hm.shares[:, REMOTE] > 0))
+    friction = p.remote_friction_usd_per_h100e_hour
+    neo = np.flatnonzero(supply.tier == 1)
+    a_cloud, a_chip = np.nonzero(ledger.left[neo] > 0)
+    a_cloud = neo[a_cloud]
+    a_qty = ledger.left[a_cloud, a_chip]
+    a_price = supply.energy[a_cloud, a_chip]
+    a_market = supply.region[a_cloud]
+    neo_cap = np.bincount(a_market, weights=a_qty, minlength=n_r)
+    remote_cap = p.remote_kyc_share * neo_cap
+
+    home_curve = curves.market_demand(home, own)
+    remote_curve = curves.market_demand(remote, own)
+    home_region, remote_region = r[home], t[remote]
+    home_weight, remote_weight = home_w[home], hm.shares[remote, REMOTE]
+
+    def home_demand(price):
+        return home_weight * home_curve(np.log(np.maximum(price, 1e-12))[home_region])
+
+    def remote_demand(price):
+        log_p = np.log(np.maximum(np.maximum(price, 0.0) + friction, 1e-12))
+        return remote_weight * remote_curve(log_p[remote_region])
+
+    def demand(price):
+        d = np.bincount(home_region, weights=home_demand(price), minlength=n_r)
+        rem = np.bincount(remote_region, weights=remote_demand(price), minlength=n_r)
+        return d + np.minimum(rem, remote_cap)
+
+    res = clear_spot(demand, a_market, a_qty, a_price, n_r, SPOT_PRICE_SEARCH_CAP,
+                     guess=hm.spot)
+    price = res.price
+    px = np.nan_to_num(price)
+    q_home = home_demand(px)
+    q_rem = remote_demand(px)
+    rem_total = np.bincount(t[remote], weights=q_rem, minlength=n_r)
+    rem_fill = np.minimum(1.0, np.divide(remote_cap, rem_total, out=np.ones(n_r),
+                                         where=rem_total > 0))
+    wanted = np.bincount(r[home], weights=q_home, minlength=n_r) \
+        + np.minimum(rem_total, remote_cap)
+    ration = np.minimum(1.0, np.divide(res.volume, wanted, out=np.ones(n_r), where=wanted > 0))
+    ledger.got[home, SPOT] += q_home * ration[r[home]]
+    ledger.wanted[home, SPOT] += q_home
+    ledger.paid[home] += q_home * ration[r[home]] * px[r[home]]
+    got_rem = q_rem * rem_fill[t[remote]] * ration[t[remote]]
+    ledger.got[remote, REMOTE] += got_rem
+    ledger.wanted[remote, REMOTE] += q_rem
+    ledger.paid[remote] += got_rem * px[t[remote]]          # friction is not a payment
+    ledger.left[a_cloud, a_chip] -= res.ask_fill
+    ledger.sold[a_cloud, a_chip] += res.ask_fill
+    ledger.revenue += np.bincount(a_cloud, weights=res.ask_fill * px[a_market],
+                                  minlength=ledger.revenue.size)
+    if remote.size:
+        n = len(model.nation_ids)
+        flows = np.zeros((n, n))
+        np.add.at(flows, (t[remote], r[remote]), got_rem)
+        for dst, origin in zip(*np.nonzero(flows > 0)):
+            model.records["flows"].append((model.step_index, "remote_access",
+                                           model.nation_ids[dst], model.nation_ids[origin],
+                                           flows[dst, origin] / HOURS_PER_MONTH))
+    return price
+
+
+def settle_labs(model, hm: HourMarket, curves, own, ledger: Ledger, supply: Supply) -> None:
+    """Labs' compute, spend and serving margin; frontier-run progress in one cluster."""
+    p, book = model.params, model.book
+    r = book.nation
+    headline = np.where(np.isfinite(hm.spot[r]), hm.spot[r],
+                        hm.list_price[r] / p.hyperscaler_wtp_premium)
+    headline = np.nan_to_num(headline, nan=p.reference_price_usd_per_h100e_hour)
+    serve, train = curves.split(headline)
+    total = serve + train
+    serving_share = np.divide(serve, total, out=np.zeros_like(total), where=total > 0)
+    own_used = np.minimum(own, total)
+    bought = ledger.got.sum(axis=1)
+    book.own_h100e_hours = own_used
+    book.bought_h100e_hours = bought
+    book.need_h100e_hours = own_used + ledger.wanted.sum(axis=1)
+    book.spend_usd = ledger.paid.copy()
+    got = own_used + bought
+    book.serving_h100e_hours = got * serving_share
+    book.training_h100e_hours = got - book.serving_h100e_hours
+    book.serving_margin_usd = p.serving_markup * serving_share * (
+        ledger.paid + own_used * headline)
+    # the frontier run uses the largest cluster the lab can hold in one place
+    fleet = supply.hours.sum(axis=1)
+    largest_cloud = np.zeros(hm.n_regions)
+    np.maximum.at(largest_cloud, supply.region, fleet)
+    cluster = p.largest_site_share * np.maximum(largest_cloud[r], own)
+    frontier = np.minimum(book.training_h100e_hours * (1.0 - p.experiment_share), cluster)
+    book.advance_training(frontier, FLOP_PER_H100E_HOUR * p.mfu, model.month)
+
+
+def settle_clouds(model, supply: Supply, ledger: Ledger) -> None:
+    offered = supply.by_cloud.tolist()
+    sold = ledger.sold.sum(axis=1).tolist()
+    revenue = ledger.revenue.tolist()
+    step = model.step_index
+    for cloud, o, s, rv in zip(model.clouds, offered, sold, revenue):
+        cloud.settle(o, s, rv)
+        model.records["clouds"].append((step, cloud.cloud_id, cloud.region, cloud.tier,
+                                        o, s, rv, cloud.margin))
+
+
+def update_prices(model, hm: HourMarket, supply: Supply, ledger: Ledger,
+                  spot: np.ndarray) -> None:
+    """Record this month's prices by instrument, then form next month's: expectations and
+    the forward price from spot; hyperscalers' margins by utilization and list revisions."""
+    p = model.params
+    step = model.step_index
+    hm.spot = np.where(np.isnan(spot), hm.spot, spot)
+    model.latest_price_index = {}
+    model.latest_prices = {}
+    for i, region in enumerate(model.nation_ids):
+        rows = []
+        if hm.has_tier[i, 0]:
+            rows += [("hyperscaler", "list", hm.list_price[i]),
+                     ("hyperscaler", "contract",
+                      hm.list_price[i] * (1 - p.committed_use_discount))]
+        if hm.has_tier[i, 1]:
+            rows += [("neocloud", "contract", hm.forward[i]), ("neocloud", "spot", spot[i])]
+        for tier, instrument, price in rows:
+            if np.isfinite(price):
+                model.records["price_index"].append((step, region, tier, instrument,
+                                                     float(price)))
+                model.latest_prices[(region, tier, instrument)] = float(price)
+        if hm.has_tier[i, 0]:
+            model.latest_price_index[(region, "hyperscaler")] = float(hm.list_price[i])
+        if hm.has_tier[i, 1] and np.isfinite(spot[i]):
+            model.latest_price_index[(region, "neocloud")] = float(spot[i])
+    record_chip_prices(model, hm, supply, ledger)
+    hm.expected_spot = adapt_expectation(hm.expected_spot, spot, p.expectation_memory_months)
+    hm.forward = forward_price(hm.expected_spot, p.contract_term_premium)
+    for cloud in model.clouds:
+        cloud.reprice(p.margin_response)
+    cap = supply.by_cloud
+    fleet_cost = np.divide((supply.hours * supply.owned).sum(axis=1), cap,
+                           out=np.zeros_like(cap), where=cap > 0)
+    margins = np.array([c.margin for c in model.clouds])
+    w = np.where(supply.tier == 0, cap, 0.0)
+    num = np.bincount(supply.region, weights=w * list_target(fleet_cost, margins),
+                      minlength=hm.n_regions)
+    den = np.bincount(supply.region, weights=w, minlength=hm.n_regions)
+    target = np.divide(num, den, out=np.full(hm.n_regions, np.nan), where=den > 0)
+    new, revised = revise_list_price(hm.list_price, target, p.list_revision_threshold)
+    hm.list_price = np.where(hm.has_tier[:, 0], new, np.nan)
+    for i in np.flatnonzero(revised & hm.has_tier[:, 0]):
+        hm.revisions.append((step, int(i)))
+
+
+def record_chip_prices(model, hm: HourMarket, supply: Supply, ledger: Ledger) -> None:
+    """Per region, tier and chip class: the tier's headline price (list, spot) per GPU-hour of
+    that chip, GPU-hours sold and utilization."""
+    step = model.step_index
+    n_chips = len(model.chip_ids)
+    cell = (supply.region * 2 + supply.tier)[:, None] * n_chips + np.arange(n_chips)[None, :]
+    size = 2 * hm.n_regions * n_chips
+    offered = np.bincount(cell.ravel(), weights=supply.hours.ravel(), minlength=size)
+    sold = np.bincount(cell.ravel(), weights=ledger.sold.ravel(), minlength=size)
+    for c in np.flatnonzero(offered > 0):
+        m, k = divmod(int(c), n_chips)
+        region_i, tier_i = divmod(m, 2)
+        instrument = "list" if tier_i == 0 else "spot"
+        index = hm.list_price[region_i] if tier_i == 0 else hm.spot[region_i]
+        if not np.isfinite(index):
+            continue
+        model.records["prices"].append((step, model.nation_ids[region_i], TIERS[tier_i],
+                                        instrument, model.chip_ids[k],
+                                        float(index * model.h100e[k]),
+                                        float(sold[c] / model.h100e[k]),
+                                        float(sold[c] / offered[c])))
+
+
+def own_hours(model, hours: float) -> np.ndarray:
+    """H100e-hours each lab's own cluster offers this month [H100e-h]."""
+    book = model.book
     own = np.zeros(book.n)
     for row in np.flatnonzero(book.site >= 0):
         fleet = model.sites[book.site[row]].fleet
         own[row] = float(fleet.units_by_chip() @ model.h100e) * hours
-    market_need = np.maximum(need - own, 0.0)
-    budget = book.budget_per_month(model.month, model.start_month, index)
-    qty, price, h = book.bids(market_need, need, budget, p)
-    bids = tier_bids(qty, price, h, book.nation, p.tie_break == "pro_rata")
-    return need, own, bids
-
-
-def first_tiers(model, bids: Bids, premium: np.ndarray) -> np.ndarray:
-    """Shoppers (bids not tied to a hyperscaler contract) try first the tier that was cheaper
-    last month for what they get: hyperscaler price / premium vs neocloud price."""
-    b_first = bids.tier.copy()
-    for r, region in enumerate(model.nation_ids):
-        hyper = model.latest_price_index.get((region, "hyperscaler"))
-        neo = model.latest_price_index.get((region, "neocloud"))
-        if hyper is not None and neo is not None and hyper / premium[0] < neo:
-            b_first[(bids.region == r) & (bids.tier == 1)] = 0
-    return b_first
-
-
-def remote_targets(model) -> list[np.ndarray]:
-    """Per remote rank: the target region of each nation's labs (-1: none open)."""
-    targets = []
-    if any(model.remote_open.values()):
-        ranks = max((len(n.remote_regions) for n in model.nations.values()), default=0)
-        for k in range(ranks):
-            targets.append(np.array([
-                model.nation_index[n.remote_regions[k]]
-                if len(n.remote_regions) > k and model.remote_open[nid] else -1
-                for nid, n in model.nations.items()]))
-    return targets
-
-
-def clear_pro_rata(model, asks: Asks, bids: Bids, b_first, premium, targets, tr: Trades):
-    """Every pass clears all its (independent) markets in one vectorized call."""
-    p = model.params
-    n_markets = len(model.markets)
-    a_price, a_market, a_region = asks.price, asks.market, asks.region
-    b_base, b_region = bids.price, bids.region
-    b_left, a_left = tr.b_left, tr.a_left
-
-    def run_all(b_rows, b_seg, b_value, a_rows, a_seg, n_seg, remote=False):
-        if b_rows.size == 0 or a_rows.size == 0:
-            return None
-        # residuals are >= 0 (fills never exceed quantities); tiny float residues
-        # fall under the clearing's MIN_QUANTITY
-        res = clear_segmented(b_seg, b_left[b_rows], b_value, a_seg, a_left[a_rows],
-                              a_price[a_rows], n_seg, check=False)
-        b_fill, a_fill = res.bid_fill, res.ask_fill
-        paid = np.nan_to_num(res.price)       # segments without asks fill nothing
-        b_px, a_px = paid[b_seg], paid[a_seg]
-        b_left[b_rows] -= b_fill; a_left[a_rows] -= a_fill
-        tr.b_got[b_rows] += b_fill; tr.a_sold[a_rows] += a_fill
-        tr.b_paid[b_rows] += b_fill * b_px          # friction is not a payment
-        tr.a_rev[a_rows] += a_fill * a_px
-        tr.deal_volume[:] += np.bincount(a_market[a_rows], weights=a_fill,
-                                         minlength=n_markets)
-        tr.deal_value[:] += np.bincount(a_market[a_rows], weights=a_fill * a_px,
-                                        minlength=n_markets)
-        if remote:
-            tr.remote_rows.append((b_rows, b_fill, b_seg))
-        return res
-
-    # pass 1: each lab buys in its home region and its chosen tier
-    b_rows = np.arange(bids.qty.size)
-    seg = b_region * 2 + b_first
-    res = run_all(b_rows, seg, b_base * premium[b_first], np.arange(asks.qty.size),
-                  a_market, n_markets)
-    has_bids = np.bincount(seg, minlength=n_markets) > 0
-    for m in np.unique(a_market):
-        if has_bids[m] and res is not None:
-            tr.first_price[int(m)] = float(res.price[m])
-        else:
-            tr.first_price[int(m)] = float(a_price[a_market == m].min())
-    # pass 2: what is left tries the other tier at home
-    b_rows = np.flatnonzero(b_left > 1e-9)
-    a_rows = np.flatnonzero(a_left > 1e-9)
-    other = 1 - b_first[b_rows]
-    run_all(b_rows, b_region[b_rows] * 2 + other, b_base[b_rows] * premium[other],
-            a_rows, a_market[a_rows], n_markets)
-    # pass 3: remote access to foreign clouds, where the rules allow it
-    for target in targets:
-        b_rows = np.flatnonzero((target[b_region] >= 0) & (b_left > 1e-9))
-        a_rows = np.flatnonzero(a_left > 1e-9)
-        run_all(b_rows, target[b_region[b_rows]],
-                b_base[b_rows] - p.remote_friction_usd_per_h100e_hour,
-                a_rows, a_region[a_rows], len(model.nation_ids), remote=True)
-
-
-def clear_by_market(model, asks: Asks, bids: Bids, b_first, premium, targets, tr: Trades):
-    """Market by market, for tie rules that need each market's own draw."""
-    p = model.params
-    a_price, a_market, a_region = asks.price, asks.market, asks.region
-    b_base, b_region = bids.price, bids.region
-    b_left, a_left = tr.b_left, tr.a_left
-
-    def run(b_rows, a_rows, tier_value=1.0, friction=0.0, remote_region=None):
-        """Clear residual bids against residual asks of one market; bids value the
-        hour at their base value x the tier's premium, less any friction."""
-        if b_rows.size == 0 or a_rows.size == 0:
-            return None
-        res = _clear_grouped(b_left[b_rows], b_base[b_rows] * tier_value - friction,
-                             a_left[a_rows], a_price[a_rows], p.tie_break, model.rng)
-        if res.volume > 0:
-            b_left[b_rows] -= res.bid_fill; a_left[a_rows] -= res.ask_fill
-            tr.b_got[b_rows] += res.bid_fill; tr.a_sold[a_rows] += res.ask_fill
-            tr.b_paid[b_rows] += res.bid_fill * res.price
-            tr.a_rev[a_rows] += res.ask_fill * res.price
-            tr.deal_volume[:] += np.bincount(a_market[a_rows], weights=res.ask_fill,
-                                             minlength=len(model.markets))
-            tr.deal_value[:] += np.bincount(a_market[a_rows],
-                                            weights=res.ask_fill * res.price,
-                                            minlength=len(model.markets))
-            if remote_region is not None:
-                tr.remote_rows.append((b_rows, res.bid_fill,
-                                       np.full(b_rows.size, remote_region)))
-        return res
-
-    for m, (region, tier) in enumerate(model.markets):
-        r, t = model.nation_index[region], TIERS.index(tier)
-        res = run(np.flatnonzero((b_region == r) & (b_first == t)),
-                  np.flatnonzero(a_market == m), premium[t])
-        if res is not None:
-            tr.first_price[m] = res.price
-        elif np.any(a_market == m):
-            tr.first_price[m] = float(a_price[a_market == m].min())
-    for m, (region, tier) in enumerate(model.markets):
-        r, t = model.nation_index[region], TIERS.index(tier)
-        run(np.flatnonzero((b_region == r) & (b_first != t) & (b_left > 1e-9)),
-            np.flatnonzero((a_market == m) & (a_left > 1e-9)), premium[t])
-    for target in targets:
-        for r in np.unique(target[target >= 0]):
-            labs_from = np.flatnonzero(target == r)
-            run(np.flatnonzero(np.isin(b_region, labs_from) & (b_left > 1e-9)),
-                np.flatnonzero((a_region == r) & (a_left > 1e-9)),
-                friction=p.remote_friction_usd_per_h100e_hour, remote_region=int(r))
-
-
-def settle(model, asks: Asks, bids: Bids, need, own, tr: Trades) -> None:
-    """Clouds' revenue, labs' compute and spend, remote-access flows."""
-    book = model.book
-    n_clouds = len(model.clouds)
-    offered_c = np.bincount(asks.cloud, weights=asks.qty, minlength=n_clouds).tolist()
-    sold_c = np.bincount(asks.cloud, weights=tr.a_sold, minlength=n_clouds).tolist()
-    rev_c = np.bincount(asks.cloud, weights=tr.a_rev, minlength=n_clouds).tolist()
-    step = model.step_index
-    for cloud, o, sl, rv in zip(model.clouds, offered_c, sold_c, rev_c):
-        cloud.settle(o, sl, rv)
-        model.records["clouds"].append((step, cloud.cloud_id, cloud.region, cloud.tier,
-                                        o, sl, rv, cloud.margin))
-    b_qty = bids.qty
-    book.need_h100e_hours = need
-    book.own_h100e_hours = np.minimum(own, need)
-    got_share = np.divide(tr.b_got, b_qty, out=np.zeros_like(b_qty), where=b_qty > 0)
-    paid_per_unit = np.divide(tr.b_paid, b_qty, out=np.zeros_like(b_qty), where=b_qty > 0)
-    lab_got, lab_paid = bids.per_lab(got_share), bids.per_lab(paid_per_unit)
-    book.bought_h100e_hours = lab_got.sum(axis=0)
-    book.spend_usd = lab_paid.sum(axis=0)
-    book.serving_bought_h100e_hours = lab_got[0]
-    if tr.remote_rows:
-        n = len(model.nation_ids)
-        got = np.zeros((n, n))   # target x origin
-        for rows, fill, target in tr.remote_rows:
-            np.add.at(got, (target, bids.region[rows]), fill)
-        for r, ni in zip(*np.nonzero(got > 0)):
-            model.records["flows"].append((model.step_index, "remote_access",
-                                           model.nation_ids[r], model.nation_ids[ni],
-                                           got[r, ni] / HOURS_PER_MONTH))
-
-
-def record_prices(model, asks: Asks, tr: Trades) -> None:
-    """Prices per market (volume-weighted over passes) and per chip class."""
-    model.latest_price_index = {}
-    step = model.step_index
-    n_markets = len(model.markets)
-    n_chips = len(model.chip_ids)
-    cell = asks.market * n_chips + asks.chip
-    offered = np.bincount(cell, weights=asks.qty, minlength=n_markets * n_chips).reshape(
-        n_markets, n_chips)
-    sold = np.bincount(cell, weights=tr.a_sold, minlength=n_markets * n_chips).reshape(
-        n_markets, n_chips)
-    index_of = np.zeros(n_markets)
-    for m, (region, tier) in enumerate(model.markets):
-        if m not in tr.first_price:
-            continue                      # no cloud of this tier in this region
-        index = tr.deal_value[m] / tr.deal_volume[m] if tr.deal_volume[m] > 0 \
-            else tr.first_price[m]
-        index_of[m] = index
-        model.latest_price_index[(region, tier)] = index
-        model.records["price_index"].append((step, region, tier, index))
-    ms, ks = np.nonzero(offered > 0)
-    prices_out = (index_of[ms] * model.h100e[ks]).tolist()
-    volume_out = (sold[ms, ks] / model.h100e[ks]).tolist()
-    util_out = (sold[ms, ks] / offered[ms, ks]).tolist()
-    for m, k, pr, vol, ut in zip(ms.tolist(), ks.tolist(), prices_out, volume_out, util_out):
-        region, tier = model.markets[m]
-        model.records["prices"].append((step, region, tier, model.chip_ids[k], pr, vol, ut))
+    return own
 
 
 def clear_gpu_hours(model) -> None:
-    """The month's GPU-hour markets: asks, bids, clearing passes, settlement, prices."""
-    p = model.params
+    """The month's GPU-hour markets: demand, option choice, contracts, list, spot, settlement."""
+    p, hm, book = model.params, model.hour_market, model.book
     hours = HOURS_PER_MONTH * p.availability
-    asks = gather_asks(model, hours)
-    need, own, bids = gather_bids(model, hours)
-    premium = np.array([p.hyperscaler_wtp_premium, 1.0])      # by tier index
-    b_first = first_tiers(model, bids, premium)
-    targets = remote_targets(model)
-    trades = Trades(asks, bids, len(model.markets))
-    passes = clear_pro_rata if p.tie_break == "pro_rata" else clear_by_market
-    passes(model, asks, bids, b_first, premium, targets, trades)
-    settle(model, asks, bids, need, own, trades)
-    record_prices(model, asks, trades)
+    supply = gather_supply(model, hours)
+    model.serving_value = serving_value(supply, hm.n_regions, model.serving_value)
+    index = model.demand_index.at(model.month) * model._demand_factor()
+    curves = book.demand_curves(model.month, model.start_month,
+                                index * model._efficiency_factor(),
+                                model.financing_index.at(model.month) * model._demand_factor(),
+                                model.serving_value)
+    own = own_hours(model, hours)
+    target = hm.remote_target(model)
+    first = model.month == model.start_month
+    if first:
+        _initial_prices(model, hm, supply, curves, own)
+    else:          # buyers choose on last month's prices; at the start they hold their shares
+        cost, available = option_costs(model, hm, target)
+        hm.shares = choose_options(hm.shares, cost, available, p.choice_price_sensitivity,
+                                   p.switching_cost, group=book.nation,
+                                   revision_share=p.choice_revision_share)
+    ledger = Ledger(supply, book.n)
+    unsigned = sign_contracts(model, hm, curves, own, supply, staggered=first)
+    serve_contracts(model, hm, supply, ledger)
+    # list buyers the hyperscalers could not serve, and a share of those who found no
+    # contract, buy spot this month (the rest wait for next month's contract round)
+    spill = sell_list(model, hm, curves, own, supply, ledger) \
+        + p.uncontracted_spot_share * unsigned
+    spot = clear_spot_markets(model, hm, curves, own, supply, ledger, spill, target)
+    settle_clouds(model, supply, ledger)
+    settle_labs(model, hm, curves, own, ledger, supply)
+    update_prices(model, hm, supply, ledger, spot)

@@ -21,16 +21,17 @@ from agents.buyers import stockpile_orders
 from agents.cloud import Cloud
 from agents.fleet import Site
 from agents.foundry import Foundry
-from agents.lab import BUILD_LOOKAHEAD_MONTHS, Lab, LabBook
+from agents.lab import Lab, LabBook
 from agents.nation import Nation, access_switches, announced_rules
 from agents.vendor import Vendor, design_variants
 from market import chip_trade, costs
 from market.catalog import load_catalog
 from market.controls import (load_rules)
 from market.collect import collect, datacollector
-from market.gpu_hours import CloudFleets, clear_gpu_hours
+from market.gpu_hours import CloudFleets, HourMarket, clear_gpu_hours
+from market.lab_builds import labs_build
 from market.timeline import TimePath, parse_month
-from market.world import (FLOP_PER_H100E_HOUR, TIERS, efficiency_factor, energy_usd_per_chip_hour,
+from market.world import (TIERS, efficiency_factor, energy_usd_per_chip_hour,
                           shock_factor)
 from scenarios.loader import LAB_PUE
 
@@ -78,6 +79,8 @@ class ComputeMarket(mesa.Model):
         self.power_fraction = np.array([c.avg_power_fraction for c in chips])
         self.server_price = np.array([c.server_price_multiplier for c in chips])
         self.mw_per_chip = self.tdp_w * self.server_power / 1e6   # IT power per chip [MW]
+        workload = costs.ServingWorkload(**mkt.serving.model_dump())
+        self.serving_h100e = np.atleast_1d(costs.serving_h100e(chips, workload))
         self.install_order = np.argsort(-self.h100e / self.mw_per_chip, kind="stable")
         self._decisions: dict[tuple[int, str, str | None], object] = {}
         self._offers: dict[tuple, list] = {}
@@ -136,16 +139,17 @@ class ComputeMarket(mesa.Model):
         self._offer_key = [(site.nation, tuple(v.sells_to(self.site_buyer[i])
                                                for v in self.vendors.values()))
                            for i, site in enumerate(self.sites)]
-        self.builder_capex = {row: TimePath(spec.capex_usd_per_year.points,
-                                            spec.capex_usd_per_year.growth_after_per_year)
-                              for row, spec in enumerate(scenario.labs.values())
-                              if spec.can_build}
 
         # -- policies and events -----------------------------------------------------------
         self.events_by_month: dict[int, list] = defaultdict(list)
         for event in scenario.events:
             self.events_by_month[parse_month(event.date)].append(event)
         self.demand_index = TimePath(mkt.demand_index.points, mkt.demand_index.growth_after_per_year)
+        self.financing_index = TimePath(mkt.financing_index.points,
+                                        mkt.financing_index.growth_after_per_year)
+        # tokens an H100e-hour of each region's fleet serves relative to an H100's [-]
+        self.serving_value = np.ones(len(self.nation_ids))
+        self.hour_market = HourMarket(self)
         self.demand_shock = 1.0
         self.remote_access_allowed = mkt.remote_access_allowed
         self.leakage = scenario.leakage
@@ -167,6 +171,7 @@ class ComputeMarket(mesa.Model):
 
         # -- state read by reporters and the next month -----------------------------------
         self.latest_price_index: dict[tuple[str, str], float] = {}
+        self.latest_prices: dict[tuple[str, str, str], float] = {}
         self.latest_share: dict[str, float] = {}
         self.records: dict[str, list] = defaultdict(list)
         self.datacollector = datacollector()
@@ -197,15 +202,15 @@ class ComputeMarket(mesa.Model):
     # ---------------------------------------------------------------------- the month ---
     def step(self) -> None:
         """One month: policies, production, stockpiling ahead of announced rules, chip sales,
-        installation, GPU-hour market, labs, capacity planning, collection."""
+        installation, labs' own builds, GPU-hour market, clouds' capacity planning, collection."""
         self.month += 1
         self._apply_policies()
         chip_trade.produce_chips(self)
         self._stockpile()
         chip_trade.sell_chips(self)
         chip_trade.install_chips(self)
+        labs_build(self)
         clear_gpu_hours(self)
-        self._advance_labs()
         self._plan_capacity()
         collect(self)
 
@@ -283,48 +288,30 @@ class ComputeMarket(mesa.Model):
     def _efficiency_factor(self) -> float:
         return efficiency_factor(self.windows, self.month)
 
-    # 6. labs ------------------------------------------------------------------------------
-    def _advance_labs(self) -> None:
-        book, p = self.book, self.params
-        own_training = book.own_h100e_hours * (1.0 - book.inference_share)
-        training = own_training + book.bought_h100e_hours - book.serving_bought_h100e_hours
-        book.advance_training(np.maximum(training, 0.0), FLOP_PER_H100E_HOUR * p.mfu, self.month,
-                              self.start_month)
-        book.capex_usd = np.zeros(book.n)
-        if not self.builders:
-            return
-        backlog = chip_trade.site_backlog_h100e(self)
-        for row in self.builders:
-            if book.start_month[row] > self.month + BUILD_LOOKAHEAD_MONTHS:
-                continue
-            site_i = int(book.site[row])
-            offer = chip_trade.best_offer(self, site_i, self.lab_vendor_weights[row])
-            if offer is None:
-                continue
-            want = self.lab_agents[row].plan_build(offer, backlog[site_i])
-            if want <= 0:
-                continue
-            allowance = self.builder_capex[row].at(self.month) / 12.0
-            book.capex_usd[row] = chip_trade.order_chips(self, site_i, self.site_buyer[site_i],
-                                                         want, allowance,
-                                                         self.lab_vendor_weights[row])
-
     # 7. clouds plan capacity ------------------------------------------------------------
     def _plan_capacity(self) -> None:
+        """Each cloud reprices, raises its month's financing and orders the chips its
+        expected returns call for (`Cloud.plan_capacity`) within it; the spend is booked
+        (capex, an output) and what own funds do not cover is borrowed."""
         backlog = chip_trade.site_backlog_h100e(self)
         for cloud in self.clouds:
             cloud.reprice(self.params.margin_response)
+            allowance = cloud.finance(cloud.fleet_energy_usd_per_month(),
+                                      self.params.retire_after_years, self.month)
             offer = chip_trade.best_offer(self, cloud.site, cloud.vendor_weights)
-            if offer is None:
-                continue
-            want = cloud.plan_capacity(offer, backlog[cloud.site])
+            want = cloud.plan_capacity(offer, backlog[cloud.site]) if offer is not None else 0.0
+            spent = 0.0
             if want > 0:
-                chip_trade.order_chips(self, cloud.site, cloud.cloud_id, want,
-                                       cloud.capex_per_month(self.month), cloud.vendor_weights)
+                spent = chip_trade.order_chips(self, cloud.site, cloud.cloud_id, want, allowance,
+                                               cloud.vendor_weights)
+            cloud.spend(spent)
+            self.records["cloud_capex"].append((self.step_index, cloud.cloud_id, spent,
+                                                allowance, cloud.debt_usd))
 
     # 2b. buyers stockpile between a rule's announcement and its effect ---------------------
     def _stockpile(self) -> None:
-        self.order_ema = 0.8 * self.order_ema + 0.2 * self._ordered
+        weight = 1.0 / self.leakage.usual_orders_memory_months      # exponential average
+        self.order_ema = (1.0 - weight) * self.order_ema + weight * self._ordered
         self._ordered = np.zeros(len(self.sites))
         orders = stockpile_orders(
             self.month, self.announcements, self.leakage.stockpile_months, self.nations,

@@ -35,26 +35,36 @@ from market.files import (RENAME_EXCHANGE, fsync_dir, fsync_tree, os_reason, pid
 from market.timeline import month_start
 
 TABLES = ("prices", "price_index", "compute", "vendors", "labs", "flows", "clouds", "policy",
-          "shipments", "orders")
+          "shipments", "orders", "foundries")
 
 #: Required columns of each table (the output contract); extra columns may follow.
 COLUMNS = {
-    "prices": ["date", "step", "region", "tier", "chip", "price_usd_per_gpu_hour",
+    "prices": ["date", "step", "region", "tier", "instrument", "chip", "price_usd_per_gpu_hour",
                "volume_gpu_hours", "utilization"],
-    "price_index": ["date", "step", "region", "tier", "price_usd_per_h100e_hour"],
+    "price_index": ["date", "step", "region", "tier", "instrument", "price_usd_per_h100e_hour"],
     "compute": ["date", "step", "nation", "installed_h100e", "share", "frontier_run_flop",
                 "demand_h100e_hours", "unmet_h100e_hours"],
     "vendors": ["date", "step", "vendor", "shipped_units", "shipped_h100e", "revenue_usd", "share"],
     "labs": ["date", "step", "lab", "nation", "compute_h100e_hours", "spend_usd", "capex_usd"],
     "flows": ["date", "step", "channel", "origin", "destination", "h100e"],
     "clouds": ["date", "step", "cloud", "region", "tier", "offered_h100e_hours",
-               "sold_h100e_hours", "revenue_usd", "margin"],
+               "sold_h100e_hours", "revenue_usd", "margin", "capex_usd"],
     "policy": ["date", "step", "nation", "kind", "what", "rules_in_force"],
     "shipments": ["date", "step", "vendor", "chip", "buyer", "nation", "channel", "units",
                   "h100e", "revenue_usd"],
     "orders": ["date", "step", "buyer", "order_kind", "wanted_usd", "budget_usd",
                "committed_usd", "budget_binds"],
+    "foundries": ["date", "step", "foundry", "capacity_wafers_per_month", "wafers_per_month",
+                  "committed_wafers_per_month", "started_wafers_per_month",
+                  "under_construction_wafers_per_month", "capex_usd"],
 }
+
+#: `price_index.instrument` / `prices.instrument`: how the hour was sold. `list`: a
+#: hyperscaler's posted on-demand price; `contract`: a one-year term signed that month
+#: (hyperscalers' committed use at a discount to list, neoclouds' at the forward price);
+#: `spot`: the month's neocloud clearing price. `prices` carries each tier's headline
+#: instrument (hyperscaler list, neocloud spot).
+INSTRUMENTS = ("list", "contract", "spot")
 
 #: `orders.order_kind`: the order's purpose, by the model's order kinds.
 ORDER_KINDS = {0: "regular", 1: "stockpile", 2: "grey_market"}
@@ -79,11 +89,13 @@ def collect_tables(model) -> dict[str, pd.DataFrame]:
     frames["price_index"] = pd.DataFrame(rec["price_index"], columns=COLUMNS["price_index"][1:])
     frames["compute"] = pd.DataFrame(rec["compute"], columns=COLUMNS["compute"][1:])
     vendors = pd.DataFrame(rec["vendors"], columns=COLUMNS["vendors"][1:-1] + [
-        "produced_units", "blocked_revenue_usd", "controller_revenue_usd"])
+        "produced_units", "blocked_revenue_usd", "controller_revenue_usd", "lead_time_months",
+        "backlog_units", "inventory_units", "price_usd_per_h100e", "wafers_allotted",
+        "wafers_used"])
     total = vendors.groupby("step")["shipped_h100e"].transform("sum")
     vendors["share"] = np.where(total > 0, vendors["shipped_h100e"] / total.where(total > 0, 1), 0.0)
     frames["vendors"] = vendors
-    frames["clouds"] = pd.DataFrame(rec["clouds"], columns=COLUMNS["clouds"][1:])
+    frames["clouds"] = _clouds(model)
     frames["policy"] = pd.DataFrame(rec["policy"], columns=COLUMNS["policy"][1:])
     book = model.book
     steps = [r[0] for r in rec["labs"]]
@@ -105,16 +117,32 @@ def collect_tables(model) -> dict[str, pd.DataFrame]:
                                                            "wanted_usd", "budget_usd",
                                                            "committed_usd"])
     orders.insert(2, "order_kind", orders.pop("kind").map(ORDER_KINDS).astype(object))
-    # the capex input binds when the order wanted more than it allowed (0.01% slack for
-    # rounding in the scale factor)
+    # the allowance binds when the order wanted more than it allowed (a cloud's financing,
+    # a building lab's capex input; 0.01% slack for rounding in the scale factor)
     orders["budget_binds"] = orders["wanted_usd"] > orders["budget_usd"] * (1.0 + 1e-4)
     frames["orders"] = orders
+    frames["foundries"] = pd.DataFrame(rec["foundries"], columns=COLUMNS["foundries"][1:])
     for name, frame in frames.items():
         frame.insert(0, "date", _dates(model, frame["step"].to_numpy()))
         frame["step"] = frame["step"].astype(np.int64)
         frames[name] = frame[COLUMNS[name] + [c for c in frame.columns
                                               if c not in COLUMNS[name]]].reset_index(drop=True)
     return frames
+
+
+def _clouds(model) -> pd.DataFrame:
+    """Clouds' GPU-hour sales (written when the GPU-hour market settles) beside what they
+    spent on chips that month (`capex_usd`, written when they plan capacity), what their
+    financing allowed (`financing_allowance_usd`) and the debt they carry after it
+    (`debt_usd`) [USD]; a cloud-month without an investment record spent nothing."""
+    sales = pd.DataFrame(model.records["clouds"], columns=COLUMNS["clouds"][1:-1])
+    capex = pd.DataFrame(model.records["cloud_capex"],
+                         columns=["step", "cloud", "capex_usd", "financing_allowance_usd",
+                                  "debt_usd"])
+    out = sales.merge(capex, on=["step", "cloud"], how="left", validate="one_to_one")
+    out[["capex_usd", "financing_allowance_usd", "debt_usd"]] = \
+        out[["capex_usd", "financing_allowance_usd", "debt_usd"]].fillna(0.0)
+    return out
 
 
 def _shipments(model) -> pd.DataFrame:

@@ -1,15 +1,13 @@
 """Key outcomes of a run at chosen dates, as a table for the terminal and for comparisons.
 
-Price cells that are not prices set by trade are flagged (until the market is rebuilt, many
-cells sit on a buyer's bid level rather than where supply meets demand):
+Price cells that are not prices set by trade are flagged:
 
-- `bid_levels(scenario, month)` lists, per market (region, tier), the prices at which the
-  scenario's buyers bid [USD per H100e-hour]: what serving is worth, the training cap, the
-  experiment price, each lab's and the long tail's affordable training price, each times the
-  hyperscaler premium on that tier, and the same less the remote-access friction for labs
-  abroad. A clearing price equal to one of them was set by a bid, not by a seller's cost.
+- `input_price_levels(scenario)` lists the prices the scenario itself states [USD per
+  H100e-hour]: the reference price that measures potential demand, the same times the
+  hyperscaler premium, and the remote-access friction. Prices come out of the clearing; one
+  that equals an input says the market did not set it.
 - `price_flag(price, levels, traded_h100e_hours)` judges one cell; `price_flags(frames,
-  scenario, dates)` every (region, tier) cell of a run's `price_index` table.
+  scenario, dates)` every (region, tier, instrument) cell of a run's `price_index` table.
 - `MARKERS` and `flag_note(kinds)` give the footnote marker of each flag and the one line that
   explains the markers a table shows.
 """
@@ -20,20 +18,18 @@ import math
 
 import pandas as pd
 
-from market.costs import HOURS_PER_YEAR
 from market.timeline import parse_month
-from market.world import TIERS, TRAINING_BID_FLOOR_USD_PER_H100E_HOUR as TRAINING_BID_FLOOR
 
-#: Relative distance under which a price counts as equal to a bid level [-] (0.5%: the table
-#: prints two decimals, and volume-weighting over passes moves a bid-set price by less).
-BID_LEVEL_TOLERANCE = 0.005
+#: Relative distance under which a price counts as equal to an input level [-] (0.5%: the
+#: table prints two decimals).
+INPUT_LEVEL_TOLERANCE = 0.005
 #: Footnote marker of each flag.
-MARKERS = {"bid_level": "*", "no_trades": "#"}
+MARKERS = {"input_level": "*", "no_trades": "#"}
 #: What each flag means, for the line under a table.
 FLAG_NOTES = {
-    "bid_level": "equals a bid level of the scenario (a willingness to pay, cap or budget "
-                 "per hour, within 0.5%), not a price where supply meets demand",
-    "no_trades": "no compute traded that month (the cheapest ask is shown)",
+    "input_level": "equals a price input of the scenario (within 0.5%), not a price where "
+                   "supply meets demand",
+    "no_trades": "no compute traded that month in that tier",
     "blank": "blank: no cloud of that tier offered compute there that month",
 }
 
@@ -52,85 +48,28 @@ def summary_dates(frames: dict[str, pd.DataFrame], dates: list[str] | None = Non
     return sorted(set(inside), key=parse_month)
 
 
-def _training_level(budget_usd_per_year: float, demand_h100e: float, inference_share: float,
-                    cap: float, growth_ratio: float = 1.0) -> float | None:
-    """Affordable training price of a lab [USD per H100e-hour]: its training budget over the
-    hours of its whole training need, clipped as `lab_bids` clips it (None if it trains not)."""
-    if inference_share >= 1.0 or demand_h100e <= 0:
-        return None
-    hours = demand_h100e * HOURS_PER_YEAR * (1.0 - inference_share)
-    return min(max(budget_usd_per_year * growth_ratio / hours, TRAINING_BID_FLOOR), cap)
-
-
-def _base_levels(scenario, month: str | None) -> dict[str, set[float]]:
-    """Bid prices before any tier premium or friction, by the bidder's nation
-    [USD per H100e-hour]. Named labs whose budget grows at another rate than their demand
-    have a level that moves with time: it is taken at `month` (the start if None)."""
+def input_price_levels(scenario) -> list[float]:
+    """Prices the scenario states as inputs, sorted [USD per H100e-hour]: the reference price
+    of potential demand (`market.reference_price_usd_per_h100e_hour`), it times
+    `market.hyperscaler_wtp_premium`, and `market.remote_friction_usd_per_h100e_hour`."""
     m = scenario.market
-    cap = m.training_wtp_cap_usd_per_h100e_hour
-    common = {m.inference_wtp_usd_per_h100e_hour, cap,
-              min(m.experiment_wtp_usd_per_h100e_hour, cap)}
-    years = 0.0 if month is None else (parse_month(month) - parse_month(scenario.start)) / 12.0
-    out: dict[str, set[float]] = {}
-    tail = scenario.long_tail
-    if tail.count > 0:
-        # the long tail's budget and demand grow at the same rate: a constant level,
-        # budget_usd_per_h100e_year / 8,766 h / (1 - inference share), e.g. 12,000 / 8,766 / 0.4
-        level = _training_level(tail.budget_usd_per_h100e_year, 1.0, tail.inference_share, cap)
-        for nation, demand in tail.demand_h100e_by_nation.items():
-            if demand > 0 and level is not None:
-                out.setdefault(nation, set(common)).update(
-                    {level, min(m.experiment_wtp_usd_per_h100e_hour, level)})
-    for lab in scenario.labs.values():
-        ratio = ((1.0 + lab.budget_growth_per_year) / (1.0 + lab.demand_growth_per_year)) ** years
-        level = _training_level(lab.budget_usd_per_year, lab.demand_h100e, lab.inference_share,
-                                cap, ratio)
-        levels = out.setdefault(lab.nation, set(common))
-        if level is not None:
-            levels.update({level, min(m.experiment_wtp_usd_per_h100e_hour, level)})
-    return out
-
-
-def bid_levels(scenario, month: str | None = None) -> dict[tuple[str, str], list[float]]:
-    """Prices at which the scenario's buyers bid in each market (region, tier), sorted
-    [USD per H100e-hour].
-
-    A market's levels are its own labs' base bids (serving WTP, training cap, experiment WTP,
-    each lab's and the long tail's affordable training price: training budget per hour of
-    training need, e.g. 12,000 USD per H100e-year / 8,766 h / 0.4 = 3.42) times the tier's
-    premium (`market.hyperscaler_wtp_premium` on hyperscalers, 1 on neoclouds: 9.0 x 1.5 =
-    13.50), plus the base bids of labs in nations that may rent there
-    (`nations.*.remote_regions`) less `market.remote_friction_usd_per_h100e_hour`. `month`
-    (YYYY-MM) dates the levels of labs whose budget and demand grow apart. Efficiency shocks,
-    which scale a lab's need and not its budget, are not followed. Every (region, tier) of
-    the scenario's nations is a key, with or without clouds."""
-    m = scenario.market
-    premium = {"hyperscaler": m.hyperscaler_wtp_premium, "neocloud": 1.0}
-    base = _base_levels(scenario, month)
-    out = {}
-    for region in scenario.nations:
-        remote = set()
-        for nation_id, nation in scenario.nations.items():
-            if nation_id != region and region in nation.remote_regions:
-                remote |= {b - m.remote_friction_usd_per_h100e_hour
-                           for b in base.get(nation_id, ())}
-        for tier in TIERS:
-            own = {b * premium[tier] for b in base.get(region, ())}
-            out[(region, tier)] = sorted(v for v in own | remote if v > 0)
-    return out
+    levels = {m.reference_price_usd_per_h100e_hour,
+              m.reference_price_usd_per_h100e_hour * m.hyperscaler_wtp_premium,
+              m.remote_friction_usd_per_h100e_hour}
+    return sorted(v for v in levels if v > 0)
 
 
 def price_flag(price: float, levels: list[float], traded_h100e_hours: float | None,
-               tolerance: float = BID_LEVEL_TOLERANCE) -> str | None:
-    """Flag of one price cell: "blank" (no price), "no_trades" (nothing traded: the index is
-    the cheapest ask), "bid_level" (within `tolerance`, relative, of one of `levels`
-    [USD per H100e-hour]) or None (a price set by trade)."""
+               tolerance: float = INPUT_LEVEL_TOLERANCE) -> str | None:
+    """Flag of one price cell: "blank" (no price), "no_trades" (nothing traded in the tier),
+    "input_level" (within `tolerance`, relative, of one of `levels` [USD per H100e-hour]) or
+    None (a price set by trade)."""
     if price is None or not math.isfinite(price):
         return "blank"
     if traded_h100e_hours is not None and traded_h100e_hours <= 0:
         return "no_trades"
     if any(abs(price - level) <= tolerance * level for level in levels):
-        return "bid_level"
+        return "input_level"
     return None
 
 
@@ -142,33 +81,37 @@ def traded_volume(frames: dict[str, pd.DataFrame]) -> pd.Series:
 
 
 def price_flags(frames: dict[str, pd.DataFrame], scenario, dates: list[str]) -> pd.DataFrame:
-    """Flag of every price index cell: index (region, tier) of the scenario's markets, one
-    column per month (YYYY-MM), values as `price_flag` returns them ("" for None)."""
+    """Flag of every price index cell: index (region, tier, instrument) of the run's markets,
+    one column per month (YYYY-MM), values as `price_flag` returns them ("" for None)."""
     pi = frames["price_index"]
     month = pi["date"].dt.strftime("%Y-%m")
-    price = pi.set_index([month, pi["region"], pi["tier"]])["price_usd_per_h100e_hour"]
+    price = pi.set_index([month, pi["region"], pi["tier"], pi["instrument"]])[
+        "price_usd_per_h100e_hour"]
     volume = traded_volume(frames)
+    levels = input_price_levels(scenario)
+    markets = sorted(set(zip(pi["region"], pi["tier"], pi["instrument"])))
     cells = {}
     for d in dates:
-        levels = bid_levels(scenario, d)
-        for (region, tier), lv in levels.items():
-            p = price.get((d, region, tier), float("nan"))
-            flag = price_flag(float(p), lv, float(volume.get((d, region, tier), 0.0)))
-            cells.setdefault((region, tier), {})[d] = flag or ""
+        for region, tier, instrument in markets:
+            p = price.get((d, region, tier, instrument), float("nan"))
+            flag = price_flag(float(p), levels, float(volume.get((d, region, tier), 0.0)))
+            cells.setdefault((region, tier, instrument), {})[d] = flag or ""
     table = pd.DataFrame.from_dict(cells, orient="index").reindex(columns=dates)
-    table.index = pd.MultiIndex.from_tuples(table.index, names=["region", "tier"])
+    if len(table):
+        table.index = pd.MultiIndex.from_tuples(table.index,
+                                                names=["region", "tier", "instrument"])
     return table
 
 
-def _price_label(region: str, tier: str) -> str:
-    return f"price {region} {tier} [USD/H100e-h]"
+def _price_label(region: str, tier: str, instrument: str) -> str:
+    return f"price {region} {tier} {instrument} [USD/H100e-h]"
 
 
 def key_outcome_flags(frames: dict[str, pd.DataFrame], scenario, dates: list[str]
                       ) -> dict[tuple[str, str], str]:
     """Flags of the price rows of `key_outcomes`: (row label, month) -> flag."""
     flags = price_flags(frames, scenario, dates)
-    return {(_price_label(r, t), d): f for (r, t), row in flags.iterrows()
+    return {(_price_label(*key), d): f for key, row in flags.iterrows()
             for d, f in row.items() if f}
 
 
@@ -192,7 +135,7 @@ def key_outcomes(frames: dict[str, pd.DataFrame], dates: list[str],
 
     for month in dates:
         for r in at(frames["price_index"], month).itertuples():
-            rows.setdefault(_price_label(r.region, r.tier), {})[month] = \
+            rows.setdefault(_price_label(r.region, r.tier, r.instrument), {})[month] = \
                 r.price_usd_per_h100e_hour
         for r in at(frames["compute"], month).itertuples():
             rows.setdefault(f"share of installed H100e {r.nation} [%]", {})[month] = 100 * r.share

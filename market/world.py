@@ -13,18 +13,15 @@ from market.catalog import H100_DENSE_BF16_TFLOPS
 
 #: Price tiers of every region's GPU-hour market, in their index order.
 TIERS = ("hyperscaler", "neocloud")
+#: The instrument each tier's headline price is quoted in: hyperscalers' posted list price,
+#: neoclouds' monthly spot price (`price_index.instrument`).
+HEADLINE_INSTRUMENT = {"hyperscaler": "list", "neocloud": "spot"}
 #: Hours in an average calendar month [h].
 HOURS_PER_MONTH = costs.HOURS_PER_MONTH
 #: FLOP delivered by one H100e-hour at 100% of dense BF16 peak [FLOP].
 FLOP_PER_H100E_HOUR = H100_DENSE_BF16_TFLOPS * 1e12 * costs.SECONDS_PER_HOUR
-#: A vendor designs a variant for a market when less than this share of its orders there may
-#: ship [A]: prohibitions and denied licences, not licences mostly granted.
-VARIANT_TRIGGER = 0.5
 #: Treatments under which a variant serves a market.
 FREE = ("allowed", "notification")
-#: Floor of a lab's affordable training bid [USD per H100e-hour] [A]: a training budget
-#: spread over a huge need still bids something (issue 12 makes it an input or removes it).
-TRAINING_BID_FLOOR_USD_PER_H100E_HOUR = 0.05
 
 
 def _any_event(event) -> bool:

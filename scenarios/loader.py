@@ -38,7 +38,8 @@ from typing import Any, Iterable
 from pydantic import BaseModel, ValidationError
 
 from market.catalog import load_catalog
-from market.clearing import RATIONING, TIE_BREAKS
+from market import costs
+from market.clearing import RATIONING
 from market.controls import RuleBook, load_rules, order_regime, rule_problems
 from market.errors import ScenarioError, UnknownNameError
 from market.timeline import parse_month
@@ -475,6 +476,11 @@ def check_references(s: Scenario) -> list[tuple[str, str]]:
         if value not in valid:
             problems.append((path, f"unknown {kind} {value!r}; known: {', '.join(sorted(valid))}"))
 
+    workload = costs.ServingWorkload(**s.market.serving.model_dump())
+    if not costs.serving_tokens_per_chip_hour(costs.H100_SXM_SERVING_SPECS, workload) > 0:
+        problems.append(("market.serving", "an H100 SXM server cannot serve this workload "
+                         "within its memory and latency bound, so no chip's serving value can be "
+                         "measured; use a smaller model or context, or a looser max_step_seconds"))
     book = RuleBook(base.groups, base.sources, {**base.rules, **s.rules}, base.countries)
     for problem in rule_problems(book, only=s.rules):
         path, _, msg = problem.partition(": ")
@@ -514,7 +520,6 @@ def check_references(s: Scenario) -> list[tuple[str, str]]:
             if p.variant_of is not None:
                 known("chip", p.variant_of, set(catalog), f"{path}.variant_of")
     sold = {p.chip for v in s.vendors.values() for p in v.products}
-    known("tie-break rule", s.market.tie_break, set(TIE_BREAKS), "market.tie_break")
     known("rationing rule", s.market.rationing, set(RATIONING), "market.rationing")
     if not any(units > 0 for c in s.clouds.values() for units in c.fleet.values()):
         problems.append(("clouds", "no cloud has a starting fleet: GPU-hour prices start from "

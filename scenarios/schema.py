@@ -124,6 +124,26 @@ class Foundry(_Model):
     yield_path: Path | None = Field(
         default=None, description="good-die yield relative to the products' packages_per_wafer "
                                   "[-] over time (e.g. SMIC 7 nm maturing); default 1")
+    expansion_from: Month | None = Field(
+        default=None, description="first month the foundry adds capacity of its own accord, in "
+                                  "response to vendors' committed demand (after the observed "
+                                  "and announced points of its capacity path); none = never "
+                                  "(capacity follows the path only)")
+    expansion_lag_months: Annotated[float, Field(ge=1, le=60, allow_inf_nan=False)] = Field(
+        default=18.0, description="months from starting new capacity to its coming online "
+                                  "[months], rounded to whole months; [A] 12-24 for a CoWoS "
+                                  "line")
+    expansion_threshold: Annotated[float, Field(ge=0, le=5, allow_inf_nan=False)] = Field(
+        default=0.1, description="committed demand must exceed capacity (online and under "
+                                 "construction) by this share before the foundry builds "
+                                 "[fraction]; [A] 0-0.3")
+    expansion_response: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(
+        default=0.25, description="share of the gap between committed demand and capacity "
+                                  "(online and under construction) started each month "
+                                  "[1/month]; 0 = no expansion; [A] 0.1-0.5")
+    capex_usd_per_wafer_month: NonNegative = Field(
+        default=200_000.0, description="capital cost of one wafer/month of new capacity "
+                                       "[USD per wafer/month]; [A] 0.1-0.4 M")
 
     @model_validator(mode="after")
     def _shares_at_most_one(self) -> "Foundry":
@@ -140,8 +160,9 @@ class Product(_Model):
     unit_cost_usd: Positive = Field(description="vendor's cost to make one chip [USD]")
     list_price_usd: Positive | None = Field(
         default=None, description="list price [USD]; default: the catalog's unit price")
-    mix_weight: Positive = Field(default=1.0, description="relative share of the vendor's wafers "
-                                                          "while active [-]")
+    mix_weight: Positive = Field(default=1.0, description="relative weight of the product's need "
+                                                          "when the vendor's wafers do not "
+                                                          "cover all its products' [-]")
     variant_of: str | None = Field(
         default=None, description="a compliant variant of this catalog chip (like A800 of A100): "
                                   "sold only where the parent is restricted, from the month the "
@@ -155,15 +176,53 @@ class Vendor(_Model):
     captive_to: list[str] = Field(default_factory=list,
                                   description="buyers (cloud or lab ids) it sells to exclusively; "
                                               "empty = open market")
+    pricing: str = Field(
+        default="backlog_markup", description="pricing rule by name (agents.vendor.PRICING): "
+                                              "backlog_markup, list_price")
     scarcity_markup_per_backlog_month: NonNegative = Field(
-        default=0.15, description="price rise per month of backlog beyond one [fraction/month]")
-    max_price_multiple: Positive = Field(default=1.6, description="cap on price over list [-]")
+        default=0.15, description="price rise per month of lead time, i.e. open orders its stock "
+                                  "does not cover, in months of its own wafer capacity "
+                                  "[fraction/month]; [A] 0.05-0.4")
+    max_price_multiple: Annotated[float, Field(ge=1, le=10, allow_inf_nan=False)] = Field(
+        default=1.6, description="cap on price over list [-]; [A] 1.2-2.5")
+    glut_discount_per_stock_month: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = \
+        Field(default=0.1, description="price cut per month of capacity nobody asked for: "
+                                       "stock beyond open orders and the target inventory, "
+                                       "plus this month's idle wafer allotment "
+                                       "[fraction/month]; [A] 0.02-0.3")
+    floor_margin: Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)] = Field(
+        default=0.5, description="lowest markup over unit cost a glut drives the price to "
+                                 "[fraction]; [A] 0.2-2")
+    rival_premium: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = Field(
+        default=0.25, description="premium over rivals' price per H100e the vendor holds before "
+                                  "it cuts to defend share [fraction]; [A] 0-1")
+    rival_response: Fraction = Field(
+        default=0.5, description="elasticity of its target price to its price per H100e over "
+                                 "rivals' (with the premium): 0 ignores rivals, 1 matches "
+                                 "them [-]; [A] 0-1")
+    price_adjustment_per_month: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = \
+        Field(default=0.3, description="share of the gap to its target price closed each month "
+                                       "[1/month] (1 = jumps); [A] 0.1-0.6")
+    target_inventory_months: Annotated[float, Field(ge=0, le=12, allow_inf_nan=False)] = Field(
+        default=0.5, description="finished stock it builds towards beyond open orders, in months "
+                                 "of its last month's shipments per product [months]; "
+                                 "[A] 0.25-2")
     compliant_variants: bool = Field(
         default=True, description="responds to export rules with variants designed just under "
                                   "the thresholds (declared ones first, else derived)")
     variant_lag_months: Annotated[int, Field(ge=0, le=60)] = Field(
         default=4, description="months from a product's restriction to its variant shipping "
                                "(A800: ~1 month after Oct 2022; H20: ~5 after Nov 2023)")
+    variant_trigger: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
+        default=0.5, description="it designs a variant for a market when less than this share "
+                                 "of a product's orders there may ship [fraction]: "
+                                 "prohibitions and denied licences, not licences mostly "
+                                 "granted; [A] 0.2-0.9")
+    variant_price_base_share: Fraction = Field(
+        default=0.3, description="share of the parent's list price a derived variant keeps "
+                                 "whatever its performance; the rest scales with its TPP over "
+                                 "the parent's [fraction]; [A] 0.1-0.5 (the H20, ~15% of an "
+                                 "H100's TPP, listed near half its price)")
     hbm_dependence: Fraction = Field(
         default=0.0, description="share of its output that needs imported HBM [fraction]")
     hbm_stockpile_months: Annotated[int, Field(ge=0, le=120)] = Field(
@@ -181,7 +240,15 @@ class Cloud(_Model):
     fleet: dict[str, NonNegative] = Field(default_factory=dict,
                                           description="installed chips at the start {chip = units}")
     fleet_age_years: NonNegative = Field(default=1.0, description="average age of that fleet [yr]")
-    capex_usd_per_year: Path = Field(description="AI accelerator spending limit [USD/yr]")
+    financing_usd_per_year: Path = Field(
+        description="outside money for AI accelerators it is handed: investors' equity or its "
+                    "parent group's cash [USD/yr]; a ceiling on top of its own operating cash "
+                    "flow and debt capacity, not what it spends (capex is an outcome)")
+    wacc_per_year: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(
+        description="cost of capital it discounts a new chip's earnings at [fraction/yr]")
+    debt_to_revenue: Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)] = Field(
+        description="most debt it may carry, in years of trailing revenue [yr]; the debt is "
+                    "repaid over the chips' life (retire_after_years)")
     vendor_preference: dict[str, Positive] = Field(description="relative weight of each vendor "
                                                                "in its orders [-]")
     pue: Annotated[float, Field(ge=1.0, le=3.0)] = Field(default=1.2, description="PUE [-]")
@@ -203,36 +270,28 @@ class Lab(_Model):
     name: str
     nation: str
     start: Month | None = Field(default=None, description="month the lab enters (default: start)")
-    demand_h100e: Positive = Field(description="compute it wants at the start, as H100s in "
+    demand_h100e: Positive = Field(description="potential demand at the start: compute it would "
+                                               "use at the reference price, as H100s in "
                                                "continuous use [H100e]")
     demand_growth_per_year: GrowthRate = Field(description="own growth of that demand on top of "
                                                            "the market demand path [fraction/yr]")
-    budget_usd_per_year: Positive = Field(description="compute budget at the start [USD/yr]")
-    budget_growth_per_year: GrowthRate = Field(description="growth of the budget [fraction/yr]")
-    inference_share: Fraction = Field(default=0.4, description="share of demand that is serving")
-    hyperscaler_share: Fraction = Field(default=0.6, description="share of rented training "
-                                                                 "demand bought from hyperscalers "
-                                                                 "(contracts); the rest shops at "
-                                                                 "neoclouds first")
+    financing_usd_per_year: Positive = Field(
+        description="outside money for compute at the start (investors, a parent group) "
+                    "[USD/yr]; scaled by market.financing_index; serving margins add to it")
+    financing_growth_per_year: GrowthRate = Field(description="own growth of that financing "
+                                                              "[fraction/yr]")
+    inference_share: Fraction = Field(default=0.4, description="share of potential demand that "
+                                                               "is serving [fraction]")
+    hyperscaler_share: Fraction = Field(default=0.6, description="share of its market demand at "
+                                                                 "hyperscalers at the start "
+                                                                 "(contracts in force); later "
+                                                                 "shares are chosen [fraction]")
     can_build: bool = Field(default=False, description="may buy chips and run its own clusters")
     power_mw: NonNegative = Field(default=0.0, description="own datacenter power at start [MW]")
     power_growth_per_year: GrowthRate = Field(default=0.5, description="[fraction/yr]")
     fleet: dict[str, NonNegative] = Field(default_factory=dict, description="own chips at start")
     vendor_preference: dict[str, Positive] = Field(default_factory=dict,
                                                    description="vendor weights when it builds")
-    capex_usd_per_year: Path | None = Field(default=None, description="spending limit on its "
-                                                                      "own chips [USD/yr]")
-    first_run_flop: Positive = Field(default=1e23, description="size of its first training run "
-                                                               "[FLOP]")
-    run_growth_per_year: GrowthRate = Field(default=3.0, description="growth of planned training "
-                                                                     "run size [fraction/yr]")
-
-
-    @model_validator(mode="after")
-    def _builders_have_capex(self) -> "Lab":
-        if self.can_build and self.capex_usd_per_year is None:
-            raise ValueError("a lab that can_build needs capex_usd_per_year")
-        return self
 
 
 class LongTail(_Model):
@@ -251,10 +310,26 @@ class LongTail(_Model):
     demand_growth_by_nation: dict[str, GrowthRate] = Field(
         default_factory=dict, description="per-nation growth overriding demand_growth_per_year "
                                           "[fraction/yr]")
-    budget_usd_per_h100e_year: Positive = Field(description="budget per H100e of demand "
-                                                            "[USD/(H100e·yr)]")
+    financing_usd_per_h100e_year: Positive = Field(
+        description="outside financing per H100e of potential demand [USD/(H100e·yr)]")
     inference_share: Fraction = 0.6
     hyperscaler_share: Fraction = 0.5
+
+
+class CloudInvestment(_Model):
+    """How clouds form expectations and turn an expected return into chip orders."""
+
+    expectation_memory_months: Annotated[float, Field(ge=1, le=120, allow_inf_nan=False)] = \
+        Field(default=6.0, description="mean age of the adaptive expectation of revenue per "
+                                       "offered H100e-hour: each month it moves 1/m of the "
+                                       "way to what an offered hour earned [months]")
+    expected_price_decline_per_year: Annotated[float, Field(ge=0, lt=1,
+                                                            allow_inf_nan=False)] = Field(
+        default=0.276, description="fall of an H100e-hour's price a cloud expects over a new "
+                                   "chip's life, as newer chips arrive [fraction/yr]")
+    growth_response_per_year: Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)] = \
+        Field(default=1.0, description="growth of the committed fleet ordered per unit of "
+                                       "expected return PV / cost - 1 [fraction/yr]")
 
 
 class Leakage(_Model):
@@ -276,32 +351,114 @@ class Leakage(_Model):
     stockpile_months: NonNegative = Field(
         default=6.0, description="months of a buyer's usual chip orders pulled forward between "
                                  "a rule's announcement and its effective date [months]")
+    usual_orders_memory_months: Annotated[float, Field(ge=1, le=60)] = Field(
+        default=5.0, description="memory of the moving average that measures a buyer's usual "
+                                 "chip orders (mean age of what it remembers) [months]")
+
+
+class Serving(_Model):
+    """The workload labs serve, for the cost core's throughput model (`market.costs.
+    ServingWorkload`, whose docstring gives each default's source): how many tokens an hour of
+    each chip serves, so a chip's serving value is not its training H100e."""
+
+    params: Annotated[float, Field(ge=1e8, le=1e13)] = Field(
+        default=70e9, description="model parameters [-] (100M to 10T)")
+    bytes_per_param: Annotated[float, Field(ge=0.25, le=4)] = Field(
+        default=2.0, description="weight precision [bytes]")
+    kv_bytes_per_token: Annotated[float, Field(ge=1e3, le=1e8)] = Field(
+        default=327_680.0, description="KV cache per token of context [bytes]")
+    context_tokens: Annotated[float, Field(ge=128, le=32_768)] = Field(
+        default=4096.0, description="context held per sequence [tokens]")
+    max_step_seconds: Annotated[float, Field(ge=0.02, le=10)] = Field(
+        default=0.05, description="latency bound per decode step [s]")
+    precision: Literal["bf16", "fp8"] = "bf16"
+    bandwidth_efficiency: Annotated[float, Field(ge=0.3, le=1)] = 0.8
+    compute_efficiency: Annotated[float, Field(ge=0.1, le=1)] = 0.5
+    memory_usable_share: Annotated[float, Field(ge=0.5, le=1)] = 0.9
+    chips_per_server: Annotated[int, Field(ge=1, le=576)] = 8
 
 
 class Market(_Model):
     """Behavioural parameters of the markets (calibrated, uncertain)."""
 
-    demand_index: Path = Field(description="market-wide multiplier on every lab's demand [-], "
-                                           "e.g. the post-ChatGPT surge")
-    inference_wtp_usd_per_h100e_hour: Positive = Field(
-        description="willingness to pay for serving capacity [USD/(H100e·h)]")
-    training_wtp_cap_usd_per_h100e_hour: Positive = Field(
-        description="most a lab pays for training compute [USD/(H100e·h)]")
+    serving: Serving = Field(default_factory=Serving,
+                             description="the workload labs serve (tokens per chip-hour)")
+
+    demand_index: Path = Field(description="potential-demand path: market-wide multiplier on "
+                                           "every lab's potential demand [-], e.g. the "
+                                           "post-ChatGPT surge")
+    financing_index: Path = Field(description="market-wide multiplier on every lab's outside "
+                                              "financing [-] (investors' money)")
+    reference_price_usd_per_h100e_hour: Positive = Field(
+        description="GPU-hour price at which potential demand is measured [USD/(H100e·h)]")
+    value_sigma: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.3, description="log-sd of labs' reference prices around it [-]")
+    serving_elasticity: Annotated[float, Field(gt=0, le=5)] = Field(
+        description="price elasticity of token demand (iso-elastic) [-]")
+    training_elasticity: Annotated[float, Field(gt=0, le=5)] = Field(
+        description="price elasticity of the compute a lab would train with, budget aside [-]")
+    elasticity_sigma: Annotated[float, Field(ge=0, le=0.5)] = Field(
+        default=0.2, description="log-sd of labs' elasticities around the means [-]; draws "
+                                 "are kept within 0.05-5")
+    serving_markup: Annotated[float, Field(ge=0, le=20)] = Field(
+        description="labs' markup on the compute cost of a token [fraction]; the margin funds "
+                    "next month's compute budget")
+    experiment_share: Fraction = Field(description="share of training compute spent on "
+                                                   "experiments, not frontier runs [fraction]")
     hyperscaler_wtp_premium: Annotated[float, Field(ge=1, le=10)] = Field(
         default=1.5, description="how much more buyers value an hour from a hyperscaler "
                                  "(integration, credits, data gravity) [x]")
-    inference_hyperscaler_share: Fraction = Field(
-        default=0.85, description="share of serving demand bought from hyperscalers (enterprise "
-                                  "integration, reliability) [fraction]")
-    experiment_share: NonNegative = Field(description="extra opportunistic demand as a share of "
-                                                      "training demand [-]")
-    experiment_wtp_usd_per_h100e_hour: Positive = Field(
-        description="willingness to pay for opportunistic compute [USD/(H100e·h)]")
+    choice_price_sensitivity: Annotated[float, Field(gt=0, le=50)] = Field(
+        description="logit weight on log effective cost when buyers choose tier and "
+                    "instrument [-]")
+    switching_cost: Annotated[float, Field(ge=0, le=20)] = Field(
+        description="utility cost of leaving last month's option, in logit units [-]")
+    choice_revision_share: Annotated[float, Field(gt=0, le=1)] = Field(
+        description="share of a buyer's demand that reconsiders its tier and instrument each "
+                    "month [fraction/month]")
+    initial_contract_share: Fraction = Field(
+        default=0.5, description="share of each tier's demand under contract at the start [-]")
+    list_revision_threshold: Annotated[float, Field(gt=0, le=1)] = Field(
+        description="gap between a hyperscaler list price and its target that triggers a "
+                    "revision (menu cost) [fraction]")
+    committed_use_discount: Annotated[float, Field(ge=0, lt=1)] = Field(
+        description="discount on list for one-year committed use at hyperscalers [fraction]")
+    contract_term_premium: Annotated[float, Field(ge=-0.9, le=2)] = Field(
+        description="one-year contract price over the spot price expected [fraction]")
+    contract_months: Annotated[int, Field(ge=1, le=60)] = Field(
+        default=12, description="term of contracts [months]")
+    contract_capacity_share: Fraction = Field(
+        description="most of a tier's capacity its clouds commit to contracts [fraction]")
+    uncontracted_spot_share: Fraction = Field(
+        description="share of the demand that finds no contract (the clouds have committed all "
+                    "they will) that buys spot the same month; the rest waits [fraction]")
+    expectation_memory_months: Annotated[float, Field(ge=1, le=120)] = Field(
+        description="memory of adaptive price expectations (mean age of what is remembered) "
+                    "[months]")
+    largest_site_share: Annotated[float, Field(gt=0, le=1)] = Field(
+        description="share of a fleet in its largest single cluster: bounds a frontier run "
+                    "[fraction]")
+    run_months: Annotated[float, Field(ge=1, le=36)] = Field(
+        description="mean wall-clock limit of a lab's frontier runs [months]")
+    run_months_spread: Annotated[float, Field(ge=0, lt=1)] = Field(
+        default=0.4, description="labs' run limits are drawn uniformly within +- this share "
+                                 "of the mean [fraction]")
+    lab_cost_of_capital: Annotated[float, Field(ge=0, le=1)] = Field(
+        description="building labs' cost of capital (WACC) [fraction/yr]")
+    build_utilization: Annotated[float, Field(gt=0, le=1)] = Field(
+        description="utilization a building lab expects of its own cluster [fraction]")
+    build_gap_closure_per_month: Annotated[float, Field(gt=0, le=1)] = Field(
+        description="share of the gap to the compute it wants that a building lab orders in "
+                    "a month [fraction]")
+    remote_kyc_share: Fraction = Field(
+        description="share of a foreign region's neocloud capacity open to buyers from "
+                    "restricted destinations (know-your-customer screening) [fraction]")
     availability: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
         default=0.95, description="sellable share of fleet hours [fraction], above 0: at 0 no "
                                   "hour is offered and GPU-hour prices are undefined")
-    margin_response: Positive = Field(default=0.5, description="change of a cloud's margin per "
-                                                               "unit of utilization gap [-]")
+    margin_response: Positive = Field(default=0.5, description="change of a hyperscaler's list "
+                                                               "markup per unit of utilization "
+                                                               "gap [-]")
     chip_lead_time_months: Annotated[int, Field(ge=0, le=24)] = Field(
         default=3, description="order-to-delivery time for chips [months]")
     retire_after_years: Annotated[float, Field(ge=MIN_RETIRE_AFTER_YEARS,
@@ -314,11 +471,6 @@ class Market(_Model):
                                  "opens")
     order_price_elasticity: NonNegative = Field(default=1.0, description="elasticity of chip "
                                                                          "orders to price [-]")
-    cloud_invest_response: Positive = Field(
-        default=1.0, description="fleet growth per unit of utilization above target, per year")
-    build_horizon_months: Positive = Field(default=30.0, description="labs build their own "
-                                                                     "cluster if it breaks even "
-                                                                     "within this [months]")
     remote_friction_usd_per_h100e_hour: NonNegative = Field(
         default=0.5, description="extra cost of renting abroad [USD/(H100e·h)]")
     remote_access_allowed: bool = Field(default=True, description="whether remote access to "
@@ -326,8 +478,6 @@ class Market(_Model):
     mfu: Fraction = Field(default=0.375, description="MFU of training runs (Epoch median)")
     rationing: str = Field(default="pro_rata", description="chip rationing rule under shortage "
                                                            "(pro_rata | first_come)")
-    tie_break: str = Field(default="pro_rata", description="GPU-hour clearing tie-break "
-                                                           "(pro_rata | random)")
 
 
 class ExportControlEvent(_Model):
@@ -473,6 +623,7 @@ class Scenario(_Model):
     long_tail: LongTail
     market: Market
     leakage: Leakage = Field(default_factory=Leakage)
+    cloud_investment: CloudInvestment = Field(default_factory=CloudInvestment)
     rules: dict[str, Rule] = Field(default_factory=dict,
                                    description="export-control rules defined by this scenario, "
                                                "in the form of market/data/controls.toml")

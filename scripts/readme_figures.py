@@ -272,7 +272,7 @@ STRUCTURE = {"name", "description", "extends", "start", "end", "nation", "foundr
              "available", "variant_of", "captive_to", "remote_regions", "jurisdiction",
              "controls_group", "vendors", "rival", "impose", "lift", "not_before", "tier",
              "date", "note", "rule", "issuer", "chip", "via", "destinations", "rules",
-             "rationale", "dist", "values", "rationing", "tie_break", "products"}
+             "rationale", "dist", "values", "rationing", "products", "precision"}
 #: Meanings of the fields whose schema gives no description.
 MEANING = {
     "Scenario.name": "scenario name (a plain identifier)", "Scenario.description": "one line",
@@ -282,6 +282,7 @@ MEANING = {
     "Scenario.clouds": "clouds", "Scenario.labs": "named labs",
     "Scenario.long_tail": "the generated smaller labs", "Scenario.market": "market behaviour",
     "Scenario.leakage": "leakage channels", "Scenario.events": "dated events (below)",
+    "Scenario.cloud_investment": "how clouds turn expected returns into chip orders",
     "Scenario.uncertain": "uncertainties for Monte Carlo, by field path",
     "AdaptivePolicy.threshold": "level the trigger's reading must exceed (in the trigger's "
                                 "unit)",
@@ -292,8 +293,13 @@ MEANING = {
     "Vendor.foundry": "foundry id that makes its chips", "Vendor.products": "its product line",
     "Cloud.name": "display name", "Lab.name": "display name", "Lab.nation": "nation id",
     "LongTail.inference_share": "share of their demand that is serving [fraction]",
-    "LongTail.hyperscaler_share": "share of their rented training demand bought from "
-                                  "hyperscalers [fraction]",
+    "LongTail.hyperscaler_share": "share of their market demand at hyperscalers at the start "
+                                  "[fraction]",
+    "Serving.precision": "math precision of the served model's matmuls (bf16 | fp8)",
+    "Serving.bandwidth_efficiency": "achieved share of peak memory bandwidth in decode [-]",
+    "Serving.compute_efficiency": "achieved share of dense peak FLOP in decode [-]",
+    "Serving.memory_usable_share": "share of device memory for weights and KV cache [-]",
+    "Serving.chips_per_server": "chips of one server; a replica fills whole servers [chips]",
     "Path.points": "dated values {YYYY-MM = value}, log-linear in between",
     "Path.growth_after_per_year": "growth after the last point [fraction/yr]",
     "Distribution.dist": "distribution", "Distribution.low": "lower bound (truncation)",
@@ -318,7 +324,7 @@ def _schema_classes():
     import scenarios.schema as schema
 
     order = ["Scenario", "Nation", "AdaptivePolicy", "Foundry", "Vendor", "Product", "Cloud",
-             "Lab", "LongTail", "Market", "Leakage", "Path", "ExportControlEvent",
+             "Lab", "LongTail", "Market", "CloudInvestment", "Leakage", "Path", "ExportControlEvent",
              "DomesticPolicyEvent", "FoundryShockEvent", "HbmShortageEvent",
              "PowerConstraintEvent", "EfficiencyShockEvent", "DemandShockEvent",
              "RemoteAccessEvent", "Distribution", "Lever"]
@@ -334,6 +340,7 @@ _WHERE = {"Scenario": "top level", "Nation": "[nations.ID]", "AdaptivePolicy":
           "[[nations.ID.adaptive]]", "Foundry": "[foundries.ID]", "Vendor": "[vendors.ID]",
           "Product": "vendors.ID.products = [{...}]", "Cloud": "[clouds.ID]", "Lab": "[labs.ID]",
           "LongTail": "[long_tail]", "Market": "[market]", "Leakage": "[leakage]",
+          "CloudInvestment": "[cloud_investment]",
           "Path": "a dated path, e.g. `{ points = { \"2022-01\" = 1.0 }, "
                   "growth_after_per_year = 0.3 }`",
           "Distribution": "[uncertain.\"PATH\"]", "Lever": "[levers.\"PATH\"]"}

@@ -55,18 +55,26 @@ def test_a_closed_session_stops_its_run(capsys):
         "gpumarket viz: a browser session closed; its run stopped at 1 of 108 months\n")
 
 
-def test_key_figures_mark_a_price_on_a_bid_level():
+def test_key_figures_mark_a_price_on_an_input_and_nothing_else():
+    """Prices set by trade carry no marker; a price equal to an input of the scenario (here
+    the US spot moved onto the reference price of potential demand) is marked `*` and one
+    line under the table explains it."""
     model = app.MarketApp(scenario="baseline", months=24)
     for _ in range(24):
         model.step()
-    prices = {(r, t): p for s, r, t, p in model.records["price_index"] if s == model.step_index}
-    marks = app._price_marks(model, prices)
-    # China's hyperscaler index sits on serving WTP x hyperscaler premium (13.50)
-    assert marks.get(("China", "hyperscaler")) == "*"
-    assert ("US", "hyperscaler") not in marks
+    step = model.step_index
+    prices = {(r, t): p for s, r, t, i, p in model.records["price_index"]
+              if s == step and i == ("list" if t == "hyperscaler" else "spot")}
+    assert app._price_marks(model, prices) == {}
+    reference = model.scenario.market.reference_price_usd_per_h100e_hour
+    model.records["price_index"] = [
+        (s, r, t, i, reference if (s, r, i) == (step, "US", "spot") else p)
+        for s, r, t, i, p in model.records["price_index"]]
+    prices[("US", "neocloud")] = reference
+    assert app._price_marks(model, prices) == {("US", "neocloud"): "*"}
     children = app.KeyFigures(model).kwargs["children"]
     table = children[0].kwargs["value"] if "value" in children[0].kwargs \
         else children[0].args[0]
-    assert f"{prices[('China', 'hyperscaler')]:.2f}*" in table
-    notes = [c for c in children[1:] if "bid level" in str(c.kwargs.get("text", c.args))]
+    assert f"{reference:.2f}*" in table
+    notes = [c for c in children[1:] if "price input" in str(c.kwargs.get("text", c.args))]
     assert notes, "one line explains the marker"

@@ -93,6 +93,60 @@ def test_inference_worked_example():
     assert r30["usd_per_million_tokens"] > 0
 
 
+def test_serving_json_h20_against_h100():
+    """The default workload (Llama 2 70B, BF16, 4k context, 50 ms per token): the H20 is
+    compute-bound with the latency filling its batch, the H100 memory-bound with its memory
+    full; tokens and USD per million tokens follow from each other at the price given."""
+    h20 = run_json("cost", "serving", "--chip", "h20", "--price-usd-per-hour", "2")
+    h100 = run_json("cost", "serving", "--price-usd-per-hour", "2")
+    assert h100["chip"] == "h100-sxm" and h100["serving_h100e"] == pytest.approx(1.0)
+    assert (h20["bound"], h20["batch_limit"]) == ("compute", "latency")
+    assert (h100["bound"], h100["batch_limit"]) == ("memory", "memory capacity")
+    assert h20["serving_h100e"] == pytest.approx(
+        h20["tokens_per_chip_hour"] / h100["tokens_per_chip_hour"])
+    assert h20["serving_h100e"] > 2 * h20["training_h100e"]
+    assert h20["usd_per_million_tokens"] == pytest.approx(2 / h20["tokens_per_chip_hour"] * 1e6)
+    assert h20["tokens_per_second_per_chip"] * 3600 == pytest.approx(h20["tokens_per_chip_hour"])
+    assert h20["workload"]["max_step_seconds"] == pytest.approx(0.05)
+    fp8 = run_json("cost", "serving", "--bytes-per-param", "1", "--kv-bytes-per-token", "163840",
+                   "--precision", "fp8", "--max-step-ms", "40")
+    assert fp8["tokens_per_chip_hour"] > h100["tokens_per_chip_hour"]
+    assert fp8["step_seconds"] <= 0.04 + 1e-12
+
+
+def test_serving_option_defaults_are_the_workload_defaults():
+    """The CLI states its defaults for a quick --help; they must be ServingWorkload's."""
+    from market.costs import ServingWorkload
+
+    r = run_json("cost", "serving")
+    defaults = ServingWorkload()
+    assert r["workload"] == {k: getattr(defaults, k) for k in r["workload"]}
+    assert set(r["workload"]) == set(ServingWorkload.__dataclass_fields__)
+
+
+def test_serving_all_chips_table_and_json():
+    from market.catalog import load_catalog
+
+    ids = set(load_catalog())
+    r = run_json("cost", "serving", "--all")
+    assert {c["chip"] for c in r["chips"]} == ids
+    unpriced = [c for c in r["chips"] if c["price_usd_per_gpu_hour"] is None]
+    assert unpriced and all(c["usd_per_million_tokens"] is None for c in unpriced)
+    result = run("cost", "serving", "--all")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert "serving H100e" in lines[1] and "USD/M tok" in lines[1]
+    assert {line.split()[0] for line in lines[2:2 + len(ids)]} == ids
+
+
+def test_serving_human_output():
+    result = run("cost", "serving", "--chip", "h20", "--price-usd-per-hour", "1.5")
+    assert result.exit_code == 0
+    for label in ("decode step", "compute-bound", "tokens per chip-hour", "serving H100e",
+                  "cost per million tokens", "$1.50"):
+        assert label in result.stdout, label
+
+
 def test_inference_human_output():
     result = run("cost", "inference", "--params", "175B", "--tokens-per-day", "5e9", "--chip",
                  "a100")
@@ -141,6 +195,14 @@ def test_cluster_never_breaks_even_prints_null_not_infinity():
     (["cost", "cluster", "--gpus", "1.5"], "'--gpus': '1.5' is not a whole number"),
     (["cost", "cluster", "--gpus", "100", "--pue", "0.8"], "--pue must be >= 1"),
     (["cost", "cluster", "--gpus", "100", "--chip", "tpu-v5e"], "has no published unit price"),
+    (["cost", "serving", "--chip", "h1000"], "unknown chip 'h1000'; known: a100"),
+    (["cost", "serving", "--chip", "h20", "--all"], "give --chip or --all, not both"),
+    (["cost", "serving", "--compute-efficiency", "1.5"], "--compute-efficiency must be in (0, 1]"),
+    (["cost", "serving", "--max-step-ms", "0"], "--max-step-ms must be a finite number > 0, got 0"),
+    (["cost", "serving", "--params", "-7B"], "--params must be a finite number > 0"),
+    (["cost", "serving", "--chips-per-server", "0"], "--chips-per-server must be a whole number"),
+    (["cost", "serving", "--precision", "fp4"], "'--precision': 'fp4' is not one of"),
+    (["cost", "serving", "--price-usd-per-hour", "-2"], "--price-usd-per-hour must be a finite"),
 ])
 def test_user_errors_exit_2_with_one_line(args, message):
     result = run(*args)

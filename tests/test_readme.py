@@ -154,7 +154,11 @@ def test_docs_model_walks_the_phases_step_calls_in_order():
 
     from market.model import ComputeMarket
 
-    calls = re.findall(r"self\.(_\w+)\(\)", inspect.getsource(ComputeMarket.step))
+    source = inspect.getsource(ComputeMarket.step).split('"""')[-1]
+    # self._phase() or [module.]phase(self), in the order step() makes them
+    calls = [m.group(1) or m.group(2) for m in re.finditer(
+        r"self\.(_\w+)\(\)|(?:\w+\.)?(\w+)\(self\)", source)]
     text = (ROOT / "docs" / "model.md").read_text(encoding="utf-8")
-    listed = re.findall(r"^(_\w+)\(\)", text.split("## One month", 1)[1], re.M)
-    assert listed == calls
+    block = text.split("## One month", 1)[1].split("```")[1]
+    listed = [m.split(".")[-1] for m in re.findall(r"^([\w.]+)\(\)", block, re.M)]
+    assert listed == calls and len(calls) >= 9

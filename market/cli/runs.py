@@ -69,7 +69,8 @@ def _same(value: float) -> float:
 #: How a row of `market.summary.key_outcomes` reads in JSON: the label's pattern (its named
 #: groups become nested keys), the key (with its unit) and the change from the label's unit.
 _JSON_OUTCOMES = (
-    (r"price (?P<region>\S+) (?P<tier>\S+) \[USD/H100e-h\]", "price_usd_per_h100e_hour", _same),
+    (r"price (?P<region>\S+) (?P<tier>\S+) (?P<instrument>\S+) \[USD/H100e-h\]",
+     "price_usd_per_h100e_hour", _same),
     (r"share of installed H100e (?P<nation>\S+) \[%\]", "share_of_installed_h100e",
      _percent_to_fraction),
     (r"vendor share, trailing 12 months (?P<vendor>\S+) \[%\]",
@@ -88,7 +89,7 @@ _JSON_OUTCOMES = (
 
 def outcomes_json(table) -> dict:
     """Key outcomes (the frame of `key_outcomes`) as nested JSON: key with its unit, then
-    region and tier, nation or vendor, then date -> value (None where the run has none). A row
+    region, tier and instrument, nation or vendor, then date -> value (None where the run has none). A row
     no pattern knows keeps its label as the key."""
     import math
     import re
@@ -144,7 +145,7 @@ def _resolved(s) -> dict:
 @click.option("--force", is_flag=True, help="Replace an existing --out directory that "
                                              "gpumarket wrote (never any other).")
 @click.option("--diagnostics", is_flag=True, help="Also print what is scripted: prices on bid "
-              "levels or flat for 6+ months, orders cut by capex inputs, margins at bounds.")
+              "levels or flat for 6+ months, orders cut by their allowance, margins at bounds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the key outcomes as JSON.")
 def run(scenario: str, seed: int, months: int | None, overrides: tuple[str, ...],
         out: Path | None, fmt: str, dates: str | None, quiet: bool, force: bool,

@@ -4,74 +4,140 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
-import numpy as np
-
 from agents.buyers import sourcing_plan
-from agents.cloud import investment_order_h100e
-from agents.lab import build_order_h100e
+from agents.cloud import investment_order_h100e, order_decision_h100e
+from agents.lab import build_order_h100e, owned_cost_usd_per_h100e_hour
 from agents.nation import announced_rules
+from agents.strategies import (
+    adaptive_expectation,
+    discount_years,
+    expected_pv_usd_per_h100e,
+    financing_allowance_usd,
+    investment_rate_per_year,
+    power_room_h100e,
+)
 from market.controls import load_rules
 from market.timeline import parse_month
 
 # --------------------------------------------------------------- cloud investment ---
 
-
-def test_a_cloud_earning_its_cost_orders_nothing_beyond_its_pipeline():
-    """Earned = new cost: return 0, growth rate 0, so it wants its installed fleet and orders
-    nothing (installed 100, nothing on order)."""
-    assert investment_order_h100e(100.0, 0.0, 1_000.0, 2.0, 9.9, 0.7, 2.0, 1.0) == 0.0
-
-
-def test_a_profitable_cloud_grows_and_fills_half_its_power():
-    """Earned 3 vs cost 2: return 0.5, rate = 1.0 x 0.5 per year, so 100 x 1.5 = 150 H100e;
-    half of its 1,000 H100e of power is more, so it aims at 500 and orders 500 - 100 - 50
-    on order = 350 H100e."""
-    assert investment_order_h100e(100.0, 50.0, 1_000.0, 3.0, 0.0, 0.7, 2.0, 1.0) == \
-        pytest.approx(350.0)
+#: A new chip's H100e at the numbers of [CAL 7.2]: USD 0.13 of energy an hour, 8,328 offered
+#: hours a year (95% availability), a six-year life, three months' lead, prices expected to
+#: fall 27.6% a year.
+CHIP = {"energy_usd_per_h100e_hour": 0.13, "offered_hours_per_year": 8_328.0,
+        "price_decline_per_year": 0.276, "life_years": 6.0, "lead_years": 0.25}
 
 
-def test_a_new_cloud_expects_the_going_rate_at_its_target_utilization():
-    """No sales yet: earned = going rate 4.0 x target 0.5 = 2.0 = the new chip's cost, so no
-    growth; a going rate of 6.0 (earned 3.0) makes it fill half its power: 500 H100e."""
-    assert investment_order_h100e(0.0, 0.0, 1_000.0, None, 4.0, 0.5, 2.0, 1.0) == 0.0
-    assert investment_order_h100e(0.0, 0.0, 1_000.0, None, 6.0, 0.5, 2.0, 1.0) == 500.0
+def _order(expected, cost=35_000.0, wacc=0.085, committed=100_000.0, room=1e9, response=1.0):
+    return order_decision_h100e(committed, room, expected, CHIP["energy_usd_per_h100e_hour"],
+                                cost, CHIP["offered_hours_per_year"],
+                                CHIP["price_decline_per_year"], wacc, CHIP["life_years"],
+                                CHIP["lead_years"], response)
 
 
-def test_power_caps_the_fleet_a_cloud_wants():
-    """A return of 9 would triple the fleet (rate capped at 3/yr: 100 x 4 = 400) but its
-    power holds 300 H100e: it orders 300 - 100 = 200."""
-    assert investment_order_h100e(100.0, 0.0, 300.0, 20.0, 0.0, 0.7, 2.0, 1.0) == 200.0
+def test_adaptive_expectations_move_a_memory_fraction_towards_what_was_seen():
+    """First observation sets it; with a 4-month memory, 2 -> 6 moves a quarter: 3; a
+    memory of one month believes last month."""
+    assert adaptive_expectation(None, 2.0, 4.0) == 2.0
+    assert adaptive_expectation(2.0, 6.0, 4.0) == pytest.approx(3.0)
+    assert adaptive_expectation(2.0, 6.0, 1.0) == 6.0
+
+
+def test_present_value_is_the_discounted_declining_annuity():
+    """No discounting, no decline: PV = hours x (earnings - energy) x life; discounting and
+    decline each lower it, and so does a later delivery when cash is discounted."""
+    flat = expected_pv_usd_per_h100e(3.0, 0.1, 8_000.0, 0.0, 0.0, 6.0, 0.0)
+    assert flat == pytest.approx(8_000.0 * 2.9 * 6.0)
+    assert discount_years(0.1, 6.0, 0.0) == pytest.approx((1 - np.exp(-0.6)) / 0.1)
+    discounted, declining, later = (expected_pv_usd_per_h100e(3.0, 0.1, 8_000.0, d, w, 6.0, lead)
+                                    for d, w, lead in ((0.0, 0.1, 0.0), (0.3, 0.0, 0.0),
+                                                       (0.0, 0.1, 0.5)))
+    assert discounted < flat and declining < flat and later < discounted
+
+
+def test_a_cloud_orders_when_the_expected_value_exceeds_the_owned_cost():
+    """At USD 4 an offered hour (2023-like) a new H100e is worth more than its USD 35k, so
+    the committed fleet grows: a month of (PV / cost - 1) a year; at USD 1.5 (a glut) it
+    is worth less and the cloud orders nothing."""
+    pv = expected_pv_usd_per_h100e(4.0, wacc_per_year=0.085, **CHIP)
+    assert pv > 35_000.0
+    assert _order(4.0) == pytest.approx(100_000.0 * (pv / 35_000.0 - 1.0) / 12.0)
+    assert expected_pv_usd_per_h100e(1.5, wacc_per_year=0.085, **CHIP) < 35_000.0
+    assert _order(1.5) == 0.0
+    assert investment_rate_per_year(30_000.0, 35_000.0, 1.0) == 0.0
+
+
+def test_a_higher_cost_of_capital_means_a_smaller_order():
+    hyperscaler, neocloud, distressed = (_order(4.0, wacc=w) for w in (0.085, 0.13, 0.30))
+    assert hyperscaler > neocloud > distressed >= 0.0
+
+
+def test_power_caps_the_order_at_the_new_chips_that_fit():
+    """Free power holds 2,000 H100e: the order stops there whatever the return."""
+    assert _order(6.0) > 2_000.0
+    assert _order(6.0, room=2_000.0) == 2_000.0
+    assert investment_order_h100e(100_000.0, 0.5, 0.0) == 0.0
+
+
+def test_a_cloud_without_a_fleet_grows_from_what_its_power_holds():
+    """Nothing installed or on order, room for 12,000 H100e, a rate of 0.5 a year: a month's
+    growth of the room, 500 H100e."""
+    assert investment_order_h100e(0.0, 0.5, 12_000.0) == pytest.approx(500.0)
+
+
+def test_the_power_cap_counts_the_mixed_fleets_megawatts():
+    """A 100 MW site with 40 MW of installed chips and 10 MW on its way has 50 MW free; a new
+    chip needing 2 kW of facility power per H100e fits 25,000 H100e there, not the 50,000
+    that dividing the whole site by the new chip's MW per H100e would give."""
+    assert power_room_h100e(100.0, 40.0, 10.0, 0.002) == pytest.approx(25_000.0)
+    assert power_room_h100e(100.0, 90.0, 20.0, 0.002) == 0.0
+
+
+def test_financing_is_cash_flow_plus_outside_money_plus_the_debt_room_left():
+    """USD 1B of cash flow + 0.5B outside + (4 x 2B of revenue - 5B debt) = 4.5B; a negative
+    cash flow adds nothing, and a cloud at its debt limit borrows nothing more."""
+    assert financing_allowance_usd(1e9, 0.5e9, 8e9, 5e9) == pytest.approx(4.5e9)
+    assert financing_allowance_usd(-1e9, 0.5e9, 8e9, 9e9) == pytest.approx(0.5e9)
+
+
+def test_an_order_above_the_financing_allowance_is_cut_to_it():
+    """The cloud wants USD 50 x 30k = 1.5M of chips but may spend 0.6M: every vendor's part
+    is scaled by 0.4."""
+    vendor = SimpleNamespace(list_price=np.array([30_000.0]))
+    _, cost, scale = sourcing_plan(50.0, 0.6e6, np.array([1.0]), [(0, 0, 30_000.0)],
+                                   [vendor], np.array([1.0]), np.array([1.0]), 1.0)
+    assert cost == pytest.approx(1.5e6)
+    assert scale == pytest.approx(0.4)
 
 
 # ---------------------------------------------------------------- build or rent ---
 
-def _build(rent, **kw):
-    args = dict(future_need_h100e=1_000.0, have_h100e=300.0, backlog_h100e=100.0,
-                h100e_per_chip=1.0, server_price_usd=30_000.0,
-                energy_usd_per_chip_month=500.0, rent_usd_per_h100e_hour=rent,
-                horizon_months=12.0)
-    args.update(kw)
-    return build_order_h100e(**args)
+def test_owned_cost_is_the_user_cost_of_capital_plus_energy():
+    """A USD 30,000 chip (with server) of 1 H100e: 30,000 / (1 - 0.19) interconnect x (10%
+    WACC + 32.2%/yr value decline) / 8,766 h = 1.78, plus 0.10 of energy, over 80% use:
+    2.35 USD per H100e-hour (Jorgenson's user cost on the cost core's decline rate)."""
+    got = owned_cost_usd_per_h100e_hour(30_000.0, 1.0, 0.10, 0.10, 0.8)
+    expected = (30_000 / 0.81 * (0.10 + 0.14 * np.log(10)) / 8_766 + 0.10) / 0.8
+    assert got == pytest.approx(expected)
+    assert 2.3 < got < 2.4
+    # a dearer cost of capital or idler cluster makes owning dearer
+    assert owned_cost_usd_per_h100e_hour(30_000.0, 1.0, 0.10, 0.15, 0.8) > got
+    assert owned_cost_usd_per_h100e_hour(30_000.0, 1.0, 0.10, 0.10, 0.6) > got
 
 
-def test_a_lab_builds_when_owning_breaks_even_within_its_horizon():
-    """Gap 1,000 - 300 - 100 = 600 H100e. Renting at USD 9/h at 80% costs 9 x 730.5 x 0.8
-    = 5,259.6 a month against 500 of energy: a USD 30,000 chip pays back in 30,000 /
-    4,759.6 = 6.3 months <= 12, so it builds and orders a third of the gap: 200 H100e."""
-    assert _build(9.0) == pytest.approx(200.0)
+def test_a_lab_builds_when_owning_is_cheaper_than_renting():
+    """Wanted 1,000 H100e, 400 installed or on order: owning at 2.35 beats a 3.0 contract,
+    so it orders a third of the 600 gap: 198 H100e at a closure of 0.33 a month."""
+    assert build_order_h100e(1_000.0, 400.0, 2.35, 3.0, 0.33) == pytest.approx(198.0)
 
 
-def test_a_lab_rents_when_building_pays_back_too_slowly():
-    """At USD 2/h the chip pays back in 30,000 / (2 x 730.5 x 0.8 - 500) = 44.9 months
-    > 12: it rents (orders nothing)."""
-    assert _build(2.0) == 0.0
-
-
-def test_a_lab_without_a_gap_or_a_rental_price_orders_nothing():
-    assert _build(9.0, have_h100e=900.0) == 0.0
-    assert _build(None) == 0.0
+def test_a_lab_rents_when_owning_is_dearer_or_nothing_is_missing():
+    assert build_order_h100e(1_000.0, 400.0, 2.35, 2.0, 0.33) == 0.0
+    assert build_order_h100e(1_000.0, 1_200.0, 2.35, 3.0, 0.33) == 0.0
+    assert build_order_h100e(1_000.0, 400.0, 2.35, None, 0.33) == 0.0
 
 
 # ------------------------------------------------------------ announced rules ---

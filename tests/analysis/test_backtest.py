@@ -45,7 +45,7 @@ def _two_month_run(h100_units=(10.0, 30.0), price=(4.0, 2.0)) -> dict[str, pd.Da
                             "share": [0.9, 0.1, 0.9, 0.1], "frontier_run_flop": [1e24, 0, 2e24,
                                                                                  1e23]})
     price_index = pd.DataFrame({"date": dates, "step": [1, 2], "region": ["US"] * 2,
-                                "tier": ["neocloud"] * 2,
+                                "tier": ["neocloud"] * 2, "instrument": ["spot"] * 2,
                                 "price_usd_per_h100e_hour": list(price)})
     empty = pd.DataFrame({"cloud": pd.Series(dtype=object)})
     labs = pd.DataFrame({"lab": ["meta"]})
@@ -243,12 +243,24 @@ def test_scripted_diagnostics_on_history():
     scenario = load_scenario("history").scenario
     frames = run_tables(scenario, 1, 36)
     table = diagnostics(frames, scenario, "2024-12").set_index(["diagnostic", "scope"])
-    # China's hyperscaler index sits on its cap (serving WTP x hyperscaler premium) for
-    # most of 2023-24: the diagnostics must see it
-    assert table.loc[("price_on_bid_level", "China hyperscaler"), "value"] > 0.5
-    assert 0 < table.loc[("budget_binds", "all"), "value"] <= 1
-    assert table.loc[("price_scripted", "all"), "value"] >= \
-        table.loc[("price_on_bid_level", "all"), "value"]
+    # no traded price stays flat, and one only passes an input level as it moves (a month
+    # within 0.5% of 3.0 on the way down is a crossing, not a price held there); posted list
+    # prices hold between revisions (flat, but not counted as scripted)
+    for scope in ("US neocloud spot", "US neocloud contract", "China neocloud spot"):
+        assert table.loc[("price_flat_6_months", scope), "value"] == 0
+        assert table.loc[("price_on_input", scope), "value"] < 0.1
+    assert table.loc[("price_flat_6_months", "US hyperscaler list"), "value"] > 0.3
+    assert table.loc[("price_scripted", "US hyperscaler list"), "value"] == \
+        table.loc[("price_on_input", "US hyperscaler list"), "value"]
+    assert 0 <= table.loc[("budget_binds", "all"), "value"] < 0.5
+    # a price moved onto the reference price of potential demand is seen
+    onto = dict(frames)
+    pi = frames["price_index"].copy()
+    spot = (pi["region"] == "US") & (pi["instrument"] == "spot")
+    pi.loc[spot, "price_usd_per_h100e_hour"] = scenario.market.reference_price_usd_per_h100e_hour
+    onto["price_index"] = pi
+    table_onto = diagnostics(onto, scenario, "2024-12").set_index(["diagnostic", "scope"])
+    assert table_onto.loc[("price_on_input", "US neocloud spot"), "value"] == 1
     # a run whose every price moves by 10% a month has nothing flat and nothing on a level
     moved = dict(frames)
     pi = frames["price_index"].copy()
@@ -256,7 +268,7 @@ def test_scripted_diagnostics_on_history():
     moved["price_index"] = pi
     table = diagnostics(moved, scenario, "2024-12").set_index(["diagnostic", "scope"])
     assert table.loc[("price_flat_6_months", "all"), "value"] == 0
-    assert table.loc[("price_on_bid_level", "all"), "value"] < 0.05
+    assert table.loc[("price_on_input", "all"), "value"] < 0.05
 
 
 def test_backtest_reads_a_montecarlo_ensemble(tmp_path):
@@ -298,5 +310,5 @@ def test_run_diagnostics_prints_what_is_scripted():
     as_json = CliRunner().invoke(cli, ["run", "history", "--months", "24", "--diagnostics",
                                        "--json"])
     rows = json.loads(as_json.output)["scripted"]
-    assert {r["diagnostic"] for r in rows} >= {"price_on_bid_level", "price_flat_6_months",
+    assert {r["diagnostic"] for r in rows} >= {"price_on_input", "price_flat_6_months",
                                                "budget_binds", "margin_at_bound"}

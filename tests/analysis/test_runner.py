@@ -130,7 +130,7 @@ def test_killed_batch_resumes_without_redoing_or_duplicating(tmp_path):
     manifest = json.loads((out / "batch.json").read_text())
     assert manifest["completed"] == 10 and manifest["failed"] == 0
     prices = read_table(out, "price_index")
-    assert not prices.duplicated(["run_id", "step", "region", "tier"]).any()
+    assert not prices.duplicated(["run_id", "step", "region", "tier", "instrument"]).any()
     assert prices.groupby("run_id")["step"].max().eq(30).all()
 
 

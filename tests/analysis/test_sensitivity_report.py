@@ -20,9 +20,9 @@ def gm(*args):
 def test_salib_problem_maps_the_uncertain_block():
     problem, skipped = sa.salib_problem(load_scenario("taiwan-shock-2027").scenario.uncertain)
     assert skipped == ["events.7.months"]
-    i = problem["names"].index("market.experiment_wtp_usd_per_h100e_hour")
-    assert problem["dists"][i] == "triang" and problem["bounds"][i] == pytest.approx([1.0, 2.5, 0.4])
-    assert problem["num_vars"] == len(problem["names"]) == 11
+    i = problem["names"].index("market.order_price_elasticity")   # triangular 0.5 / 1.0 / 1.5
+    assert problem["dists"][i] == "triang" and problem["bounds"][i] == pytest.approx([0.5, 1.5, 0.5])
+    assert problem["num_vars"] == len(problem["names"]) == 13
 
 
 def test_sobol_recovers_a_known_function():
@@ -179,7 +179,8 @@ def lever_batch(tmp_path_factory):
 def _paired(out, region="US", tier="neocloud", month="2024-12"):
     """Per seed: option 0.9 minus option 0.1, computed here from the run files."""
     pi = read_table(out, "price_index", dates=[month])
-    pi = pi[(pi["region"] == region) & (pi["tier"] == tier)]
+    headline = {"hyperscaler": "list", "neocloud": "spot"}[tier]
+    pi = pi[(pi["region"] == region) & (pi["tier"] == tier) & (pi["instrument"] == headline)]
     wide = pi.pivot(index="seed", columns="param.leakage.enforcement",
                     values="price_usd_per_h100e_hour")
     return wide[0.9] - wide[0.1], wide

@@ -1,104 +1,79 @@
-"""GPU-hour clearing and chip rationing on worked examples, plus invariants over random input."""
+"""Spot clearing against continuous demand and chip rationing on worked examples, plus
+invariants over random input."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from market.clearing import clear, ration
+from market.clearing import clear_spot, ration
 from market.errors import UnknownNameError
 
 
-def test_shortage_marginal_bid_sets_price():
-    """Asks 10 @ 1 and 10 @ 2; bids 15 @ 5 and 10 @ 3. Demand 25 > supply 20 at any price up to
-    3: volume 20, the 3-bid is rationed (5 of 10) and sets the price at 3."""
-    r = clear([15, 10], [5, 3], [10, 10], [1, 2])
-    assert r.volume == pytest.approx(20)
-    assert r.price == pytest.approx(3)
-    assert r.bid_fill == pytest.approx([15, 5])
-    assert r.ask_fill == pytest.approx([10, 10])
+def _linear_demand(intercept, slope):
+    """D(p) = max(intercept - slope p, 0) per market."""
+    intercept, slope = np.asarray(intercept, float), np.asarray(slope, float)
+    return lambda p: np.maximum(intercept - slope * p, 0.0)
 
 
-def test_surplus_marginal_ask_sets_price():
-    """Asks 10 @ 1 and 10 @ 2; one bid 15 @ 5. Supply exceeds demand from price 2: volume 15,
-    the 2-ask is rationed (5 of 10) and sets the price at 2."""
-    r = clear([15], [5], [10, 10], [1, 2])
-    assert r.volume == pytest.approx(15)
-    assert r.price == pytest.approx(2)
-    assert r.ask_fill == pytest.approx([10, 5])
+def test_demand_crossing_a_step_sets_the_price_between_asks():
+    """Asks 10 @ 1 and 10 @ 5; demand D(p) = 30 - 5p. At p in (1, 5) supply is 10 and
+    D(p) = 10 at p = 4: demand sets the price, 4, between the two asks; volume 10."""
+    res = clear_spot(_linear_demand([30.0], [5.0]), np.array([0, 0]), np.array([10.0, 10.0]),
+                     np.array([1.0, 5.0]), 1, price_cap=1e4)
+    assert res.price[0] == pytest.approx(4.0, rel=1e-5)
+    assert res.volume[0] == pytest.approx(10.0, rel=1e-5)
+    np.testing.assert_allclose(res.ask_fill, [10.0, 0.0], atol=1e-4)
+    assert not res.short[0]
 
 
-def test_exact_match_takes_the_middle_of_the_gap():
-    """Ask 10 @ 1, bid 10 @ 3: both clear fully; any price in [1, 3] works; the rule takes 2."""
-    r = clear([10], [3], [10], [1])
-    assert (r.volume, r.price) == (pytest.approx(10), pytest.approx(2))
+def test_marginal_ask_rationed_sets_the_price_at_its_cost():
+    """Asks 10 @ 1 and 10 @ 2; D(p) = 27 - 5p: just below 2 demand (17) exceeds supply (10),
+    at 2 supply (20) exceeds demand (17): the 2-ask sells 7 and its cost, 2, is the price."""
+    res = clear_spot(_linear_demand([27.0], [5.0]), np.array([0, 0]), np.array([10.0, 10.0]),
+                     np.array([1.0, 2.0]), 1, price_cap=1e4)
+    assert res.price[0] == pytest.approx(2.0, rel=1e-5)
+    np.testing.assert_allclose(res.ask_fill, [10.0, 7.0], rtol=1e-4)
 
 
-def test_ties_at_the_margin_share_pro_rata():
-    """Asks 12 @ 1; bids 10 @ 4 and 20 @ 4 tie at the margin: 12 split 4 : 8."""
-    r = clear([10, 20], [4, 4], [12], [1])
-    assert r.price == pytest.approx(4)
-    assert r.bid_fill == pytest.approx([4, 8])
+def test_glut_clears_at_the_cheapest_ask_with_demand_served_in_full():
+    res = clear_spot(_linear_demand([5.0], [1.0]), np.array([0]), np.array([100.0]),
+                     np.array([1.0]), 1, price_cap=1e4)
+    assert res.price[0] == pytest.approx(1.0) and res.volume[0] == pytest.approx(4.0)
 
 
-def test_ties_random_tie_break_uses_the_generator_and_fills_whole_bids_first():
-    rng = np.random.default_rng(3)
-    r = clear([10, 20], [4, 4], [12], [1], tie_break="random", rng=rng)
-    assert r.bid_fill.sum() == pytest.approx(12)
-    assert sorted(np.round(r.bid_fill, 9)) in ([2, 10], [0, 12])
-    with pytest.raises(ValueError, match="generator"):
-        clear([1], [2], [1], [1], tie_break="random")
+def test_shortage_at_the_cap_is_reported_and_every_ask_sells_out():
+    res = clear_spot(lambda p: np.full(p.shape, 50.0), np.array([0]), np.array([10.0]),
+                     np.array([1.0]), 1, price_cap=100.0)
+    assert res.short[0] and res.price[0] == 100.0 and res.ask_fill[0] == pytest.approx(10.0)
 
 
-def test_zero_volume_when_bids_are_below_asks():
-    r = clear([10], [1], [10], [2])
-    assert r.volume == 0 and r.price == pytest.approx(2)   # the lowest ask a buyer faced
-    assert not r.bid_fill.any() and not r.ask_fill.any()
+def test_markets_clear_independently_and_markets_without_asks_have_no_price():
+    res = clear_spot(_linear_demand([30.0, 27.0, 5.0], [5.0, 5.0, 1.0]),
+                     np.array([1, 0, 0, 1]), np.array([10.0, 10.0, 10.0, 10.0]),
+                     np.array([1.0, 1.0, 5.0, 2.0]), 3, price_cap=1e4)
+    assert res.price[0] == pytest.approx(4.0, rel=1e-5)
+    assert res.price[1] == pytest.approx(2.0, rel=1e-5)
+    assert np.isnan(res.price[2]) and res.volume[2] == 0.0
 
 
-def test_zero_volume_without_bids_or_asks():
-    assert clear([], [], [5], [1]).volume == 0
-    assert np.isnan(clear([5], [1], [], []).price)
-
-
-def test_unknown_tie_break_lists_the_known():
-    with pytest.raises(UnknownNameError, match="known: pro_rata, random"):
-        clear([1], [1], [1], [1], tie_break="coin")
-
-
-def test_inputs_are_not_modified():
-    bq, bp, aq, ap = (np.array([3.0, 4.0]), np.array([5.0, 2.0]), np.array([6.0]),
-                      np.array([1.0]))
-    copies = [a.copy() for a in (bq, bp, aq, ap)]
-    clear(bq, bp, aq, ap)
-    for a, c in zip((bq, bp, aq, ap), copies):
-        assert np.array_equal(a, c)
-
-
-quantity = st.floats(min_value=0, max_value=1e6, allow_nan=False)
-price = st.floats(min_value=0.01, max_value=100, allow_nan=False)
-
-
-@settings(max_examples=200)
-@given(bids=st.lists(st.tuples(quantity, price), max_size=12),
-       asks=st.lists(st.tuples(quantity, price), max_size=12),
-       tie=st.sampled_from(["pro_rata", "random"]), seed=st.integers(0, 1000))
-def test_clearing_invariants(bids, asks, tie, seed):
-    bq = np.array([q for q, _ in bids]); bp = np.array([p for _, p in bids])
-    aq = np.array([q for q, _ in asks]); ap = np.array([p for _, p in asks])
-    r = clear(bq, bp, aq, ap, tie_break=tie, rng=np.random.default_rng(seed))
-    tol = 1e-6 * (1 + r.volume)
-    assert r.volume <= bq.sum() + tol and r.volume <= aq.sum() + tol
-    assert np.all(r.bid_fill <= bq + tol) and np.all(r.ask_fill <= aq + tol)
-    assert np.all(r.bid_fill >= -tol) and np.all(r.ask_fill >= -tol)
-    assert r.bid_fill.sum() == pytest.approx(r.volume, rel=1e-9, abs=1e-6)
-    assert r.ask_fill.sum() == pytest.approx(r.volume, rel=1e-9, abs=1e-6)
-    if r.volume > 0:
-        assert np.all(bp[r.bid_fill > tol] >= r.price - 1e-9)   # no buyer pays above its bid
-        assert np.all(ap[r.ask_fill > tol] <= r.price + 1e-9)   # no seller gets below its ask
-        # efficiency: no unfilled bid above the price could have met an unused ask below it
-        unfilled_bid = (bq - r.bid_fill > tol) & (bp > r.price + 1e-9)
-        unused_ask = (aq - r.ask_fill > tol) & (ap < r.price - 1e-9)
-        assert not (unfilled_bid.any() and unused_ask.any())
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.01, 50), st.floats(0.1, 100)), min_size=1, max_size=8),
+       st.floats(1, 500), st.floats(0.2, 3))
+def test_spot_invariants(asks, scale, elasticity):
+    """Iso-elastic demand D(p) = scale p^-e: sold = demanded at the price (<= supply), every
+    filled ask priced at or below the price, unfilled asks above it (up to tolerance)."""
+    price_ = np.array([a[0] for a in asks])
+    qty = np.array([a[1] for a in asks])
+    demand = lambda p: scale * np.maximum(p, 1e-12) ** -elasticity   # noqa: E731
+    res = clear_spot(demand, np.zeros(len(asks), dtype=int), qty, price_, 1, price_cap=1e6)
+    p = res.price[0]
+    assert res.ask_fill.sum() == pytest.approx(res.volume[0], rel=1e-9, abs=1e-9)
+    assert res.volume[0] <= qty.sum() * (1 + 1e-9)
+    assert np.all(res.ask_fill <= qty * (1 + 1e-12))
+    assert np.all(price_[res.ask_fill > 1e-9] <= p * (1 + 1e-5))
+    if not res.short[0]:
+        assert res.volume[0] == pytest.approx(min(demand(np.array([p]))[0], qty.sum()),
+                                              rel=1e-3)
 
 
 def test_rationing_pro_rata_and_first_come():
@@ -121,7 +96,6 @@ def test_rationing_never_ships_more_than_supply_or_orders(orders, supply, rule):
 
 # --------------------------------------------------------------- segmented clearing ---
 
-from market.clearing import clear_segmented  # noqa: E402
 
 
 @st.composite
@@ -138,36 +112,6 @@ def segmented_markets(draw):
             np.array(draw(st.lists(qty, min_size=na, max_size=na)), dtype=float),
             np.array(draw(st.lists(prices, min_size=na, max_size=na)), dtype=float))
 
-
-@settings(max_examples=300, deadline=None)
-@given(segmented_markets())
-def test_segmented_clearing_equals_clearing_each_market(markets):
-    """Clearing many markets at once gives, market by market, what `clear` gives."""
-    n_seg, bs, bq, bp, as_, aq, ap = markets
-    res = clear_segmented(bs.astype(int), bq, bp, as_.astype(int), aq, ap, n_seg)
-    for s in range(n_seg):
-        b, a = bs == s, as_ == s
-        one = clear(bq[b], bp[b], aq[a], ap[a])
-        assert res.volume[s] == pytest.approx(one.volume, rel=1e-9, abs=1e-9)
-        if one.volume > 0 or (a.any() and np.any(aq[a] > 1e-12)):
-            assert res.price[s] == pytest.approx(one.price, rel=1e-12)
-        else:
-            assert np.isnan(res.price[s])
-        np.testing.assert_allclose(res.bid_fill[b], one.bid_fill, rtol=1e-9, atol=1e-9)
-        np.testing.assert_allclose(res.ask_fill[a], one.ask_fill, rtol=1e-9, atol=1e-9)
-
-
-def test_segmented_worked_example_two_markets():
-    """Market 0 is the shortage example of `clear` (price 3, the 3-bid gets 5 of 10);
-    market 1 is a surplus: asks 10 @ 1 and 10 @ 2, one bid 5 @ 4 -> price 1, volume 5."""
-    res = clear_segmented(np.array([0, 0, 1]), np.array([15.0, 10.0, 5.0]),
-                          np.array([5.0, 3.0, 4.0]), np.array([0, 0, 1, 1]),
-                          np.array([10.0, 10.0, 10.0, 10.0]), np.array([1.0, 2.0, 1.0, 2.0]), 3)
-    assert res.price[0] == 3.0 and res.volume[0] == 20.0
-    np.testing.assert_allclose(res.bid_fill, [15.0, 5.0, 5.0])
-    assert res.price[1] == 1.0 and res.volume[1] == 5.0
-    np.testing.assert_allclose(res.ask_fill, [10.0, 10.0, 5.0, 0.0])
-    assert np.isnan(res.price[2]) and res.volume[2] == 0.0
 
 
 def test_grouped_pro_rata_equals_ration_per_group():

@@ -1,12 +1,15 @@
 """The cost core against worked examples (docs/calibration.md; issue #2) and its invariants."""
 
 import math
+import re
 
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
 from market import costs
+from market.catalog import load_catalog
+from market.errors import InputError
 
 REL = 1e-3  # tolerance for exact arithmetic examples
 
@@ -201,3 +204,199 @@ def test_goodput_is_a_fraction_and_daly_is_near_young(write, mtbf, restart):
     assert 0.0 <= costs.goodput_fraction(tau, write, restart, mtbf) <= 1.0
     if write < 0.01 * mtbf:
         assert tau == pytest.approx(costs.young_interval_hours(write, mtbf), rel=0.1)
+
+
+# ----------------------------------------------------------------------------- serving ---
+
+SERVING_CHIPS = ("v100", "a100", "h100-sxm", "h20", "h200", "b200", "mi300x", "ascend-910b",
+                 "tpu-v5e")
+
+
+def _chips(*ids):
+    catalog = load_catalog()
+    return [catalog[i] for i in ids]
+
+
+def test_decode_step_is_the_roofline_of_weights_kv_and_flop():
+    """N = 1e9 at 2 bytes, 10 sequences x 1,000 tokens x 100 kB of KV on one 1 TB/s, 100 TFLOP/s
+    chip at full efficiency: 2 GB + 1 GB read in 3 ms; 10 x 2 GFLOP in 0.2 ms; memory-bound."""
+    step = costs.decode_step(10, 1e9, 2.0, 1e5, 1_000, 1, 1_000, 1e14, 1.0, 1.0)
+    assert step.memory_seconds == pytest.approx(3e-3)
+    assert step.compute_seconds == pytest.approx(2e-4)
+    assert step.step_seconds == pytest.approx(3e-3)  # the longer of the two: they overlap
+    assert step.tokens_per_second == pytest.approx(10 / 3e-3)
+    # splitting the replica over 4 chips divides both times by 4
+    four = costs.decode_step(10, 1e9, 2.0, 1e5, 1_000, 4, 1_000, 1e14, 1.0, 1.0)
+    assert four.step_seconds == pytest.approx(step.step_seconds / 4)
+    # half the efficiency, twice the time
+    slow = costs.decode_step(10, 1e9, 2.0, 1e5, 1_000, 1, 1_000, 1e14, 0.5, 1.0)
+    assert slow.memory_seconds == pytest.approx(6e-3)
+    # a mixture of experts reads all weights but computes with its active ones
+    moe = costs.decode_step(10, 1e9, 2.0, 1e5, 1_000, 1, 1_000, 1e14, 1.0, 1.0, active_params=1e8)
+    assert moe.memory_seconds == pytest.approx(step.memory_seconds)
+    assert moe.compute_seconds == pytest.approx(step.compute_seconds / 10)
+
+
+def test_70b_bf16_on_h100_replica_and_memory_batch():
+    """140 GB of weights need 2 H100s at 90% of 80 GB (72 GB each), i.e. one 8-GPU server; the
+    other 436 GB hold 324 sequences of 4,096 tokens x 327,680 bytes (1.34 GB each)."""
+    w = costs.ServingWorkload()
+    assert w.weight_bytes == pytest.approx(140e9)
+    assert w.kv_bytes_per_sequence == pytest.approx(4_096 * 327_680)
+    assert costs.replica_chips(w.weight_bytes, 80, 0.9) == 2
+    assert costs.replica_chips(w.weight_bytes, 80, 0.9, chips_per_server=8) == 8
+    assert costs.replica_chips(w.weight_bytes, 16, 0.9, chips_per_server=8) == 16  # TPU v5e
+    assert costs.max_batch_in_memory(w.weight_bytes, w.kv_bytes_per_sequence, 80, 8, 0.9) == 324
+    assert costs.max_batch_in_memory(w.weight_bytes, w.kv_bytes_per_sequence, 80, 2, 0.9) == 2
+    assert costs.max_batch_in_memory(w.weight_bytes, w.kv_bytes_per_sequence, 80, 1, 0.9) == 0
+
+
+def test_best_batch_is_the_largest_within_memory_and_latency():
+    """Tokens/s never fall with the batch (the weight read is shared), so the chosen batch is
+    the largest feasible one: one more sequence breaks the memory or the latency bound."""
+    w = costs.ServingWorkload()
+    for chip in _chips(*SERVING_CHIPS):
+        t = costs.chip_serving_throughput(chip, w)
+        peak = chip.peak_flop_per_s
+        assert t.step_seconds <= w.max_step_seconds * (1 + 1e-9)
+        assert t.batch <= t.batch_memory_max
+        over = costs.decode_step(t.batch + 1, w.params, w.bytes_per_param, w.kv_bytes_per_token,
+                                 w.context_tokens, t.chips_per_replica,
+                                 chip.memory_bandwidth_gbps, peak, w.bandwidth_efficiency,
+                                 w.compute_efficiency)
+        assert (t.batch + 1 > t.batch_memory_max
+                or over.step_seconds > w.max_step_seconds), chip.id
+        rates = [costs.decode_step(b, w.params, w.bytes_per_param, w.kv_bytes_per_token,
+                                   w.context_tokens, t.chips_per_replica,
+                                   chip.memory_bandwidth_gbps, peak, w.bandwidth_efficiency,
+                                   w.compute_efficiency).tokens_per_second
+                 for b in range(1, int(t.batch) + 1, max(int(t.batch) // 7, 1))]
+        assert rates == sorted(rates), chip.id
+        assert t.tokens_per_chip_hour == pytest.approx(
+            t.batch / t.step_seconds / t.chips_per_replica * 3_600)
+
+
+def test_serving_h100e_of_the_default_workload():
+    """Llama 2 70B in BF16 at 4k context and 50 ms per token: the H100 is 1 by construction,
+    the H20 (148 TFLOP/s, 4.0 TB/s, 96 GB) serves at more than twice its 0.15 training H100e,
+    the H200 and B200 beat the H100 on bandwidth and memory, and the V100 trails."""
+    ids = ("h100-sxm", "h20", "h200", "b200", "v100")
+    h100, h20, h200, b200, v100 = _chips(*ids)
+    serving = dict(zip(ids, costs.serving_h100e([h100, h20, h200, b200, v100])))
+    assert serving["h100-sxm"] == pytest.approx(1.0)
+    assert costs.serving_h100e(h100) == pytest.approx(1.0)  # the catalog's H100 = the reference
+    assert serving["h20"] > 2 * h20.h100e
+    assert 0.25 < serving["h20"] < 0.6
+    assert serving["h200"] > 1.3 and serving["b200"] > serving["h200"]
+    assert serving["b200"] > b200.h100e  # 8 TB/s and 192 GB count for more than its FLOP
+    assert serving["v100"] < 0.2
+    # H200 = H100 compute with more bandwidth and memory: the gain is bandwidth, not FLOP
+    assert serving["h200"] > h200.h100e
+
+
+def test_h20_is_memory_bound_at_small_batch_and_compute_bound_when_filled():
+    """The H20's ridge point is low (74 TFLOP/s achieved over 3.2 TB/s = 23 FLOP/byte): a few
+    sequences are bandwidth-bound, the latency-filled batch is compute-bound, and memory-heavy
+    work (longer contexts) raises its serving value while the H100's batch shrinks."""
+    (h20,) = _chips("h20")
+    w = costs.ServingWorkload()
+    small = costs.decode_step(8, w.params, w.bytes_per_param, w.kv_bytes_per_token,
+                              w.context_tokens, 8, h20.memory_bandwidth_gbps,
+                              h20.peak_flop_per_s, w.bandwidth_efficiency, w.compute_efficiency)
+    assert small.memory_seconds > small.compute_seconds
+    t = costs.chip_serving_throughput(h20, w)
+    assert t.bound == "compute" and t.batch_limit == "latency"
+    h100_default = costs.chip_serving_throughput(_chips("h100-sxm")[0], w)
+    assert h100_default.bound == "memory" and h100_default.batch_limit == "memory capacity"
+    long = costs.ServingWorkload(context_tokens=8_192)
+    assert costs.serving_h100e(h20, long) > costs.serving_h100e(h20, w)
+    assert costs.serving_h100e(h20, long) > 0.5
+
+
+def test_a_compute_starved_chip_is_compute_bound_at_large_batch():
+    """A chip with 50 TFLOP/s and 4 TB/s: bandwidth-bound at batch 1, compute-bound once the
+    batch fills; a FLOP-rich chip with little bandwidth stays memory-bound."""
+    w = costs.ServingWorkload(max_step_seconds=1.0)  # let memory, not latency, set the batch
+    starved = costs.ServingSpecs(memory_gb=96, memory_bandwidth_gbps=4_000, dense_tflops_bf16=50)
+    rich = costs.ServingSpecs(memory_gb=96, memory_bandwidth_gbps=1_000, dense_tflops_bf16=5_000)
+    t = costs.chip_serving_throughput(starved, w)
+    assert t.bound == "compute" and t.batch == t.batch_memory_max
+    one = costs.decode_step(1, w.params, w.bytes_per_param, w.kv_bytes_per_token,
+                            w.context_tokens, 8, 4_000, 50e12, w.bandwidth_efficiency,
+                            w.compute_efficiency)
+    assert one.memory_seconds > one.compute_seconds
+    assert costs.chip_serving_throughput(rich, w).bound == "memory"
+    # compute-bound: tokens per chip-second are the achieved FLOP over 2N
+    assert t.tokens_per_second_per_chip == pytest.approx(50e12 * 0.5 / (2 * 70e9))
+
+
+def test_serving_is_vectorized_over_chips_and_matches_one_by_one():
+    chips = _chips(*SERVING_CHIPS)
+    w = costs.ServingWorkload()
+    many = costs.chip_serving_throughput(chips, w)
+    assert isinstance(many.tokens_per_chip_hour, np.ndarray)
+    assert many.tokens_per_chip_hour.shape == (len(chips),) and many.bound.shape == (len(chips),)
+    for i, chip in enumerate(chips):
+        one = costs.serving_tokens_per_chip_hour(chip, w)
+        assert isinstance(one, float)
+        assert one == pytest.approx(many.tokens_per_chip_hour[i])
+    specs = costs.serving_specs(chips)
+    arrays = costs.serving_throughput(specs.memory_gb, specs.memory_bandwidth_gbps,
+                                      specs.peak_flop_per_s("bf16"), w)
+    np.testing.assert_allclose(arrays.tokens_per_chip_hour, many.tokens_per_chip_hour)
+
+
+def test_h100_reference_specs_are_the_catalogs():
+    (h100,) = _chips("h100-sxm")
+    ref = costs.H100_SXM_SERVING_SPECS
+    assert (ref.memory_gb, ref.memory_bandwidth_gbps, ref.dense_tflops_bf16,
+            ref.dense_tflops_fp8) == (h100.memory_gb, h100.memory_bandwidth_gbps,
+                                      h100.dense_throughput["bf16"], h100.dense_throughput["fp8"])
+
+
+def test_fp8_work_runs_at_bf16_on_a_chip_without_fp8():
+    a100, h100 = _chips("a100", "h100-sxm")
+    specs = costs.serving_specs([a100, h100])
+    np.testing.assert_allclose(specs.peak_flop_per_s("fp8"), [312e12, 1978.9e12])
+    fp8 = costs.ServingWorkload(bytes_per_param=1.0, kv_bytes_per_token=163_840,
+                                precision="fp8")
+    # halving the bytes read more than doubles the H100's batch room and its throughput
+    assert costs.serving_tokens_per_chip_hour(h100, fp8) > 2 * costs.serving_tokens_per_chip_hour(
+        h100)
+    with pytest.raises(InputError, match="unknown precision 'fp4'; known: bf16, fp8"):
+        specs.peak_flop_per_s("fp4")
+
+
+def test_nothing_fits_serves_nothing_and_costs_infinity():
+    """A latency bound shorter than reading the weights leaves no batch at all."""
+    (v100,) = _chips("v100")
+    tight = costs.ServingWorkload(max_step_seconds=0.02)
+    t = costs.chip_serving_throughput(v100, tight)
+    assert t.batch == 0 and t.tokens_per_chip_hour == 0 and t.batch_limit == "nothing fits"
+    assert math.isinf(costs.serving_usd_per_million_tokens(1.0, t.tokens_per_chip_hour))
+    assert costs.serving_usd_per_million_tokens(2.0, 4e6) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("compute_efficiency", 1.5, "compute_efficiency must be in (0, 1]"),
+    ("bandwidth_efficiency", 0.0, "bandwidth_efficiency must be in (0, 1]"),
+    ("memory_usable_share", float("nan"), "memory_usable_share must be in (0, 1]"),
+    ("params", -1.0, "params must be a finite number > 0"),
+    ("max_step_seconds", 0.0, "max_step_seconds must be a finite number > 0"),
+    ("chips_per_server", 0, "chips_per_server must be a whole number >= 1"),
+    ("active_params", 1e12, "active_params must be in (0, params]"),
+    ("precision", "int4", "unknown precision 'int4'; known: bf16, fp8"),
+])
+def test_serving_workload_refuses_bad_inputs(field, value, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        costs.ServingWorkload(**{field: value})
+
+
+@given(bw1=st.floats(100, 20_000), bw2=st.floats(100, 20_000), tf1=st.floats(10, 10_000),
+       tf2=st.floats(10, 10_000), mem=st.floats(16, 300))
+def test_more_bandwidth_or_flop_never_serves_fewer_tokens(bw1, bw2, tf1, tf2, mem):
+    (bw_lo, bw_hi), (tf_lo, tf_hi) = sorted((bw1, bw2)), sorted((tf1, tf2))
+    w = costs.ServingWorkload()
+    base = costs.serving_throughput(mem, bw_lo, tf_lo * 1e12, w).tokens_per_chip_hour
+    assert costs.serving_throughput(mem, bw_hi, tf_lo * 1e12, w).tokens_per_chip_hour >= base
+    assert costs.serving_throughput(mem, bw_lo, tf_hi * 1e12, w).tokens_per_chip_hour >= base

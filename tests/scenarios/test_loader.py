@@ -166,9 +166,6 @@ def test_a_set_value_is_one_toml_value():
 
 
 def test_unknown_clearing_rules_are_refused_on_load():
-    with pytest.raises(ScenarioError, match="field market.tie_break: unknown tie-break rule "
-                                            "'coin'; known: pro_rata, random"):
-        load_scenario("baseline", ['market.tie_break="coin"'])
     with pytest.raises(ScenarioError, match="unknown rationing rule 'lottery'; known: "
                                             "first_come, pro_rata"):
         load_scenario("baseline", ['market.rationing="lottery"'])

@@ -1,0 +1,104 @@
+"""How a lab's demand for GPU-hours depends on their price: pure functions, no model.
+
+A lab wants compute for two things (docs/model.md, "Demand"):
+
+* **Serving.** Its users demand tokens on a constant-elasticity curve in the price per token,
+  `tokens = potential x (token price / reference token price)^-elasticity` (the textbook
+  iso-elastic demand; e.g. Varian, *Intermediate Microeconomics*, ch. 15). The lab prices a
+  token at its compute cost per token times (1 + its serving markup), so the token price moves
+  one for one with the GPU-hour price divided by the tokens one H100e-hour yields on the fleet
+  it runs on. In GPU-hours the curve is therefore
+  `hours(p) = potential_hours / v x (p / (v x p_ref))^-elasticity`, where `v` is the serving
+  value of an H100e-hour of the fleet relative to an H100's (the cost core's throughput model:
+  memory-bound chips like the H20 serve more tokens per H100e than they train).
+* **Training.** It spends its training budget (financing plus the margin serving earned) on
+  hours, but never more hours than it could use at the reference price scaled by the same
+  iso-elastic curve: `hours(p) = min(budget / p, potential_hours x (p / p_ref)^-elasticity)`.
+  Both branches fall with the price, so the curve is downward sloping everywhere.
+
+Quantities and prices are outcomes; the potential demand, the reference price that measures it,
+the elasticities, the markup and the financing are inputs (scenario `[market]`, `[labs]`).
+Units: H100e-hours per month, USD per H100e-hour, USD per month.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def serving_hours(price: np.ndarray, potential_hours: np.ndarray, reference_price: np.ndarray,
+                  elasticity: np.ndarray, serving_value: np.ndarray | float = 1.0) -> np.ndarray:
+    """H100e-hours of serving a lab buys at GPU-hour price `price` [USD/H100e-h].
+
+    `potential_hours` is what it would buy at `reference_price` on H100-like chips [H100e-h];
+    `serving_value` [-] is tokens per H100e-hour of the fleet relative to an H100's.
+    """
+    v = np.asarray(serving_value, float)
+    p = np.maximum(np.asarray(price, float), 1e-12)
+    return np.asarray(potential_hours, float) / v * (p / (v * reference_price)) ** -elasticity
+
+
+def training_hours(price: np.ndarray, potential_hours: np.ndarray, reference_price: np.ndarray,
+                   elasticity: np.ndarray, budget_usd: np.ndarray) -> np.ndarray:
+    """H100e-hours of training a lab buys at `price` [USD/H100e-h]: its budget [USD] spent at
+    that price, at most what it would use at that price on the iso-elastic curve."""
+    p = np.maximum(np.asarray(price, float), 1e-12)
+    wanted = np.asarray(potential_hours, float) * (p / reference_price) ** -elasticity
+    return np.minimum(np.maximum(np.asarray(budget_usd, float), 0.0) / p, wanted)
+
+
+class DemandCurves:
+    """Every lab's demand for market GPU-hours this month, as a function of the price it faces.
+
+    One row per (lab, option) pair the caller asks about: `weight` is the share of the lab's
+    demand that goes to that option (tier and instrument, `agents.pricing.choose_options`),
+    `value` how many neocloud hours an hour of the option is worth to the buyer (the
+    hyperscaler premium), and `own_hours` what the lab's own cluster covers first.
+    """
+
+    def __init__(self, serve_potential, train_potential, serve_ref, train_ref, serve_eps,
+                 train_eps, budget_usd, serving_value):
+        self.serve_potential = np.asarray(serve_potential, float)
+        self.train_potential = np.asarray(train_potential, float)
+        self.serve_ref = np.asarray(serve_ref, float)
+        self.train_ref = np.asarray(train_ref, float)
+        self.serve_eps = np.asarray(serve_eps, float)
+        self.train_eps = np.asarray(train_eps, float)
+        self.budget_usd = np.asarray(budget_usd, float)
+        self.serving_value = np.asarray(serving_value, float)
+        # the iso-elastic terms folded into constants (see `market_demand`)
+        v = self.serving_value
+        self._serve_scale = self.serve_potential / v * (v * self.serve_ref) ** self.serve_eps
+        self._train_scale = self.train_potential * self.train_ref ** self.train_eps
+
+    def split(self, price: np.ndarray, rows: np.ndarray | slice = slice(None)):
+        """(serving, training) H100e-hours the labs `rows` want at `price` (their whole
+        demand, before option weights and own clusters)."""
+        serve = serving_hours(price, self.serve_potential[rows], self.serve_ref[rows],
+                              self.serve_eps[rows], self.serving_value[rows])
+        train = training_hours(price, self.train_potential[rows], self.train_ref[rows],
+                               self.train_eps[rows], self.budget_usd[rows])
+        return serve, train
+
+    def total(self, price: np.ndarray, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        serve, train = self.split(price, rows)
+        return serve + train
+
+    def market_demand(self, rows: np.ndarray, own_hours: np.ndarray):
+        """A fast evaluator of what labs `rows` buy in the market at a log price per row,
+        after their own clusters [H100e-h]: `f(log_price) = max(D(p) - own, 0)`.
+
+        The iso-elastic terms are folded into constants once (serving a p^-e with
+        a = potential / v x (v p_ref)^e; training min(B / p, t p^-e) with t = potential x
+        p_ref^e), so each evaluation is three exponentials per row: the spot clearing calls
+        it a few dozen times a month."""
+        e_s, e_t = self.serve_eps[rows], self.train_eps[rows]
+        a, t = self._serve_scale[rows], self._train_scale[rows]
+        budget = np.maximum(self.budget_usd[rows], 0.0)
+        own = own_hours[rows]
+
+        def evaluate(log_price: np.ndarray) -> np.ndarray:
+            train = np.minimum(budget * np.exp(-log_price), t * np.exp(-e_t * log_price))
+            return np.maximum(a * np.exp(-e_s * log_price) + train - own, 0.0)
+
+        return evaluate

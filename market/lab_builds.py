@@ -1,0 +1,51 @@
+"""The build phase: labs that can build decide build or rent and order chips for their sites.
+
+A phase module (docs/model.md, "6. Labs build"): it reads each building lab's best chip offer,
+its open orders and last month's contract price from the model and lets the lab decide
+(`agents.lab.Lab.plan_build`); `market.chip_trade.order_chips` places what it decided, paid
+from this month's budget (what is left rents in the GPU-hour market). It imports nothing from
+its caller.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from market import chip_trade
+from market.world import HOURS_PER_MONTH
+
+
+def labs_build(model) -> None:
+    """Building labs decide build or rent against last month's contract price, ordering
+    from this month's budget (what is left is rented in the GPU-hour market)."""
+    book, p = model.book, model.params
+    book.capex_usd = np.zeros(book.n)
+    if not model.builders:
+        return
+    index = model.demand_index.at(model.month) * model._demand_factor()
+    curves = book.demand_curves(model.month, model.start_month,
+                                index * model._efficiency_factor(),
+                                model.financing_index.at(model.month) * model._demand_factor(),
+                                model.serving_value)
+    backlog = chip_trade.site_backlog_h100e(model)
+    hours = HOURS_PER_MONTH * p.availability
+    for row in model.builders:
+        if not book.active(model.month)[row]:
+            continue
+        site_i = int(book.site[row])
+        offer = chip_trade.best_offer(model, site_i, model.lab_vendor_weights[row])
+        if offer is None:
+            continue
+        region = model.nation_ids[model.sites[site_i].nation]
+        rent = model.latest_prices.get((region, "neocloud", "contract"),
+                                      model.latest_price_index.get((region, "hyperscaler")))
+        chip = offer[0]
+        owned_guess = float(model.energy_usd_per_chip_hour[site_i, chip]) / model.h100e[chip]
+        wanted = float(curves.total(np.array([max(rent or owned_guess, 1e-9)]),
+                                    np.array([row]))[0]) / hours
+        want = model.lab_agents[row].plan_build(offer, backlog[site_i], rent, wanted)
+        if want <= 0:
+            continue
+        book.capex_usd[row] = chip_trade.order_chips(model, site_i, model.site_buyer[site_i],
+                                                     want, float(book.budget_usd[row]),
+                                                     model.lab_vendor_weights[row])

@@ -1,0 +1,93 @@
+"""Labs' demand curves and the price institutions (list, contract, spot choice): pure
+functions on worked examples and properties, without a model."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from agents.demand import DemandCurves, serving_hours, training_hours
+from agents.pricing import (LIST, REMOTE, SPOT, adapt_expectation, choose_options,
+                            forward_price, list_target, revise_list_price)
+
+
+def test_serving_demand_is_iso_elastic_in_the_price_per_token():
+    """Potential 1,000 H100e-h at 3 USD: at 6 USD (twice the price) an elasticity of 1 halves
+    it; a fleet that serves twice the tokens per H100e (v = 2) needs half the hours at the
+    same token price, and its token price halves: 1,000 / 2 x (6 / (2 x 3))^-1 = 500."""
+    assert serving_hours(6.0, 1_000.0, 3.0, 1.0) == pytest.approx(500.0)
+    assert serving_hours(3.0, 1_000.0, 3.0, 0.5) == pytest.approx(1_000.0)
+    assert serving_hours(6.0, 1_000.0, 3.0, 1.0, serving_value=2.0) == pytest.approx(500.0)
+    assert serving_hours(6.0, 1_000.0, 3.0, 2.0, serving_value=2.0) == pytest.approx(500.0)
+    assert serving_hours(12.0, 1_000.0, 3.0, 2.0) == pytest.approx(1_000.0 / 16)
+
+
+def test_training_demand_spends_the_budget_up_to_what_the_lab_would_use():
+    """Budget 3,000 USD: at 1 USD it could buy 3,000 h but uses only 1,000 x (1/3)^-1 = 3,000
+    -> 3,000; at 3 USD both give 1,000; at 6 USD the budget buys 500 and it wants 500."""
+    assert training_hours(1.0, 1_000.0, 3.0, 1.0, 3_000.0) == pytest.approx(3_000.0)
+    assert training_hours(3.0, 1_000.0, 3.0, 1.0, 3_000.0) == pytest.approx(1_000.0)
+    assert training_hours(6.0, 1_000.0, 3.0, 0.5, 3_000.0) == pytest.approx(500.0)
+    assert training_hours(2.0, 1_000.0, 3.0, 1.0, 0.0) == 0.0
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.floats(0.1, 50), st.floats(0.1, 50), st.floats(0.2, 3), st.floats(0, 1e5),
+       st.floats(0.3, 3))
+def test_demand_never_rises_with_the_price(p1, p2, eps, budget, value):
+    lo, hi = min(p1, p2), max(p1, p2)
+    curves = DemandCurves([1_000.0], [800.0], [3.0], [3.0], [eps], [eps], [budget], [value])
+    assert curves.total(np.array([hi]))[0] <= curves.total(np.array([lo]))[0] * (1 + 1e-12)
+
+
+def test_adaptive_expectation_moves_one_memory_th_and_ignores_missing_prices():
+    e = adapt_expectation(np.array([10.0, 10.0, np.nan]), np.array([4.0, np.nan, 5.0]), 6.0)
+    np.testing.assert_allclose(e, [9.0, 10.0, 5.0])
+
+
+def test_list_price_moves_only_past_the_menu_cost_threshold():
+    """List 10: a target of 11 (10% off) stays under a 15% threshold, 12 (20%) revises."""
+    new, revised = revise_list_price(np.array([10.0, 10.0, np.nan]),
+                                     np.array([11.0, 12.0, 7.0]), 0.15)
+    np.testing.assert_allclose(new, [10.0, 12.0, 7.0])
+    assert revised.tolist() == [False, True, True]
+    assert list_target(2.0, 1.5) == pytest.approx(5.0)
+    assert forward_price(4.0, -0.1) == pytest.approx(3.6)
+
+
+def _shares(n=1):
+    s = np.zeros((n, 5))
+    s[:, SPOT] = 1.0
+    return s
+
+
+def test_buyers_move_towards_the_cheaper_option_gradually_with_a_switching_cost():
+    """All on spot at 4; list costs 2 effective: the logit pulls share to list, the more
+    so without switching cost; shares stay a distribution."""
+    cost = np.array([[2.0, np.nan, np.nan, 4.0, np.nan]])
+    avail = np.isfinite(cost)
+    sticky = choose_options(_shares(), cost, avail, 4.0, 3.0)
+    free = choose_options(_shares(), cost, avail, 4.0, 0.0)
+    assert 0 < sticky[0, LIST] < free[0, LIST] < 1
+    assert free[0, LIST] == pytest.approx(2.0 ** 4 / (2.0 ** 4 + 1))   # (4/2)^4 : 1
+    for s in (sticky, free):
+        assert s.sum() == pytest.approx(1.0) and np.all(s >= 0)
+
+
+def test_a_closed_option_loses_its_share_to_the_open_ones():
+    shares = np.array([[0.0, 0.0, 0.0, 0.5, 0.5]])
+    cost = np.array([[np.nan, np.nan, np.nan, 4.0, 5.0]])
+    avail = np.array([[False, False, False, True, False]])        # remote access closed
+    new = choose_options(shares, cost, avail, 4.0, 2.0)
+    assert new[0, REMOTE] == 0.0 and new[0, SPOT] == pytest.approx(1.0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(0.5, 20), min_size=5, max_size=5),
+       st.lists(st.floats(0, 1), min_size=5, max_size=5), st.floats(0.1, 10), st.floats(0, 5))
+def test_choice_keeps_a_distribution_over_the_open_options(costs, weights, beta, kappa):
+    w = np.array([weights]) + 1e-9
+    w /= w.sum()
+    cost = np.array([costs])
+    avail = np.array([[True, True, False, True, True]])
+    new = choose_options(w, cost, avail, beta, kappa)
+    assert new.sum() == pytest.approx(1.0) and new[0, 2] == 0.0 and np.all(new >= 0)

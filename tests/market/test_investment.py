@@ -1,0 +1,110 @@
+"""Clouds' investment in a real run: capex is an outcome of expected returns and financing.
+
+The baseline with seed 1 (as `gpumarket run baseline --seed 1`), against the same world with a
+demand shock, a glut, or no money to invest. No figure here is an input: orders follow from
+what the clouds' hours earn, the cost of capital and what they can finance.
+"""
+
+from __future__ import annotations
+
+import tomllib
+
+import pandas as pd
+import pytest
+
+from market.outputs import COLUMNS, run_tables
+from scenarios.loader import builtin_dir, load_scenario
+from scenarios.schema import Cloud, DemandShockEvent
+
+SEED = 1
+#: 2022-01 to 2027-12: enough for the shocks below and their effect on orders.
+MONTHS = 72
+
+
+@pytest.fixture(scope="module")
+def baseline():
+    return load_scenario("baseline").scenario
+
+
+@pytest.fixture(scope="module")
+def base_tables(baseline):
+    return run_tables(baseline, SEED, months=MONTHS)
+
+
+def _shocked(scenario, date: str, factor: float):
+    event = DemandShockEvent(kind="demand_shock", date=date, factor=factor)
+    return scenario.model_copy(update={"events": [*scenario.events, event]})
+
+
+def _cloud_capex(tables, first: str, last: str) -> float:
+    c = tables["clouds"]
+    return float(c.loc[(c.date >= pd.Timestamp(first + "-01"))
+                       & (c.date <= pd.Timestamp(last + "-01")), "capex_usd"].sum())
+
+
+def test_no_capex_path_in_the_cloud_schema_or_any_built_in_scenario(baseline):
+    assert "capex_usd_per_year" not in Cloud.model_fields
+    assert all("capex_usd_per_year" not in c.model_dump() for c in baseline.clouds.values())
+    for path in sorted(builtin_dir().glob("*.toml")):
+        clouds = tomllib.loads(path.read_text()).get("clouds", {})
+        assert all("capex_usd_per_year" not in spec for spec in clouds.values()), path.name
+
+
+def test_capex_is_an_output_column_equal_to_the_clouds_committed_orders(baseline, base_tables):
+    """`clouds.capex_usd` is what each cloud committed to chips that month: the sum of its
+    regular orders in the `orders` table, and it varies (it is no input path)."""
+    assert COLUMNS["clouds"][-1] == "capex_usd"
+    clouds = base_tables["clouds"]
+    orders = base_tables["orders"]
+    mine = orders[orders.buyer.isin(set(baseline.clouds)) & (orders.order_kind == "regular")]
+    assert clouds["capex_usd"].sum() == pytest.approx(mine["committed_usd"].sum(), rel=1e-9)
+    yearly = clouds.groupby(clouds.date.dt.year)["capex_usd"].sum()
+    assert (yearly > 0).all() and yearly.nunique() == len(yearly)
+    assert (clouds["capex_usd"] <= clouds["financing_allowance_usd"] * (1 + 1e-9)).all()
+
+
+def test_financing_binds_only_sometimes(baseline, base_tables):
+    """The allowance (cash flow + outside money + debt room) cuts some cloud orders to 2024-12
+    but not most: volumes follow returns, not a budget."""
+    o = base_tables["orders"]
+    o = o[o.buyer.isin(set(baseline.clouds)) & (o.order_kind == "regular")
+          & (o.date <= pd.Timestamp("2024-12-01"))]
+    assert len(o) > 100
+    assert o["budget_binds"].mean() < 0.5
+
+
+def test_without_outside_money_or_debt_clouds_invest_less(baseline, base_tables):
+    """Clouds left with their own cash flow alone (no outside money, no borrowing) spend less
+    on chips by 2024 and their financing binds more often."""
+    poor = baseline.model_copy(update={"clouds": {
+        cid: c.model_copy(update={"financing_usd_per_year": c.financing_usd_per_year.model_copy(
+            update={"points": {"2022-01": 0.0}}), "debt_to_revenue": 0.0})
+        for cid, c in baseline.clouds.items()}})
+    tables = run_tables(poor, SEED, months=36)
+    assert _cloud_capex(tables, "2022-01", "2024-12") \
+        < 0.8 * _cloud_capex(base_tables, "2022-01", "2024-12")
+    binds = tables["orders"]
+    binds = binds[binds.buyer.isin(set(baseline.clouds)) & (binds.order_kind == "regular")]
+    assert binds["budget_binds"].mean() > 0.5
+
+
+def test_a_demand_shock_of_half_from_2026_cuts_cloud_orders_by_a_fifth(baseline, base_tables):
+    shocked = run_tables(_shocked(baseline, "2026-01", 0.5), SEED, months=MONTHS)
+    before = _cloud_capex(base_tables, "2026-01", "2027-12")
+    after = _cloud_capex(shocked, "2026-01", "2027-12")
+    assert before > 0
+    assert after <= 0.8 * before, (after, before)
+
+
+def test_a_glut_cuts_orders(baseline, base_tables):
+    """Demand cut to a fifth from 2025-01 leaves the installed fleet far above what sells (even
+    at the lower prices that follow, most hours go unsold); once the clouds' expectations
+    have caught up, they order a fraction of the baseline's chips. Not none: in the glut the
+    vendors cut chip prices towards their floor, so a new chip can still pay where an hour
+    earns little (both are outcomes)."""
+    tables = run_tables(_shocked(baseline, "2025-01", 0.2), SEED, months=MONTHS)
+    c = tables["clouds"]
+    late = c[(c.date >= pd.Timestamp("2025-10-01")) & (c.date <= pd.Timestamp("2026-06-01"))]
+    assert late["sold_h100e_hours"].sum() < 0.4 * late["offered_h100e_hours"].sum()
+    assert _cloud_capex(tables, "2025-10", "2026-06") \
+        < 0.5 * _cloud_capex(base_tables, "2025-10", "2026-06")
