@@ -133,19 +133,25 @@ def serving_value(supply: Supply, n_regions: int, default: np.ndarray) -> np.nda
     return np.divide(serving, training, out=default.copy(), where=training > 0)
 
 
-def _initial_prices(model, hm: HourMarket, supply: Supply, curves, own) -> None:
-    """First month: list prices at the hyperscalers' targets; the spot price expected is the
-    one that would clear neoclouds' whole capacity against the demand of the buyers who use
-    neoclouds at the start (contract and spot), so the market opens near its own level."""
+def region_list_targets(model, supply: Supply, n_regions: int) -> np.ndarray:
+    """Per region, the list price its hyperscalers aim at: each one's fleet owned cost x
+    (1 + its markup), weighted by capacity [USD/H100e-h]; NaN where none."""
     cap = supply.by_cloud
     fleet_cost = np.divide((supply.hours * supply.owned).sum(axis=1), cap,
                            out=np.zeros_like(cap), where=cap > 0)
     margins = np.array([c.margin for c in model.clouds])
     w = np.where(supply.tier == 0, cap, 0.0)
     num = np.bincount(supply.region, weights=w * list_target(fleet_cost, margins),
-                      minlength=hm.n_regions)
-    den = np.bincount(supply.region, weights=w, minlength=hm.n_regions)
-    hm.list_price = np.divide(num, den, out=np.full(hm.n_regions, np.nan), where=den > 0)
+                      minlength=n_regions)
+    den = np.bincount(supply.region, weights=w, minlength=n_regions)
+    return np.divide(num, den, out=np.full(n_regions, np.nan), where=den > 0)
+
+
+def _initial_prices(model, hm: HourMarket, supply: Supply, curves, own) -> None:
+    """First month: list prices at the hyperscalers' targets; the spot price expected is the
+    one that would clear neoclouds' whole capacity against the demand of the buyers who use
+    neoclouds at the start (contract and spot), so the market opens near its own level."""
+    hm.list_price = region_list_targets(model, supply, hm.n_regions)
     r = model.book.nation
     weight = np.where(hm.has_tier[r, 1], hm.shares[:, NEO_CONTRACT] + hm.shares[:, SPOT], 0.0)
     rows = np.flatnonzero(weight > 0)
@@ -437,15 +443,7 @@ def update_prices(model, hm: HourMarket, supply: Supply, ledger: Ledger,
     hm.forward = forward_price(hm.expected_spot, p.contract_term_premium)
     for cloud in model.clouds:
         cloud.reprice(p.margin_response)
-    cap = supply.by_cloud
-    fleet_cost = np.divide((supply.hours * supply.owned).sum(axis=1), cap,
-                           out=np.zeros_like(cap), where=cap > 0)
-    margins = np.array([c.margin for c in model.clouds])
-    w = np.where(supply.tier == 0, cap, 0.0)
-    num = np.bincount(supply.region, weights=w * list_target(fleet_cost, margins),
-                      minlength=hm.n_regions)
-    den = np.bincount(supply.region, weights=w, minlength=hm.n_regions)
-    target = np.divide(num, den, out=np.full(hm.n_regions, np.nan), where=den > 0)
+    target = region_list_targets(model, supply, hm.n_regions)
     new, revised = revise_list_price(hm.list_price, target, p.list_revision_threshold)
     hm.list_price = np.where(hm.has_tier[:, 0], new, np.nan)
     for i in np.flatnonzero(revised & hm.has_tier[:, 0]):
