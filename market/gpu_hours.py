@@ -96,6 +96,9 @@ class HourMarket:
         months = p.contract_months
         self.cohort_qty = np.zeros((months, book.n, 2))       # per month of the term
         self.cohort_price = np.zeros((months, book.n, 2))
+        # running totals over the cohorts in force (kept as they change, not re-summed)
+        self.in_force_qty = np.zeros((book.n, 2))            # H100e-hours a month
+        self.in_force_usd = np.zeros((book.n, 2))            # USD a month
 
     def remote_target(self, model) -> np.ndarray:
         """Per nation, the first foreign region with neoclouds its labs may rent from (-1)."""
@@ -198,8 +201,11 @@ def sign_contracts(model, hm: HourMarket, curves, own, supply: Supply,
     contract because the clouds had committed all they would [-]."""
     p, book = model.params, model.book
     slot = model.month % p.contract_months
+    hm.in_force_qty = np.maximum(hm.in_force_qty - hm.cohort_qty[slot], 0.0)
+    hm.in_force_usd = np.maximum(hm.in_force_usd - hm.cohort_qty[slot] * hm.cohort_price[slot],
+                                 0.0)
     hm.cohort_qty[slot] = 0.0
-    in_force = hm.cohort_qty.sum(axis=0)                       # (n, 2)
+    in_force = hm.in_force_qty                                 # (n, 2)
     r = book.nation
     price = np.stack([hm.list_price[r] * (1 - p.committed_use_discount), hm.forward[r]], axis=1)
     value = np.array([p.hyperscaler_wtp_premium, 1.0])
@@ -222,6 +228,8 @@ def sign_contracts(model, hm: HourMarket, curves, own, supply: Supply,
         slots = slice(None) if staggered else slot
         hm.cohort_qty[slots, :, k] = signed / p.contract_months if staggered else signed
         hm.cohort_price[slots, :, k] = np.nan_to_num(price[:, k])
+        hm.in_force_qty[:, k] += signed
+        hm.in_force_usd[:, k] += signed * np.nan_to_num(price[:, k])
     return unsigned_share
 
 
@@ -251,8 +259,7 @@ class Ledger:
 def serve_contracts(model, hm: HourMarket, supply: Supply, ledger: Ledger) -> None:
     """Contracts in force take capacity first; cut pro rata where capacity fell short."""
     book = model.book
-    qty = hm.cohort_qty.sum(axis=0)                              # (n, 2)
-    usd = (hm.cohort_qty * hm.cohort_price).sum(axis=0)
+    qty, usd = hm.in_force_qty, hm.in_force_usd                  # (n, 2)
     cap = np.bincount(supply.region * 2 + supply.tier, weights=ledger.left.sum(axis=1),
                       minlength=2 * hm.n_regions)
     for k, option in ((0, HYPER_CONTRACT), (1, NEO_CONTRACT)):
