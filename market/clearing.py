@@ -138,7 +138,7 @@ def clear_spot(demand: Callable[[np.ndarray], np.ndarray], ask_market: np.ndarra
         lo, hi = np.where(excess, mid, lo), np.where(excess, hi, mid)
     price = np.where(at_floor, lowest, np.exp(hi))
     price = np.where(short, price_cap, price)
-    volume = np.minimum(demand(price), capacity)
+    volume = np.minimum(demand(price), supply(price))    # only asks priced at or below it
     volume = np.where(has, volume, 0.0)
     price = np.where(has, price, np.nan)
     # fill asks in price order (ties in input order) up to each market's volume

@@ -96,6 +96,9 @@ class HourMarket:
         months = p.contract_months
         self.cohort_qty = np.zeros((months, book.n, 2))       # per month of the term
         self.cohort_price = np.zeros((months, book.n, 2))
+        # running totals over the cohorts in force (kept as they change, not re-summed)
+        self.in_force_qty = np.zeros((book.n, 2))            # H100e-hours a month
+        self.in_force_usd = np.zeros((book.n, 2))            # USD a month
 
     def remote_target(self, model) -> np.ndarray:
         """Per nation, the first foreign region with neoclouds its labs may rent from (-1)."""
@@ -133,19 +136,25 @@ def serving_value(supply: Supply, n_regions: int, default: np.ndarray) -> np.nda
     return np.divide(serving, training, out=default.copy(), where=training > 0)
 
 
-def _initial_prices(model, hm: HourMarket, supply: Supply, curves, own) -> None:
-    """First month: list prices at the hyperscalers' targets; the spot price expected is the
-    one that would clear neoclouds' whole capacity against the demand of the buyers who use
-    neoclouds at the start (contract and spot), so the market opens near its own level."""
+def region_list_targets(model, supply: Supply, n_regions: int) -> np.ndarray:
+    """Per region, the list price its hyperscalers aim at: each one's fleet owned cost x
+    (1 + its markup), weighted by capacity [USD/H100e-h]; NaN where none."""
     cap = supply.by_cloud
     fleet_cost = np.divide((supply.hours * supply.owned).sum(axis=1), cap,
                            out=np.zeros_like(cap), where=cap > 0)
     margins = np.array([c.margin for c in model.clouds])
     w = np.where(supply.tier == 0, cap, 0.0)
     num = np.bincount(supply.region, weights=w * list_target(fleet_cost, margins),
-                      minlength=hm.n_regions)
-    den = np.bincount(supply.region, weights=w, minlength=hm.n_regions)
-    hm.list_price = np.divide(num, den, out=np.full(hm.n_regions, np.nan), where=den > 0)
+                      minlength=n_regions)
+    den = np.bincount(supply.region, weights=w, minlength=n_regions)
+    return np.divide(num, den, out=np.full(n_regions, np.nan), where=den > 0)
+
+
+def _initial_prices(model, hm: HourMarket, supply: Supply, curves, own) -> None:
+    """First month: list prices at the hyperscalers' targets; the spot price expected is the
+    one that would clear neoclouds' whole capacity against the demand of the buyers who use
+    neoclouds at the start (contract and spot), so the market opens near its own level."""
+    hm.list_price = region_list_targets(model, supply, hm.n_regions)
     r = model.book.nation
     weight = np.where(hm.has_tier[r, 1], hm.shares[:, NEO_CONTRACT] + hm.shares[:, SPOT], 0.0)
     rows = np.flatnonzero(weight > 0)
@@ -192,8 +201,11 @@ def sign_contracts(model, hm: HourMarket, curves, own, supply: Supply,
     contract because the clouds had committed all they would [-]."""
     p, book = model.params, model.book
     slot = model.month % p.contract_months
+    hm.in_force_qty = np.maximum(hm.in_force_qty - hm.cohort_qty[slot], 0.0)
+    hm.in_force_usd = np.maximum(hm.in_force_usd - hm.cohort_qty[slot] * hm.cohort_price[slot],
+                                 0.0)
     hm.cohort_qty[slot] = 0.0
-    in_force = hm.cohort_qty.sum(axis=0)                       # (n, 2)
+    in_force = hm.in_force_qty                                 # (n, 2)
     r = book.nation
     price = np.stack([hm.list_price[r] * (1 - p.committed_use_discount), hm.forward[r]], axis=1)
     value = np.array([p.hyperscaler_wtp_premium, 1.0])
@@ -216,6 +228,8 @@ def sign_contracts(model, hm: HourMarket, curves, own, supply: Supply,
         slots = slice(None) if staggered else slot
         hm.cohort_qty[slots, :, k] = signed / p.contract_months if staggered else signed
         hm.cohort_price[slots, :, k] = np.nan_to_num(price[:, k])
+        hm.in_force_qty[:, k] += signed
+        hm.in_force_usd[:, k] += signed * np.nan_to_num(price[:, k])
     return unsigned_share
 
 
@@ -245,8 +259,7 @@ class Ledger:
 def serve_contracts(model, hm: HourMarket, supply: Supply, ledger: Ledger) -> None:
     """Contracts in force take capacity first; cut pro rata where capacity fell short."""
     book = model.book
-    qty = hm.cohort_qty.sum(axis=0)                              # (n, 2)
-    usd = (hm.cohort_qty * hm.cohort_price).sum(axis=0)
+    qty, usd = hm.in_force_qty, hm.in_force_usd                  # (n, 2)
     cap = np.bincount(supply.region * 2 + supply.tier, weights=ledger.left.sum(axis=1),
                       minlength=2 * hm.n_regions)
     for k, option in ((0, HYPER_CONTRACT), (1, NEO_CONTRACT)):
@@ -437,15 +450,7 @@ def update_prices(model, hm: HourMarket, supply: Supply, ledger: Ledger,
     hm.forward = forward_price(hm.expected_spot, p.contract_term_premium)
     for cloud in model.clouds:
         cloud.reprice(p.margin_response)
-    cap = supply.by_cloud
-    fleet_cost = np.divide((supply.hours * supply.owned).sum(axis=1), cap,
-                           out=np.zeros_like(cap), where=cap > 0)
-    margins = np.array([c.margin for c in model.clouds])
-    w = np.where(supply.tier == 0, cap, 0.0)
-    num = np.bincount(supply.region, weights=w * list_target(fleet_cost, margins),
-                      minlength=hm.n_regions)
-    den = np.bincount(supply.region, weights=w, minlength=hm.n_regions)
-    target = np.divide(num, den, out=np.full(hm.n_regions, np.nan), where=den > 0)
+    target = region_list_targets(model, supply, hm.n_regions)
     new, revised = revise_list_price(hm.list_price, target, p.list_revision_threshold)
     hm.list_price = np.where(hm.has_tier[:, 0], new, np.nan)
     for i in np.flatnonzero(revised & hm.has_tier[:, 0]):
