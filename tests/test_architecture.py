@@ -17,7 +17,8 @@ PACKAGES = ("market", "agents", "scenarios")
 PURE_MARKET = {"market", "market.costs", "market.catalog", "market.controls", "market.clearing",
                "market.timeline", "market.errors", "market.world"}
 PURE_CORE = ("market.costs", "market.catalog", "market.controls", "market.clearing")
-PHASES = ("market.chip_trade", "market.gpu_hours", "market.collect", "market.world")
+PHASES = ("market.chip_trade", "market.gpu_hours", "market.hour_prices", "market.lab_builds",
+          "market.collect", "market.world")
 MAX_MODEL_LINES = 350
 
 

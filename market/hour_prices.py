@@ -1,0 +1,141 @@
+"""Prices of the GPU-hour market: where they open, what buyers compare, how they move.
+
+Part of the GPU-hour phase (`market.gpu_hours` runs the month's trades): the first month's
+prices (`initial_prices`), the effective cost of each option buyers choose among
+(`option_costs`), and after the trades the month's price records and next month's prices
+(`update_prices`: spot expectations and the forward price; hyperscalers' markups by load and
+menu-cost revisions of their list prices, `region_list_targets`). The rules themselves are
+`agents.pricing`'s pure functions.
+
+Units: USD per H100e-hour.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agents.pricing import (NEO_CONTRACT, SPOT, adapt_expectation, forward_price, list_target,
+                            revise_list_price)
+from market.clearing import clear_spot
+from market.world import TIERS
+
+#: Upper bound of the spot-price search [USD per H100e-hour]: a numerical bracket far above any
+#: price demand pays (not behaviour: the clearing reports `short` if demand would pay more).
+SPOT_PRICE_SEARCH_CAP = 1e4
+
+
+def region_list_targets(model, supply, n_regions: int) -> np.ndarray:
+    """Per region, the list price its hyperscalers aim at: each one's fleet owned cost x
+    (1 + its markup), weighted by capacity [USD/H100e-h]; NaN where none."""
+    cap = supply.by_cloud
+    fleet_cost = np.divide((supply.hours * supply.owned).sum(axis=1), cap,
+                           out=np.zeros_like(cap), where=cap > 0)
+    margins = np.array([c.margin for c in model.clouds])
+    w = np.where(supply.tier == 0, cap, 0.0)
+    num = np.bincount(supply.region, weights=w * list_target(fleet_cost, margins),
+                      minlength=n_regions)
+    den = np.bincount(supply.region, weights=w, minlength=n_regions)
+    return np.divide(num, den, out=np.full(n_regions, np.nan), where=den > 0)
+
+
+def initial_prices(model, hm, supply, curves, own) -> None:
+    """First month: list prices at the hyperscalers' targets; the spot price expected is the
+    one that would clear neoclouds' whole capacity against the demand of the buyers who use
+    neoclouds at the start (contract and spot), so the market opens near its own level."""
+    hm.list_price = region_list_targets(model, supply, hm.n_regions)
+    r = model.book.nation
+    weight = np.where(hm.has_tier[r, 1], hm.shares[:, NEO_CONTRACT] + hm.shares[:, SPOT], 0.0)
+    rows = np.flatnonzero(weight > 0)
+    neo = np.flatnonzero(supply.tier == 1)
+    a_cloud, a_chip = np.nonzero(supply.hours[neo] > 0)
+    a_cloud = neo[a_cloud]
+
+    curve = curves.market_demand(rows, own)
+
+    def demand(price):
+        q = weight[rows] * curve(np.log(np.maximum(price, 1e-12))[r[rows]])
+        return np.bincount(r[rows], weights=q, minlength=hm.n_regions)
+
+    res = clear_spot(demand, supply.region[a_cloud], supply.hours[a_cloud, a_chip],
+                     supply.energy[a_cloud, a_chip], hm.n_regions, SPOT_PRICE_SEARCH_CAP)
+    hm.expected_spot = hm.spot = res.price
+    hm.forward = forward_price(hm.expected_spot, model.params.contract_term_premium)
+
+
+def option_costs(model, hm, target: np.ndarray):
+    """Per region (buyers there see the same prices), each option's effective cost of an
+    hour (price / the buyer's value of the tier), and whether the option is open: (cost,
+    available), (regions, 5). Posted prices (list, committed use, the forward) are known;
+    spot is judged at the spot price buyers expect (adaptive, like the sellers')."""
+    p = model.params
+    premium = p.hyperscaler_wtp_premium
+    spot = np.where(np.isfinite(hm.expected_spot), hm.expected_spot, hm.spot)
+    remote_cost = np.where(target >= 0, spot[np.maximum(target, 0)]
+                           + p.remote_friction_usd_per_h100e_hour, np.nan)
+    cost = np.stack([hm.list_price / premium,
+                     hm.list_price * (1 - p.committed_use_discount) / premium,
+                     hm.forward, spot, remote_cost], axis=1)
+    available = np.stack([hm.has_tier[:, 0], hm.has_tier[:, 0], hm.has_tier[:, 1],
+                          hm.has_tier[:, 1], target >= 0], axis=1) & np.isfinite(cost)
+    return cost, available
+
+
+def update_prices(model, hm, supply, ledger,
+                  spot: np.ndarray) -> None:
+    """Record this month's prices by instrument, then form next month's: expectations and
+    the forward price from spot; hyperscalers' margins by utilization and list revisions."""
+    p = model.params
+    step = model.step_index
+    hm.spot = np.where(np.isnan(spot), hm.spot, spot)
+    model.latest_price_index = {}
+    model.latest_prices = {}
+    for i, region in enumerate(model.nation_ids):
+        rows = []
+        if hm.has_tier[i, 0]:
+            rows += [("hyperscaler", "list", hm.list_price[i]),
+                     ("hyperscaler", "contract",
+                      hm.list_price[i] * (1 - p.committed_use_discount))]
+        if hm.has_tier[i, 1]:
+            rows += [("neocloud", "contract", hm.forward[i]), ("neocloud", "spot", spot[i])]
+        for tier, instrument, price in rows:
+            if np.isfinite(price):
+                model.records["price_index"].append((step, region, tier, instrument,
+                                                     float(price)))
+                model.latest_prices[(region, tier, instrument)] = float(price)
+        if hm.has_tier[i, 0]:
+            model.latest_price_index[(region, "hyperscaler")] = float(hm.list_price[i])
+        if hm.has_tier[i, 1] and np.isfinite(spot[i]):
+            model.latest_price_index[(region, "neocloud")] = float(spot[i])
+    record_chip_prices(model, hm, supply, ledger)
+    hm.expected_spot = adapt_expectation(hm.expected_spot, spot, p.expectation_memory_months)
+    hm.forward = forward_price(hm.expected_spot, p.contract_term_premium)
+    for cloud in model.clouds:
+        cloud.reprice(p.margin_response)
+    target = region_list_targets(model, supply, hm.n_regions)
+    new, revised = revise_list_price(hm.list_price, target, p.list_revision_threshold)
+    hm.list_price = np.where(hm.has_tier[:, 0], new, np.nan)
+    for i in np.flatnonzero(revised & hm.has_tier[:, 0]):
+        hm.revisions.append((step, int(i)))
+
+
+def record_chip_prices(model, hm, supply, ledger) -> None:
+    """Per region, tier and chip class: the tier's headline price (list, spot) per GPU-hour of
+    that chip, GPU-hours sold and utilization."""
+    step = model.step_index
+    n_chips = len(model.chip_ids)
+    cell = (supply.region * 2 + supply.tier)[:, None] * n_chips + np.arange(n_chips)[None, :]
+    size = 2 * hm.n_regions * n_chips
+    offered = np.bincount(cell.ravel(), weights=supply.hours.ravel(), minlength=size)
+    sold = np.bincount(cell.ravel(), weights=ledger.sold.ravel(), minlength=size)
+    for c in np.flatnonzero(offered > 0):
+        m, k = divmod(int(c), n_chips)
+        region_i, tier_i = divmod(m, 2)
+        instrument = "list" if tier_i == 0 else "spot"
+        index = hm.list_price[region_i] if tier_i == 0 else hm.spot[region_i]
+        if not np.isfinite(index):
+            continue
+        model.records["prices"].append((step, model.nation_ids[region_i], TIERS[tier_i],
+                                        instrument, model.chip_ids[k],
+                                        float(index * model.h100e[k]),
+                                        float(sold[c] / model.h100e[k]),
+                                        float(sold[c] / offered[c])))
