@@ -259,13 +259,15 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
     t = target[r]
     remote = np.flatnonzero((t >= 0) & (hm.shares[:, REMOTE] > 0))
     friction = p.remote_friction_usd_per_h100e_hour
-    neo = np.flatnonzero(supply.tier == 1)
-    a_cloud, a_chip = np.nonzero(ledger.left[neo] > 0)
-    a_cloud = neo[a_cloud]
-    a_qty = ledger.left[a_cloud, a_chip]
+    # neoclouds offer all they have left, hyperscalers a share of their idle hours (spot or
+    # preemptible instances), each at its energy cost (short-run marginal cost)
+    offered = ledger.left * np.where(supply.tier == 1, 1.0, p.hyperscaler_spot_share)[:, None]
+    a_cloud, a_chip = np.nonzero(offered > 0)
+    a_qty = offered[a_cloud, a_chip]
     a_price = supply.energy[a_cloud, a_chip]
     a_market = supply.region[a_cloud]
-    neo_cap = np.bincount(a_market, weights=a_qty, minlength=n_r)
+    neo_cap = np.bincount(a_market, weights=np.where(supply.tier[a_cloud] == 1, a_qty, 0.0),
+                          minlength=n_r)
     remote_cap = p.remote_kyc_share * neo_cap
 
     home_curve = curves.market_demand(home, own)

@@ -429,6 +429,10 @@ class Market(_Model):
         default=12, description="term of contracts [months]")
     contract_capacity_share: Fraction = Field(
         description="most of a tier's capacity its clouds commit to contracts [fraction]")
+    hyperscaler_spot_share: Fraction = Field(
+        default=0.0, description="share of a hyperscaler's idle hours (after contracts and list "
+                                 "sales) it offers on the spot market as spot or preemptible "
+                                 "instances, at its energy cost [fraction]")
     uncontracted_spot_share: Fraction = Field(
         description="share of the demand that finds no contract (the clouds have committed all "
                     "they will) that buys spot the same month; the rest waits [fraction]")

@@ -81,3 +81,17 @@ def test_money_is_conserved_and_no_price_is_negative():
     assert np.allclose(spend.to_numpy(), revenue.to_numpy(), rtol=1e-9, atol=1e-3)
     prices = frames["price_index"]["price_usd_per_h100e_hour"]
     assert np.isfinite(prices).all() and (prices > 0).all()
+
+
+def test_hyperscalers_idle_hours_on_spot_add_supply_there():
+    """Offering hyperscalers' idle hours as spot instances (`hyperscaler_spot_share`) adds
+    supply to the spot market: the US spot price of 2022-2024 falls, sales at spot rise."""
+    plain = run("history", 1, 36)
+    shared = run("history", 1, 36, ("market.hyperscaler_spot_share=0.6",))
+    assert series(shared, "US", "neocloud", "spot").mean() < \
+        series(plain, "US", "neocloud", "spot").mean()
+
+    def hyperscaler_sold(frames):
+        c = frames["clouds"]
+        return c.loc[(c.region == "US") & (c.tier == "hyperscaler"), "sold_h100e_hours"].sum()
+    assert hyperscaler_sold(shared) > hyperscaler_sold(plain)
