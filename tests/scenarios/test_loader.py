@@ -177,3 +177,13 @@ def test_a_world_without_any_cloud_fleet_is_refused():
         cloud["fleet"] = {}
     with pytest.raises(ScenarioError, match="field clouds: no cloud has a starting fleet"):
         validate_data(data, "no-fleets")
+
+
+def test_the_serving_workload_is_settable_and_an_unservable_one_is_refused():
+    """`[market.serving]` is a table of the baseline, so `--set` reaches its fields; a workload
+    no H100 server can hold is refused with the field and the reason."""
+    s = load_scenario("baseline", ["market.serving.context_tokens=8192"]).scenario
+    assert s.market.serving.context_tokens == 8192
+    with pytest.raises(ScenarioError, match="market.serving: an H100 SXM server cannot serve"):
+        load_scenario("baseline", ["market.serving.context_tokens=32768",
+                                   "market.serving.kv_bytes_per_token=1e8"])
