@@ -152,13 +152,14 @@ def rental_price(tables, keys, scenario):
                           "capacity-block or marketplace instrument)")
     model_tier, instrument = PRICE_TIERS[tier]
     chips = {"h100": "h100-sxm", "a100": "a100"}
-    if chip not in chips or chips[chip] not in scenario_chip_h100e(scenario):
+    catalog_h100e = scenario_chip_h100e(scenario)
+    if chip not in chips or chips[chip] not in catalog_h100e:
         raise NotModelled(f"no {chip} in this run's catalog")
     months = _months(tables)
     # the index is per H100e-hour; a chip's hour is worth its H100e (an H100 SXM hour is one)
     p = tables["price_index"]
     rows = p[(p["region"] == "US") & (p["tier"] == model_tier) & (p["instrument"] == instrument)]
-    h100e = scenario_chip_h100e(scenario)[chips[chip]]
+    h100e = catalog_h100e[chips[chip]]
     return (rows.set_index("date")["price_usd_per_h100e_hour"] * h100e).reindex(months)
 
 

@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("solara")
 
 from analysis import app  # noqa: E402
+from market.world import HEADLINE_INSTRUMENT  # noqa: E402
 
 VIEWS = (app.PriceView, app.KeyFigures, app.ShareView, app.NetworkView)
 
@@ -64,7 +65,7 @@ def test_key_figures_mark_a_price_on_an_input_and_nothing_else():
         model.step()
     step = model.step_index
     prices = {(r, t): p for s, r, t, i, p in model.records["price_index"]
-              if s == step and i == ("list" if t == "hyperscaler" else "spot")}
+              if s == step and i == HEADLINE_INSTRUMENT[t]}
     assert app._price_marks(model, prices) == {}
     reference = model.scenario.market.reference_price_usd_per_h100e_hour
     model.records["price_index"] = [

@@ -10,6 +10,7 @@ from analysis import sensitivity as sa
 from analysis.outcomes import exceedance
 from analysis.runner import read_table
 from market.cli import cli
+from market.world import HEADLINE_INSTRUMENT
 from scenarios.loader import load_scenario
 
 
@@ -179,7 +180,7 @@ def lever_batch(tmp_path_factory):
 def _paired(out, region="US", tier="neocloud", month="2024-12"):
     """Per seed: option 0.9 minus option 0.1, computed here from the run files."""
     pi = read_table(out, "price_index", dates=[month])
-    headline = {"hyperscaler": "list", "neocloud": "spot"}[tier]
+    headline = HEADLINE_INSTRUMENT[tier]
     pi = pi[(pi["region"] == region) & (pi["tier"] == tier) & (pi["instrument"] == headline)]
     wide = pi.pivot(index="seed", columns="param.leakage.enforcement",
                     values="price_usd_per_h100e_hour")

@@ -13,6 +13,7 @@ from hypothesis import given, settings, strategies as st
 
 from market.model import ComputeMarket
 from market.outputs import collect_tables, release, run_tables
+from market.world import HEADLINE_INSTRUMENT
 from scenarios.loader import load_scenario
 
 SEED = 0
@@ -28,7 +29,7 @@ def frames(baseline):
     return run_tables(baseline, SEED)
 
 
-HEADLINE = {"hyperscaler": "list", "neocloud": "spot"}
+HEADLINE = HEADLINE_INSTRUMENT
 
 
 def _series(frames, region, tier, instrument=None):
