@@ -1,11 +1,15 @@
 """Clouds: sell GPU-hours from their fleets, price by utilization, invest in new chips.
 
 How a cloud invests (docs/model.md, section 8): it expects what an offered H100e-hour will
-earn from what its hours have earned (adaptive expectations with a memory), values a new
-chip's H100e over its life at its cost of capital (`expected_pv_usd_per_h100e`), grows its
-committed fleet while that value exceeds the chip's owned cost (`investment_rate_per_year`),
-within the power its site has free at delivery (`power_room_h100e`) and the money it can raise
-(`financing_allowance_usd`: operating cash flow, outside money, debt capacity).
+earn from what its hours have earned (adaptive expectations with a memory), judges what an
+hour added to its fleet will earn when its orders are installed (`delivery_earnings`: its
+load then, from its region's demand trend and its supply line; at a posted price only the
+hours demand exceeds its fleet by sell), values a new chip's H100e over its life at its cost
+of capital (`expected_pv_usd_per_h100e`), replaces what retires and grows its committed fleet
+while that value exceeds the chip's owned cost (`investment_rate_per_year`), within the power
+its site has free at delivery (`power_room_h100e`) and the money it can raise
+(`financing_allowance_usd`: operating cash flow, outside money, debt capacity). Hours are
+market H100e-hours (`market.hour_value`); fleets and orders are in training H100e.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ import numpy as np
 
 from agents.strategies import (
     adaptive_expectation,
+    added_hour_earnings_usd,
+    demand_growth_factor,
+    expected_load_at_delivery,
     expected_pv_usd_per_h100e,
     financing_allowance_usd,
     investment_rate_per_year,
@@ -51,7 +58,8 @@ def order_decision_h100e(committed_h100e: float, power_room: float,
     pv = expected_pv_usd_per_h100e(expected_usd_per_offered_h100e_hour,
                                    energy_usd_per_h100e_hour, offered_hours_per_year,
                                    price_decline_per_year, wacc_per_year, life_years, lead_years)
-    rate = investment_rate_per_year(pv, cost_usd_per_h100e, response_per_year)
+    rate = investment_rate_per_year(pv, cost_usd_per_h100e, response_per_year,
+                                    1.0 / life_years if life_years > 0 else 0.0)
     return investment_order_h100e(committed_h100e, rate, power_room)
 
 
@@ -78,6 +86,9 @@ class Cloud(mesa.Agent):
         self.target_utilization = spec.target_utilization
         self._pricing = pricing_strategy(pricing)
         self.utilization = spec.target_utilization
+        #: adaptive expectations of utilization (sold / offered) and load (asked / offered)
+        self.expected_utilization = spec.target_utilization
+        self.expected_load = spec.target_utilization
         self.revenue_usd = 0.0
         self.offered_h100e_hours = 0.0
         self.sold_h100e_hours = 0.0
@@ -89,16 +100,41 @@ class Cloud(mesa.Agent):
         self.allowance_usd = 0.0           # what financing allowed this month [USD]
         self._own_funds = 0.0              # the allowance's own funds (not borrowed) [USD]
 
-    def settle(self, offered: float, sold: float, revenue: float) -> None:
-        """The month's GPU-hour sales: offered and sold [H100e-hours], revenue [USD]; updates
-        utilization and the expectation of what an offered hour earns."""
+    def settle(self, offered: float, sold: float, revenue: float,
+               unserved: float = 0.0) -> None:
+        """The month's GPU-hour sales: offered and sold [H100e-hours], revenue [USD], hours
+        asked at its posted price it could not serve [H100e-hours]; updates utilization and
+        the expectations of what an offered hour earns and of its load."""
         self.offered_h100e_hours, self.sold_h100e_hours, self.revenue_usd = offered, sold, revenue
         self.utilization = sold / offered if offered > 0 else self.target_utilization
         self.revenue_history.append(revenue)
         if offered > 0:
+            memory = self.expectation_memory_months
             self.expected_usd_per_offered_h100e_hour = adaptive_expectation(
-                self.expected_usd_per_offered_h100e_hour, revenue / offered,
-                self.expectation_memory_months)
+                self.expected_usd_per_offered_h100e_hour, revenue / offered, memory)
+            self.expected_utilization = adaptive_expectation(
+                self.expected_utilization, self.utilization, memory)
+            self.expected_load = adaptive_expectation(
+                self.expected_load, (sold + unserved) / offered, memory)
+
+    def delivery_earnings(self, installed_h100e: float, committed_h100e: float,
+                          horizon_months: float, supply_line_weight: float,
+                          demand_uncertainty: float, idle_usd_per_h100e_hour: float,
+                          going_rate_usd_per_h100e_hour: float) -> float:
+        """What an H100e-hour added to its fleet is expected to earn once its orders are
+        installed [USD per offered H100e-hour] (`added_hour_earnings_usd`), with the load it
+        expects then: its load now, grown with its region's demand over `horizon_months`,
+        over the fleet its supply line will give it (`expected_load_at_delivery`)."""
+        m = self.model
+        growth = demand_growth_factor(m.hour_market.demand_history,
+                                      m.nation_index[self.region],
+                                      self.expectation_memory_months, horizon_months)
+        load = expected_load_at_delivery(self.expected_load, growth, installed_h100e,
+                                         committed_h100e, supply_line_weight)
+        return added_hour_earnings_usd(self.expected_earnings(going_rate_usd_per_h100e_hour),
+                                       self.expected_utilization, load,
+                                       self.tier == "hyperscaler", demand_uncertainty,
+                                       idle_usd_per_h100e_hour)
 
     def reprice(self, response: float) -> None:
         self.margin = self._pricing(self.margin, self.utilization, self.target_utilization,
@@ -150,6 +186,10 @@ class Cloud(mesa.Agent):
         site = m.sites[self.site]
         nation = m.nations[self.region]
         h100e = m.h100e[chip]
+        # what an hour of the chip sells for: its value in the region's market (the
+        # expected earnings are per market H100e-hour); fleets and orders in training H100e
+        r = m.nation_index[self.region]
+        worth = m.hour_h100e[r, chip]
         lead = self.lead_time_months()
         facility_mw_per_h100e = m.mw_per_chip[chip] * site.pue / h100e
         pipeline_units = site.fleet.pipeline_by_chip()
@@ -162,10 +202,15 @@ class Cloud(mesa.Agent):
             + backlog_h100e * facility_mw_per_h100e,
             facility_mw_per_h100e)
         going = m.latest_price_index.get((self.region, self.tier), 0.0)
+        horizon = lead + self.vendor_wait_months()
+        spot = m.hour_market.expected_spot[r]
+        idle = p.hyperscaler_spot_share * float(spot) if np.isfinite(spot) else 0.0
+        earnings = self.delivery_earnings(installed, committed, horizon, inv.supply_line_weight,
+                                          inv.demand_uncertainty, idle, going)
         return order_decision_h100e(
-            committed, room, self.expected_earnings(going),
-            m.energy_usd_per_chip_hour[self.site, chip] / h100e,
-            unit_price * m.server_price[chip] / h100e,
+            committed, room, earnings,
+            m.energy_usd_per_chip_hour[self.site, chip] / worth,
+            unit_price * m.server_price[chip] / worth,
             HOURS_PER_MONTH * 12.0 * p.availability, inv.expected_price_decline_per_year,
             self.wacc_per_year, p.retire_after_years, lead / 12.0,
             inv.growth_response_per_year)
@@ -174,6 +219,14 @@ class Cloud(mesa.Agent):
         """Months from order to delivery this cloud plans with: the scenario's chip lead time
         (open orders at the vendors count in its committed fleet)."""
         return self.model.params.chip_lead_time_months
+
+    def vendor_wait_months(self) -> float:
+        """Months its open orders still wait at the vendors it buys from: their lead times,
+        weighted by its vendor preferences [months]."""
+        waits = np.array([v.lead_time for v in self.model.vendors.values()], dtype=float)
+        w = np.asarray(self.vendor_weights, dtype=float)
+        waits = np.minimum(np.nan_to_num(waits, posinf=self.model.n_months), self.model.n_months)
+        return float(waits @ w / w.sum()) if w.sum() > 0 else 0.0
 
     def fleet_energy_usd_per_month(self) -> float:
         """Electricity of its installed fleet in a month [USD]."""

@@ -13,7 +13,10 @@ A lab wants compute for two things (docs/model.md, "Demand"):
   memory-bound chips like the H20 serve more tokens per H100e than they train).
 * **Training.** It spends its training budget (financing plus the margin serving earned) on
   hours, but never more hours than it could use at the reference price scaled by the same
-  iso-elastic curve: `hours(p) = min(budget / p, potential_hours x (p / p_ref)^-elasticity)`.
+  iso-elastic curve in the price of its training work:
+  `hours(p) = min(budget / p, potential_hours / t x (p / (t x p_ref))^-elasticity)`, with `t`
+  the training H100e an hour of the fleet holds (`market.hour_value`: hours are counted in
+  market H100e, which weigh a chip's serving and training value by the buyers' use mix).
   Both branches fall with the price, so the curve is downward sloping everywhere.
 
 Quantities and prices are outcomes; the potential demand, the reference price that measures it,
@@ -39,11 +42,16 @@ def serving_hours(price: np.ndarray, potential_hours: np.ndarray, reference_pric
 
 
 def training_hours(price: np.ndarray, potential_hours: np.ndarray, reference_price: np.ndarray,
-                   elasticity: np.ndarray, budget_usd: np.ndarray) -> np.ndarray:
+                   elasticity: np.ndarray, budget_usd: np.ndarray,
+                   training_value: np.ndarray | float = 1.0) -> np.ndarray:
     """H100e-hours of training a lab buys at `price` [USD/H100e-h]: its budget [USD] spent at
-    that price, at most what it would use at that price on the iso-elastic curve."""
+    that price, at most what it would use at that price on the iso-elastic curve.
+
+    `potential_hours` is in training H100e-hours; `training_value` [-] is the training H100e
+    an hour of the fleet holds (1 when hours are counted in training H100e)."""
+    t = np.asarray(training_value, float)
     p = np.maximum(np.asarray(price, float), 1e-12)
-    wanted = np.asarray(potential_hours, float) * (p / reference_price) ** -elasticity
+    wanted = np.asarray(potential_hours, float) / t * (p / (t * reference_price)) ** -elasticity
     return np.minimum(np.maximum(np.asarray(budget_usd, float), 0.0) / p, wanted)
 
 
@@ -57,7 +65,7 @@ class DemandCurves:
     """
 
     def __init__(self, serve_potential, train_potential, serve_ref, train_ref, serve_eps,
-                 train_eps, budget_usd, serving_value):
+                 train_eps, budget_usd, serving_value, training_value=1.0):
         self.serve_potential = np.asarray(serve_potential, float)
         self.train_potential = np.asarray(train_potential, float)
         self.serve_ref = np.asarray(serve_ref, float)
@@ -66,10 +74,12 @@ class DemandCurves:
         self.train_eps = np.asarray(train_eps, float)
         self.budget_usd = np.asarray(budget_usd, float)
         self.serving_value = np.asarray(serving_value, float)
+        self.training_value = np.broadcast_to(np.asarray(training_value, float),
+                                              self.serving_value.shape)
         # the iso-elastic terms folded into constants (see `market_demand`)
-        v = self.serving_value
+        v, t = self.serving_value, self.training_value
         self._serve_scale = self.serve_potential / v * (v * self.serve_ref) ** self.serve_eps
-        self._train_scale = self.train_potential * self.train_ref ** self.train_eps
+        self._train_scale = self.train_potential / t * (t * self.train_ref) ** self.train_eps
 
     def split(self, price: np.ndarray, rows: np.ndarray | slice = slice(None)):
         """(serving, training) H100e-hours the labs `rows` want at `price` (their whole
@@ -77,7 +87,8 @@ class DemandCurves:
         serve = serving_hours(price, self.serve_potential[rows], self.serve_ref[rows],
                               self.serve_eps[rows], self.serving_value[rows])
         train = training_hours(price, self.train_potential[rows], self.train_ref[rows],
-                               self.train_eps[rows], self.budget_usd[rows])
+                               self.train_eps[rows], self.budget_usd[rows],
+                               self.training_value[rows])
         return serve, train
 
     def total(self, price: np.ndarray, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
@@ -89,8 +100,8 @@ class DemandCurves:
         after their own clusters [H100e-h]: `f(log_price) = max(D(p) - own, 0)`.
 
         The iso-elastic terms are folded into constants once (serving a p^-e with
-        a = potential / v x (v p_ref)^e; training min(B / p, t p^-e) with t = potential x
-        p_ref^e), so each evaluation is three exponentials per row: the spot clearing calls
+        a = potential / v x (v p_ref)^e; training min(B / p, t p^-e) with t = potential / w x
+        (w p_ref)^e, w the training value), so each evaluation is three exponentials per row: the spot clearing calls
         it a few dozen times a month."""
         e_s, e_t = self.serve_eps[rows], self.train_eps[rows]
         a, t = self._serve_scale[rows], self._train_scale[rows]

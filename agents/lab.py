@@ -159,6 +159,7 @@ class LabBook:
 
     def demand_curves(self, month: int, model_start: int, demand_index: float,
                       financing_index: float, serving_value: np.ndarray,
+                      training_value: np.ndarray | None = None,
                       hours_per_month: float = HOURS_PER_MONTH) -> DemandCurves:
         """This month's demand curves (`agents.demand.DemandCurves`), budgets net of capex."""
         serve, train = self.potential_h100e_hours(month, model_start, demand_index,
@@ -167,7 +168,8 @@ class LabBook:
         return DemandCurves(serve, train, self.reference_price, self.reference_price,
                             self.serving_elasticity, self.training_elasticity,
                             np.maximum(self.budget_usd - self.capex_usd, 0.0),
-                            serving_value[self.nation])
+                            serving_value[self.nation],
+                            1.0 if training_value is None else training_value[self.nation])
 
     def advance_training(self, frontier_h100e_hours: np.ndarray, flop_per_h100e_hour: float,
                          month: int) -> np.ndarray:
@@ -211,17 +213,22 @@ class Lab(mesa.Agent):
                    rent_usd_per_h100e_hour: float | None, wanted_h100e: float) -> float:
         """H100e this building lab orders for its own site this month, given the best chip
         offered to it (chip index, unit price [USD]), its open orders [H100e], the contract
-        price it would rent at [USD/H100e-h] and the compute it wants [H100e]."""
+        price it would rent at [USD per market H100e-hour] and the compute it wants [market
+        H100e]."""
         m, row = self.model, self.row
         p = m.params
         site_i = int(self.book.site[row])
         site = m.sites[site_i]
         chip, unit_price = offer
+        # the market values an hour of each chip at `hour_h100e` (rent and want are in
+        # those units); orders are placed in training H100e
+        worth = m.hour_h100e[site.nation]
         owned = owned_cost_usd_per_h100e_hour(
-            unit_price * m.server_price[chip], m.h100e[chip],
+            unit_price * m.server_price[chip], worth[chip],
             float(m.energy_usd_per_chip_hour[site_i, chip]), p.lab_cost_of_capital,
             p.build_utilization)
-        have = float((site.fleet.units_by_chip() + site.fleet.pipeline_by_chip()) @ m.h100e) \
-            + backlog_h100e
-        return build_order_h100e(wanted_h100e, have, owned, rent_usd_per_h100e_hour,
-                                 p.build_gap_closure_per_month)
+        have = float((site.fleet.units_by_chip() + site.fleet.pipeline_by_chip()) @ worth) \
+            + backlog_h100e * worth[chip] / m.h100e[chip]
+        order = build_order_h100e(wanted_h100e, have, owned, rent_usd_per_h100e_hour,
+                                  p.build_gap_closure_per_month)
+        return order * m.h100e[chip] / worth[chip]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+from scipy.special import ndtr
 
 from market.errors import UnknownNameError
 
@@ -53,6 +54,61 @@ def adaptive_expectation(expected: float | None, observed: float, memory_months:
     return float(expected + (observed - expected) / max(memory_months, 1.0))
 
 
+#: Largest natural log a float64 exponentiates without overflow: a numerical bound.
+MAX_LOG_FLOAT = 709.0
+
+
+def demand_growth_factor(history, region: int, memory_months: float,
+                         horizon_months: float) -> float:
+    """Growth of a region's demand a cloud expects over `horizon_months` [-]: the trend of
+    the last `memory_months` of demand it has seen, (D_t / D_(t-m))^(h / m), carried forward
+    (an extrapolative expectation of the kind firms form from recent growth; Nerlove 1958,
+    applied to the growth rate). 1 until two months have been seen."""
+    m = min(int(round(max(memory_months, 1.0))), len(history) - 1)
+    if m < 1:
+        return 1.0
+    now, then = float(history[-1][region]), float(history[-1 - m][region])
+    if now <= 0 or then <= 0:
+        return 1.0
+    # in logs, bounded to what a float holds (a world whose demand jumps from nothing)
+    return float(np.exp(min(np.log(now / then) * horizon_months / m, MAX_LOG_FLOAT)))
+
+
+def expected_load_at_delivery(load: float, demand_growth: float, installed_h100e: float,
+                              committed_h100e: float, supply_line_weight: float) -> float:
+    """Demand per offered hour a cloud expects when what it has ordered is installed [-]:
+    today's load (hours asked / offered) x the demand growth it expects, over the fleet it
+    will have: installed + w x (committed - installed), w the weight it gives its supply line
+    (Sterman 1989, *Manage. Sci.* 35(3): decision makers underweight the supply line, w < 1,
+    which makes orders overshoot)."""
+    if installed_h100e <= 0:
+        return load * demand_growth
+    fleet = installed_h100e + supply_line_weight * max(committed_h100e - installed_h100e, 0.0)
+    return load * demand_growth * installed_h100e / fleet
+
+
+def added_hour_earnings_usd(earned_usd_per_offered_hour: float, utilization: float,
+                            load_at_delivery: float, posted_price: bool,
+                            demand_uncertainty: float, idle_usd_per_hour: float) -> float:
+    """What an hour added to a cloud's fleet is expected to earn at delivery [USD per offered
+    H100e-hour], from what an offered hour earns now and the load expected then (hours asked
+    / offered, `expected_load_at_delivery`).
+
+    A seller at spot sells all it offers at a price that moves with the load (unit
+    elasticity of the clearing price to capacity, the iso-elastic demand of `agents.demand`
+    at elasticity 1): earned x load / utilization. A seller at a posted price sells the added
+    hour at its price per sold hour (earned / utilization) only if demand then exceeds its
+    fleet, with probability Phi(ln(load) / s) for a forecast of log spread s; otherwise the
+    hour is idle and earns `idle_usd_per_hour`: the newsvendor's marginal value of capacity
+    (Arrow, Harris and Marschak 1951, *Econometrica* 19(3); Van Mieghem 2003, *Manuf. Serv.
+    Oper. Manag.* 5(4))."""
+    util = max(float(utilization), 1e-6)
+    if not posted_price:
+        return float(earned_usd_per_offered_hour * load_at_delivery / util)
+    sold = float(ndtr(np.log(max(load_at_delivery, 1e-12)) / max(demand_uncertainty, 1e-6)))
+    return sold * earned_usd_per_offered_hour / util + (1.0 - sold) * idle_usd_per_hour
+
+
 def discount_years(rate_per_year: float, life_years: float, delay_years: float) -> float:
     """Present value of 1 a year received continuously from `delay_years` for `life_years`,
     discounted at the continuous `rate_per_year` k: e^(-k L) (1 - e^(-k T)) / k [yr]
@@ -88,14 +144,17 @@ def expected_pv_usd_per_h100e(revenue_usd_per_offered_h100e_hour: float,
 
 
 def investment_rate_per_year(pv_usd_per_h100e: float, cost_usd_per_h100e: float,
-                             response_per_year: float) -> float:
-    """Growth of its committed fleet a cloud orders for [fraction/yr]: `response_per_year` x
-    (PV / cost - 1) when the expected present value of a new H100e exceeds its owned cost,
-    else 0 (Tobin's q investment: invest while q = value / replacement cost > 1, at a rate
-    rising with q - 1; Hayashi 1982)."""
+                             response_per_year: float,
+                             replacement_per_year: float = 0.0) -> float:
+    """Growth of its committed fleet a cloud orders for [fraction/yr]: the share of the fleet
+    that retires each year (`replacement_per_year`, 1 / chip life) plus `response_per_year` x
+    (PV / cost - 1), never below 0 (Tobin's q investment: gross investment replaces what wears
+    out and adds more while q = value / replacement cost > 1, at a rate rising with q - 1;
+    Hayashi 1982, *Econometrica* 50(1), I/K = delta + (q - 1) / phi)."""
     if cost_usd_per_h100e <= 0:
         return 0.0
-    return max(float(response_per_year * (pv_usd_per_h100e / cost_usd_per_h100e - 1.0)), 0.0)
+    return max(float(replacement_per_year
+                     + response_per_year * (pv_usd_per_h100e / cost_usd_per_h100e - 1.0)), 0.0)
 
 
 def financing_allowance_usd(operating_cash_usd: float, outside_usd: float,

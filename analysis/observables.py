@@ -19,6 +19,8 @@ from typing import Callable
 
 import pandas as pd
 
+from market.world import HEADLINE_INSTRUMENT
+
 
 #: The output tables the observables and the scripted-outcome diagnostics read (an ensemble
 #: loads only these).
@@ -156,11 +158,20 @@ def rental_price(tables, keys, scenario):
     if chip not in chips or chips[chip] not in catalog_h100e:
         raise NotModelled(f"no {chip} in this run's catalog")
     months = _months(tables)
-    # the index is per H100e-hour; a chip's hour is worth its H100e (an H100 SXM hour is one)
+    # the index is per market H100e-hour; an hour of the chip is worth what the model's
+    # `prices` table says it sold for over the tier's headline index that month (its hour
+    # value, `market.hour_value`); the instrument's price scales by the same worth
     p = tables["price_index"]
-    rows = p[(p["region"] == "US") & (p["tier"] == model_tier) & (p["instrument"] == instrument)]
-    h100e = catalog_h100e[chips[chip]]
-    return (rows.set_index("date")["price_usd_per_h100e_hour"] * h100e).reindex(months)
+    us = p[(p["region"] == "US") & (p["tier"] == model_tier)]
+    index = us[us["instrument"] == instrument].set_index("date")["price_usd_per_h100e_hour"]
+    headline = us[us["instrument"] == HEADLINE_INSTRUMENT[model_tier]].set_index("date")[
+        "price_usd_per_h100e_hour"]
+    per_chip = tables["prices"]
+    per_chip = per_chip[(per_chip["region"] == "US") & (per_chip["tier"] == model_tier)
+                        & (per_chip["chip"] == chips[chip])].set_index("date")[
+        "price_usd_per_gpu_hour"]
+    worth = (per_chip / headline).reindex(months)
+    return (index.reindex(months) * worth)
 
 
 def scenario_chip_h100e(scenario) -> dict[str, float]:

@@ -18,6 +18,7 @@ Units: GPU-hours in H100e-hours, prices in USD per H100e-hour, money in USD per 
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,9 +27,15 @@ from agents.pricing import (HYPER_CONTRACT, LIST, NEO_CONTRACT, OPTIONS, REMOTE,
                             choose_options)
 from market import costs
 from market.clearing import clear_spot
+from market.hour_value import hour_value_h100e, serving_share_by_region
 from market.hour_prices import (SPOT_PRICE_SEARCH_CAP, initial_prices, option_costs,
                                 update_prices)
 from market.world import FLOP_PER_H100E_HOUR, HOURS_PER_MONTH, TIERS
+
+
+#: Months of regional demand kept for clouds' growth expectations: longer than any
+#: expectation memory the schema allows a cloud (`cloud_investment`), so none runs short.
+DEMAND_HISTORY_MONTHS = 121
 
 
 class CloudFleets:
@@ -58,12 +65,13 @@ class CloudFleets:
 class Supply:
     """What every cloud can sell this month, by chip class (clouds x chips)."""
 
-    hours: np.ndarray            #: sellable H100e-hours
-    energy: np.ndarray           #: energy cost [USD per H100e-hour]
-    owned: np.ndarray            #: full owned cost, capital and energy [USD per H100e-hour]
+    hours: np.ndarray            #: sellable market H100e-hours (`market.hour_value`)
+    energy: np.ndarray           #: energy cost [USD per market H100e-hour]
+    owned: np.ndarray            #: full owned cost, capital and energy [USD/market H100e-h]
     region: np.ndarray           #: per cloud
     tier: np.ndarray             #: per cloud (index into TIERS)
     serving: np.ndarray          #: sellable hours in serving H100e-hours (tokens / an H100's)
+    training: np.ndarray         #: sellable hours in training H100e-hours (dense throughput)
 
     @property
     def by_cloud(self) -> np.ndarray:
@@ -83,6 +91,8 @@ class HourMarket:
         self.spot = np.full(n_regions, np.nan)
         self.forward = np.full(n_regions, np.nan)
         self.revisions: list[tuple[int, int]] = []        # (step, region) of list revisions
+        #: per month, the hours labs in each region wanted at that month's prices [H100e-h]
+        self.demand_history: deque[np.ndarray] = deque(maxlen=DEMAND_HISTORY_MONTHS)
         tier = np.array([TIERS.index(c.tier) for c in model.clouds], dtype=np.int64)
         region = np.array([model.nation_index[c.region] for c in model.clouds], dtype=np.int64)
         self.has_tier = np.zeros((n_regions, 2), dtype=bool)
@@ -112,25 +122,31 @@ class HourMarket:
 
 
 def gather_supply(model, hours: float) -> Supply:
-    """Sellable hours and their costs: installed units x H100e x sellable hours; the owned
-    cost is the cost core's (linear in the vintage's current value) plus energy."""
+    """Sellable hours and their costs: installed units x each chip's hour value in its
+    region's market (`model.hour_h100e`) x sellable hours; the owned cost is the cost
+    core's (linear in the vintage's current value) plus energy, per market H100e-hour."""
     units, value = model.cloud_fleets.read(model.month - model.start_month)
     energy_chip = model.energy_usd_per_chip_hour[model.cloud_sites]
-    h100e = model.h100e
-    return Supply(units * h100e * hours, energy_chip / h100e,
-                  (value * model.hardware_usd_per_usd_hour + energy_chip) / h100e,
-                  model.cloud_market // 2, model.cloud_market % 2,
-                  units * model.serving_h100e * hours)
+    region = model.cloud_market // 2
+    worth = model.hour_h100e[region]                         # (clouds, chips)
+    return Supply(units * worth * hours, energy_chip / worth,
+                  (value * model.hardware_usd_per_usd_hour + energy_chip) / worth,
+                  region, model.cloud_market % 2,
+                  units * model.serving_h100e * hours, units * model.h100e * hours)
 
 
-def serving_value(supply: Supply, n_regions: int, default: np.ndarray) -> np.ndarray:
-    """Per region, tokens an H100e-hour of its clouds' fleet serves relative to an H100's
-    [-] (the fleet mix's serving H100e over its training H100e); `default` where no fleet."""
-    serving = np.bincount(supply.region, weights=supply.serving.sum(axis=1),
-                          minlength=n_regions)
-    training = np.bincount(supply.region, weights=supply.hours.sum(axis=1),
-                           minlength=n_regions)
-    return np.divide(serving, training, out=default.copy(), where=training > 0)
+def fleet_values(supply: Supply, n_regions: int, default_serving: np.ndarray,
+                 default_training: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per region, the serving and the training H100e a market H100e-hour of its clouds'
+    fleet holds [-] (tokens per hour relative to an H100's; dense throughput relative to an
+    H100's); the defaults where a region has no fleet."""
+    market = np.bincount(supply.region, weights=supply.hours.sum(axis=1), minlength=n_regions)
+    out = []
+    for h100e_hours, default in ((supply.serving, default_serving),
+                                 (supply.training, default_training)):
+        total = np.bincount(supply.region, weights=h100e_hours.sum(axis=1), minlength=n_regions)
+        out.append(np.divide(total, market, out=default.copy(), where=market > 0))
+    return out[0], out[1]
 
 
 def sign_contracts(model, hm: HourMarket, curves, own, supply: Supply,
@@ -184,6 +200,8 @@ class Ledger:
         self.got = np.zeros((n_labs, len(OPTIONS)))
         self.paid = np.zeros(n_labs)
         self.wanted = np.zeros((n_labs, len(OPTIONS)))
+        #: hours asked of each cloud at its posted price that it could not serve [H100e-h]
+        self.unserved = np.zeros(supply.hours.shape[0])
 
     def sell_pro_rata(self, clouds: np.ndarray, hours: np.ndarray, usd: np.ndarray) -> None:
         """Sell `hours` [H100e-h] for `usd` per cloud, spread over its chips by what is left."""
@@ -244,6 +262,7 @@ def sell_list(model, hm: HourMarket, curves, own, supply: Supply, ledger: Ledger
                       where=room[supply.region[hyper]] > 0)
     hours = (asked * served)[supply.region[hyper]] * share
     ledger.sell_pro_rata(hyper, hours, hours * hm.list_price[supply.region[hyper]])
+    ledger.unserved[hyper] += (asked * (1.0 - served))[supply.region[hyper]] * share
     return np.where(ok, hm.shares[:, LIST] * (1.0 - served[r]), 0.0)
 
 
@@ -339,14 +358,15 @@ def settle_labs(model, hm: HourMarket, curves, own, ledger: Ledger, supply: Supp
     book.spend_usd = ledger.paid.copy()
     got = own_used + bought
     book.serving_h100e_hours = got * serving_share
-    book.training_h100e_hours = got - book.serving_h100e_hours
+    # training work in training H100e-hours: a market hour holds the fleet's training value
+    book.training_h100e_hours = (got - book.serving_h100e_hours) * model.training_value[r]
     book.serving_margin_usd = p.serving_markup * serving_share * (
         ledger.paid + own_used * headline)
     # the frontier run uses the largest cluster the lab can hold in one place
     fleet = supply.hours.sum(axis=1)
     largest_cloud = np.zeros(hm.n_regions)
     np.maximum.at(largest_cloud, supply.region, fleet)
-    cluster = p.largest_site_share * np.maximum(largest_cloud[r], own)
+    cluster = p.largest_site_share * np.maximum(largest_cloud[r], own) * model.training_value[r]
     frontier = np.minimum(book.training_h100e_hours * (1.0 - p.experiment_share), cluster)
     book.advance_training(frontier, FLOP_PER_H100E_HOUR * p.mfu, model.month)
 
@@ -355,20 +375,22 @@ def settle_clouds(model, supply: Supply, ledger: Ledger) -> None:
     offered = supply.by_cloud.tolist()
     sold = ledger.sold.sum(axis=1).tolist()
     revenue = ledger.revenue.tolist()
+    unserved = ledger.unserved.tolist()
     step = model.step_index
-    for cloud, o, s, rv in zip(model.clouds, offered, sold, revenue):
-        cloud.settle(o, s, rv)
+    for cloud, o, s, rv, u in zip(model.clouds, offered, sold, revenue, unserved):
+        cloud.settle(o, s, rv, u)
         model.records["clouds"].append((step, cloud.cloud_id, cloud.region, cloud.tier,
                                         o, s, rv, cloud.margin))
 
 
 def own_hours(model, hours: float) -> np.ndarray:
-    """H100e-hours each lab's own cluster offers this month [H100e-h]."""
+    """Market H100e-hours each lab's own cluster offers this month [H100e-h], valued as its
+    region's market values them."""
     book = model.book
     own = np.zeros(book.n)
     for row in np.flatnonzero(book.site >= 0):
         fleet = model.sites[book.site[row]].fleet
-        own[row] = float(fleet.units_by_chip() @ model.h100e) * hours
+        own[row] = float(fleet.units_by_chip() @ model.hour_h100e[book.nation[row]]) * hours
     return own
 
 
@@ -376,13 +398,15 @@ def clear_gpu_hours(model) -> None:
     """The month's GPU-hour markets: demand, option choice, contracts, list, spot, settlement."""
     p, hm, book = model.params, model.hour_market, model.book
     hours = HOURS_PER_MONTH * p.availability
+    model.hour_h100e = hour_value_h100e(model.h100e, model.serving_h100e, model.serving_share)
     supply = gather_supply(model, hours)
-    model.serving_value = serving_value(supply, hm.n_regions, model.serving_value)
+    model.serving_value, model.training_value = fleet_values(
+        supply, hm.n_regions, model.serving_value, model.training_value)
     index = model.demand_index.at(model.month) * model._demand_factor()
     curves = book.demand_curves(model.month, model.start_month,
                                 index * model._efficiency_factor(),
                                 model.financing_index.at(model.month) * model._demand_factor(),
-                                model.serving_value)
+                                model.serving_value, model.training_value)
     own = own_hours(model, hours)
     target = hm.remote_target(model)
     first = model.month == model.start_month
@@ -403,4 +427,9 @@ def clear_gpu_hours(model) -> None:
     spot = clear_spot_markets(model, hm, curves, own, supply, ledger, spill, target)
     settle_clouds(model, supply, ledger)
     settle_labs(model, hm, curves, own, ledger, supply)
+    model.serving_share = serving_share_by_region(
+        book.serving_h100e_hours, book.own_h100e_hours + book.bought_h100e_hours, book.nation,
+        hm.n_regions, model.serving_share)
+    hm.demand_history.append(np.bincount(book.nation, weights=book.need_h100e_hours,
+                                         minlength=hm.n_regions))
     update_prices(model, hm, supply, ledger, spot)

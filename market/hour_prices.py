@@ -4,7 +4,9 @@ Part of the GPU-hour phase (`market.gpu_hours` runs the month's trades): the fir
 prices (`initial_prices`), the effective cost of each option buyers choose among
 (`option_costs`), and after the trades the month's price records and next month's prices
 (`update_prices`: spot expectations and the forward price; hyperscalers' markups by load and
-menu-cost revisions of their list prices, `region_list_targets`). The rules themselves are
+menu-cost revisions of their list prices toward the higher of cost-plus,
+`region_list_targets`, and the expected spot price times the premium buyers put on a
+hyperscaler's hour, which a seller gives up by selling it at list). The rules themselves are
 `agents.pricing`'s pure functions.
 
 Units: USD per H100e-hour.
@@ -111,7 +113,10 @@ def update_prices(model, hm, supply, ledger,
     hm.forward = forward_price(hm.expected_spot, p.contract_term_premium)
     for cloud in model.clouds:
         cloud.reprice(p.margin_response)
-    target = region_list_targets(model, supply, hm.n_regions)
+    # the list never aims below what buyers would pay for the hour at spot, valued at the
+    # premium they put on a hyperscaler's: the opportunity cost of selling it at list
+    target = np.fmax(region_list_targets(model, supply, hm.n_regions),
+                     p.hyperscaler_wtp_premium * hm.expected_spot)
     new, revised = revise_list_price(hm.list_price, target, p.list_revision_threshold)
     hm.list_price = np.where(hm.has_tier[:, 0], new, np.nan)
     for i in np.flatnonzero(revised & hm.has_tier[:, 0]):
@@ -134,8 +139,9 @@ def record_chip_prices(model, hm, supply, ledger) -> None:
         index = hm.list_price[region_i] if tier_i == 0 else hm.spot[region_i]
         if not np.isfinite(index):
             continue
+        worth = model.hour_h100e[region_i, k]      # market H100e in an hour of the chip
         model.records["prices"].append((step, model.nation_ids[region_i], TIERS[tier_i],
                                         instrument, model.chip_ids[k],
-                                        float(index * model.h100e[k]),
-                                        float(sold[c] / model.h100e[k]),
+                                        float(index * worth),
+                                        float(sold[c] / worth),
                                         float(sold[c] / offered[c])))

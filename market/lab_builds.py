@@ -26,7 +26,7 @@ def labs_build(model) -> None:
     curves = book.demand_curves(model.month, model.start_month,
                                 index * model._efficiency_factor(),
                                 model.financing_index.at(model.month) * model._demand_factor(),
-                                model.serving_value)
+                                model.serving_value, model.training_value)
     backlog = chip_trade.site_backlog_h100e(model)
     hours = HOURS_PER_MONTH * p.availability
     for row in model.builders:
@@ -40,7 +40,8 @@ def labs_build(model) -> None:
         rent = model.latest_prices.get((region, "neocloud", "contract"),
                                       model.latest_price_index.get((region, "hyperscaler")))
         chip = offer[0]
-        owned_guess = float(model.energy_usd_per_chip_hour[site_i, chip]) / model.h100e[chip]
+        worth = model.hour_h100e[model.sites[site_i].nation, chip]
+        owned_guess = float(model.energy_usd_per_chip_hour[site_i, chip]) / worth
         wanted = float(curves.total(np.array([max(rent or owned_guess, 1e-9)]),
                                     np.array([row]))[0]) / hours
         want = model.lab_agents[row].plan_build(offer, backlog[site_i], rent, wanted)

@@ -29,6 +29,7 @@ from market.catalog import load_catalog
 from market.controls import (load_rules)
 from market.collect import collect, datacollector
 from market.gpu_hours import CloudFleets, HourMarket, clear_gpu_hours
+from market.hour_value import hour_value_h100e, serving_share_by_region
 from market.lab_builds import labs_build
 from market.timeline import TimePath, parse_month
 from market.world import (TIERS, efficiency_factor, energy_usd_per_chip_hour,
@@ -147,8 +148,18 @@ class ComputeMarket(mesa.Model):
         self.demand_index = TimePath(mkt.demand_index.points, mkt.demand_index.growth_after_per_year)
         self.financing_index = TimePath(mkt.financing_index.points,
                                         mkt.financing_index.growth_after_per_year)
-        # tokens an H100e-hour of each region's fleet serves relative to an H100's [-]
-        self.serving_value = np.ones(len(self.nation_ids))
+        # what a market H100e-hour of each region's fleet holds in serving and training
+        # H100e [-], and what an hour of each chip is worth there (`market.hour_value`): its
+        # buyers' share of serving starts at the share in their potential demand
+        n_regions = len(self.nation_ids)
+        self.serving_value = np.ones(n_regions)
+        self.training_value = np.ones(n_regions)
+        serve, train = self.book.potential_h100e_hours(self.start_month, self.start_month,
+                                                        self.demand_index.at(self.start_month),
+                                                        1.0)
+        self.serving_share = serving_share_by_region(serve, serve + train, self.book.nation,
+                                                     n_regions, np.zeros(n_regions))
+        self.hour_h100e = hour_value_h100e(self.h100e, self.serving_h100e, self.serving_share)
         self.hour_market = HourMarket(self)
         self.demand_shock = 1.0
         self.remote_access_allowed = mkt.remote_access_allowed

@@ -330,6 +330,14 @@ class CloudInvestment(_Model):
     growth_response_per_year: Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)] = \
         Field(default=1.0, description="growth of the committed fleet ordered per unit of "
                                        "expected return PV / cost - 1 [fraction/yr]")
+    supply_line_weight: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(
+        default=1.0, description="weight a cloud gives the chips it has ordered but not yet "
+                                 "installed when it judges how loaded its fleet will be at "
+                                 "delivery (1: all of them; 0: ignores its supply line) [-]")
+    demand_uncertainty: Annotated[float, Field(gt=0, le=3, allow_inf_nan=False)] = Field(
+        default=0.25, description="log spread of a cloud's forecast of the hours asked of it "
+                                  "at delivery; a posted-price seller sells an added hour "
+                                  "only when demand then exceeds its fleet [-]")
 
 
 class Leakage(_Model):

@@ -13,6 +13,9 @@ from agents.lab import build_order_h100e, owned_cost_usd_per_h100e_hour
 from agents.nation import announced_rules
 from agents.strategies import (
     adaptive_expectation,
+    added_hour_earnings_usd,
+    demand_growth_factor,
+    expected_load_at_delivery,
     discount_years,
     expected_pv_usd_per_h100e,
     financing_allowance_usd,
@@ -64,10 +67,15 @@ def test_a_cloud_orders_when_the_expected_value_exceeds_the_owned_cost():
     is worth less and the cloud orders nothing."""
     pv = expected_pv_usd_per_h100e(4.0, wacc_per_year=0.085, **CHIP)
     assert pv > 35_000.0
-    assert _order(4.0) == pytest.approx(100_000.0 * (pv / 35_000.0 - 1.0) / 12.0)
-    assert expected_pv_usd_per_h100e(1.5, wacc_per_year=0.085, **CHIP) < 35_000.0
+    # gross investment: a sixth of the fleet retires each year (six-year life) and is
+    # replaced, plus (PV / cost - 1) a year
+    assert _order(4.0) == pytest.approx(100_000.0 * (1 / 6 + pv / 35_000.0 - 1.0) / 12.0)
+    assert expected_pv_usd_per_h100e(1.5, wacc_per_year=0.085, **CHIP) < 35_000.0 * 5 / 6
     assert _order(1.5) == 0.0
     assert investment_rate_per_year(30_000.0, 35_000.0, 1.0) == 0.0
+    # at q = 1 a cloud replaces what retires, no more; below, less
+    assert investment_rate_per_year(35_000.0, 35_000.0, 1.0, 0.2) == pytest.approx(0.2)
+    assert investment_rate_per_year(31_500.0, 35_000.0, 1.0, 0.2) == pytest.approx(0.1)
 
 
 def test_a_higher_cost_of_capital_means_a_smaller_order():
@@ -170,3 +178,34 @@ def test_an_order_splits_by_preference_and_scales_to_the_budget():
         h100e=np.array([1.0, 2.0]), server_price=np.array([1.0, 1.0]), elasticity=1.5)
     assert [(v, units) for v, _, units, _ in plan] == [(a, 300.0), (b, 50.0)]
     assert cost == 4_000_000.0 and scale == 0.25
+
+
+def test_clouds_expect_their_regions_demand_trend_over_the_delivery_horizon():
+    """Demand doubled over the 6 months remembered: over 3 months ahead it grows by
+    2^(3/6); with fewer months seen it uses what it has; no history, no growth."""
+    history = [np.array([100.0 * 2 ** (t / 6)]) for t in range(13)]
+    assert demand_growth_factor(history, 0, 6.0, 3.0) == pytest.approx(2 ** 0.5)
+    assert demand_growth_factor(history[:3], 0, 6.0, 3.0) == pytest.approx(2 ** 0.5)
+    assert demand_growth_factor(history[:1], 0, 6.0, 3.0) == 1.0
+    assert demand_growth_factor([np.array([0.0]), np.array([5.0])], 0, 6.0, 3.0) == 1.0
+
+
+def test_the_supply_line_dilutes_the_load_a_cloud_expects():
+    """Load 1 today, demand +20%, a fleet that doubles with what is on order: 0.6 if the
+    cloud counts all of its supply line, 1.2 if it ignores it (Sterman's misperception)."""
+    assert expected_load_at_delivery(1.0, 1.2, 100.0, 200.0, 1.0) == pytest.approx(0.6)
+    assert expected_load_at_delivery(1.0, 1.2, 100.0, 200.0, 0.0) == pytest.approx(1.2)
+    assert expected_load_at_delivery(1.0, 1.2, 100.0, 200.0, 0.5) == pytest.approx(0.8)
+
+
+def test_an_added_hour_at_a_posted_price_sells_only_when_demand_exceeds_the_fleet():
+    """At load 1 an added hour sells half the time (median forecast); well above, almost
+    always; well below, it idles at the spot price of idle hours. At spot the hour's price
+    scales with the load."""
+    earned, util = 4.0, 0.8                  # USD 5 a sold hour
+    at = lambda load: added_hour_earnings_usd(earned, util, load, True, 0.25, 1.0)
+    assert at(1.0) == pytest.approx(0.5 * 5.0 + 0.5 * 1.0)
+    assert at(3.0) == pytest.approx(5.0, rel=1e-4)
+    assert at(0.3) == pytest.approx(1.0, rel=1e-4)
+    assert at(0.9) < at(1.0) < at(1.1)
+    assert added_hour_earnings_usd(4.0, 1.0, 0.5, False, 0.25, 1.0) == pytest.approx(2.0)

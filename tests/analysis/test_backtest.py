@@ -52,7 +52,11 @@ def _two_month_run(h100_units=(10.0, 30.0), price=(4.0, 2.0)) -> dict[str, pd.Da
     vendors = pd.DataFrame({"date": dates, "vendor": ["nvidia"] * 2,
                             "shipped_units": [10.0, 35.0], "revenue_usd": [1.0, 3.5]})
     return {"shipments": shipments, "compute": compute, "price_index": price_index,
-            "prices": pd.DataFrame(columns=["date", "region", "tier", "chip"]),
+            # an H100 hour is worth one market H100e-hour: its price is the index
+            "prices": pd.DataFrame({"date": dates, "region": ["US"] * 2,
+                                    "tier": ["neocloud"] * 2, "instrument": ["spot"] * 2,
+                                    "chip": ["h100-sxm"] * 2,
+                                    "price_usd_per_gpu_hour": list(price)}),
             "clouds": empty, "labs": labs, "vendors": vendors}
 
 

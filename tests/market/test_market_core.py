@@ -86,7 +86,7 @@ def test_money_is_conserved_and_no_price_is_negative():
 def test_hyperscalers_idle_hours_on_spot_add_supply_there():
     """Offering hyperscalers' idle hours as spot instances (`hyperscaler_spot_share`) adds
     supply to the spot market: the US spot price of 2022-2024 falls, sales at spot rise."""
-    plain = run("history", 1, 36)
+    plain = run("history", 1, 36, ("market.hyperscaler_spot_share=0.0",))
     shared = run("history", 1, 36, ("market.hyperscaler_spot_share=0.6",))
     assert series(shared, "US", "neocloud", "spot").mean() < \
         series(plain, "US", "neocloud", "spot").mean()

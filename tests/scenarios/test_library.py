@@ -117,9 +117,18 @@ def test_cloud_loophole_closed_cuts_chinas_labs_compute():
     def china_compute(name):
         labs = between(tables(name)["labs"], "2026-01", "2026-06")
         return labs.loc[labs["nation"] == "China", "compute_h100e_hours"].sum()
-    # renting abroad is bounded by the foreign clouds' capacity open to Chinese buyers (KYC),
-    # so closing it cuts China's labs' compute by ~15% here, not all they rent
-    assert china_compute("cloud-loophole-closed") < 0.9 * china_compute("history")
+    # renting abroad is bounded by the foreign clouds' capacity open to Chinese buyers (KYC,
+    # ~9% of China's hours in 2025); closing it sends that demand home, where it bids up the
+    # spot price and takes hours China's clouds had idle (offered at spot), so China's labs
+    # end with less compute, by as much as its own clouds cannot make up (~1% in 2026-H1
+    # with idle hours at home, ~15% when they had none, 0.7.0)
+    assert china_compute("cloud-loophole-closed") < china_compute("history")
+
+    def china_spot(name):
+        pi = between(tables(name)["price_index"], "2026-01", "2026-06")
+        return pi.loc[(pi["region"] == "China") & (pi["instrument"] == "spot"),
+                      "price_usd_per_h100e_hour"].mean()
+    assert china_spot("cloud-loophole-closed") > 1.3 * china_spot("history")
     flows = between(tables("cloud-loophole-closed")["flows"], "2026-01", "2030-12")
     assert not ((flows["channel"] == "remote_access") & (flows["destination"] == "China")).any()
 
