@@ -221,12 +221,12 @@ class Cloud(mesa.Agent):
         return self.model.params.chip_lead_time_months
 
     def vendor_wait_months(self) -> float:
-        """Months its open orders still wait at the vendors it buys from: their lead times,
-        weighted by its vendor preferences [months]."""
-        waits = np.array([v.lead_time for v in self.model.vendors.values()], dtype=float)
-        w = np.asarray(self.vendor_weights, dtype=float)
-        waits = np.minimum(np.nan_to_num(waits, posinf=self.model.n_months), self.model.n_months)
-        return float(waits @ w / w.sum()) if w.sum() > 0 else 0.0
+        """Months its open orders still wait at the vendors it buys from: their lead times
+        (`model.vendor_waits_months`, this month's), weighted by its vendor preferences
+        [months]."""
+        w = self.vendor_weights
+        total = float(w.sum())
+        return float(self.model.vendor_waits_months @ w) / total if total > 0 else 0.0
 
     def fleet_energy_usd_per_month(self) -> float:
         """Electricity of its installed fleet in a month [USD]."""

@@ -305,6 +305,10 @@ class ComputeMarket(mesa.Model):
         expected returns call for (`Cloud.plan_capacity`) within it; the spend is booked
         (capex, an output) and what own funds do not cover is borrowed."""
         backlog = chip_trade.site_backlog_h100e(self)
+        # what a new order waits at each vendor, at most the run's length [months]
+        waits = np.array([v.lead_time for v in self.vendors.values()], dtype=float)
+        self.vendor_waits_months = np.minimum(np.nan_to_num(waits, posinf=self.n_months),
+                                              self.n_months)
         for cloud in self.clouds:
             cloud.reprice(self.params.margin_response)
             allowance = cloud.finance(cloud.fleet_energy_usd_per_month(),

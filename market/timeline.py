@@ -64,3 +64,23 @@ class TimePath:
         frac = (m - self.months[i]) / (self.months[i + 1] - self.months[i])
         return float(math.exp(self.log_values[i] + frac * (self.log_values[i + 1]
                                                            - self.log_values[i])))
+
+
+#: Last month of the data a built-in path may be set from (the calibration window's end).
+LAST_OBSERVED_MONTH = "2024-12"
+
+
+def extrapolated_growth_per_year(points: Mapping[str, float],
+                                 last_observed: str = LAST_OBSERVED_MONTH) -> float:
+    """Growth a path keeps after its last observed point, by the rule the built-in scenarios
+    state [fraction/yr]: half the log growth of the year to that point,
+    exp(ln(P(last) / P(last - 12 months)) / 2) - 1 (growth slows as a boom matures; a path
+    that was flat stays flat). The path is read as `TimePath` interpolates it; points after
+    `last_observed` are not used."""
+    kept = {k: v for k, v in points.items() if parse_month(k) <= parse_month(last_observed)}
+    path = TimePath(kept)
+    last = max(parse_month(k) for k in kept)
+    now, before = path.at(last), path.at(last - 12)
+    if now <= 0 or before <= 0:
+        return 0.0
+    return float(math.exp(0.5 * math.log(now / before)) - 1.0)

@@ -229,3 +229,20 @@ def test_power_constraint_and_hbm_shortage_bite():
     assert us(p) < us(b)
     made = lambda t: between(t["vendors"], "2023-06", "2023-11")["produced_units"].sum()
     assert made(h) < 0.7 * made(b)      # in the 2023 scarcity, capacity binds
+
+
+def test_built_in_paths_stop_at_2024_and_grow_by_the_stated_rule():
+    """Potential demand, investors' money and the clouds' outside financing are set from
+    2022-24 only; after their last point they grow by one stated rule (half the log growth
+    of their last observed year), never by a number fitted to a later fact."""
+    from market.timeline import extrapolated_growth_per_year, parse_month
+
+    scenario = load_scenario("baseline").scenario
+    paths = {f"clouds.{cid}.financing_usd_per_year": c.financing_usd_per_year
+             for cid, c in scenario.clouds.items()}
+    paths["market.demand_index"] = scenario.market.demand_index
+    paths["market.financing_index"] = scenario.market.financing_index
+    for name, path in paths.items():
+        assert max(parse_month(k) for k in path.points) <= parse_month("2024-12"), name
+        assert path.growth_after_per_year == pytest.approx(
+            extrapolated_growth_per_year(path.points), abs=0.005), name
