@@ -142,6 +142,7 @@ class Vendor(mesa.Agent):
         self.target_inventory_months = spec.target_inventory_months
         self.compliant_variants = spec.compliant_variants
         self.variant_lag_months = spec.variant_lag_months
+        self.variant_design_months = spec.variant_design_months
         self.variant_trigger = spec.variant_trigger
         self.hbm_dependence = spec.hbm_dependence
         self.hbm_stockpile_months = spec.hbm_stockpile_months
@@ -230,8 +231,10 @@ class Vendor(mesa.Agent):
         return start is not None and start <= month
 
     def serve_variant(self, product: int, group: str, month: int) -> int:
-        """Launch a variant for a group after the design lag; returns its first month."""
-        first = max(month + self.variant_lag_months, int(self.declared_available[product]))
+        """Launch a variant for a group after its lag (a declared variant's, not before its
+        own date; a designed one's design and qualification); returns its first month."""
+        lag = self.variant_design_months if self.derived[product] else self.variant_lag_months
+        first = max(month + lag, int(self.declared_available[product]))
         groups = self.variant_groups.setdefault(product, {})
         if group not in groups:
             groups[group] = first
@@ -445,14 +448,15 @@ def reachable_regimes(scenario, rules, issuer: str) -> list[tuple[str, ...]]:
 
 def design_variants(scenario, catalog: dict, rules,
                     buyer_groups: list[str]) -> dict[str, list[Product]]:
-    """Compliant variants each vendor could need under the regimes its nation may impose,
-    designed up front from the rule data (so the chip arrays stay fixed during a run);
+    """Compliant variants each vendor that `design_variants` could need under the regimes its
+    nation may impose, designed up front from the rule data (so the chip arrays stay fixed
+    during a run);
     a vendor launches one only when a rule actually restricts the parent (see
     `Vendor.respond_to_rules`). A declared variant that complies is preferred to a derived one."""
     extra: dict[str, list[Product]] = defaultdict(list)
     seen: set[tuple] = set()
     for vid, vendor in scenario.vendors.items():
-        if not vendor.compliant_variants:
+        if not (vendor.compliant_variants and vendor.design_variants):
             continue
         home = scenario.nations[vendor.nation].controls_group
         declared = [p for p in vendor.products if p.variant_of]

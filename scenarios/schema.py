@@ -208,11 +208,22 @@ class Vendor(_Model):
                                  "of its last month's shipments per product [months]; "
                                  "[A] 0.25-2")
     compliant_variants: bool = Field(
-        default=True, description="responds to export rules with variants designed just under "
-                                  "the thresholds (declared ones first, else derived)")
+        default=True, description="launches its declared compliant variants (products with "
+                                  "`variant_of`, on their own dates) in markets where a rule "
+                                  "restricts the parent")
     variant_lag_months: Annotated[int, Field(ge=0, le=60)] = Field(
-        default=4, description="months from a product's restriction to its variant shipping "
-                               "(A800: ~1 month after Oct 2022; H20: ~5 after Nov 2023)")
+        default=4, description="months from a product's restriction to a declared variant "
+                               "shipping, never before its `available` date (A800: ~1 month "
+                               "after Oct 2022; H20: ~5 after Nov 2023)")
+    design_variants: bool = Field(
+        default=False, description="also designs variants just under the rule thresholds "
+                                   "where no declared one complies (a counterfactual: a chip "
+                                   "no vendor made); off in the built-in scenarios")
+    variant_design_months: Annotated[int, Field(ge=0, le=60)] = Field(
+        default=9, description="months from a product's restriction to a designed variant "
+                               "shipping: design, tape-out changes and qualification "
+                               "[months]; [A] 6-12 (the H20 shipped ~5-6 months after the "
+                               "Oct 2023 rule, a variant already in development)")
     variant_trigger: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
         default=0.5, description="it designs a variant for a market when less than this share "
                                  "of a product's orders there may ship [fraction]: "

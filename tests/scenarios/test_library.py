@@ -246,3 +246,19 @@ def test_built_in_paths_stop_at_2024_and_grow_by_the_stated_rule():
         assert max(parse_month(k) for k in path.points) <= parse_month("2024-12"), name
         assert path.growth_after_per_year == pytest.approx(
             extrapolated_growth_per_year(path.points), abs=0.005), name
+
+
+def test_designed_variants_are_a_counterfactual_with_a_design_lag():
+    """`history` launches only the variants vendors made (A800, H800, H20: declared in the
+    scenario, on their dates); `design_variants` lets a vendor design one just under the
+    thresholds where none complies, shipping `variant_design_months` after the restriction."""
+    plain = ComputeMarket(load_scenario("history").scenario, seed=1)
+    assert not [c for c in plain.chip_ids if "-for-" in c]
+    sets = ["vendors.nvidia.design_variants=true", "vendors.nvidia.variant_design_months=7"]
+    designed = ComputeMarket(load_scenario("history", sets).scenario, seed=1)
+    designed.run(36)
+    launches = [r for r in designed.records["policy"] if "-for-d5-" in r[3]]
+    assert launches
+    for step, _nation, _kind, what, _rules in launches:
+        first = parse_month(what.split(" from ")[1][:7])
+        assert first >= designed.start_month + step - 1 + 7, what
