@@ -86,8 +86,9 @@ class Cloud(mesa.Agent):
         self.target_utilization = spec.target_utilization
         self._pricing = pricing_strategy(pricing)
         self.utilization = spec.target_utilization
-        #: adaptive expectations of utilization (sold / offered) and load (asked / offered)
-        self.expected_utilization = spec.target_utilization
+        #: adaptive expectations of the price of a sold hour [USD] and of its load (hours
+        #: asked / offered) [-]
+        self.expected_usd_per_sold_h100e_hour: float | None = None
         self.expected_load = spec.target_utilization
         self.revenue_usd = 0.0
         self.offered_h100e_hours = 0.0
@@ -102,9 +103,12 @@ class Cloud(mesa.Agent):
 
     def settle(self, offered: float, sold: float, revenue: float,
                unserved: float = 0.0) -> None:
-        """The month's GPU-hour sales: offered and sold [H100e-hours], revenue [USD], hours
-        asked at its posted price it could not serve [H100e-hours]; updates utilization and
-        the expectations of what an offered hour earns and of its load."""
+        """The month's GPU-hour sales: offered and sold [H100e-hours], revenue [USD] and the
+        hours asked at its posted price it could not serve [H100e-hours]; updates utilization
+        and its expectations of what an offered hour earns, of the price of a sold hour and of
+        its load (hours asked / offered). A hyperscaler counts the idle hours it sold as spot
+        instances among its sales (a simplification: its load then reads 1 whenever it sells
+        its idle hours, so an added hour is judged like an average one; 0.8.0 note)."""
         self.offered_h100e_hours, self.sold_h100e_hours, self.revenue_usd = offered, sold, revenue
         self.utilization = sold / offered if offered > 0 else self.target_utilization
         self.revenue_history.append(revenue)
@@ -112,8 +116,9 @@ class Cloud(mesa.Agent):
             memory = self.expectation_memory_months
             self.expected_usd_per_offered_h100e_hour = adaptive_expectation(
                 self.expected_usd_per_offered_h100e_hour, revenue / offered, memory)
-            self.expected_utilization = adaptive_expectation(
-                self.expected_utilization, self.utilization, memory)
+            if sold > 0:
+                self.expected_usd_per_sold_h100e_hour = adaptive_expectation(
+                    self.expected_usd_per_sold_h100e_hour, revenue / sold, memory)
             self.expected_load = adaptive_expectation(
                 self.expected_load, (sold + unserved) / offered, memory)
 
@@ -131,10 +136,11 @@ class Cloud(mesa.Agent):
                                       self.expectation_memory_months, horizon_months)
         load = expected_load_at_delivery(self.expected_load, growth, installed_h100e,
                                          committed_h100e, supply_line_weight)
-        return added_hour_earnings_usd(self.expected_earnings(going_rate_usd_per_h100e_hour),
-                                       self.expected_utilization, load,
-                                       self.tier == "hyperscaler", demand_uncertainty,
-                                       idle_usd_per_h100e_hour)
+        price = self.expected_usd_per_sold_h100e_hour
+        if price is None:          # yet to sell: its market's going rate
+            price = going_rate_usd_per_h100e_hour
+        return added_hour_earnings_usd(price, load, self.tier == "hyperscaler",
+                                       demand_uncertainty, idle_usd_per_h100e_hour)
 
     def reprice(self, response: float) -> None:
         self.margin = self._pricing(self.margin, self.utilization, self.target_utilization,
@@ -202,11 +208,20 @@ class Cloud(mesa.Agent):
             + backlog_h100e * facility_mw_per_h100e,
             facility_mw_per_h100e)
         going = m.latest_price_index.get((self.region, self.tier), 0.0)
+        # an order lands after the vendors' wait and the lead time: the load it expects is
+        # then's (its present value still counts from the lead time alone, as before 0.8.0)
         horizon = lead + self.vendor_wait_months()
         spot = m.hour_market.expected_spot[r]
         idle = p.hyperscaler_spot_share * float(spot) if np.isfinite(spot) else 0.0
-        earnings = self.delivery_earnings(installed, committed, horizon, inv.supply_line_weight,
-                                          inv.demand_uncertainty, idle, going)
+        # the load it expects is in the market's hours: its fleet valued at the region's
+        # hour values (open orders at the offered chip's)
+        worth_r = m.hour_h100e[r]
+        installed_market = float(site.fleet.units_by_chip() @ worth_r)
+        committed_market = installed_market + float(pipeline_units @ worth_r) \
+            + backlog_h100e * worth / h100e
+        earnings = self.delivery_earnings(installed_market, committed_market, horizon,
+                                          inv.supply_line_weight, inv.demand_uncertainty, idle,
+                                          going)
         return order_decision_h100e(
             committed, room, earnings,
             m.energy_usd_per_chip_hour[self.site, chip] / worth,

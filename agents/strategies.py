@@ -87,26 +87,25 @@ def expected_load_at_delivery(load: float, demand_growth: float, installed_h100e
     return load * demand_growth * installed_h100e / fleet
 
 
-def added_hour_earnings_usd(earned_usd_per_offered_hour: float, utilization: float,
-                            load_at_delivery: float, posted_price: bool,
-                            demand_uncertainty: float, idle_usd_per_hour: float) -> float:
+def added_hour_earnings_usd(price_usd_per_sold_hour: float, load_at_delivery: float,
+                            posted_price: bool, demand_uncertainty: float,
+                            idle_usd_per_hour: float) -> float:
     """What an hour added to a cloud's fleet is expected to earn at delivery [USD per offered
-    H100e-hour], from what an offered hour earns now and the load expected then (hours asked
-    / offered, `expected_load_at_delivery`).
+    H100e-hour], from the price of an hour it sells at its own terms and the load expected
+    then (hours asked at those terms / offered, `expected_load_at_delivery`).
 
     A seller at spot sells all it offers at a price that moves with the load (unit
     elasticity of the clearing price to capacity, the iso-elastic demand of `agents.demand`
-    at elasticity 1): earned x load / utilization. A seller at a posted price sells the added
-    hour at its price per sold hour (earned / utilization) only if demand then exceeds its
-    fleet, with probability Phi(ln(load) / s) for a forecast of log spread s; otherwise the
-    hour is idle and earns `idle_usd_per_hour`: the newsvendor's marginal value of capacity
-    (Arrow, Harris and Marschak 1951, *Econometrica* 19(3); Van Mieghem 2003, *Manuf. Serv.
-    Oper. Manag.* 5(4))."""
-    util = max(float(utilization), 1e-6)
+    at elasticity 1): price x load. A seller at a posted price sells the added hour at that
+    price only if demand then exceeds its fleet, with probability Phi(ln(load) / s) for a
+    forecast of log spread s; otherwise the hour is idle and earns `idle_usd_per_hour` (on
+    the spot market): the newsvendor's marginal value of capacity (Arrow, Harris and
+    Marschak 1951, *Econometrica* 19(3); Van Mieghem 2003, *Manuf. Serv. Oper. Manag.*
+    5(4))."""
     if not posted_price:
-        return float(earned_usd_per_offered_hour * load_at_delivery / util)
+        return float(price_usd_per_sold_hour * load_at_delivery)
     sold = float(ndtr(np.log(max(load_at_delivery, 1e-12)) / max(demand_uncertainty, 1e-6)))
-    return sold * earned_usd_per_offered_hour / util + (1.0 - sold) * idle_usd_per_hour
+    return sold * price_usd_per_sold_hour + (1.0 - sold) * idle_usd_per_hour
 
 
 def discount_years(rate_per_year: float, life_years: float, delay_years: float) -> float:
@@ -146,11 +145,11 @@ def expected_pv_usd_per_h100e(revenue_usd_per_offered_h100e_hour: float,
 def investment_rate_per_year(pv_usd_per_h100e: float, cost_usd_per_h100e: float,
                              response_per_year: float,
                              replacement_per_year: float = 0.0) -> float:
-    """Growth of its committed fleet a cloud orders for [fraction/yr]: the share of the fleet
-    that retires each year (`replacement_per_year`, 1 / chip life) plus `response_per_year` x
-    (PV / cost - 1), never below 0 (Tobin's q investment: gross investment replaces what wears
-    out and adds more while q = value / replacement cost > 1, at a rate rising with q - 1;
-    Hayashi 1982, *Econometrica* 50(1), I/K = delta + (q - 1) / phi)."""
+    """Growth of its committed fleet a cloud orders for [fraction/yr]: depreciation
+    (`replacement_per_year`, 1 / chip life, the steady-state replacement rate) plus
+    `response_per_year` x (PV / cost - 1), never below 0 (Tobin's q investment: gross
+    investment covers wear and adds more while q = value / replacement cost > 1, at a rate
+    rising with q - 1; Hayashi 1982, *Econometrica* 50(1), I/K = delta + (q - 1) / phi)."""
     if cost_usd_per_h100e <= 0:
         return 0.0
     return max(float(replacement_per_year

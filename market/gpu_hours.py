@@ -13,7 +13,9 @@ list hours at their posted price from what is left, rationing pro rata when dema
 buyers from restricted destinations may also bid (remote access), up to the share of capacity
 the know-your-customer screening leaves open to them.
 
-Units: GPU-hours in H100e-hours, prices in USD per H100e-hour, money in USD per month.
+Units: GPU-hours in market H100e-hours (`market.hour_value`: each chip's hour at its value to
+the region's buyers), prices in USD per market H100e-hour, money in USD per month; training
+work and flows in training H100e(-hours).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agents.pricing import (HYPER_CONTRACT, LIST, NEO_CONTRACT, OPTIONS, REMOTE, SPOT,
-                            choose_options)
+                            adapt_expectation, choose_options)
 from market import costs
 from market.clearing import clear_spot
 from market.hour_value import hour_value_h100e, serving_share_by_region
@@ -91,7 +93,8 @@ class HourMarket:
         self.spot = np.full(n_regions, np.nan)
         self.forward = np.full(n_regions, np.nan)
         self.revisions: list[tuple[int, int]] = []        # (step, region) of list revisions
-        #: per month, the hours labs in each region wanted at that month's prices [H100e-h]
+        #: per month, the hours labs in each region asked of the clouds at that month's
+        #: prices [market H100e-h]
         self.demand_history: deque[np.ndarray] = deque(maxlen=DEMAND_HISTORY_MONTHS)
         tier = np.array([TIERS.index(c.tier) for c in model.clouds], dtype=np.int64)
         region = np.array([model.nation_index[c.region] for c in model.clouds], dtype=np.int64)
@@ -332,7 +335,8 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
     if remote.size:
         n = len(model.nation_ids)
         flows = np.zeros((n, n))
-        np.add.at(flows, (t[remote], r[remote]), got_rem)
+        # in training H100e, the unit of the other flows (shipments, diversion)
+        np.add.at(flows, (t[remote], r[remote]), got_rem * model.training_value[t[remote]])
         for dst, origin in zip(*np.nonzero(flows > 0)):
             model.records["flows"].append((model.step_index, "remote_access",
                                            model.nation_ids[dst], model.nation_ids[origin],
@@ -340,8 +344,12 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
     return price
 
 
-def settle_labs(model, hm: HourMarket, curves, own, ledger: Ledger, supply: Supply) -> None:
-    """Labs' compute, spend and serving margin; frontier-run progress in one cluster."""
+def settle_labs(model, hm: HourMarket, curves, own, own_training, ledger: Ledger,
+                supply: Supply, target: np.ndarray) -> None:
+    """Labs' compute, spend and serving margin; frontier-run progress in one cluster. Hours
+    are market H100e-hours of the market they came from (own cluster, home region, the
+    region rented from abroad); training work counts each in training H100e by that
+    market's fleet (`own_training`, `model.training_value`)."""
     p, book = model.params, model.book
     r = book.nation
     headline = np.where(np.isfinite(hm.spot[r]), hm.spot[r],
@@ -358,15 +366,20 @@ def settle_labs(model, hm: HourMarket, curves, own, ledger: Ledger, supply: Supp
     book.spend_usd = ledger.paid.copy()
     got = own_used + bought
     book.serving_h100e_hours = got * serving_share
-    # training work in training H100e-hours: a market hour holds the fleet's training value
-    book.training_h100e_hours = (got - book.serving_h100e_hours) * model.training_value[r]
+    # training work in training H100e-hours: an hour holds its fleet's training value
+    remote_from = np.where(target[r] >= 0, target[r], r)
+    remote_got = ledger.got[:, REMOTE]
+    training_work = own_used * own_training + (bought - remote_got) * model.training_value[r] \
+        + remote_got * model.training_value[remote_from]
+    book.training_h100e_hours = training_work * (1.0 - serving_share)
     book.serving_margin_usd = p.serving_markup * serving_share * (
         ledger.paid + own_used * headline)
     # the frontier run uses the largest cluster the lab can hold in one place
     fleet = supply.hours.sum(axis=1)
     largest_cloud = np.zeros(hm.n_regions)
     np.maximum.at(largest_cloud, supply.region, fleet)
-    cluster = p.largest_site_share * np.maximum(largest_cloud[r], own) * model.training_value[r]
+    cluster = p.largest_site_share * np.maximum(largest_cloud[r] * model.training_value[r],
+                                                own * own_training)
     frontier = np.minimum(book.training_h100e_hours * (1.0 - p.experiment_share), cluster)
     book.advance_training(frontier, FLOP_PER_H100E_HOUR * p.mfu, model.month)
 
@@ -375,23 +388,28 @@ def settle_clouds(model, supply: Supply, ledger: Ledger) -> None:
     offered = supply.by_cloud.tolist()
     sold = ledger.sold.sum(axis=1).tolist()
     revenue = ledger.revenue.tolist()
-    unserved = ledger.unserved.tolist()
     step = model.step_index
-    for cloud, o, s, rv, u in zip(model.clouds, offered, sold, revenue, unserved):
+    for cloud, o, s, rv, u in zip(model.clouds, offered, sold, revenue,
+                                  ledger.unserved.tolist()):
         cloud.settle(o, s, rv, u)
         model.records["clouds"].append((step, cloud.cloud_id, cloud.region, cloud.tier,
                                         o, s, rv, cloud.margin))
 
 
-def own_hours(model, hours: float) -> np.ndarray:
+def own_hours(model, hours: float) -> tuple[np.ndarray, np.ndarray]:
     """Market H100e-hours each lab's own cluster offers this month [H100e-h], valued as its
-    region's market values them."""
+    region's market values them, and the training H100e an hour of that cluster holds [-]
+    (1 where a lab has none)."""
     book = model.book
     own = np.zeros(book.n)
+    training = np.ones(book.n)
     for row in np.flatnonzero(book.site >= 0):
-        fleet = model.sites[book.site[row]].fleet
-        own[row] = float(fleet.units_by_chip() @ model.hour_h100e[book.nation[row]]) * hours
-    return own
+        units = model.sites[book.site[row]].fleet.units_by_chip()
+        market = float(units @ model.hour_h100e[book.nation[row]])
+        own[row] = market * hours
+        if market > 0:
+            training[row] = float(units @ model.h100e) / market
+    return own, training
 
 
 def clear_gpu_hours(model) -> None:
@@ -407,7 +425,7 @@ def clear_gpu_hours(model) -> None:
                                 index * model._efficiency_factor(),
                                 model.financing_index.at(model.month) * model._demand_factor(),
                                 model.serving_value, model.training_value)
-    own = own_hours(model, hours)
+    own, own_training = own_hours(model, hours)
     target = hm.remote_target(model)
     first = model.month == model.start_month
     if first:
@@ -426,10 +444,13 @@ def clear_gpu_hours(model) -> None:
         + p.uncontracted_spot_share * unsigned
     spot = clear_spot_markets(model, hm, curves, own, supply, ledger, spill, target)
     settle_clouds(model, supply, ledger)
-    settle_labs(model, hm, curves, own, ledger, supply)
-    model.serving_share = serving_share_by_region(
+    settle_labs(model, hm, curves, own, own_training, ledger, supply, target)
+    # the use mix the market values hours by, an adaptive expectation of what it was
+    observed = serving_share_by_region(
         book.serving_h100e_hours, book.own_h100e_hours + book.bought_h100e_hours, book.nation,
         hm.n_regions, model.serving_share)
-    hm.demand_history.append(np.bincount(book.nation, weights=book.need_h100e_hours,
+    model.serving_share = adapt_expectation(model.serving_share, observed,
+                                            p.expectation_memory_months)
+    hm.demand_history.append(np.bincount(book.nation, weights=ledger.wanted.sum(axis=1),
                                          minlength=hm.n_regions))
     update_prices(model, hm, supply, ledger, spot)

@@ -28,7 +28,8 @@ from market import chip_trade, costs
 from market.catalog import load_catalog
 from market.controls import (load_rules)
 from market.collect import collect, datacollector
-from market.gpu_hours import CloudFleets, HourMarket, clear_gpu_hours
+from market.gpu_hours import (CloudFleets, HourMarket, clear_gpu_hours, fleet_values,
+                              gather_supply)
 from market.hour_value import hour_value_h100e, serving_share_by_region
 from market.lab_builds import labs_build
 from market.timeline import TimePath, parse_month
@@ -160,6 +161,9 @@ class ComputeMarket(mesa.Model):
         self.serving_share = serving_share_by_region(serve, serve + train, self.book.nation,
                                                      n_regions, np.zeros(n_regions))
         self.hour_h100e = hour_value_h100e(self.h100e, self.serving_h100e, self.serving_share)
+        # so the first month's builds see the fleets' values, as later months do
+        self.serving_value, self.training_value = fleet_values(
+            gather_supply(self, 1.0), n_regions, self.serving_value, self.training_value)
         self.hour_market = HourMarket(self)
         self.demand_shock = 1.0
         self.remote_access_allowed = mkt.remote_access_allowed

@@ -225,7 +225,7 @@ class Vendor(_Model):
                                "[months]; [A] 6-12 (the H20 shipped ~5-6 months after the "
                                "Oct 2023 rule, a variant already in development)")
     variant_trigger: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
-        default=0.5, description="it designs a variant for a market when less than this share "
+        default=0.5, description="it launches a variant for a market when less than this share "
                                  "of a product's orders there may ship [fraction]: "
                                  "prohibitions and denied licences, not licences mostly "
                                  "granted; [A] 0.2-0.9")

@@ -202,10 +202,9 @@ def test_an_added_hour_at_a_posted_price_sells_only_when_demand_exceeds_the_flee
     """At load 1 an added hour sells half the time (median forecast); well above, almost
     always; well below, it idles at the spot price of idle hours. At spot the hour's price
     scales with the load."""
-    earned, util = 4.0, 0.8                  # USD 5 a sold hour
-    at = lambda load: added_hour_earnings_usd(earned, util, load, True, 0.25, 1.0)
+    at = lambda load: added_hour_earnings_usd(5.0, load, True, 0.25, 1.0)  # noqa: E731
     assert at(1.0) == pytest.approx(0.5 * 5.0 + 0.5 * 1.0)
     assert at(3.0) == pytest.approx(5.0, rel=1e-4)
     assert at(0.3) == pytest.approx(1.0, rel=1e-4)
     assert at(0.9) < at(1.0) < at(1.1)
-    assert added_hour_earnings_usd(4.0, 1.0, 0.5, False, 0.25, 1.0) == pytest.approx(2.0)
+    assert added_hour_earnings_usd(4.0, 0.5, False, 0.25, 1.0) == pytest.approx(2.0)

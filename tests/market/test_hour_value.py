@@ -9,7 +9,8 @@ from agents.demand import training_hours
 from market.catalog import load_catalog
 from market.costs import ServingWorkload, serving_h100e
 from market.hour_value import hour_value_h100e, serving_share_by_region
-from market.outputs import run_tables
+from market.model import ComputeMarket
+from market.outputs import collect_tables
 from scenarios.loader import load_scenario
 
 
@@ -42,23 +43,30 @@ def test_serving_share_keeps_the_previous_value_where_nobody_bought():
 
 
 def test_training_demand_in_market_hours_buys_the_same_training_work():
-    """An hour holding half an H100e of training: the lab wants twice the hours for the same
-    work at the same price per unit of work, and a budget buys hours at their price."""
-    per_h100e = training_hours(3.0, 1_000.0, 3.0, 1.0, 1e12, training_value=1.0)
-    per_half = training_hours(1.5, 1_000.0, 3.0, 1.0, 1e12, training_value=0.5)
-    assert per_half == pytest.approx(2 * per_h100e)
+    """An hour holding half an H100e of training: at the same price per unit of work the lab
+    wants twice the hours, whatever its elasticity (at elasticity 2 an hour counted as a
+    full H100e would be wanted four times over); a budget buys hours at their price."""
+    for elasticity in (0.5, 1.0, 2.0):
+        per_h100e = training_hours(3.0, 1_000.0, 3.0, elasticity, 1e12, training_value=1.0)
+        per_half = training_hours(1.5, 1_000.0, 3.0, elasticity, 1e12, training_value=0.5)
+        assert per_half == pytest.approx(2 * per_h100e)
     assert training_hours(1.5, 1_000.0, 3.0, 1.0, 600.0, training_value=0.5) == \
         pytest.approx(400.0)
 
 
 def test_rental_prices_per_gpu_hour_carry_the_hour_value():
-    """The `prices` table prices an A100 hour at the tier index times its hour value, which
-    lies between its training and its serving H100e."""
-    t = run_tables(load_scenario("history").scenario, 1, months=13)
-    p = t["prices"]
-    pi = t["price_index"]
+    """The `prices` table prices an A100 hour at the tier index times its hour value in the
+    region that month: its serving and training H100e weighed by the region's serving
+    share (an outcome), strictly inside the two."""
+    model = ComputeMarket(load_scenario("history").scenario, seed=1)
+    model.run(13)
+    frames = collect_tables(model)
+    p, pi = frames["prices"], frames["price_index"]
     row = p[(p.region == "US") & (p.tier == "neocloud") & (p.chip == "a100")].iloc[-1]
     index = pi[(pi.region == "US") & (pi.tier == "neocloud") & (pi.instrument == "spot")
                & (pi.date == row.date)].price_usd_per_h100e_hour.iloc[0]
-    worth = row.price_usd_per_gpu_hour / index
-    assert 0.315 < worth < 0.61
+    us, a100 = model.nation_index["US"], model.chip_index["a100"]
+    assert row.price_usd_per_gpu_hour / index == pytest.approx(model.hour_h100e[us, a100])
+    share = model.hour_h100e[us, a100] - model.h100e[a100]
+    share /= model.serving_h100e[a100] - model.h100e[a100]
+    assert 0.2 < share < 0.9
