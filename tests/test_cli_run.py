@@ -77,6 +77,9 @@ def test_existing_out_refused_unless_force_and_force_replaces_only_gpumarket_out
     (["run", "baselin"], "unknown scenario 'baselin'"),
     (["run", "baseline", "--months", "500"], "between 1 and 108"),
     (["run", "baseline", "--dates", "2024-13"], "YYYY-MM"),
+    # a date the run does not cover is refused before any model time is spent
+    (["run", "baseline", "--dates", "2040-01"], "no date falls in the months this run covers"),
+    (["run", "baseline", "--months", "6", "--dates", "2023-06"], "(2022-01 to 2022-06)"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, args, message):
     out = tmp_path / "never"

@@ -144,8 +144,9 @@ def _resolved(s) -> dict:
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--force", is_flag=True, help="Replace an existing --out directory that "
                                              "gpumarket wrote (never any other).")
-@click.option("--diagnostics", is_flag=True, help="Also print what is scripted: prices on bid "
-              "levels or flat for 6+ months, orders cut by their allowance, margins at bounds.")
+@click.option("--diagnostics", is_flag=True, help="Also print what is scripted: prices on an "
+              "input level or flat for 6+ months, orders cut by their allowance, margins at "
+              "bounds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the key outcomes as JSON.")
 def run(scenario: str, seed: int, months: int | None, overrides: tuple[str, ...],
         out: Path | None, fmt: str, dates: str | None, quiet: bool, force: bool,
@@ -170,6 +171,13 @@ def run(scenario: str, seed: int, months: int | None, overrides: tuple[str, ...]
         raise click.BadParameter(f"must be >= 0, got {seed}", param_hint="'--seed'")
     wanted = _parse_dates(dates)
     steps = months or s.months
+    if wanted:
+        first, last = parse_month(s.start), parse_month(s.start) + steps - 1
+        if not any(first <= parse_month(d) <= last for d in wanted):
+            # said before any model time is spent
+            raise click.BadParameter(f"no date falls in the months this run covers "
+                                     f"({format_month(first)} to {format_month(last)})",
+                                     param_hint="'--dates'")
     show_progress = not quiet and not as_json and sys.stderr.isatty()
     # The claim checks and locks --out before any model time is spent.
     with OutputClaim(out, force) if out is not None else nullcontext() as claim:
