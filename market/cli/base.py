@@ -171,4 +171,5 @@ def require_extra(extra: str, command: str) -> None:
     missing = [m for m in EXTRAS[extra] if _missing(m)]
     if missing:
         raise GpumarketError(f"`gpumarket {command}` needs the {extra} extra ({', '.join(missing)} "
-                             f"not installed): pip install 'gpumarket[{extra}]'")
+                             f"not installed): pip install 'gpumarket[{extra}]' (in a source "
+                             f"checkout: pip install '.[{extra}]')")
