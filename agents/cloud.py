@@ -1,8 +1,7 @@
 """Clouds: sell GPU-hours from their fleets, price by utilization, invest in new chips.
 
-How a cloud invests (docs/model.md, section 8): it expects what an offered H100e-hour will
-earn from what its hours have earned (adaptive expectations with a memory), judges what an
-hour added to its fleet will earn when its orders are installed (`delivery_earnings`: its
+How a cloud invests (docs/model.md, section 8): it expects the price of a sold hour and its
+load from what it has seen (adaptive expectations with a memory), judges what an hour added to its fleet will earn when its orders are installed (`delivery_earnings`: its
 load then, from its region's demand trend and its supply line; at a posted price only the
 hours demand exceeds its fleet by sell), values a new chip's H100e over its life at its cost
 of capital (`expected_pv_usd_per_h100e`), replaces what retires and grows its committed fleet
@@ -93,8 +92,6 @@ class Cloud(mesa.Agent):
         self.revenue_usd = 0.0
         self.offered_h100e_hours = 0.0
         self.sold_h100e_hours = 0.0
-        #: expected revenue per offered H100e-hour [USD]; None until it has offered any
-        self.expected_usd_per_offered_h100e_hour: float | None = None
         self.revenue_history: deque[float] = deque(maxlen=TRAILING_MONTHS)
         self.debt_usd = 0.0
         self.capex_usd = 0.0               # spent on chips this month [USD]
@@ -105,8 +102,8 @@ class Cloud(mesa.Agent):
                unserved: float = 0.0) -> None:
         """The month's GPU-hour sales: offered and sold [H100e-hours], revenue [USD] and the
         hours asked at its posted price it could not serve [H100e-hours]; updates utilization
-        and its expectations of what an offered hour earns, of the price of a sold hour and of
-        its load (hours asked / offered). A hyperscaler counts the idle hours it sold as spot
+        and its expectations of the price of a sold hour and of its load (hours asked /
+        offered). A hyperscaler counts the idle hours it sold as spot
         instances among its sales (a simplification: its load then reads 1 whenever it sells
         its idle hours, so an added hour is judged like an average one; 0.8.0 note)."""
         self.offered_h100e_hours, self.sold_h100e_hours, self.revenue_usd = offered, sold, revenue
@@ -114,8 +111,6 @@ class Cloud(mesa.Agent):
         self.revenue_history.append(revenue)
         if offered > 0:
             memory = self.expectation_memory_months
-            self.expected_usd_per_offered_h100e_hour = adaptive_expectation(
-                self.expected_usd_per_offered_h100e_hour, revenue / offered, memory)
             if sold > 0:
                 self.expected_usd_per_sold_h100e_hour = adaptive_expectation(
                     self.expected_usd_per_sold_h100e_hour, revenue / sold, memory)
@@ -145,13 +140,6 @@ class Cloud(mesa.Agent):
     def reprice(self, response: float) -> None:
         self.margin = self._pricing(self.margin, self.utilization, self.target_utilization,
                                     response, self.min_margin, self.max_margin)
-
-    def expected_earnings(self, going_rate_usd_per_h100e_hour: float) -> float:
-        """Expected revenue per offered H100e-hour [USD]: the adaptive expectation, or, for a
-        cloud yet to offer any, its market's going rate at its target utilization."""
-        if self.expected_usd_per_offered_h100e_hour is None:
-            return going_rate_usd_per_h100e_hour * self.target_utilization
-        return self.expected_usd_per_offered_h100e_hour
 
     # -- financing ----------------------------------------------------------------------
     def trailing_revenue_usd_per_year(self) -> float:
@@ -199,7 +187,8 @@ class Cloud(mesa.Agent):
         lead = self.lead_time_months()
         facility_mw_per_h100e = m.mw_per_chip[chip] * site.pue / h100e
         pipeline_units = site.fleet.pipeline_by_chip()
-        installed = float(site.fleet.units_by_chip() @ m.h100e)
+        units = site.fleet.units_by_chip()
+        installed = float(units @ m.h100e)
         committed = installed + float(pipeline_units @ m.h100e) + backlog_h100e
         room = power_room_h100e(
             site.capacity_mw(m.month + lead, nation.power_buildout_per_year),
@@ -216,7 +205,7 @@ class Cloud(mesa.Agent):
         # the load it expects is in the market's hours: its fleet valued at the region's
         # hour values (open orders at the offered chip's)
         worth_r = m.hour_h100e[r]
-        installed_market = float(site.fleet.units_by_chip() @ worth_r)
+        installed_market = float(units @ worth_r)
         committed_market = installed_market + float(pipeline_units @ worth_r) \
             + backlog_h100e * worth / h100e
         earnings = self.delivery_earnings(installed_market, committed_market, horizon,
