@@ -128,7 +128,8 @@ class Cloud(mesa.Agent):
         m = self.model
         growth = demand_growth_factor(m.hour_market.demand_history,
                                       m.nation_index[self.region],
-                                      self.expectation_memory_months, horizon_months)
+                                      self.expectation_memory_months, horizon_months,
+                                      m.scenario.cloud_investment.trend_damping_per_month)
         load = expected_load_at_delivery(self.expected_load, growth, installed_h100e,
                                          committed_h100e, supply_line_weight)
         price = self.expected_usd_per_sold_h100e_hour

@@ -19,6 +19,16 @@ A lab wants compute for two things (docs/model.md, "Demand"):
   market H100e, which weigh a chip's serving and training value by the buyers' use mix).
   Both branches fall with the price, so the curve is downward sloping everywhere.
 
+These are the **long-run** curves: what a lab uses at a price it knew when it planned (a posted
+list or contract price). A price it did not expect, a spot price away from the spot price it
+planned its models, products and training runs around (`expected_price`, an adaptive
+expectation with the memory of its re-planning), it meets along the short-run curve, the
+partial-adjustment form (Koyck 1954; Houthakker and Taylor 1970)
+`hours(p) = hours_long_run(p_e) x (p / p_e)^-(phi x elasticity)`, with `phi` the short-run
+share of the elasticity: still iso-elastic, so it folds into the same constants. Energy demand,
+the closest measured case of a capital-embodied input, shows phi of about 0.3-0.4 (short-run
+-0.21 against long-run -0.61 in Labandeira, Labeaga and Lopez-Otero 2017's meta-analysis).
+
 Quantities and prices are outcomes; the potential demand, the reference price that measures it,
 the elasticities, the markup and the financing are inputs (scenario `[market]`, `[labs]`).
 Units: H100e-hours per month, USD per H100e-hour, USD per month.
@@ -65,7 +75,8 @@ class DemandCurves:
     """
 
     def __init__(self, serve_potential, train_potential, serve_ref, train_ref, serve_eps,
-                 train_eps, budget_usd, serving_value, training_value=1.0):
+                 train_eps, budget_usd, serving_value, training_value=1.0,
+                 short_run_share=1.0):
         self.serve_potential = np.asarray(serve_potential, float)
         self.train_potential = np.asarray(train_potential, float)
         self.serve_ref = np.asarray(serve_ref, float)
@@ -76,14 +87,15 @@ class DemandCurves:
         self.serving_value = np.asarray(serving_value, float)
         self.training_value = np.broadcast_to(np.asarray(training_value, float),
                                               self.serving_value.shape)
+        self.short_run_share = float(short_run_share)
         # the iso-elastic terms folded into constants (see `market_demand`)
         v, t = self.serving_value, self.training_value
         self._serve_scale = self.serve_potential / v * (v * self.serve_ref) ** self.serve_eps
         self._train_scale = self.train_potential / t * (t * self.train_ref) ** self.train_eps
 
     def split(self, price: np.ndarray, rows: np.ndarray | slice = slice(None)):
-        """(serving, training) H100e-hours the labs `rows` want at `price` (their whole
-        demand, before option weights and own clusters)."""
+        """(serving, training) H100e-hours the labs `rows` want at `price` on their long-run
+        curves (their whole demand, before option weights and own clusters)."""
         serve = serving_hours(price, self.serve_potential[rows], self.serve_ref[rows],
                               self.serve_eps[rows], self.serving_value[rows])
         train = training_hours(price, self.train_potential[rows], self.train_ref[rows],
@@ -95,16 +107,30 @@ class DemandCurves:
         serve, train = self.split(price, rows)
         return serve + train
 
-    def market_demand(self, rows: np.ndarray, own_hours: np.ndarray):
+    def market_demand(self, rows: np.ndarray, own_hours: np.ndarray,
+                      expected_price: np.ndarray | None = None):
         """A fast evaluator of what labs `rows` buy in the market at a log price per row,
         after their own clusters [H100e-h]: `f(log_price) = max(D(p) - own, 0)`.
 
+        `expected_price` (per row, USD per market H100e-hour): the price the labs planned
+        at; `D` is then the short-run curve about it (module docstring). None, or NaN in a
+        row: the long-run curve (the price was known when they planned).
+
         The iso-elastic terms are folded into constants once (serving a p^-e with
         a = potential / v x (v p_ref)^e; training min(B / p, t p^-e) with t = potential / w x
-        (w p_ref)^e, w the training value), so each evaluation is three exponentials per row: the spot clearing calls
-        it a few dozen times a month."""
+        (w p_ref)^e, w the training value; about p_e the exponents are phi e and the scales
+        carry p_e^(phi e - e)), so each evaluation is three exponentials per row: the spot
+        clearing calls it a few dozen times a month."""
         e_s, e_t = self.serve_eps[rows], self.train_eps[rows]
         a, t = self._serve_scale[rows], self._train_scale[rows]
+        if expected_price is not None and self.short_run_share != 1.0:
+            pe = np.asarray(expected_price, float)
+            planned = np.isfinite(pe) & (pe > 0)
+            log_pe = np.log(np.where(planned, pe, 1.0))
+            phi = np.where(planned, self.short_run_share, 1.0)
+            a = a * np.exp((phi - 1.0) * e_s * log_pe)
+            t = t * np.exp((phi - 1.0) * e_t * log_pe)
+            e_s, e_t = phi * e_s, phi * e_t
         budget = np.maximum(self.budget_usd[rows], 0.0)
         own = own_hours[rows]
 

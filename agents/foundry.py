@@ -7,12 +7,22 @@ construction by more than `expansion_threshold`, it starts a share `expansion_re
 gap each month; new capacity comes online `expansion_lag_months` later and costs
 `capex_usd_per_wafer_month` per wafer/month, booked when started. A glut (committed demand
 below capacity) starts nothing. Units: wafers per month.
+
+The demand it plans for is the demand it expects when a line started now comes online: its
+smoothed reading of committed demand (an adaptive expectation, memory
+`demand_memory_months`), grown over the lag at that reading's growth over the past year as a
+damped trend (`trend_damping_per_month`; `agents.strategies.damped_trend_growth`): 0 plans for
+today's demand (the myopic accelerator), near 1 for the trend carried over the lag, as a
+supplier building to its customers' forecasts does.
 """
 
 from __future__ import annotations
 
+from collections import deque
+
 import mesa
 
+from agents.strategies import adaptive_expectation, damped_trend_growth
 from market.timeline import TimePath, parse_month
 
 
@@ -47,6 +57,11 @@ class Foundry(mesa.Agent):
         self.threshold = spec.expansion_threshold
         self.response = spec.expansion_response
         self.capex_per_wafer_month = spec.capex_usd_per_wafer_month
+        self.demand_memory = spec.demand_memory_months
+        self.trend_damping = spec.trend_damping_per_month
+        self.expected_committed: float | None = None   # smoothed reading [wafers/month]
+        #: the smoothed readings of the past year, monthly (13: now and 12 months back)
+        self._readings: deque[float] = deque(maxlen=13)
         self.builds: list[tuple[int, float]] = []        # (month online, wafers/month)
         self.shocks: list[tuple[int, int, float]] = []   # (first month, last month, factor)
         self.wafers_this_month = 0.0
@@ -87,24 +102,39 @@ class Foundry(mesa.Agent):
             * self._yield(month)
         return {v: self.wafers_this_month * share for v, share in self.vendor_shares.items()}
 
+    def demand_at_completion(self) -> float:
+        """Fold this month's committed demand into the smoothed reading and return the demand
+        the foundry expects when a line started now comes online [wafers/month] (module
+        docstring)."""
+        self.expected_committed = adaptive_expectation(self.expected_committed,
+                                                       self.committed_wafers,
+                                                       self.demand_memory)
+        self._readings.append(self.expected_committed)
+        growth = damped_trend_growth(self._readings[-1], self._readings[0],
+                                     len(self._readings) - 1, self.lag_months,
+                                     self.trend_damping)
+        return self.expected_committed * growth
+
     def plan_expansion(self, month: int, orders_wafers: dict[str, float],
                        short_wafers: dict[str, float]) -> float:
         """Start new capacity from vendors' committed demand: each vendor's new orders this
         month plus what its wafers left unmade, spread over the expansion lag [wafers/month,
         nominal-yield wafers]; scaled to the whole foundry by those vendors' shares and the
         yield, and compared with the capacity it will have in `expansion_lag_months` (path,
-        expansions online and under construction), shocks aside. Returns what it started."""
+        expansions online and under construction), shocks aside; it plans for the demand it
+        expects then (`demand_at_completion`). Returns what it started."""
         self.started_wafers, self.capex_usd = 0.0, 0.0
         vendors = sorted(set(orders_wafers) | set(short_wafers))   # a fixed order: sums repeat
         shares = sum(self.vendor_shares.get(v, 0.0) for v in vendors)
         committed = sum(orders_wafers.values()) + sum(short_wafers.values()) / self.lag_months
         scale = shares * self._yield(month)       # committed wafers per wafer of capacity
         self.committed_wafers = committed / scale if scale > 0 else 0.0
+        planned = self.demand_at_completion()
         if self.expansion_from is None or month < self.expansion_from or self.response <= 0:
             return 0.0
         ahead = self.path.at(month + self.lag_months) + self.built_online(month) \
             + self.under_construction(month)
-        start = expansion_start(self.committed_wafers, ahead, self.threshold, self.response)
+        start = expansion_start(planned, ahead, self.threshold, self.response)
         if start > 0:
             self.builds.append((month + self.lag_months, start))
             self.started_wafers = start

@@ -132,6 +132,7 @@ class LabBook:
         self.serving_h100e_hours = np.zeros(n)
         self.training_h100e_hours = np.zeros(n)
         self.spend_usd = np.zeros(n)
+        self.resale_usd = np.zeros(n)      # contracted hours resold at spot [USD]
         self.capex_usd = np.zeros(n)
         self.budget_usd = np.zeros(n)
 
@@ -160,8 +161,10 @@ class LabBook:
     def demand_curves(self, month: int, model_start: int, demand_index: float,
                       financing_index: float, serving_value: np.ndarray,
                       training_value: np.ndarray | None = None,
-                      hours_per_month: float = HOURS_PER_MONTH) -> DemandCurves:
-        """This month's demand curves (`agents.demand.DemandCurves`), budgets net of capex."""
+                      hours_per_month: float = HOURS_PER_MONTH,
+                      short_run_share: float = 1.0) -> DemandCurves:
+        """This month's demand curves (`agents.demand.DemandCurves`), budgets net of capex;
+        labs meet an unexpected price with `short_run_share` of their elasticities."""
         serve, train = self.potential_h100e_hours(month, model_start, demand_index,
                                                   hours_per_month)
         self.budget_usd = self.budget_per_month(month, model_start, financing_index)
@@ -169,7 +172,8 @@ class LabBook:
                             self.serving_elasticity, self.training_elasticity,
                             np.maximum(self.budget_usd - self.capex_usd, 0.0),
                             serving_value[self.nation],
-                            1.0 if training_value is None else training_value[self.nation])
+                            1.0 if training_value is None else training_value[self.nation],
+                            short_run_share)
 
     def advance_training(self, frontier_h100e_hours: np.ndarray, flop_per_h100e_hour: float,
                          month: int) -> np.ndarray:

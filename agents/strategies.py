@@ -58,20 +58,40 @@ def adaptive_expectation(expected: float | None, observed: float, memory_months:
 MAX_LOG_FLOAT = 709.0
 
 
+def damped_trend_growth(now: float, then: float, months_between: float,
+                        horizon_months: float, damping_per_month: float = 1.0) -> float:
+    """Growth over `horizon_months` of a quantity that went from `then` to `now` in
+    `months_between` months [-], carried forward as a damped trend: with g the monthly log
+    growth seen, month i ahead grows by g x f^i, so the horizon h adds g x f (1 - f^h) /
+    (1 - f) in logs (Gardner and McKenzie 1985, *Manage. Sci.* 31(10); f = 1 is the undamped
+    trend g x h, f = 0 expects no growth). A damped trend never carries more than f / (1 - f)
+    months of today's growth, however long the horizon. 1 where either value is not
+    positive."""
+    if now <= 0 or then <= 0 or months_between <= 0:
+        return 1.0
+    f = float(damping_per_month)
+    if f >= 1.0:
+        months = float(horizon_months)
+    elif f <= 0.0:
+        months = 0.0
+    else:
+        months = f * -np.expm1(horizon_months * np.log(f)) / (1.0 - f)
+    # in logs, bounded to what a float holds (a world whose demand jumps from nothing)
+    return float(np.exp(min(np.log(now / then) / months_between * months, MAX_LOG_FLOAT)))
+
+
 def demand_growth_factor(history, region: int, memory_months: float,
-                         horizon_months: float) -> float:
+                         horizon_months: float, trend_damping_per_month: float = 1.0) -> float:
     """Growth of a region's demand a cloud expects over `horizon_months` [-]: the trend of
-    the last `memory_months` of demand it has seen, (D_t / D_(t-m))^(h / m), carried forward
-    (an extrapolative expectation of the kind firms form from recent growth; Nerlove 1958,
-    applied to the growth rate). 1 until two months have been seen."""
+    the last `memory_months` of demand it has seen, D_t / D_(t-m) (an extrapolative
+    expectation of the kind firms form from recent growth; Nerlove 1958, applied to the
+    growth rate), carried forward as a damped trend (`damped_trend_growth`). 1 until two
+    months have been seen."""
     m = min(int(round(max(memory_months, 1.0))), len(history) - 1)
     if m < 1:
         return 1.0
-    now, then = float(history[-1][region]), float(history[-1 - m][region])
-    if now <= 0 or then <= 0:
-        return 1.0
-    # in logs, bounded to what a float holds (a world whose demand jumps from nothing)
-    return float(np.exp(min(np.log(now / then) * horizon_months / m, MAX_LOG_FLOAT)))
+    return damped_trend_growth(float(history[-1][region]), float(history[-1 - m][region]), m,
+                               horizon_months, trend_damping_per_month)
 
 
 def expected_load_at_delivery(load: float, demand_growth: float, installed_h100e: float,

@@ -67,5 +67,6 @@ def collect(model) -> None:
     model.frontier_share = {n: (by_nation[i] / total_training if total_training > 0 else 0.0)
                            for i, n in enumerate(model.nation_ids)}
     model.records["labs"].append((model.step_index, book.own_h100e_hours + book.bought_h100e_hours,
-                                 book.spend_usd.copy(), book.capex_usd.copy()))
+                                 book.spend_usd.copy(), book.capex_usd.copy(),
+                                 book.resale_usd.copy()))
     model.datacollector.collect(model)

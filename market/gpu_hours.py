@@ -92,6 +92,15 @@ class HourMarket:
         self.expected_spot = np.full(n_regions, np.nan)
         self.spot = np.full(n_regions, np.nan)
         self.forward = np.full(n_regions, np.nan)
+        #: the spot price labs planned their compute at, per region (an adaptive expectation
+        #: with the memory of their re-planning) [USD per market H100e-hour]
+        self.planned_spot = np.full(n_regions, np.nan)
+        #: per region rented from, the share of remote buyers' hours its KYC room served
+        #: last month [-]; the rest of their demand sought spot at home
+        self.remote_fill = np.ones(n_regions)
+        #: per region and contract option (hyperscaler, neocloud), the share of the new
+        #: contracts asked last month that the clouds signed [-]
+        self.contract_fill = np.ones((n_regions, 2))
         self.revisions: list[tuple[int, int]] = []        # (step, region) of list revisions
         #: per month, the hours labs in each region asked of the clouds at that month's
         #: prices [market H100e-h]
@@ -183,6 +192,7 @@ def sign_contracts(model, hm: HourMarket, curves, own, supply: Supply,
         room = np.maximum(p.contract_capacity_share * cap[:, k] - committed, 0.0)
         scale = np.divide(room, asked, out=np.zeros_like(room), where=asked > 0)
         signed = new * np.minimum(scale, 1.0)[r]
+        hm.contract_fill[:, k] = np.minimum(scale, 1.0)
         unsigned_share += hm.shares[:, option] * np.divide(
             new - signed, want, out=np.zeros(book.n), where=want > 0)
         slots = slice(None) if staggered else slot
@@ -202,6 +212,8 @@ class Ledger:
         self.revenue = np.zeros(supply.hours.shape[0])
         self.got = np.zeros((n_labs, len(OPTIONS)))
         self.paid = np.zeros(n_labs)
+        #: what labs earned reselling contracted hours at spot [USD]
+        self.resold_usd = np.zeros(n_labs)
         self.wanted = np.zeros((n_labs, len(OPTIONS)))
         #: hours asked of each cloud at its posted price that it could not serve [H100e-h]
         self.unserved = np.zeros(supply.hours.shape[0])
@@ -269,6 +281,57 @@ def sell_list(model, hm: HourMarket, curves, own, supply: Supply, ledger: Ledger
     return np.where(ok, hm.shares[:, LIST] * (1.0 - served[r]), 0.0)
 
 
+class ContractResale:
+    """Contract holders resell at spot the contracted hours they would not use at the spot
+    price: a holder keeps what its short-run demand for that option wants at the spot price
+    (a hyperscaler's hour valued at the buyers' premium) and offers the rest, so a contract
+    fixes what it pays, not what it must use (the physical position follows the spot price,
+    as with forward contracts in power markets; Hull, *Options, Futures and Other
+    Derivatives*, ch. 2). Only where a spot market exists (a region with neoclouds)."""
+
+    def __init__(self, model, hm: HourMarket, curves, own, ledger: Ledger):
+        p, r = model.params, model.book.nation
+        self.region, self.n_regions = r, hm.n_regions
+        self.premium = np.array([p.hyperscaler_wtp_premium, 1.0])
+        held = np.stack([ledger.got[:, HYPER_CONTRACT], ledger.got[:, NEO_CONTRACT]], axis=1)
+        self.held = np.where(hm.has_tier[r, 1][:, None], held, 0.0)
+        self.rows = [np.flatnonzero(self.held[:, k] > 0) for k in range(2)]
+        weight = (hm.shares[:, HYPER_CONTRACT], hm.shares[:, NEO_CONTRACT])
+        self.weight = [weight[k][self.rows[k]] for k in range(2)]
+        planned = hm.planned_spot[r]
+        self.curves = [curves.market_demand(rows, own, planned[rows] / self.premium[k])
+                       for k, rows in enumerate(self.rows)]
+
+    def per_lab(self, price: np.ndarray) -> np.ndarray:
+        """Hours each holder resells at the region spot `price` [H100e-h], (labs, 2)."""
+        out = np.zeros_like(self.held)
+        for k, rows in enumerate(self.rows):
+            if rows.size:
+                log_p = np.log(np.maximum(price[self.region[rows]], 1e-12) / self.premium[k])
+                keep = self.weight[k] * self.curves[k](log_p)
+                out[rows, k] = np.maximum(self.held[rows, k] - keep, 0.0)
+        return out
+
+    def by_region(self, price: np.ndarray) -> np.ndarray:
+        return np.bincount(self.region, weights=self.per_lab(price).sum(axis=1),
+                           minlength=self.n_regions)
+
+    def settle(self, ledger: Ledger, price: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+        """Book the resales at `price`, at most the hours buyers want per region (`wanted`;
+        where more is offered even at the lowest ask, resales are cut pro rata): holders give
+        up the hours and the buyers' payment for them is theirs (`Ledger.resold_usd`);
+        returns the hours resold per region [H100e-h]."""
+        sold = self.per_lab(price)
+        offered = np.bincount(self.region, weights=sold.sum(axis=1), minlength=self.n_regions)
+        fill = np.minimum(1.0, np.divide(wanted, offered, out=np.ones(self.n_regions),
+                                         where=offered > 0))
+        sold *= fill[self.region][:, None]
+        ledger.got[:, HYPER_CONTRACT] -= sold[:, 0]
+        ledger.got[:, NEO_CONTRACT] -= sold[:, 1]
+        ledger.resold_usd += sold.sum(axis=1) * price[self.region]
+        return np.bincount(self.region, weights=sold.sum(axis=1), minlength=self.n_regions)
+
+
 def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledger: Ledger,
                        spill: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Neoclouds' remaining hours against spot demand (home buyers, list spill-over, remote
@@ -276,9 +339,12 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
     p, book = model.params, model.book
     n_r = hm.n_regions
     r = book.nation
-    home_w = np.where(hm.has_tier[r, 1], hm.shares[:, SPOT] + spill, 0.0)
-    home = np.flatnonzero(home_w > 0)
     t = target[r]
+    # buyers renting abroad whom the foreign clouds' KYC room did not serve last month, or
+    # who may no longer rent abroad, seek spot at home
+    remote_spill = hm.shares[:, REMOTE] * np.where(t >= 0, 1.0 - hm.remote_fill[t], 1.0)
+    home_w = np.where(hm.has_tier[r, 1], hm.shares[:, SPOT] + spill + remote_spill, 0.0)
+    home = np.flatnonzero(home_w > 0)
     remote = np.flatnonzero((t >= 0) & (hm.shares[:, REMOTE] > 0))
     friction = p.remote_friction_usd_per_h100e_hour
     # neoclouds offer all they have left, hyperscalers a share of their idle hours (spot or
@@ -292,8 +358,11 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
                           minlength=n_r)
     remote_cap = p.remote_kyc_share * neo_cap
 
-    home_curve = curves.market_demand(home, own)
-    remote_curve = curves.market_demand(remote, own)
+    # spot buyers meet a spot price away from the one they planned at on their short-run
+    # curves (`agents.demand`); posted list and contract prices were known, long-run
+    planned = hm.planned_spot
+    home_curve = curves.market_demand(home, own, planned[r[home]])
+    remote_curve = curves.market_demand(remote, own, planned[t[remote]] + friction)
     home_region, remote_region = r[home], t[remote]
     home_weight, remote_weight = home_w[home], hm.shares[remote, REMOTE]
 
@@ -304,10 +373,13 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
         log_p = np.log(np.maximum(np.maximum(price, 0.0) + friction, 1e-12))
         return remote_weight * remote_curve(log_p[remote_region])
 
+    resale = ContractResale(model, hm, curves, own, ledger)
+
     def demand(price):
+        """Hours asked of the clouds: buyers' demand less what contract holders resell."""
         d = np.bincount(home_region, weights=home_demand(price), minlength=n_r)
         rem = np.bincount(remote_region, weights=remote_demand(price), minlength=n_r)
-        return d + np.minimum(rem, remote_cap)
+        return d + np.minimum(rem, remote_cap) - resale.by_region(price)
 
     res = clear_spot(demand, a_market, a_qty, a_price, n_r, SPOT_PRICE_SEARCH_CAP,
                      guess=hm.spot)
@@ -318,9 +390,13 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
     rem_total = np.bincount(t[remote], weights=q_rem, minlength=n_r)
     rem_fill = np.minimum(1.0, np.divide(remote_cap, rem_total, out=np.ones(n_r),
                                          where=rem_total > 0))
+    hm.remote_fill = rem_fill
     wanted = np.bincount(r[home], weights=q_home, minlength=n_r) \
         + np.minimum(rem_total, remote_cap)
-    ration = np.minimum(1.0, np.divide(res.volume, wanted, out=np.ones(n_r), where=wanted > 0))
+    resold = resale.settle(ledger, px, wanted)
+    # buyers get the clouds' hours and the resold ones
+    ration = np.minimum(1.0, np.divide(np.maximum(res.volume, 0.0) + resold, wanted,
+                                       out=np.ones(n_r), where=wanted > 0))
     ledger.got[home, SPOT] += q_home * ration[r[home]]
     ledger.wanted[home, SPOT] += q_home
     ledger.paid[home] += q_home * ration[r[home]] * px[r[home]]
@@ -364,6 +440,7 @@ def settle_labs(model, hm: HourMarket, curves, own, own_training, ledger: Ledger
     book.bought_h100e_hours = bought
     book.need_h100e_hours = own_used + ledger.wanted.sum(axis=1)
     book.spend_usd = ledger.paid.copy()
+    book.resale_usd = ledger.resold_usd.copy()
     got = own_used + bought
     book.serving_h100e_hours = got * serving_share
     # training work in training H100e-hours: an hour holds its fleet's training value
@@ -372,8 +449,8 @@ def settle_labs(model, hm: HourMarket, curves, own, own_training, ledger: Ledger
     training_work = own_used * own_training + (bought - remote_got) * model.training_value[r] \
         + remote_got * model.training_value[remote_from]
     book.training_h100e_hours = training_work * (1.0 - serving_share)
-    book.serving_margin_usd = p.serving_markup * serving_share * (
-        ledger.paid + own_used * headline)
+    book.serving_margin_usd = p.serving_markup * serving_share * np.maximum(
+        ledger.paid - ledger.resold_usd + own_used * headline, 0.0)
     # the frontier run uses the largest cluster the lab can hold in one place
     fleet = supply.hours.sum(axis=1)
     largest_cloud = np.zeros(hm.n_regions)
@@ -424,7 +501,8 @@ def clear_gpu_hours(model) -> None:
     curves = book.demand_curves(model.month, model.start_month,
                                 index * model._efficiency_factor(),
                                 model.financing_index.at(model.month) * model._demand_factor(),
-                                model.serving_value, model.training_value)
+                                model.serving_value, model.training_value,
+                                short_run_share=p.short_run_elasticity_share)
     own, own_training = own_hours(model, hours)
     target = hm.remote_target(model)
     first = model.month == model.start_month

@@ -68,15 +68,27 @@ def option_costs(model, hm, target: np.ndarray):
     """Per region (buyers there see the same prices), each option's effective cost of an
     hour (price / the buyer's value of the tier), and whether the option is open: (cost,
     available), (regions, 5). Posted prices (list, committed use, the forward) are known;
-    spot is judged at the spot price buyers expect (adaptive, like the sellers')."""
+    spot is judged at the spot price buyers expect (adaptive, like the sellers'). A rationed
+    option is judged at what it costs a buyer given last month's share of it that was
+    served, the rest bought at home spot: a contract by the share of new contracts the
+    clouds signed, renting abroad by the share the KYC room served."""
     p = model.params
     premium = p.hyperscaler_wtp_premium
     spot = np.where(np.isfinite(hm.expected_spot), hm.expected_spot, hm.spot)
-    remote_cost = np.where(target >= 0, spot[np.maximum(target, 0)]
-                           + p.remote_friction_usd_per_h100e_hour, np.nan)
-    cost = np.stack([hm.list_price / premium,
-                     hm.list_price * (1 - p.committed_use_discount) / premium,
-                     hm.forward, spot, remote_cost], axis=1)
+    # renting abroad is rationed by the foreign clouds' KYC room: what it served last month
+    # is bought at the foreign spot plus the friction, the rest at home spot
+    fill = hm.remote_fill[np.maximum(target, 0)]
+    abroad = spot[np.maximum(target, 0)] + p.remote_friction_usd_per_h100e_hour
+    remote_cost = np.where(target >= 0, fill * abroad + (1.0 - fill) * np.where(
+        np.isfinite(spot), spot, abroad), np.nan)
+    # a contract is rationed by what the clouds will commit: the share of new contracts
+    # signed last month is bought at the contract price, the rest at spot
+    contract = np.stack([hm.list_price * (1 - p.committed_use_discount) / premium,
+                         hm.forward], axis=1)
+    contract = hm.contract_fill * contract + (1.0 - hm.contract_fill) * np.where(
+        np.isfinite(spot), spot, contract.T).T
+    cost = np.stack([hm.list_price / premium, contract[:, 0], contract[:, 1], spot,
+                     remote_cost], axis=1)
     available = np.stack([hm.has_tier[:, 0], hm.has_tier[:, 0], hm.has_tier[:, 1],
                           hm.has_tier[:, 1], target >= 0], axis=1) & np.isfinite(cost)
     return cost, available
@@ -110,6 +122,7 @@ def update_prices(model, hm, supply, ledger,
             model.latest_price_index[(region, "neocloud")] = float(spot[i])
     record_chip_prices(model, hm, supply, ledger)
     hm.expected_spot = adapt_expectation(hm.expected_spot, spot, p.expectation_memory_months)
+    hm.planned_spot = adapt_expectation(hm.planned_spot, spot, p.demand_adjustment_months)
     hm.forward = forward_price(hm.expected_spot, p.contract_term_premium)
     for cloud in model.clouds:
         cloud.reprice(p.margin_response)

@@ -45,7 +45,8 @@ COLUMNS = {
     "compute": ["date", "step", "nation", "installed_h100e", "share", "frontier_run_flop",
                 "demand_h100e_hours", "unmet_h100e_hours"],
     "vendors": ["date", "step", "vendor", "shipped_units", "shipped_h100e", "revenue_usd", "share"],
-    "labs": ["date", "step", "lab", "nation", "compute_h100e_hours", "spend_usd", "capex_usd"],
+    "labs": ["date", "step", "lab", "nation", "compute_h100e_hours", "spend_usd", "capex_usd",
+             "resale_usd"],
     "flows": ["date", "step", "channel", "origin", "destination", "h100e"],
     "clouds": ["date", "step", "cloud", "region", "tier", "offered_h100e_hours",
                "sold_h100e_hours", "revenue_usd", "margin", "capex_usd"],
@@ -108,6 +109,7 @@ def collect_tables(model) -> dict[str, pd.DataFrame]:
         "compute_h100e_hours": np.concatenate([r[1] for r in rec["labs"]]) if steps else [],
         "spend_usd": np.concatenate([r[2] for r in rec["labs"]]) if steps else [],
         "capex_usd": np.concatenate([r[3] for r in rec["labs"]]) if steps else [],
+        "resale_usd": np.concatenate([r[4] for r in rec["labs"]]) if steps else [],
     })
     flows = pd.DataFrame(rec["flows"], columns=COLUMNS["flows"][1:])
     frames["flows"] = (flows.groupby(["step", "channel", "origin", "destination"], as_index=False,

@@ -141,6 +141,15 @@ class Foundry(_Model):
         default=0.25, description="share of the gap between committed demand and capacity "
                                   "(online and under construction) started each month "
                                   "[1/month]; 0 = no expansion; [A] 0.1-0.5")
+    demand_memory_months: Annotated[float, Field(ge=1, le=60, allow_inf_nan=False)] = Field(
+        default=1.0, description="memory of the foundry's smoothed reading of vendors' "
+                                 "committed demand (mean age of an adaptive expectation; 1 = "
+                                 "this month's reading) [months]; [A] 1-12")
+    trend_damping_per_month: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(
+        default=0.0, description="damping of the trend of that reading (its growth over the "
+                                 "past year) the foundry carries over the expansion lag: "
+                                 "month i ahead carries f^i of it; 0 = plans for today's "
+                                 "demand (myopic), 1 = undamped [-]")
     capex_usd_per_wafer_month: NonNegative = Field(
         default=200_000.0, description="capital cost of one wafer/month of new capacity "
                                        "[USD per wafer/month]; [A] 0.1-0.4 M")
@@ -341,6 +350,10 @@ class CloudInvestment(_Model):
     growth_response_per_year: Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)] = \
         Field(default=1.0, description="growth of the committed fleet ordered per unit of "
                                        "expected return PV / cost - 1 [fraction/yr]")
+    trend_damping_per_month: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = \
+        Field(default=1.0, description="damping of the demand trend a cloud extrapolates to "
+                                       "delivery: month i ahead carries f^i of today's growth "
+                                       "(1: undamped) [-]")
     supply_line_weight: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(
         default=1.0, description="weight a cloud gives the chips it has ordered but not yet "
                                  "installed when it judges how loaded its fleet will be at "
@@ -419,6 +432,15 @@ class Market(_Model):
     elasticity_sigma: Annotated[float, Field(ge=0, le=0.5)] = Field(
         default=0.2, description="log-sd of labs' elasticities around the means [-]; draws "
                                  "are kept within 0.05-5")
+    short_run_elasticity_share: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=1.0, description="share of the (long-run) elasticities a lab's demand shows "
+                                 "within the month, about the price it planned at (partial "
+                                 "adjustment); 1 = no lag in re-planning [fraction]")
+    demand_adjustment_months: Annotated[float, Field(ge=1, le=60)] = Field(
+        default=12.0, description="memory of the price labs plan their compute at (mean age "
+                                  "of the adaptive expectation): how long re-planning "
+                                  "products and training runs around a new price takes "
+                                  "[months]")
     serving_markup: Annotated[float, Field(ge=0, le=20)] = Field(
         description="labs' markup on the compute cost of a token [fraction]; the margin funds "
                     "next month's compute budget")

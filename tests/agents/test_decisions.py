@@ -14,6 +14,7 @@ from agents.nation import announced_rules
 from agents.strategies import (
     adaptive_expectation,
     added_hour_earnings_usd,
+    damped_trend_growth,
     demand_growth_factor,
     expected_load_at_delivery,
     discount_years,
@@ -208,3 +209,17 @@ def test_an_added_hour_at_a_posted_price_sells_only_when_demand_exceeds_the_flee
     assert at(0.3) == pytest.approx(1.0, rel=1e-4)
     assert at(0.9) < at(1.0) < at(1.1)
     assert added_hour_earnings_usd(4.0, 0.5, False, 0.25, 1.0) == pytest.approx(2.0)
+
+
+def test_a_damped_trend_carries_a_bounded_number_of_months_of_growth():
+    """Demand doubled in 6 months (monthly log growth ln 2 / 6). Undamped (f = 1), 12 months
+    ahead is 2^2; f = 0 expects no growth; f = 0.9 carries 0.9 (1 - 0.9^12) / 0.1 = 6.35
+    months of it, and never more than 0.9 / 0.1 = 9 however long the horizon."""
+    assert damped_trend_growth(200.0, 100.0, 6, 12.0, 1.0) == pytest.approx(4.0)
+    assert damped_trend_growth(200.0, 100.0, 6, 12.0, 0.0) == 1.0
+    months = 0.9 * (1 - 0.9 ** 12) / 0.1
+    assert damped_trend_growth(200.0, 100.0, 6, 12.0, 0.9) == pytest.approx(2 ** (months / 6))
+    assert damped_trend_growth(200.0, 100.0, 6, 1e4, 0.9) == pytest.approx(2 ** (9 / 6))
+    assert damped_trend_growth(200.0, 0.0, 6, 12.0, 0.9) == 1.0
+    history = [np.array([100.0 * 2 ** (t / 6)]) for t in range(13)]
+    assert demand_growth_factor(history, 0, 6.0, 12.0, 0.9) == pytest.approx(2 ** (months / 6))

@@ -1,13 +1,17 @@
 """Labs' demand curves and the price institutions (list, contract, spot choice): pure
 functions on worked examples and properties, without a model."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from agents.demand import DemandCurves, serving_hours, training_hours
-from agents.pricing import (LIST, REMOTE, SPOT, adapt_expectation, choose_options,
-                            forward_price, list_target, revise_list_price)
+from agents.pricing import (HYPER_CONTRACT, LIST, NEO_CONTRACT, REMOTE, SPOT,
+                            adapt_expectation, choose_options, forward_price, list_target,
+                            revise_list_price)
+from market.hour_prices import option_costs
 
 
 def test_serving_demand_is_iso_elastic_in_the_price_per_token():
@@ -91,3 +95,46 @@ def test_choice_keeps_a_distribution_over_the_open_options(costs, weights, beta,
     avail = np.array([[True, True, False, True, True]])
     new = choose_options(w, cost, avail, beta, kappa)
     assert new.sum() == pytest.approx(1.0) and new[0, 2] == 0.0 and np.all(new >= 0)
+
+
+def test_an_unexpected_price_meets_the_short_run_curve_about_the_planned_one():
+    """A serving-only lab with elasticity 1, short-run share 0.35, planned at 2 USD: at 2 USD
+    it buys what its long-run curve says; at 4 USD it cuts by 2^-0.35, not by half; a row
+    with no planned price (NaN), or no expected price given, stays on the long-run curve."""
+    curves = DemandCurves([1_000.0, 1_000.0], [0.0, 0.0], [3.0, 3.0], [3.0, 3.0], [1.0, 1.0],
+                          [1.0, 1.0], [0.0, 0.0], [1.0, 1.0], short_run_share=0.35)
+    rows, own = np.arange(2), np.zeros(2)
+    long_run = curves.market_demand(rows, own)
+    short_run = curves.market_demand(rows, own, np.array([2.0, np.nan]))
+
+    def at(price):
+        return np.log(np.full(2, price))
+    np.testing.assert_allclose(short_run(at(2.0)), long_run(at(2.0)))
+    assert short_run(at(4.0))[0] == pytest.approx(long_run(at(2.0))[0] * 2 ** -0.35)
+    assert long_run(at(4.0))[0] == pytest.approx(long_run(at(2.0))[0] / 2)
+    assert short_run(at(4.0))[1] == pytest.approx(long_run(at(4.0))[1])
+    # with a short-run share of 1 the planned price does not matter
+    same = DemandCurves([1_000.0], [0.0], [3.0], [3.0], [1.0], [1.0], [0.0], [1.0])
+    assert same.market_demand(np.arange(1), np.zeros(1), np.array([2.0]))(np.log([4.0]))[0] \
+        == pytest.approx(same.market_demand(np.arange(1), np.zeros(1))(np.log([4.0]))[0])
+
+
+def test_a_rationed_option_costs_what_it_delivers_on_average():
+    """Region 0 rents from region 1. Spot 4 at home, 2 abroad (+0.5 friction); list 9 with a
+    1/3 committed-use discount, premium 1.5; forward 3. Last month the KYC room served a
+    quarter of the remote asks and the hyperscalers signed half the new committed use: remote
+    costs 0.25 x 2.5 + 0.75 x 4 = 3.625, committed use 0.5 x 4 + 0.5 x 4 = 4, the neocloud
+    contract (fully signed) 3."""
+    params = SimpleNamespace(hyperscaler_wtp_premium=1.5, committed_use_discount=1 / 3,
+                             remote_friction_usd_per_h100e_hour=0.5)
+    hm = SimpleNamespace(expected_spot=np.array([4.0, 2.0]), spot=np.array([4.0, 2.0]),
+                         remote_fill=np.array([1.0, 0.25]), list_price=np.array([9.0, 9.0]),
+                         forward=np.array([3.0, 3.0]),
+                         contract_fill=np.array([[0.5, 1.0], [1.0, 1.0]]),
+                         has_tier=np.ones((2, 2), dtype=bool))
+    cost, available = option_costs(SimpleNamespace(params=params), hm, np.array([1, -1]))
+    assert cost[0, REMOTE] == pytest.approx(3.625)
+    assert cost[0, HYPER_CONTRACT] == pytest.approx(4.0)
+    assert cost[0, NEO_CONTRACT] == pytest.approx(3.0)
+    assert cost[0, LIST] == pytest.approx(6.0) and cost[0, SPOT] == pytest.approx(4.0)
+    assert available[0].all() and not available[1, REMOTE]

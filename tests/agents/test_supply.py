@@ -239,6 +239,27 @@ def test_the_foundry_expands_when_committed_demand_exceeds_capacity_after_the_la
     assert g.committed_wafers == pytest.approx(2 * (500.0 + 300.0))
 
 
+def test_a_foundry_with_a_trend_plans_for_the_demand_it_expects_at_completion():
+    """Committed demand grew 1.5x over the past year (smoothing memory 1): a myopic foundry
+    (damping 0, the default) plans for today's 1,500 wafers; with damping 0.9 it carries
+    0.9 (1 - 0.9^12) / 0.1 = 6.35 months of the year's growth over its 12-month lag."""
+    readings = [1000.0 * 1.5 ** (t / 12) for t in range(13)]
+    myopic, ahead = _foundry(), _foundry(trend_damping_per_month=0.9)
+    for f in (myopic, ahead):
+        for c in readings:
+            f.committed_wafers = c
+            planned = f.demand_at_completion()
+        f.planned = planned
+    assert myopic.planned == pytest.approx(1500.0)
+    assert ahead.planned == pytest.approx(1500.0 * 1.5 ** (0.9 * (1 - 0.9 ** 12) / 0.1 / 12))
+    # a smoothed reading lags a jump: memory 4 moves a quarter of the way
+    slow = _foundry(demand_memory_months=4.0)
+    for c in (1000.0, 2000.0):
+        slow.committed_wafers = c
+        planned = slow.demand_at_completion()
+    assert planned == pytest.approx(1250.0)
+
+
 def test_a_glut_or_the_observed_period_starts_no_capacity():
     f = _foundry()
     assert f.plan_expansion(parse_month("2025-03"), {"v": 300.0}, {"v": 0.0}) == 0.0

@@ -76,7 +76,9 @@ def test_a_demand_shock_lowers_spot_prices_and_cuts_chip_orders():
 
 def test_money_is_conserved_and_no_price_is_negative():
     frames = run("baseline")
-    spend = frames["labs"].groupby("step")["spend_usd"].sum()
+    labs = frames["labs"].groupby("step")
+    # what labs paid, less what they earned reselling contracted hours to each other
+    spend = labs["spend_usd"].sum() - labs["resale_usd"].sum()
     revenue = frames["clouds"].groupby("step")["revenue_usd"].sum()
     assert np.allclose(spend.to_numpy(), revenue.to_numpy(), rtol=1e-9, atol=1e-3)
     prices = frames["price_index"]["price_usd_per_h100e_hour"]
@@ -95,3 +97,20 @@ def test_hyperscalers_idle_hours_on_spot_add_supply_there():
         c = frames["clouds"]
         return c.loc[(c.region == "US") & (c.tier == "hyperscaler"), "sold_h100e_hours"].sum()
     assert hyperscaler_sold(shared) > hyperscaler_sold(plain)
+
+
+def test_contract_holders_resell_hours_they_would_not_use_at_a_spot_spike():
+    """CoWoS at 30% through 2027 lifts US spot above what contract holders planned at: some
+    resell contracted hours at spot (the `resale_usd` column), more than in the baseline's
+    2027, and what labs paid less what they resold is what clouds earned, every month."""
+    def resold(name):
+        labs = run(name)["labs"]
+        labs = labs[(labs.date >= "2027-01-01") & (labs.date <= "2027-12-01")]
+        return labs["resale_usd"].sum()
+    assert resold("taiwan-shock-2027") > resold("baseline") >= 0
+    frames = run("taiwan-shock-2027")
+    labs = frames["labs"].groupby("step")
+    spend = labs["spend_usd"].sum() - labs["resale_usd"].sum()
+    revenue = frames["clouds"].groupby("step")["revenue_usd"].sum()
+    assert np.allclose(spend.to_numpy(), revenue.to_numpy(), rtol=1e-9, atol=1e-3)
+    assert (frames["labs"]["spend_usd"] >= 0).all() and (frames["labs"]["resale_usd"] >= 0).all()

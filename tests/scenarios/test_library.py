@@ -117,28 +117,29 @@ def test_cloud_loophole_closed_cuts_chinas_labs_compute():
     def china_compute(name):
         labs = between(tables(name)["labs"], "2026-01", "2026-06")
         return labs.loc[labs["nation"] == "China", "compute_h100e_hours"].sum()
-    # renting abroad is bounded by the foreign clouds' capacity open to Chinese buyers (KYC,
-    # ~9% of China's hours in 2025); closing it sends that demand home, where it bids up the
-    # spot price and takes hours China's clouds had idle (offered at spot), so China's labs
-    # end with less compute, by as much as its own clouds cannot make up (~1% in 2026-H1
-    # with idle hours at home, ~15% when they had none, 0.7.0)
-    assert china_compute("cloud-loophole-closed") < china_compute("history")
 
-    def china_spot(name):
-        pi = between(tables(name)["price_index"], "2026-01", "2026-06")
-        return pi.loc[(pi["region"] == "China") & (pi["instrument"] == "spot"),
-                      "price_usd_per_h100e_hour"].mean()
-    assert china_spot("cloud-loophole-closed") > 1.3 * china_spot("history")
-    flows = between(tables("cloud-loophole-closed")["flows"], "2026-01", "2030-12")
-    assert not ((flows["channel"] == "remote_access") & (flows["destination"] == "China")).any()
+    def rented_by_china(name):
+        flows = between(tables(name)["flows"], "2026-01", "2026-06")
+        return flows.loc[(flows["channel"] == "remote_access")
+                         & (flows["destination"] == "China"), "h100e"].sum()
+    # with the loophole open China's labs rent abroad within the foreign clouds' KYC room
+    # (a few per cent of what they ask there; the rest bids at home, 0.9.0); closing it takes
+    # those hours away, and China's own clouds cannot make them up within the half-year
+    # (-6% in 2026-H1, seed 1; the price China's labs pay barely moves, as they were already
+    # rationed at home)
+    assert rented_by_china("history") > 0
+    assert rented_by_china("cloud-loophole-closed") == 0
+    assert china_compute("cloud-loophole-closed") < 0.99 * china_compute("history")
 
 
 def test_taiwan_shock_binds_and_raises_prices():
     """CoWoS at 30% through 2027: far fewer chips shipped, higher US spot and contract prices
     in 2027-28 than the baseline's (same seed). (Issue 12's thresholds, +30% spot and +15%
     contract in 2027 and prices back within 15% of the baseline's by 2029-H2, are measured by
-    `scripts/core_measures.py`; at 0.8.0 they miss: +12% / +5%, and 2029-H2 +19% to +167%
-    over seeds 0-3, as the fleet's deficit meets the baseline's own investment cycle.)"""
+    `scripts/core_measures.py`; at 0.9.0 seed 1 gives +27% / +11%, seeds 0-3 +27% to +61%
+    spot, and 2029-H2 +36% to +131%: CoWoS runs at capacity in both runs, so the lost
+    output is made up only by the lines the shocked foundry starts after it, 18 months
+    later.)"""
     shocked, base = "taiwan-shock-2027", "baseline"
     for instrument in ("spot", "contract"):
         assert price(shocked, "US", "2027-01", "2028-12", instrument) > \
