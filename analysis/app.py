@@ -344,15 +344,20 @@ def _add_flow(g: nx.DiGraph, a: str, b: str, h100e: float, what: str, leak: bool
 
 def _price_marks(model: MarketApp, prices: dict) -> dict[tuple[str, str], str]:
     """Footnote markers of this month's US, China and EU prices (`market.summary.price_flag`):
-    `*` on a price input of the scenario, `#` when nothing traded."""
+    `*` on a price input of the scenario (this month and last), `#` when nothing traded."""
     levels = input_price_levels(model.scenario)
     sold: dict[tuple[str, str], float] = {}
     for s, _, region, tier, _, sold_h, _, _ in model.records["clouds"]:
         if s == model.step_index:
             sold[(region, tier)] = sold.get((region, tier), 0.0) + sold_h
+    # last month's headline prices: a price sits on an input only if it was there then too
+    before = {(region, tier): price for step, region, tier, instrument, price
+              in model.records["price_index"]
+              if step == model.step_index - 1 and instrument == HEADLINE_INSTRUMENT[tier]}
     marks = {}
     for (region, tier), price in prices.items():
-        flag = price_flag(price, levels, sold.get((region, tier), 0.0))
+        flag = price_flag(price, levels, sold.get((region, tier), 0.0),
+                          previous=before.get((region, tier)))
         if flag in MARKERS and region in ("US", "China", "EU"):
             marks[(region, tier)] = MARKERS[flag]
     return marks
@@ -374,7 +379,7 @@ def KeyFigures(model: MarketApp):
     abroad = sum(h for s, c, _, d, h in model.records["flows"]
                  if s == step and c == "remote_access" and d == "China")
     rows = [("month", format_month(model.month) if step > 0 else "(not started)")]
-    # a price that equals a price input of the scenario, or a month without trades, is not a
+    # a price that sits on a price input of the scenario, or a month without trades, is not a
     # price where supply met demand: marked, with one line of explanation under the table
     marks = _price_marks(model, prices) if step > 0 else {}
     for region in ("US", "China", "EU"):

@@ -192,7 +192,7 @@ def sign_contracts(model, hm: HourMarket, curves, own, supply: Supply,
         room = np.maximum(p.contract_capacity_share * cap[:, k] - committed, 0.0)
         scale = np.divide(room, asked, out=np.zeros_like(room), where=asked > 0)
         signed = new * np.minimum(scale, 1.0)[r]
-        hm.contract_fill[:, k] = np.minimum(scale, 1.0)
+        hm.contract_fill[:, k] = np.where(asked > 0, np.minimum(scale, 1.0), 1.0)
         unsigned_share += hm.shares[:, option] * np.divide(
             new - signed, want, out=np.zeros(book.n), where=want > 0)
         slots = slice(None) if staggered else slot
@@ -329,22 +329,26 @@ class ContractResale:
         ledger.got[:, HYPER_CONTRACT] -= sold[:, 0]
         ledger.got[:, NEO_CONTRACT] -= sold[:, 1]
         ledger.resold_usd += sold.sum(axis=1) * price[self.region]
+        # a resale is a choice, not unmet demand: the holder no longer wants those hours
+        ledger.wanted[:, HYPER_CONTRACT] -= sold[:, 0]
+        ledger.wanted[:, NEO_CONTRACT] -= sold[:, 1]
         return np.bincount(self.region, weights=sold.sum(axis=1), minlength=self.n_regions)
 
 
 def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledger: Ledger,
                        spill: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Neoclouds' remaining hours against spot demand (home buyers, list spill-over, remote
-    buyers within the KYC share); returns the spot price per region (NaN: no neocloud)."""
+    """Neoclouds' remaining hours (and hyperscalers' idle ones) against spot demand: home
+    buyers, list spill-over, remote buyers within the KYC share, less what contract holders
+    resell; returns the spot price per region (NaN: no neocloud).
+
+    Remote buyers bid abroad first; the share of their demand the KYC room leaves unserved
+    this month, and all of it where they may no longer rent abroad, bids at home: the markets
+    clear once with the remote bids, then again with that spill at home (a region rented from
+    does not depend on the prices of the regions that rent from it)."""
     p, book = model.params, model.book
     n_r = hm.n_regions
     r = book.nation
     t = target[r]
-    # buyers renting abroad whom the foreign clouds' KYC room did not serve last month, or
-    # who may no longer rent abroad, seek spot at home
-    remote_spill = hm.shares[:, REMOTE] * np.where(t >= 0, 1.0 - hm.remote_fill[t], 1.0)
-    home_w = np.where(hm.has_tier[r, 1], hm.shares[:, SPOT] + spill + remote_spill, 0.0)
-    home = np.flatnonzero(home_w > 0)
     remote = np.flatnonzero((t >= 0) & (hm.shares[:, REMOTE] > 0))
     friction = p.remote_friction_usd_per_h100e_hour
     # neoclouds offer all they have left, hyperscalers a share of their idle hours (spot or
@@ -357,39 +361,54 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
     neo_cap = np.bincount(a_market, weights=np.where(supply.tier[a_cloud] == 1, a_qty, 0.0),
                           minlength=n_r)
     remote_cap = p.remote_kyc_share * neo_cap
-
     # spot buyers meet a spot price away from the one they planned at on their short-run
     # curves (`agents.demand`); posted list and contract prices were known, long-run
     planned = hm.planned_spot
-    home_curve = curves.market_demand(home, own, planned[r[home]])
     remote_curve = curves.market_demand(remote, own, planned[t[remote]] + friction)
-    home_region, remote_region = r[home], t[remote]
-    home_weight, remote_weight = home_w[home], hm.shares[remote, REMOTE]
-
-    def home_demand(price):
-        return home_weight * home_curve(np.log(np.maximum(price, 1e-12))[home_region])
+    remote_region, remote_weight = t[remote], hm.shares[remote, REMOTE]
+    resale = ContractResale(model, hm, curves, own, ledger)
 
     def remote_demand(price):
         log_p = np.log(np.maximum(np.maximum(price, 0.0) + friction, 1e-12))
         return remote_weight * remote_curve(log_p[remote_region])
 
-    resale = ContractResale(model, hm, curves, own, ledger)
+    def remote_fill(price):
+        """Share of remote buyers' demand the KYC room serves at `price`, per region."""
+        total = np.bincount(remote_region, weights=remote_demand(price), minlength=n_r)
+        return np.minimum(1.0, np.divide(remote_cap, total, out=np.ones(n_r),
+                                         where=total > 0)), total
 
-    def demand(price):
-        """Hours asked of the clouds: buyers' demand less what contract holders resell."""
-        d = np.bincount(home_region, weights=home_demand(price), minlength=n_r)
-        rem = np.bincount(remote_region, weights=remote_demand(price), minlength=n_r)
-        return d + np.minimum(rem, remote_cap) - resale.by_region(price)
+    def clear(unserved_abroad):
+        """Clear every region with `unserved_abroad` (per region rented from) of remote
+        buyers' demand bidding at home."""
+        remote_spill = hm.shares[:, REMOTE] * np.where(t >= 0, unserved_abroad[t], 1.0)
+        home_w = np.where(hm.has_tier[r, 1], hm.shares[:, SPOT] + spill + remote_spill, 0.0)
+        home = np.flatnonzero(home_w > 0)
+        home_curve = curves.market_demand(home, own, planned[r[home]])
+        home_region, home_weight = r[home], home_w[home]
 
-    res = clear_spot(demand, a_market, a_qty, a_price, n_r, SPOT_PRICE_SEARCH_CAP,
-                     guess=hm.spot)
+        def home_demand(price):
+            return home_weight * home_curve(np.log(np.maximum(price, 1e-12))[home_region])
+
+        def demand(price):
+            """Hours asked of the clouds: buyers' demand less what contract holders resell."""
+            d = np.bincount(home_region, weights=home_demand(price), minlength=n_r)
+            rem = np.bincount(remote_region, weights=remote_demand(price), minlength=n_r)
+            return d + np.minimum(rem, remote_cap) - resale.by_region(price)
+
+        res = clear_spot(demand, a_market, a_qty, a_price, n_r, SPOT_PRICE_SEARCH_CAP,
+                         guess=hm.spot)
+        return res, home, home_demand
+
+    res, home, home_demand = clear(np.zeros(n_r))
+    if remote.size:
+        fill, _ = remote_fill(np.nan_to_num(res.price))
+        if (fill < 1.0).any():
+            res, home, home_demand = clear(1.0 - fill)
     price = res.price
     px = np.nan_to_num(price)
     q_home = home_demand(px)
-    q_rem = remote_demand(px)
-    rem_total = np.bincount(t[remote], weights=q_rem, minlength=n_r)
-    rem_fill = np.minimum(1.0, np.divide(remote_cap, rem_total, out=np.ones(n_r),
-                                         where=rem_total > 0))
+    rem_fill, rem_total = remote_fill(px)
     hm.remote_fill = rem_fill
     wanted = np.bincount(r[home], weights=q_home, minlength=n_r) \
         + np.minimum(rem_total, remote_cap)
@@ -400,9 +419,12 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
     ledger.got[home, SPOT] += q_home * ration[r[home]]
     ledger.wanted[home, SPOT] += q_home
     ledger.paid[home] += q_home * ration[r[home]] * px[r[home]]
-    got_rem = q_rem * rem_fill[t[remote]] * ration[t[remote]]
+    # abroad, remote buyers sought what the KYC room serves; the rest of their demand is
+    # in their home spot bids above
+    sought_abroad = remote_demand(px) * rem_fill[t[remote]]
+    got_rem = sought_abroad * ration[t[remote]]
     ledger.got[remote, REMOTE] += got_rem
-    ledger.wanted[remote, REMOTE] += q_rem
+    ledger.wanted[remote, REMOTE] += sought_abroad
     ledger.paid[remote] += got_rem * px[t[remote]]          # friction is not a payment
     ledger.left[a_cloud, a_chip] -= res.ask_fill
     ledger.sold[a_cloud, a_chip] += res.ask_fill

@@ -6,8 +6,9 @@ Price cells that are not prices set by trade are flagged:
   H100e-hour]: the reference price that measures potential demand, the same times the
   hyperscaler premium, and the remote-access friction. Prices come out of the clearing; one
   that equals an input says the market did not set it.
-- `price_flag(price, levels, traded_h100e_hours)` judges one cell; `price_flags(frames,
-  scenario, dates)` every (region, tier, instrument) cell of a run's `price_index` table.
+- `price_flag(price, levels, traded_h100e_hours, previous=...)` judges one cell (on an input
+  level this month and, where known, the month before); `price_flags(frames, scenario,
+  dates)` every (region, tier, instrument) cell of a run's `price_index` table.
 - `MARKERS` and `flag_note(kinds)` give the footnote marker of each flag and the one line that
   explains the markers a table shows.
 """
@@ -27,8 +28,8 @@ INPUT_LEVEL_TOLERANCE = 0.005
 MARKERS = {"input_level": "*", "no_trades": "#"}
 #: What each flag means, for the line under a table.
 FLAG_NOTES = {
-    "input_level": "equals a price input of the scenario (within 0.5%), not a price where "
-                   "supply meets demand",
+    "input_level": "sits on a price input of the scenario (within 0.5%, that month and the "
+                   "one before), not a price where supply meets demand",
     "no_trades": "no compute traded that month in that tier",
     "blank": "blank: no cloud of that tier offered compute there that month",
 }
@@ -60,17 +61,29 @@ def input_price_levels(scenario) -> list[float]:
 
 
 def price_flag(price: float, levels: list[float], traded_h100e_hours: float | None,
-               tolerance: float = INPUT_LEVEL_TOLERANCE) -> str | None:
+               tolerance: float = INPUT_LEVEL_TOLERANCE,
+               previous: float | None = None) -> str | None:
     """Flag of one price cell: "blank" (no price), "no_trades" (nothing traded in the tier),
-    "input_level" (within `tolerance`, relative, of one of `levels` [USD per H100e-hour]) or
-    None (a price set by trade)."""
+    "input_level" (within `tolerance`, relative, of one of `levels` [USD per H100e-hour],
+    and, when the month before's price `previous` is given, that one too: a price that sits
+    on an input, not one passing through it) or None (a price set by trade)."""
     if price is None or not math.isfinite(price):
         return "blank"
     if traded_h100e_hours is not None and traded_h100e_hours <= 0:
         return "no_trades"
-    if any(abs(price - level) <= tolerance * level for level in levels):
+
+    def near(level, value):
+        return value is not None and math.isfinite(value) \
+            and abs(value - level) <= tolerance * level
+    if any(near(level, price) and (previous is None or near(level, previous))
+           for level in levels):
         return "input_level"
     return None
+
+
+def _month_before(month: str) -> str:
+    m = parse_month(month) - 1
+    return f"{m // 12:04d}-{m % 12 + 1:02d}"
 
 
 def traded_volume(frames: dict[str, pd.DataFrame]) -> pd.Series:
@@ -94,7 +107,9 @@ def price_flags(frames: dict[str, pd.DataFrame], scenario, dates: list[str]) -> 
     for d in dates:
         for region, tier, instrument in markets:
             p = price.get((d, region, tier, instrument), float("nan"))
-            flag = price_flag(float(p), levels, float(volume.get((d, region, tier), 0.0)))
+            before = price.get((_month_before(d), region, tier, instrument))
+            flag = price_flag(float(p), levels, float(volume.get((d, region, tier), 0.0)),
+                              previous=None if before is None else float(before))
             cells.setdefault((region, tier, instrument), {})[d] = flag or ""
     table = pd.DataFrame.from_dict(cells, orient="index").reindex(columns=dates)
     if len(table):

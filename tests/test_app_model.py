@@ -57,9 +57,10 @@ def test_a_closed_session_stops_its_run(capsys):
 
 
 def test_key_figures_mark_a_price_on_an_input_and_nothing_else():
-    """Prices set by trade carry no marker; a price equal to an input of the scenario (here
-    the US spot moved onto the reference price of potential demand) is marked `*` and one
-    line under the table explains it."""
+    """Prices set by trade carry no marker; a price that sits on an input of the scenario
+    (here the US spot moved onto the reference price of potential demand this month and
+    last) is marked `*` and one line under the table explains it; one that is there this
+    month only is passing through and carries none."""
     model = app.MarketApp(scenario="baseline", months=24)
     for _ in range(24):
         model.step()
@@ -68,10 +69,14 @@ def test_key_figures_mark_a_price_on_an_input_and_nothing_else():
               if s == step and i == HEADLINE_INSTRUMENT[t]}
     assert app._price_marks(model, prices) == {}
     reference = model.scenario.market.reference_price_usd_per_h100e_hour
-    model.records["price_index"] = [
-        (s, r, t, i, reference if (s, r, i) == (step, "US", "spot") else p)
-        for s, r, t, i, p in model.records["price_index"]]
+    def move_us_spot(steps):
+        model.records["price_index"] = [
+            (s, r, t, i, reference if s in steps and (r, i) == ("US", "spot") else p)
+            for s, r, t, i, p in model.records["price_index"]]
+    move_us_spot({step})
     prices[("US", "neocloud")] = reference
+    assert app._price_marks(model, prices) == {}
+    move_us_spot({step - 1, step})
     assert app._price_marks(model, prices) == {("US", "neocloud"): "*"}
     children = app.KeyFigures(model).kwargs["children"]
     table = children[0].kwargs["value"] if "value" in children[0].kwargs \

@@ -120,21 +120,29 @@ def test_an_unexpected_price_meets_the_short_run_curve_about_the_planned_one():
 
 
 def test_a_rationed_option_costs_what_it_delivers_on_average():
-    """Region 0 rents from region 1. Spot 4 at home, 2 abroad (+0.5 friction); list 9 with a
-    1/3 committed-use discount, premium 1.5; forward 3. Last month the KYC room served a
-    quarter of the remote asks and the hyperscalers signed half the new committed use: remote
-    costs 0.25 x 2.5 + 0.75 x 4 = 3.625, committed use 0.5 x 4 + 0.5 x 4 = 4, the neocloud
-    contract (fully signed) 3."""
+    """Region 0 rents from region 1; region 2 has hyperscalers only. Spot 4 at home, 2 in
+    region 1 (+0.5 friction); list 9 with a 1/3 committed-use discount, premium 1.5; forward
+    3. Last month the KYC room served a quarter of the remote asks and region 0's
+    hyperscalers signed half its new committed use: remote costs 0.25 x 2.5 + 0.75 x 4 =
+    3.625, committed use 0.5 x 4 + 0.5 x 4 = 4, the neocloud contract (fully signed) 3.
+    Region 1 signed a fifth of its neocloud contracts: 0.2 x 3 + 0.8 x 2 = 2.2. Region 2,
+    with no spot, judges committed use at its price, 4, and has no neocloud option."""
     params = SimpleNamespace(hyperscaler_wtp_premium=1.5, committed_use_discount=1 / 3,
                              remote_friction_usd_per_h100e_hour=0.5)
-    hm = SimpleNamespace(expected_spot=np.array([4.0, 2.0]), spot=np.array([4.0, 2.0]),
-                         remote_fill=np.array([1.0, 0.25]), list_price=np.array([9.0, 9.0]),
-                         forward=np.array([3.0, 3.0]),
-                         contract_fill=np.array([[0.5, 1.0], [1.0, 1.0]]),
-                         has_tier=np.ones((2, 2), dtype=bool))
-    cost, available = option_costs(SimpleNamespace(params=params), hm, np.array([1, -1]))
+    hm = SimpleNamespace(expected_spot=np.array([4.0, 2.0, np.nan]),
+                         spot=np.array([4.0, 2.0, np.nan]),
+                         remote_fill=np.array([1.0, 0.25, 1.0]),
+                         list_price=np.array([9.0, 9.0, 9.0]),
+                         forward=np.array([3.0, 3.0, np.nan]),
+                         contract_fill=np.array([[0.5, 1.0], [1.0, 0.2], [0.3, 1.0]]),
+                         has_tier=np.array([[True, True], [True, True], [True, False]]))
+    cost, available = option_costs(SimpleNamespace(params=params), hm, np.array([1, -1, -1]))
     assert cost[0, REMOTE] == pytest.approx(3.625)
     assert cost[0, HYPER_CONTRACT] == pytest.approx(4.0)
     assert cost[0, NEO_CONTRACT] == pytest.approx(3.0)
     assert cost[0, LIST] == pytest.approx(6.0) and cost[0, SPOT] == pytest.approx(4.0)
+    assert cost[1, NEO_CONTRACT] == pytest.approx(2.2)
+    assert cost[1, HYPER_CONTRACT] == pytest.approx(4.0)     # all of it signed
+    assert cost[2, HYPER_CONTRACT] == pytest.approx(4.0)
     assert available[0].all() and not available[1, REMOTE]
+    assert available[2].tolist() == [True, True, False, False, False]

@@ -7,6 +7,7 @@ Each check compares runs of the same seed or reads one run's outcomes: no hard-c
 from functools import lru_cache
 
 import numpy as np
+import pytest
 
 from analysis.scripted import flat_mask
 from market.outputs import run_tables
@@ -114,3 +115,41 @@ def test_contract_holders_resell_hours_they_would_not_use_at_a_spot_spike():
     revenue = frames["clouds"].groupby("step")["revenue_usd"].sum()
     assert np.allclose(spend.to_numpy(), revenue.to_numpy(), rtol=1e-9, atol=1e-3)
     assert (frames["labs"]["spend_usd"] >= 0).all() and (frames["labs"]["resale_usd"] >= 0).all()
+
+
+def test_contract_holders_keep_what_their_short_run_demand_wants_and_resell_the_rest():
+    """Two labs planned at a spot price of 2 (short-run share 0.5, elasticity 1, potential 80
+    at a reference price of 3): one holds 100 neocloud-contract hours, one 100 committed-use
+    hours (valued at the 1.5 premium). At spot 8 the first keeps 120 x 4^-0.5 = 60 and offers
+    40; the second keeps 180 x 4^-0.5 = 90 (its hour is worth 8 / 1.5 against a plan of
+    2 / 1.5) and offers 10. Buyers want only 30: resales are cut pro rata (0.6), the holders
+    give up 24 and 6 hours, are paid 8 an hour for them and no longer want them."""
+    from types import SimpleNamespace
+
+    from agents.demand import DemandCurves
+    from agents.pricing import HYPER_CONTRACT, NEO_CONTRACT
+    from market.gpu_hours import ContractResale, Ledger
+
+    n = 2
+    model = SimpleNamespace(params=SimpleNamespace(hyperscaler_wtp_premium=1.5),
+                            book=SimpleNamespace(nation=np.zeros(n, dtype=np.int64)))
+    shares = np.zeros((n, 5))
+    shares[0, NEO_CONTRACT] = shares[1, HYPER_CONTRACT] = 1.0
+    hm = SimpleNamespace(n_regions=1, has_tier=np.ones((1, 2), dtype=bool), shares=shares,
+                         planned_spot=np.array([2.0]))
+    curves = DemandCurves([80.0] * n, [0.0] * n, [3.0] * n, [3.0] * n, [1.0] * n, [1.0] * n,
+                          [0.0] * n, [1.0] * n, short_run_share=0.5)
+    ledger = Ledger(SimpleNamespace(hours=np.zeros((1, 1))), n)
+    ledger.got[0, NEO_CONTRACT] = ledger.wanted[0, NEO_CONTRACT] = 100.0
+    ledger.got[1, HYPER_CONTRACT] = ledger.wanted[1, HYPER_CONTRACT] = 100.0
+    resale = ContractResale(model, hm, curves, np.zeros(n), ledger)
+    assert resale.by_region(np.array([2.0]))[0] == pytest.approx(0.0)
+    assert resale.by_region(np.array([8.0]))[0] == pytest.approx(50.0)
+    resold = resale.settle(ledger, np.array([8.0]), np.array([30.0]))
+    assert resold[0] == pytest.approx(30.0)
+    np.testing.assert_allclose(ledger.got[:, NEO_CONTRACT], [76.0, 0.0])
+    np.testing.assert_allclose(ledger.got[:, HYPER_CONTRACT], [0.0, 94.0])
+    np.testing.assert_allclose(ledger.wanted[:, NEO_CONTRACT], [76.0, 0.0])
+    np.testing.assert_allclose(ledger.wanted[:, HYPER_CONTRACT], [0.0, 94.0])
+    np.testing.assert_allclose(ledger.resold_usd, [192.0, 48.0])
+    assert ledger.paid.sum() == 0.0          # the buyers pay in the spot clearing

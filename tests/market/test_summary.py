@@ -26,6 +26,8 @@ def test_input_levels_of_the_baseline_worked_by_hand(baseline):
 
 def test_price_flag_rules():
     assert price_flag(4.51, [4.5], 10.0) == "input_level"           # within 0.5%
+    assert price_flag(4.51, [4.5], 10.0, previous=4.49) == "input_level"   # it sat there
+    assert price_flag(4.51, [4.5], 10.0, previous=4.30) is None     # passing through it
     assert price_flag(4.55, [4.5], 10.0) is None                    # 1.1% away
     assert price_flag(2.0, [4.5], 0.0) == "no_trades"
     assert price_flag(float("nan"), [4.5], None) == "blank"
@@ -35,10 +37,16 @@ def test_no_baseline_price_sits_on_an_input_and_a_price_that_does_is_flagged(bas
     s, frames = baseline
     flags = price_flags(frames, s, ["2023-06", "2024-12"])
     assert not (flags == "input_level").any().any(), flags
-    # the same table with the US spot price moved onto the reference price is flagged
+    # the same table with the US spot price moved onto the reference price in 2024-12 only
+    # passes through it; moved there for 2024-11 and 2024-12 it sits on it and is flagged
     pi = frames["price_index"].copy()
-    at = (pi["date"] == "2024-12-01") & (pi["region"] == "US") & (pi["instrument"] == "spot")
-    pi.loc[at, "price_usd_per_h100e_hour"] = s.market.reference_price_usd_per_h100e_hour
+    us_spot = (pi["region"] == "US") & (pi["instrument"] == "spot")
+    pi.loc[us_spot & (pi["date"] == "2024-12-01"), "price_usd_per_h100e_hour"] = \
+        s.market.reference_price_usd_per_h100e_hour
+    assert price_flags(dict(frames, price_index=pi), s, ["2024-12"]).loc[
+        ("US", "neocloud", "spot"), "2024-12"] == ""
+    pi.loc[us_spot & (pi["date"] == "2024-11-01"), "price_usd_per_h100e_hour"] = \
+        s.market.reference_price_usd_per_h100e_hour
     moved = dict(frames, price_index=pi)
     assert price_flags(moved, s, ["2024-12"]).loc[("US", "neocloud", "spot"),
                                                   "2024-12"] == "input_level"
@@ -76,4 +84,4 @@ def test_run_prints_every_instrument_and_no_marker_when_prices_are_set_by_trade(
                   "price US neocloud contract", "price US neocloud spot"):
         value = _line(r.output, label).split()[-1]
         assert value[-1].isdigit() and float(value) > 0, value
-    assert "equals a price input" not in r.output
+    assert "sits on a price input" not in r.output
