@@ -88,6 +88,11 @@ class SpotResult:
     short: np.ndarray
 
 
+#: Factor around a market's guess (last month's price) its first bracket spans [-]: a
+#: numerical choice (a price that moved further is found in the full bracket), not behaviour.
+GUESS_BRACKET = 1.5
+
+
 def clear_spot(demand: Callable[[np.ndarray], np.ndarray], ask_market: np.ndarray,
                ask_qty: np.ndarray, ask_price: np.ndarray, n_markets: int,
                price_cap: float, rel_tol: float = 1e-5,
@@ -103,8 +108,9 @@ def clear_spot(demand: Callable[[np.ndarray], np.ndarray], ask_market: np.ndarra
     rationed at the margin (a price set by that seller's cost). Volume = D(p); asks fill in price
     order. Where demand exceeds all supply even at `price_cap`, the price is the cap, every ask
     sells out and `short` is set (buyers must be rationed by the caller). A `guess` per market
-    (last month's price) narrows the first bracket to [guess / 4, guess x 4] where it holds
-    the root, which saves most of the bisection; the result is the same up to `rel_tol`.
+    (last month's price) narrows the first bracket to [guess / b, guess x b], b =
+    `GUESS_BRACKET`, where it holds the root, which saves most of the bisection; the result is
+    the same up to `rel_tol`.
     """
     ask_market = np.asarray(ask_market, dtype=np.int64)
     ask_qty, ask_price = np.asarray(ask_qty, float), np.asarray(ask_price, float)
@@ -125,12 +131,15 @@ def clear_spot(demand: Callable[[np.ndarray], np.ndarray], ask_market: np.ndarra
     if guess is not None:
         g = np.asarray(guess, float)
         ok = np.isfinite(g) & (g > 0)
-        g_lo = np.clip(np.log(np.where(ok, g, 1.0) / 4.0), lo, hi)
-        g_hi = np.clip(np.log(np.where(ok, g, 1.0) * 4.0), lo, hi)
+        g_lo = np.clip(np.log(np.where(ok, g, 1.0) / GUESS_BRACKET), lo, hi)
+        g_hi = np.clip(np.log(np.where(ok, g, 1.0) * GUESS_BRACKET), lo, hi)
         p_lo, p_hi = np.exp(g_lo), np.exp(g_hi)
         holds = ok & (demand(p_lo) > supply(p_lo)) & ~(demand(p_hi) > supply(p_hi))
         lo, hi = np.where(holds, g_lo, lo), np.where(holds, g_hi, hi)
-    width = float(np.max(hi - lo)) if n_markets else 0.0
+    # markets without asks (no price: NaN below), with a surplus at the cheapest ask (the
+    # price is that ask) or short at the cap have no root to find: they set no bracket width
+    search = has & ~at_floor & ~short
+    width = float(np.max(np.where(search, hi - lo, 0.0))) if n_markets else 0.0
     for _ in range(int(np.ceil(np.log2(max(width, 1e-9) / rel_tol))) + 1):
         mid = 0.5 * (lo + hi)
         p = np.exp(mid)

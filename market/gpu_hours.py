@@ -291,29 +291,42 @@ class ContractResale:
 
     def __init__(self, model, hm: HourMarket, curves, own, ledger: Ledger):
         p, r = model.params, model.book.nation
-        self.region, self.n_regions = r, hm.n_regions
-        self.premium = np.array([p.hyperscaler_wtp_premium, 1.0])
-        held = np.stack([ledger.got[:, HYPER_CONTRACT], ledger.got[:, NEO_CONTRACT]], axis=1)
-        self.held = np.where(hm.has_tier[r, 1][:, None], held, 0.0)
-        self.rows = [np.flatnonzero(self.held[:, k] > 0) for k in range(2)]
-        weight = (hm.shares[:, HYPER_CONTRACT], hm.shares[:, NEO_CONTRACT])
-        self.weight = [weight[k][self.rows[k]] for k in range(2)]
-        planned = hm.planned_spot[r]
-        self.curves = [curves.market_demand(rows, own, planned[rows] / self.premium[k])
-                       for k, rows in enumerate(self.rows)]
+        self.n_labs, self.n_regions = r.size, hm.n_regions
+        premium = np.array([p.hyperscaler_wtp_premium, 1.0])
+        options = (HYPER_CONTRACT, NEO_CONTRACT)
+        spot_here = hm.has_tier[r, 1]
+        # one row per (holder, option) held, both options stacked: one curve evaluation
+        rows = [np.flatnonzero(spot_here & (ledger.got[:, o] > 0)) for o in options]
+        self.lab = np.concatenate(rows)
+        self.option = np.concatenate([np.full(x.size, k) for k, x in enumerate(rows)])
+        self.region = r[self.lab]
+        self.premium = premium[self.option]
+        self.held = np.concatenate([ledger.got[x, o] for x, o in zip(rows, options)])
+        self.weight = np.concatenate([hm.shares[x, o] for x, o in zip(rows, options)])
+        self.anchor = hm.planned_spot[self.region] / self.premium
+        self._curves, self._own = curves, own
+        self.curve = curves.market_demand(self.lab, own, self.anchor)
 
-    def per_lab(self, price: np.ndarray) -> np.ndarray:
-        """Hours each holder resells at the region spot `price` [H100e-h], (labs, 2)."""
-        out = np.zeros_like(self.held)
-        for k, rows in enumerate(self.rows):
-            if rows.size:
-                log_p = np.log(np.maximum(price[self.region[rows]], 1e-12) / self.premium[k])
-                keep = self.weight[k] * self.curves[k](log_p)
-                out[rows, k] = np.maximum(self.held[rows, k] - keep, 0.0)
-        return out
+    def within(self, regions: np.ndarray) -> "ContractResale":
+        """The same holders, only those in `regions` (a mask over regions)."""
+        part = object.__new__(ContractResale)
+        part.__dict__.update(self.__dict__)
+        keep = regions[self.region]
+        for name in ("lab", "option", "region", "premium", "held", "weight", "anchor"):
+            setattr(part, name, getattr(self, name)[keep])
+        part.curve = self._curves.market_demand(part.lab, self._own, part.anchor)
+        return part
+
+    def _offered(self, price: np.ndarray) -> np.ndarray:
+        """Hours each (holder, option) row resells at the region spot `price` [H100e-h]."""
+        if not self.lab.size:
+            return np.zeros(0)
+        log_p = np.log(np.maximum(price[self.region], 1e-12) / self.premium)
+        return np.maximum(self.held - self.weight * self.curve(log_p), 0.0)
 
     def by_region(self, price: np.ndarray) -> np.ndarray:
-        return np.bincount(self.region, weights=self.per_lab(price).sum(axis=1),
+        """Hours resold per region at `price` [H100e-h] (the clearing calls this often)."""
+        return np.bincount(self.region, weights=self._offered(price),
                            minlength=self.n_regions)
 
     def settle(self, ledger: Ledger, price: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -321,18 +334,19 @@ class ContractResale:
         where more is offered even at the lowest ask, resales are cut pro rata): holders give
         up the hours and the buyers' payment for them is theirs (`Ledger.resold_usd`);
         returns the hours resold per region [H100e-h]."""
-        sold = self.per_lab(price)
-        offered = np.bincount(self.region, weights=sold.sum(axis=1), minlength=self.n_regions)
+        sold = self._offered(price)
+        offered = np.bincount(self.region, weights=sold, minlength=self.n_regions)
         fill = np.minimum(1.0, np.divide(wanted, offered, out=np.ones(self.n_regions),
                                          where=offered > 0))
-        sold *= fill[self.region][:, None]
-        ledger.got[:, HYPER_CONTRACT] -= sold[:, 0]
-        ledger.got[:, NEO_CONTRACT] -= sold[:, 1]
-        ledger.resold_usd += sold.sum(axis=1) * price[self.region]
-        # a resale is a choice, not unmet demand: the holder no longer wants those hours
-        ledger.wanted[:, HYPER_CONTRACT] -= sold[:, 0]
-        ledger.wanted[:, NEO_CONTRACT] -= sold[:, 1]
-        return np.bincount(self.region, weights=sold.sum(axis=1), minlength=self.n_regions)
+        sold = sold * fill[self.region]
+        for k, option in enumerate((HYPER_CONTRACT, NEO_CONTRACT)):
+            mine = self.option == k
+            ledger.got[self.lab[mine], option] -= sold[mine]
+            # a resale is a choice, not unmet demand: the holder no longer wants those hours
+            ledger.wanted[self.lab[mine], option] -= sold[mine]
+        ledger.resold_usd += np.bincount(self.lab, weights=sold * price[self.region],
+                                         minlength=self.n_labs)
+        return np.bincount(self.region, weights=sold, minlength=self.n_regions)
 
 
 def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledger: Ledger,
@@ -343,8 +357,9 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
 
     Remote buyers bid abroad first; the share of their demand the KYC room leaves unserved
     this month, and all of it where they may no longer rent abroad, bids at home: the markets
-    clear once with the remote bids, then again with that spill at home (a region rented from
-    does not depend on the prices of the regions that rent from it)."""
+    clear once with last month's unserved share at home, then the regions whose buyers were
+    rationed abroad clear again with this month's (a region rented from does not depend on
+    the prices of the regions that rent from it, so its price and fill stand)."""
     p, book = model.params, model.book
     n_r = hm.n_regions
     r = book.nation
@@ -364,77 +379,104 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
     # spot buyers meet a spot price away from the one they planned at on their short-run
     # curves (`agents.demand`); posted list and contract prices were known, long-run
     planned = hm.planned_spot
-    remote_curve = curves.market_demand(remote, own, planned[t[remote]] + friction)
-    remote_region, remote_weight = t[remote], hm.shares[remote, REMOTE]
     resale = ContractResale(model, hm, curves, own, ledger)
 
-    def remote_demand(price):
-        log_p = np.log(np.maximum(np.maximum(price, 0.0) + friction, 1e-12))
-        return remote_weight * remote_curve(log_p[remote_region])
+    def bids(rows, region, weight, anchor, extra=0.0):
+        """Demand of `rows` bidding in `region` (per row) at a price per region, paying
+        `extra` on top of it [H100e-h]."""
+        curve = curves.market_demand(rows, own, anchor)
 
-    def remote_fill(price):
-        """Share of remote buyers' demand the KYC room serves at `price`, per region."""
-        total = np.bincount(remote_region, weights=remote_demand(price), minlength=n_r)
+        def demand(price):
+            log_p = np.log(np.maximum(np.maximum(price, 0.0) + extra, 1e-12))
+            return weight * curve(log_p[region])
+        return demand
+
+    def remote_bids(regions):
+        rows = remote[regions[t[remote]]]
+        return rows, bids(rows, t[rows], hm.shares[rows, REMOTE], planned[t[rows]] + friction,
+                          friction)
+
+    def home_bids(unserved_abroad, regions):
+        """Home spot bidders in `regions`, with `unserved_abroad` (per region rented from)
+        of remote buyers' demand bidding at home: their rows and demand."""
+        remote_spill = hm.shares[:, REMOTE] * np.where(t >= 0, unserved_abroad[t], 1.0)
+        home_w = np.where(hm.has_tier[r, 1], hm.shares[:, SPOT] + spill + remote_spill, 0.0)
+        rows = np.flatnonzero((home_w > 0) & regions[r])
+        return rows, bids(rows, r[rows], home_w[rows], planned[r[rows]])
+
+    def fill_abroad(remote_rows, remote_demand, price):
+        """Share of remote buyers' demand the KYC room serves at `price`, per region, and
+        what they ask there [H100e-h]."""
+        total = np.bincount(t[remote_rows], weights=remote_demand(price), minlength=n_r)
         return np.minimum(1.0, np.divide(remote_cap, total, out=np.ones(n_r),
                                          where=total > 0)), total
 
-    def clear(unserved_abroad):
-        """Clear every region with `unserved_abroad` (per region rented from) of remote
-        buyers' demand bidding at home."""
-        remote_spill = hm.shares[:, REMOTE] * np.where(t >= 0, unserved_abroad[t], 1.0)
-        home_w = np.where(hm.has_tier[r, 1], hm.shares[:, SPOT] + spill + remote_spill, 0.0)
-        home = np.flatnonzero(home_w > 0)
-        home_curve = curves.market_demand(home, own, planned[r[home]])
-        home_region, home_weight = r[home], home_w[home]
-
-        def home_demand(price):
-            return home_weight * home_curve(np.log(np.maximum(price, 1e-12))[home_region])
+    def clear(regions, unserved_abroad):
+        """Clear the spot markets of `regions` (a mask) with that spill at home."""
+        home, home_demand = home_bids(unserved_abroad, regions)
+        rem_rows, remote_demand = remote_bids(regions)
+        resold = resale.within(regions)
+        asks = np.flatnonzero(regions[a_market])
 
         def demand(price):
             """Hours asked of the clouds: buyers' demand less what contract holders resell."""
-            d = np.bincount(home_region, weights=home_demand(price), minlength=n_r)
-            rem = np.bincount(remote_region, weights=remote_demand(price), minlength=n_r)
-            return d + np.minimum(rem, remote_cap) - resale.by_region(price)
+            d = np.bincount(r[home], weights=home_demand(price), minlength=n_r)
+            rem = np.bincount(t[rem_rows], weights=remote_demand(price), minlength=n_r)
+            return d + np.minimum(rem, remote_cap) - resold.by_region(price)
+        return asks, clear_spot(demand, a_market[asks], a_qty[asks], a_price[asks], n_r,
+                                SPOT_PRICE_SEARCH_CAP, guess=hm.spot)
 
-        res = clear_spot(demand, a_market, a_qty, a_price, n_r, SPOT_PRICE_SEARCH_CAP,
-                         guess=hm.spot)
-        return res, home, home_demand
-
-    res, home, home_demand = clear(np.zeros(n_r))
+    everywhere = np.ones(n_r, bool)
+    # a first round with last month's unserved share at home (it starts every market near
+    # its price: last month's is the bisection's first bracket)
+    unserved = 1.0 - hm.remote_fill
+    _, res = clear(everywhere, unserved)
+    price, volume, ask_fill = res.price, res.volume, res.ask_fill
+    rem_rows, remote_demand = remote_bids(everywhere)
     if remote.size:
-        fill, _ = remote_fill(np.nan_to_num(res.price))
-        if (fill < 1.0).any():
-            res, home, home_demand = clear(1.0 - fill)
-    price = res.price
+        fill, _ = fill_abroad(rem_rows, remote_demand, np.nan_to_num(price))
+        # the regions whose remote buyers' unserved share differs from last month's clear
+        # again with this month's bidding at home; the others' prices stand
+        again = np.zeros(n_r, bool)
+        again[r[remote][fill[t[remote]] != 1.0 - unserved[t[remote]]]] = True
+        unserved = 1.0 - fill
+        if again.any():
+            asks, second = clear(again, unserved)
+            price = np.where(again, second.price, price)
+            volume = np.where(again, second.volume, volume)
+            ask_fill = ask_fill.copy()
+            ask_fill[asks] = second.ask_fill
+    home, home_demand = home_bids(unserved, everywhere)
     px = np.nan_to_num(price)
     q_home = home_demand(px)
-    rem_fill, rem_total = remote_fill(px)
+    rem_fill, rem_total = fill_abroad(rem_rows, remote_demand, px)
     hm.remote_fill = rem_fill
     wanted = np.bincount(r[home], weights=q_home, minlength=n_r) \
         + np.minimum(rem_total, remote_cap)
     resold = resale.settle(ledger, px, wanted)
     # buyers get the clouds' hours and the resold ones
-    ration = np.minimum(1.0, np.divide(np.maximum(res.volume, 0.0) + resold, wanted,
+    ration = np.minimum(1.0, np.divide(np.maximum(volume, 0.0) + resold, wanted,
                                        out=np.ones(n_r), where=wanted > 0))
     ledger.got[home, SPOT] += q_home * ration[r[home]]
     ledger.wanted[home, SPOT] += q_home
     ledger.paid[home] += q_home * ration[r[home]] * px[r[home]]
     # abroad, remote buyers sought what the KYC room serves; the rest of their demand is
     # in their home spot bids above
-    sought_abroad = remote_demand(px) * rem_fill[t[remote]]
-    got_rem = sought_abroad * ration[t[remote]]
-    ledger.got[remote, REMOTE] += got_rem
-    ledger.wanted[remote, REMOTE] += sought_abroad
-    ledger.paid[remote] += got_rem * px[t[remote]]          # friction is not a payment
-    ledger.left[a_cloud, a_chip] -= res.ask_fill
-    ledger.sold[a_cloud, a_chip] += res.ask_fill
-    ledger.revenue += np.bincount(a_cloud, weights=res.ask_fill * px[a_market],
+    sought_abroad = remote_demand(px) * rem_fill[t[rem_rows]]
+    got_rem = sought_abroad * ration[t[rem_rows]]
+    ledger.got[rem_rows, REMOTE] += got_rem
+    ledger.wanted[rem_rows, REMOTE] += sought_abroad
+    ledger.paid[rem_rows] += got_rem * px[t[rem_rows]]          # friction is not a payment
+    ledger.left[a_cloud, a_chip] -= ask_fill
+    ledger.sold[a_cloud, a_chip] += ask_fill
+    ledger.revenue += np.bincount(a_cloud, weights=ask_fill * px[a_market],
                                   minlength=ledger.revenue.size)
-    if remote.size:
+    if rem_rows.size:
         n = len(model.nation_ids)
         flows = np.zeros((n, n))
         # in training H100e, the unit of the other flows (shipments, diversion)
-        np.add.at(flows, (t[remote], r[remote]), got_rem * model.training_value[t[remote]])
+        np.add.at(flows, (t[rem_rows], r[rem_rows]),
+                  got_rem * model.training_value[t[rem_rows]])
         for dst, origin in zip(*np.nonzero(flows > 0)):
             model.records["flows"].append((model.step_index, "remote_access",
                                            model.nation_ids[dst], model.nation_ids[origin],
