@@ -11,7 +11,7 @@ below capacity) starts nothing. Units: wafers per month.
 The demand it plans for is the demand it expects when a line started now comes online: its
 smoothed reading of committed demand (an adaptive expectation, memory
 `demand_memory_months`), grown over the lag at that reading's growth over the past year as a
-damped trend (`trend_damping_per_month`; `agents.strategies.damped_trend_growth`): 0 plans for
+damped trend (`expansion_trend_damping_per_month`; `agents.strategies.damped_trend_growth`): 0 plans for
 today's demand (the myopic accelerator), near 1 for the trend carried over the lag, as a
 supplier building to its customers' forecasts does.
 """
@@ -58,7 +58,7 @@ class Foundry(mesa.Agent):
         self.response = spec.expansion_response
         self.capex_per_wafer_month = spec.capex_usd_per_wafer_month
         self.demand_memory = spec.demand_memory_months
-        self.trend_damping = spec.trend_damping_per_month
+        self.trend_damping = spec.expansion_trend_damping_per_month
         self.expected_committed: float | None = None   # smoothed reading [wafers/month]
         #: the smoothed readings of the past year, monthly (13: now and 12 months back)
         self._readings: deque[float] = deque(maxlen=13)

@@ -6,7 +6,7 @@ up to a line (the backtest's `--until`):
 
     price_on_input       share of price-index cells (region x tier x instrument x month with a
                          price) within 0.5% of a price input of the scenario
-                         (`market.summary.input_price_levels`)
+                         (`market.summary.input_price_levels`) that month and the month before
     price_flat_6_months  share of cells inside a run of 6 or more months that stays within 0.5%
                          of the run's first value
     price_scripted       share of cells on an input, or flat for 6+ months outside the
@@ -73,8 +73,20 @@ def price_cells(frames: dict[str, pd.DataFrame], scenario, until: str | None) ->
     levels = np.asarray(input_price_levels(scenario), float)
     on_level = np.zeros(len(pi), bool)
     if levels.size:
-        on_level = np.isfinite(price) & np.any(
-            np.abs(price[:, None] - levels[None, :]) <= TOLERANCE * levels[None, :], axis=1)
+        # on a level this month and, where the series has the month before, then too: a
+        # price that sits on an input, not one passing through it (`market.summary`'s rule)
+        group = pi.groupby(["region", "tier", "instrument"], sort=False)
+        before = group["price_usd_per_h100e_hour"].shift(1).to_numpy(float)
+        month = pi["date"].dt.year * 12 + pi["date"].dt.month
+        adjacent = (month - group["date"].shift(1).dt.year.mul(12)
+                    .add(group["date"].shift(1).dt.month)).to_numpy() == 1
+        before = np.where(adjacent, before, np.nan)
+
+        def near(values):
+            return np.abs(values[:, None] - levels[None, :]) <= TOLERANCE * levels[None, :]
+        now = near(price)
+        on_level = np.isfinite(price) & np.any(now & (near(before) | ~np.isfinite(before)[:, None]),
+                                               axis=1)
     flat = np.zeros(len(pi), bool)
     for _, idx in pi.groupby(["region", "tier", "instrument"]).indices.items():
         flat[idx] = flat_mask(price[idx])

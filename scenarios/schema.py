@@ -145,7 +145,8 @@ class Foundry(_Model):
         default=1.0, description="memory of the foundry's smoothed reading of vendors' "
                                  "committed demand (mean age of an adaptive expectation; 1 = "
                                  "this month's reading) [months]; [A] 1-12")
-    trend_damping_per_month: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(
+    expansion_trend_damping_per_month: Annotated[float, Field(ge=0, le=1,
+                                                              allow_inf_nan=False)] = Field(
         default=0.0, description="damping of the trend of that reading (its growth over the "
                                  "past year) the foundry carries over the expansion lag: "
                                  "month i ahead carries f^i of it; 0 = plans for today's "
@@ -350,7 +351,7 @@ class CloudInvestment(_Model):
     growth_response_per_year: Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)] = \
         Field(default=1.0, description="growth of the committed fleet ordered per unit of "
                                        "expected return PV / cost - 1 [fraction/yr]")
-    trend_damping_per_month: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = \
+    trend_damping_per_month: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = \
         Field(default=1.0, description="damping of the demand trend a cloud extrapolates to "
                                        "delivery: month i ahead carries f^i of today's growth "
                                        "(1: undamped) [-]")

@@ -244,7 +244,7 @@ def test_a_foundry_with_a_trend_plans_for_the_demand_it_expects_at_completion():
     (damping 0, the default) plans for today's 1,500 wafers; with damping 0.9 it carries
     0.9 (1 - 0.9^12) / 0.1 = 6.35 months of the year's growth over its 12-month lag."""
     readings = [1000.0 * 1.5 ** (t / 12) for t in range(13)]
-    myopic, ahead = _foundry(), _foundry(trend_damping_per_month=0.9)
+    myopic, ahead = _foundry(), _foundry(expansion_trend_damping_per_month=0.9)
     for f in (myopic, ahead):
         for c in readings:
             f.committed_wafers = c
