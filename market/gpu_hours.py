@@ -307,8 +307,10 @@ class ContractResale:
         self._curves, self._own = curves, own
         self.curve = curves.market_demand(self.lab, own, self.anchor)
 
-    def within(self, regions: np.ndarray) -> "ContractResale":
+    def within(self, regions: np.ndarray) -> ContractResale:
         """The same holders, only those in `regions` (a mask over regions)."""
+        if regions.all():
+            return self
         part = object.__new__(ContractResale)
         part.__dict__.update(self.__dict__)
         keep = regions[self.region]
@@ -391,10 +393,16 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
             return weight * curve(log_p[region])
         return demand
 
-    def remote_bids(regions):
+    def new_remote_bids(regions):
+        """Remote buyers bidding into `regions` (a mask): their rows and demand."""
         rows = remote[regions[t[remote]]]
         return rows, bids(rows, t[rows], hm.shares[rows, REMOTE], planned[t[rows]] + friction,
                           friction)
+
+    everywhere_remote = new_remote_bids(np.ones(n_r, bool))     # built once, used twice
+
+    def remote_bids(regions):
+        return everywhere_remote if regions.all() else new_remote_bids(regions)
 
     def home_bids(unserved_abroad, regions):
         """Home spot bidders in `regions`, with `unserved_abroad` (per region rented from)
@@ -432,7 +440,7 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
     unserved = 1.0 - hm.remote_fill
     _, res = clear(everywhere, unserved)
     price, volume, ask_fill = res.price, res.volume, res.ask_fill
-    rem_rows, remote_demand = remote_bids(everywhere)
+    rem_rows, remote_demand = everywhere_remote
     if remote.size:
         fill, _ = fill_abroad(rem_rows, remote_demand, np.nan_to_num(price))
         # the regions whose remote buyers' unserved share differs from last month's clear
