@@ -103,14 +103,15 @@ def clear_spot(demand: Callable[[np.ndarray], np.ndarray], ask_market: np.ndarra
     must fall (weakly) as the price rises. Supply is the merit order of asks: S(p) is the sum of
     asks priced at or below p. The clearing price is where excess demand D(p) - S(p) changes
     sign (Walras' tatonnement solved directly; Mas-Colell, Whinston and Green 1995, ch. 17),
-    found by bisection on log price, all markets at once: either where the demand curve crosses
-    a step of supply (a price between asks, set by demand) or at an ask whose quantity is
-    rationed at the margin (a price set by that seller's cost). Volume = D(p); asks fill in price
-    order. Where demand exceeds all supply even at `price_cap`, the price is the cap, every ask
-    sells out and `short` is set (buyers must be rationed by the caller). A `guess` per market
-    (last month's price) narrows the first bracket to [guess / b, guess x b], b =
-    `GUESS_BRACKET`, where it holds the root, which saves most of the bisection; the result is
-    the same up to `rel_tol`.
+    found on log price, all markets at once: either where the demand curve crosses a step of
+    supply (a price between asks, set by demand) or at an ask whose quantity is rationed at the
+    margin (a price set by that seller's cost). Volume = D(p); asks fill in price order. Where
+    demand exceeds all supply even at `price_cap`, the price is the cap, every ask sells out
+    and `short` is set (buyers must be rationed by the caller). A `guess` per market (last
+    month's price) narrows the first bracket to [guess / b, guess x b], b = `GUESS_BRACKET`,
+    where it holds the root. The root is found by `_itp_roots` (never more demand
+    evaluations than bisection, a handful where excess demand is smooth); the price is the
+    lowest one found without excess demand, within `rel_tol` of the root.
     """
     ask_market = np.asarray(ask_market, dtype=np.int64)
     ask_qty, ask_price = np.asarray(ask_qty, float), np.asarray(ask_price, float)
@@ -125,29 +126,46 @@ def clear_spot(demand: Callable[[np.ndarray], np.ndarray], ask_market: np.ndarra
         offered = np.where(ask_price <= p[ask_market], ask_qty, 0.0)
         return np.bincount(ask_market, weights=offered, minlength=n_markets)
 
-    lo, hi = np.log(lowest), np.full(n_markets, np.log(price_cap))
-    at_floor = demand(lowest) <= supply(lowest)           # surplus even at the cheapest ask
-    short = has & (demand(np.full(n_markets, price_cap)) > capacity)
+    def shortfall(x):
+        """Supply less demand at log price `x` (rises with x), and the demand."""
+        p = np.exp(x)
+        d = demand(p)
+        return supply(p) - d, d
+
+    floor_x, cap_x = np.log(lowest), np.full(n_markets, np.log(price_cap))
+    holds = np.zeros(n_markets, bool)
     if guess is not None:
         g = np.asarray(guess, float)
         ok = np.isfinite(g) & (g > 0)
-        g_lo = np.clip(np.log(np.where(ok, g, 1.0) / GUESS_BRACKET), lo, hi)
-        g_hi = np.clip(np.log(np.where(ok, g, 1.0) * GUESS_BRACKET), lo, hi)
-        p_lo, p_hi = np.exp(g_lo), np.exp(g_hi)
-        holds = ok & (demand(p_lo) > supply(p_lo)) & ~(demand(p_hi) > supply(p_hi))
-        lo, hi = np.where(holds, g_lo, lo), np.where(holds, g_hi, hi)
+        a = np.clip(np.log(np.where(ok, g, 1.0) / GUESS_BRACKET), floor_x, cap_x)
+        b = np.clip(np.log(np.where(ok, g, 1.0) * GUESS_BRACKET), floor_x, cap_x)
+        f_a, _ = shortfall(a)
+        f_b, d_b = shortfall(b)
+        holds = ok & (f_a < 0) & (f_b >= 0)
+    at_floor = short = np.zeros(n_markets, bool)
+    d_floor = d_cap = np.zeros(n_markets)
+    if guess is None or not holds[has].all():
+        # a market whose guess does not hold the root: is there a root between its
+        # cheapest ask and the cap? (one whose guess holds it has excess demand at its
+        # cheapest ask and none at the cap: demand falls and supply rises with the price)
+        f_floor, d_floor = shortfall(floor_x)
+        f_cap, d_cap = shortfall(cap_x)
+        at_floor = ~holds & (f_floor >= 0)                 # surplus even at the cheapest ask
+        short = has & ~holds & (d_cap > capacity)
+        if guess is None:
+            a, b, f_a, f_b, d_b = floor_x, cap_x, f_floor, f_cap, d_cap
+        else:
+            a, f_a = np.where(holds, a, floor_x), np.where(holds, f_a, f_floor)
+            b, f_b = np.where(holds, b, cap_x), np.where(holds, f_b, f_cap)
+            d_b = np.where(holds, d_b, d_cap)
     # markets without asks (no price: NaN below), with a surplus at the cheapest ask (the
-    # price is that ask) or short at the cap have no root to find: they set no bracket width
+    # price is that ask) or short at the cap have no root to find
     search = has & ~at_floor & ~short
-    width = float(np.max(np.where(search, hi - lo, 0.0))) if n_markets else 0.0
-    for _ in range(int(np.ceil(np.log2(max(width, 1e-9) / rel_tol))) + 1):
-        mid = 0.5 * (lo + hi)
-        p = np.exp(mid)
-        excess = demand(p) > supply(p)
-        lo, hi = np.where(excess, mid, lo), np.where(excess, hi, mid)
+    hi, d_hi = _itp_roots(shortfall, a, b, f_a, f_b, d_b, search, rel_tol)
     price = np.where(at_floor, lowest, np.exp(hi))
     price = np.where(short, price_cap, price)
-    volume = np.minimum(demand(price), supply(price))    # only asks priced at or below it
+    demanded = np.where(at_floor, d_floor, np.where(short, d_cap, d_hi))
+    volume = np.minimum(demanded, supply(price))          # only asks priced at or below it
     volume = np.where(has, volume, 0.0)
     price = np.where(has, price, np.nan)
     # fill asks in price order (ties in input order) up to each market's volume
@@ -164,3 +182,47 @@ def clear_spot(demand: Callable[[np.ndarray], np.ndarray], ask_market: np.ndarra
     ask_fill = np.zeros_like(ask_qty)
     ask_fill[order] = fill_sorted
     return SpotResult(price, volume, ask_fill, short)
+
+
+#: The ITP method's constants (Oliveira and Takahashi 2021, ACM TOMS 47(1), their
+#: recommended values): the truncation kappa_1 x width^kappa_2 and n_0 spare iterations over
+#: bisection's count. Numerical choices, not behaviour.
+ITP_KAPPA_1, ITP_KAPPA_2, ITP_SPARE_STEPS = 0.2, 2.0, 1
+
+
+def _itp_roots(f, a, b, f_a, f_b, d_b, search, rel_tol):
+    """Roots of increasing functions, one per market, by the ITP method (interpolate,
+    truncate, project; Oliveira and Takahashi 2021), vectorized: each step takes the
+    regula-falsi point, moves it a little towards the midpoint (so the bracket shrinks from
+    both sides) and keeps it within bisection's guarantee, so a market never needs more steps
+    than bisection's plus `ITP_SPARE_STEPS` and a smooth one a handful.
+
+    `f(x)` returns (value, demand) per market; f(a) < 0 <= f(b) where `search`. Returns the
+    upper end of each bracket once it is no wider than `rel_tol` (log price: a relative
+    tolerance on price), and the demand there."""
+    eps = 0.5 * rel_tol
+    width0 = np.where(search, b - a, 0.0)
+    n_max = np.ceil(np.log2(np.maximum(width0, eps) / (2 * eps))) + ITP_SPARE_STEPS
+    kappa_1 = ITP_KAPPA_1 / np.maximum(width0, eps)
+    active = search & (b - a > 2 * eps)
+    a, b, f_a, f_b, d_b = (np.array(v, float) for v in (a, b, f_a, f_b, d_b))
+    for j in range(int(n_max.max(initial=0.0)) + 1):
+        if not active.any():
+            break
+        half = 0.5 * (a + b)
+        radius = eps * 2.0 ** (n_max - j) - 0.5 * (b - a)
+        delta = kappa_1 * (b - a) ** ITP_KAPPA_2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            falsi = np.where(active, (f_b * a - f_a * b) / (f_b - f_a), half)
+        falsi = np.where(np.isfinite(falsi), falsi, half)
+        sigma = np.sign(half - falsi)
+        trunc = np.where(delta <= np.abs(half - falsi), falsi + sigma * delta, half)
+        x = np.where(np.abs(trunc - half) <= radius, trunc, half - sigma * radius)
+        x = np.where(active, x, b)
+        f_x, d_x = f(x)
+        up = active & (f_x >= 0)
+        down = active & (f_x < 0)
+        b, f_b, d_b = np.where(up, x, b), np.where(up, f_x, f_b), np.where(up, d_x, d_b)
+        a, f_a = np.where(down, x, a), np.where(down, f_x, f_a)
+        active = active & (b - a > 2 * eps)
+    return b, d_b

@@ -124,3 +124,40 @@ def test_grouped_pro_rata_equals_ration_per_group():
         np.testing.assert_allclose(got[group == g], ration(units[group == g],
                                                            np.zeros(int((group == g).sum())),
                                                            supply[g], "pro_rata"))
+
+
+def _counting(demand):
+    calls = []
+
+    def counted(p):
+        calls.append(1)
+        return demand(p)
+    return counted, calls
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.01, 5), st.floats(1, 100)), min_size=1, max_size=6),
+       st.floats(10, 5000), st.floats(0.3, 2.5), st.floats(0.3, 3.0))
+def test_guessed_clearing_finds_the_same_price_as_a_plain_search(asks, scale, elasticity, off):
+    """A guess (last month's price, off by a factor `off`) changes how the root is found, not
+    where it is: the price agrees with the unguessed search to the tolerance."""
+    price_ = np.array([a[0] for a in asks])
+    qty = np.array([a[1] for a in asks])
+    demand = lambda p: scale * np.maximum(p, 1e-12) ** -elasticity   # noqa: E731
+    plain = clear_spot(demand, np.zeros(len(asks), dtype=int), qty, price_, 1, price_cap=1e6)
+    guessed = clear_spot(demand, np.zeros(len(asks), dtype=int), qty, price_, 1, price_cap=1e6,
+                         guess=plain.price * off)
+    assert guessed.price[0] == pytest.approx(plain.price[0], rel=2e-5)
+    assert guessed.volume[0] == pytest.approx(plain.volume[0], rel=1e-4, abs=1e-9)
+
+
+def test_smooth_excess_demand_is_cleared_in_far_fewer_evaluations_than_bisection():
+    """Where supply is sold out and demand iso-elastic (the usual month), the interpolating
+    search needs a handful of demand evaluations; bisection from the same bracket needs
+    log2(width / tolerance), 17 here."""
+    demand, calls = _counting(lambda p: 1000.0 * p ** -0.7)
+    res = clear_spot(demand, np.array([0]), np.array([200.0]), np.array([0.1]), 1,
+                     price_cap=1e4, guess=np.array([9.0]))
+    assert res.price[0] == pytest.approx((1000.0 / 200.0) ** (1 / 0.7), rel=1e-5)
+    bisection = int(np.ceil(np.log2(np.log(1.5 ** 2) / 1e-5)))
+    assert bisection == 17 and len(calls) <= 10
