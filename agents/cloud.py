@@ -14,6 +14,7 @@ market H100e-hours (`market.hour_value`); fleets and orders are in training H100
 from __future__ import annotations
 
 from collections import deque
+from functools import partial
 
 import mesa
 import numpy as np
@@ -97,6 +98,10 @@ class Cloud(mesa.Agent):
         self.capex_usd = 0.0               # spent on chips this month [USD]
         self.allowance_usd = 0.0           # what financing allowed this month [USD]
         self._own_funds = 0.0              # the allowance's own funds (not borrowed) [USD]
+        #: this month's order before its power room cut it [H100e], and the facility MW an
+        #: H100e of the chip it buys draws [MW/H100e]: what it builds power for
+        self.wanted_order_h100e = 0.0
+        self.facility_mw_per_h100e = 0.0
 
     def settle(self, offered: float, sold: float, revenue: float,
                unserved: float = 0.0) -> None:
@@ -179,7 +184,6 @@ class Cloud(mesa.Agent):
         inv = m.scenario.cloud_investment
         chip, unit_price = offer
         site = m.sites[self.site]
-        nation = m.nations[self.region]
         h100e = m.h100e[chip]
         # what an hour of the chip sells for: its value in the region's market (the
         # expected earnings are per market H100e-hour); fleets and orders in training H100e
@@ -192,8 +196,7 @@ class Cloud(mesa.Agent):
         installed = float(units @ m.h100e)
         committed = installed + float(pipeline_units @ m.h100e) + backlog_h100e
         room = power_room_h100e(
-            site.capacity_mw(m.month + lead, nation.power_buildout_per_year),
-            site.installed_mw(m.mw_per_chip),
+            site.capacity_mw(m.month + lead), site.installed_mw(m.mw_per_chip),
             float(pipeline_units @ m.mw_per_chip) * site.pue
             + backlog_h100e * facility_mw_per_h100e,
             facility_mw_per_h100e)
@@ -212,13 +215,22 @@ class Cloud(mesa.Agent):
         earnings = self.delivery_earnings(installed_market, committed_market, horizon,
                                           inv.supply_line_weight, inv.demand_uncertainty, idle,
                                           going)
-        return order_decision_h100e(
-            committed, room, earnings,
-            m.energy_usd_per_chip_hour[self.site, chip] / worth,
-            unit_price * m.server_price[chip] / worth,
-            HOURS_PER_MONTH * 12.0 * p.availability, inv.expected_price_decline_per_year,
-            self.wacc_per_year, p.retire_after_years, lead / 12.0,
-            inv.growth_response_per_year)
+        decide = partial(order_decision_h100e, committed, power_room=room,
+                         expected_usd_per_offered_h100e_hour=earnings,
+                         energy_usd_per_h100e_hour=m.energy_usd_per_chip_hour[self.site, chip]
+                         / worth,
+                         cost_usd_per_h100e=unit_price * m.server_price[chip] / worth,
+                         offered_hours_per_year=HOURS_PER_MONTH * 12.0 * p.availability,
+                         price_decline_per_year=inv.expected_price_decline_per_year,
+                         wacc_per_year=self.wacc_per_year, life_years=p.retire_after_years,
+                         lead_years=lead / 12.0,
+                         response_per_year=inv.growth_response_per_year)
+        order = decide()
+        # what it would order with power to spare: the power it plans builds for (a cloud
+        # with no fleet yet grows from its free power either way)
+        self.wanted_order_h100e = decide(power_room=np.inf) if committed > 0 else order
+        self.facility_mw_per_h100e = facility_mw_per_h100e
+        return order
 
     def lead_time_months(self) -> int:
         """Months from order to delivery this cloud plans with: the scenario's chip lead time

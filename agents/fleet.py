@@ -134,26 +134,50 @@ class Fleet:
 class Site:
     """A place where one owner installs chips: a cloud's datacenters or a lab's own cluster.
 
-    Power capacity grows at the owner's planned rate, but no faster than its nation builds
-    datacenter power: capacity(t) = MW_0 x (1 + min(g_owner, g_nation))^years [MW].
+    Its power capacity [MW] is what it had at the start, plus the projects that were under way
+    then (coming online over the first `build_lag_months` at the growth rate they imply), plus
+    the announced projects it is handed (by the month they come online), plus what its owner
+    starts building (`start_build`, online after the build lag): capacity is an outcome of
+    the owner's investment (`agents.strategies.power_to_start_mw`) within its nation's grid
+    (`market.power_builds`). `power_factor` scales it in a regional power-constraint shock.
     """
 
-    def __init__(self, owner_id: str, nation: int, power_mw: float, growth_per_year: float,
-                 pue: float, n_chips: int, start_month: int):
+    def __init__(self, owner_id: str, nation: int, power_mw: float, pue: float, n_chips: int,
+                 start_month: int, pipeline_growth_per_year: float = 0.0,
+                 build_lag_months: int = 0, projects_mw: dict[int, float] | None = None):
         self.owner_id = owner_id
         self.nation = nation
         self.power_mw0 = power_mw
-        self.growth_per_year = growth_per_year
         self.pue = pue
         self.start_month = start_month
+        self.build_lag_months = int(build_lag_months)
         self.fleet = Fleet(n_chips)
         self.fleet.reference_month = start_month
         self.power_factor = 1.0  # multiplier from regional power-constraint shocks
+        #: (month online, MW): projects under way at the start, announced ones, its own
+        self.builds: list[tuple[int, float]] = []
+        g = 1.0 + pipeline_growth_per_year
+        for m in range(1, self.build_lag_months + 1):
+            self.builds.append((start_month + m,
+                                power_mw * (g ** (m / 12.0) - g ** ((m - 1) / 12.0))))
+        for month, mw in sorted((projects_mw or {}).items()):
+            self.builds.append((int(month), float(mw)))
+        #: adaptive expectation of the H100e its owner wants to order a month [H100e]
+        self.expected_order_h100e: float | None = None
 
-    def capacity_mw(self, month: int, nation_growth: float) -> float:
-        years = max(0.0, (month - self.start_month) / 12.0)
-        growth = min(self.growth_per_year, nation_growth)
-        return self.power_mw0 * (1.0 + growth) ** years * self.power_factor
+    def capacity_mw(self, month: int) -> float:
+        """Power online in `month` [MW] (projects under way online by then count)."""
+        online = sum(mw for first, mw in self.builds if first <= month)
+        return (self.power_mw0 + online) * self.power_factor
+
+    def committed_mw(self) -> float:
+        """Power online and under construction, shocks aside [MW]."""
+        return self.power_mw0 + sum(mw for _, mw in self.builds)
+
+    def start_build(self, month: int, mw: float) -> None:
+        """Start `mw` of power this month; it comes online after the build lag."""
+        if mw > 0:
+            self.builds.append((month + self.build_lag_months, mw))
 
     def installed_mw(self, mw_per_chip: np.ndarray) -> float:
         """Facility power of the installed chips at full load [MW] (chip x server x PUE)."""

@@ -194,6 +194,18 @@ def power_room_h100e(capacity_mw: float, installed_mw: float, pipeline_mw: float
     return max(capacity_mw - installed_mw - pipeline_mw, 0.0) / new_mw_per_h100e
 
 
+def power_to_start_mw(committed_fleet_mw: float, expected_order_mw_per_month: float,
+                      build_lag_months: float, site_committed_mw: float) -> float:
+    """Datacenter power an owner starts building this month [MW]: what its fleet will draw
+    when a project started now comes online (the fleet installed, shipping and on order,
+    plus the orders it expects to want meanwhile at the rate it has wanted them), less the
+    power it has online and under construction; nothing when that covers it. The
+    accelerator rule of capacity investment (capacity follows the demand expected over the
+    build lag; Chenery 1952, *Econometrica* 20(1)), as the foundry's (`agents.foundry`)."""
+    need = committed_fleet_mw + max(expected_order_mw_per_month, 0.0) * build_lag_months
+    return max(need - site_committed_mw, 0.0)
+
+
 def split_order(weights: np.ndarray, available: np.ndarray) -> np.ndarray:
     """Share of an order going to each vendor: preference weights over vendors that have an
     allowed product, renormalized; all zeros when none has."""

@@ -19,7 +19,7 @@ from functools import partial
 
 import numpy as np
 
-from agents.buyers import grey_market_choice, sourcing_plan
+from agents.buyers import grey_market_choice, sourcing_plan, stockpile_orders
 from agents.vendor import Vendor, rival_prices_per_h100e
 from market.world import going_rate, shock_factor
 
@@ -369,6 +369,23 @@ def decision(model, chip: int, group: str, vendor: Vendor):
     return model._decisions[key]
 
 
+# -- stockpiling ahead of announced rules ---------------------------------------------------
+def stockpile(model) -> None:
+    """Buyers stockpile between a rule's announcement and its effect: each site's usual
+    orders (an exponential average over `leakage.usual_orders_memory_months` of what it
+    ordered) pulled forward for `leakage.stockpile_months` (`agents.buyers.stockpile_orders`
+    decides; here they are placed, as `kind` 1 orders)."""
+    weight = 1.0 / model.leakage.usual_orders_memory_months      # exponential average
+    model.order_ema = (1.0 - weight) * model.order_ema + weight * model._ordered
+    model._ordered = np.zeros(len(model.sites))
+    orders = stockpile_orders(
+        model.month, model.announcements, model.leakage.stockpile_months, model.nations,
+        model.rules, model.order_ema, model.site_group, list(model.vendors.values()),
+        partial(vendor_offers, model), partial(decision, model), model.chips, model.h100e)
+    for vendor, site, prod, units in orders:
+        vendor.take_order(site, prod, units, model.month, kind=1)
+
+
 # -- production and installation ----------------------------------------------------------
 def produce_chips(model) -> None:
     """Foundries allot wafers; each vendor turns its wafers, net of HBM shortages, into chips
@@ -404,7 +421,6 @@ def install_chips(model) -> None:
     for site in model.sites:
         site.power_factor = power[model.nation_ids[site.nation]]
         site.fleet.retire(model.month, max_age)
-        growth = model.nations[model.nation_ids[site.nation]].power_buildout_per_year
-        headroom = site.capacity_mw(model.month, growth) - site.installed_mw(model.mw_per_chip)
+        headroom = site.capacity_mw(model.month) - site.installed_mw(model.mw_per_chip)
         site.fleet.receive_and_install(model.month, headroom / site.pue, model.mw_per_chip,
                                        model.h100e, model.install_order)

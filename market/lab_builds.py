@@ -3,8 +3,9 @@
 A phase module (docs/model.md, "6. Labs build"): it reads each building lab's best chip offer,
 its open orders and last month's contract price from the model and lets the lab decide
 (`agents.lab.Lab.plan_build`); `market.chip_trade.order_chips` places what it decided, paid
-from this month's budget (what is left rents in the GPU-hour market). It imports nothing from
-its caller.
+from this month's budget, and the lab starts the power its cluster will need from what the
+budget leaves (`market.power_builds`); what is left rents in the GPU-hour market. It imports
+nothing from its caller.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from market import chip_trade
+from market.power_builds import power_request_mw, start_power
 from market.world import HOURS_PER_MONTH
 
 
@@ -29,6 +31,7 @@ def labs_build(model) -> None:
                                 model.serving_value, model.training_value)
     backlog = chip_trade.site_backlog_h100e(model)
     hours = HOURS_PER_MONTH * p.availability
+    rows, requests = [], []
     for row in model.builders:
         if not book.active(model.month)[row]:
             continue
@@ -45,8 +48,16 @@ def labs_build(model) -> None:
         wanted = float(curves.total(np.array([max(rent or owned_guess, 1e-9)]),
                                     np.array([row]))[0]) / hours
         want = model.lab_agents[row].plan_build(offer, backlog[site_i], rent, wanted)
-        if want <= 0:
-            continue
-        book.capex_usd[row] = chip_trade.order_chips(model, site_i, model.site_buyer[site_i],
-                                                     want, float(book.budget_usd[row]),
-                                                     model.lab_vendor_weights[row])
+        if want > 0:
+            book.capex_usd[row] = chip_trade.order_chips(
+                model, site_i, model.site_buyer[site_i], want, float(book.budget_usd[row]),
+                model.lab_vendor_weights[row])
+        # and the power its cluster will need, from what the budget leaves
+        facility_mw_per_h100e = model.mw_per_chip[chip] * model.sites[site_i].pue \
+            / model.h100e[chip]
+        rows.append(row)
+        requests.append((site_i, power_request_mw(model, site_i, max(want, 0.0),
+                                                  backlog[site_i], facility_mw_per_h100e),
+                         float(book.budget_usd[row] - book.capex_usd[row])))
+    for row, (_, usd) in zip(rows, start_power(model, requests)):
+        book.capex_usd[row] += usd

@@ -12,19 +12,17 @@ money in USD; power in MW; time in months.
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from functools import partial
 
 import mesa
 import numpy as np
 
-from agents.buyers import stockpile_orders
 from agents.cloud import Cloud
 from agents.fleet import Site
 from agents.foundry import Foundry
 from agents.lab import Lab, LabBook
-from agents.nation import Nation, access_switches, announced_rules
+from agents.nation import Nation, announced_rules
 from agents.vendor import Vendor, design_variants
-from market import chip_trade, costs
+from market import chip_trade, cloud_orders, costs, policies
 from market.catalog import load_catalog
 from market.controls import (load_rules)
 from market.collect import collect, datacollector
@@ -103,8 +101,7 @@ class ComputeMarket(mesa.Model):
         self.site_buyer: list[str] = []
         self.clouds: list[Cloud] = []
         for cid, spec in scenario.clouds.items():
-            site = self._new_site(cid, spec.nation, spec.power_mw, spec.power_growth_per_year,
-                                  spec.pue, spec.fleet, spec.fleet_age_years)
+            site = self._new_site(cid, spec, spec.pue, spec.fleet_age_years)
             weights = np.array([spec.vendor_preference.get(v, 0.0) for v in self.vendor_ids])
             self.clouds.append(Cloud(self, cid, spec, site, weights))
         self.markets = [(r, t) for r in self.nation_ids for t in TIERS]
@@ -115,9 +112,7 @@ class ComputeMarket(mesa.Model):
         self.lab_vendor_weights = {}
         for row, (lab_id, spec) in enumerate(scenario.labs.items()):
             if spec.can_build or spec.fleet or spec.power_mw > 0:
-                self.book.site[row] = self._new_site(lab_id, spec.nation, spec.power_mw,
-                                                     spec.power_growth_per_year, LAB_PUE,
-                                                     spec.fleet, 1.0)
+                self.book.site[row] = self._new_site(lab_id, spec, LAB_PUE, 1.0)
                 self.lab_vendor_weights[row] = np.array(
                     [spec.vendor_preference.get(v, 0.0) for v in self.vendor_ids])
         self.builders = [row for row in range(self.book.n_named) if self.book.can_build[row]]
@@ -127,6 +122,12 @@ class ComputeMarket(mesa.Model):
              for site in self.sites], self.tdp_w, self.server_power, self.power_fraction)
         self.hardware_usd_per_usd_hour = float(costs.amortized_hardware_cost_usd(1.0, 1.0))
         self.site_nation = np.array([site.nation for site in self.sites], dtype=np.int64)
+        # each nation's grid: its sites' power at the start, growing at its build-out rate
+        self.grid_mw0 = np.bincount(self.site_nation,
+                                    weights=[site.power_mw0 for site in self.sites],
+                                    minlength=len(self.nation_ids))
+        self.grid_growth_per_year = np.array([self.nations[n].power_buildout_per_year
+                                              for n in self.nation_ids])
         self.cloud_sites = np.array([c.site for c in self.clouds], dtype=np.int64)
         self.cloud_fleets = CloudFleets([self.sites[c.site].fleet for c in self.clouds],
                                         len(self.chip_ids))
@@ -193,12 +194,17 @@ class ComputeMarket(mesa.Model):
         self.datacollector.collect(self)
 
     # ------------------------------------------------------------------ construction ---
-    def _new_site(self, owner: str, nation: str, power_mw: float, growth: float, pue: float,
-                  fleet: dict[str, float], age_years: float) -> int:
-        site = Site(owner, self.nation_index[nation], power_mw, growth, pue, len(self.chip_ids),
-                    self.start_month)
+    def _new_site(self, owner: str, spec, pue: float, age_years: float) -> int:
+        """A site for a cloud's or lab's `spec`: its power at the start, the projects under
+        way then (no faster than its nation's grid grows) and announced, and its fleet."""
+        grid = self.nations[spec.nation].power_buildout_per_year
+        site = Site(owner, self.nation_index[spec.nation], spec.power_mw, pue,
+                    len(self.chip_ids), self.start_month,
+                    min(spec.power_pipeline_growth_per_year, grid),
+                    self.params.power_build_lag_months,
+                    {parse_month(m): mw for m, mw in spec.power_projects_mw.items()})
         installed_month = self.start_month - int(round(age_years * 12))
-        for chip, units in fleet.items():
+        for chip, units in spec.fleet.items():
             k = self.chip_index[chip]
             price = self._reference_unit_price_usd(chip) * self.server_price[k]
             site.fleet.add_installed(k, units, installed_month, price)
@@ -219,82 +225,19 @@ class ComputeMarket(mesa.Model):
         """One month: policies, production, stockpiling ahead of announced rules, chip sales,
         installation, labs' own builds, GPU-hour market, clouds' capacity planning, collection."""
         self.month += 1
-        self._apply_policies()
+        policies.apply_policies(self)
         chip_trade.produce_chips(self)
-        self._stockpile()
+        chip_trade.stockpile(self)
         chip_trade.sell_chips(self)
         chip_trade.install_chips(self)
         labs_build(self)
         clear_gpu_hours(self)
-        self._plan_capacity()
+        cloud_orders.plan_capacity(self)
         collect(self)
 
     @property
     def step_index(self) -> int:
         return self.month - self.start_month + 1
-
-    # 1. nations ---------------------------------------------------------------------------
-    def _apply_policies(self) -> None:
-        for event in self.events_by_month.get(self.month, []):
-            if event.kind in ("export_control", "domestic_policy"):
-                issuer = event.issuer if event.kind == "export_control" else event.nation
-                self.nations[issuer].apply_event(event)
-                self._log(issuer, "event", event.note or (
-                    f"{event.action} {event.rule}" if event.kind == "export_control"
-                    else "domestic chip policy"))
-            elif event.kind == "foundry_shock":
-                self.foundries[event.foundry].add_shock(event.date, event.months, event.factor)
-            elif event.kind == "remote_access":
-                self.remote_access_allowed = event.allowed
-            elif event.kind == "demand_shock" and event.months is None:
-                self.demand_shock *= event.factor
-            else:   # shocks with a duration
-                first = parse_month(event.date)
-                self.windows.append((event.kind, first, first + event.months - 1, event))
-        if self.month > self.start_month:            # adaptive policies read last month
-            readings = {"installed_share": self.latest_share,
-                        "frontier_share": self.frontier_share,
-                        "lost_revenue_usd": {n: sum(q) for n, q in self.lost_revenue.items()}}
-            for nid, nation in self.nations.items():
-                for text in nation.adapt(self.month, readings):
-                    self._log(nid, "adaptive", text)
-        self._update_switches()
-        self._vendors_respond()
-
-    def _log(self, nation: str, kind: str, text: str) -> None:
-        regime = ",".join(self.nations[nation].regime)
-        self.records["policy"].append((self.step_index, nation, kind, text, regime))
-
-    def _update_switches(self) -> None:
-        """IaaS (remote access) and HBM switches from every controller's regime."""
-        signature = (self.remote_access_allowed,
-                     tuple(n.regime for n in self.nations.values()))
-        if signature == self._switch_signature:
-            return
-        self._switch_signature = signature
-        for nid, (remote_open, hbm_cut) in access_switches(
-                self.nations, self.remote_access_allowed, self.rules).items():
-            self.remote_open[nid] = remote_open
-            if hbm_cut:
-                self.hbm_cut_since.setdefault(nid, self.month)
-            else:
-                self.hbm_cut_since.pop(nid, None)
-
-    def _vendors_respond(self) -> None:
-        """Vendors launch compliant variants where a rule restricts a product
-        (`Vendor.respond_to_rules`), re-read only when a regime or a product line changed."""
-        signature = (tuple(n.regime for n in self.nations.values()),
-                     tuple(v.active(self.month).tobytes() + v.end.tobytes()
-                           for v in self.vendors.values()))
-        if signature == self._respond_signature:
-            return                      # nothing a vendor responds to has changed
-        self._respond_signature = signature
-        decide = partial(chip_trade.decision, self)
-        for vendor in self.vendors.values():
-            home = self.nations[vendor.nation].controls_group
-            for text in vendor.respond_to_rules(self.month, self.buyer_groups, home, decide,
-                                                self.h100e, self.chip_ids):
-                self._log(vendor.nation, "vendor", text)
 
     def _demand_factor(self) -> float:
         """Multiplier on labs' demand and budgets from demand shocks [-]."""
@@ -302,43 +245,6 @@ class ComputeMarket(mesa.Model):
 
     def _efficiency_factor(self) -> float:
         return efficiency_factor(self.windows, self.month)
-
-    # 7. clouds plan capacity ------------------------------------------------------------
-    def _plan_capacity(self) -> None:
-        """Each cloud reprices, raises its month's financing and orders the chips its
-        expected returns call for (`Cloud.plan_capacity`) within it; the spend is booked
-        (capex, an output) and what own funds do not cover is borrowed."""
-        backlog = chip_trade.site_backlog_h100e(self)
-        # what a new order waits at each vendor, at most the run's length [months]
-        waits = np.array([v.lead_time for v in self.vendors.values()], dtype=float)
-        self.vendor_waits_months = np.minimum(np.nan_to_num(waits, posinf=self.n_months),
-                                              self.n_months)
-        for cloud in self.clouds:
-            cloud.reprice(self.params.margin_response)
-            allowance = cloud.finance(cloud.fleet_energy_usd_per_month(),
-                                      self.params.retire_after_years, self.month)
-            offer = chip_trade.best_offer(self, cloud.site, cloud.vendor_weights)
-            want = cloud.plan_capacity(offer, backlog[cloud.site]) if offer is not None else 0.0
-            spent = 0.0
-            if want > 0:
-                spent = chip_trade.order_chips(self, cloud.site, cloud.cloud_id, want, allowance,
-                                               cloud.vendor_weights)
-            cloud.spend(spent)
-            self.records["cloud_capex"].append((self.step_index, cloud.cloud_id, spent,
-                                                allowance, cloud.debt_usd))
-
-    # 2b. buyers stockpile between a rule's announcement and its effect ---------------------
-    def _stockpile(self) -> None:
-        weight = 1.0 / self.leakage.usual_orders_memory_months      # exponential average
-        self.order_ema = (1.0 - weight) * self.order_ema + weight * self._ordered
-        self._ordered = np.zeros(len(self.sites))
-        orders = stockpile_orders(
-            self.month, self.announcements, self.leakage.stockpile_months, self.nations,
-            self.rules, self.order_ema, self.site_group, list(self.vendors.values()),
-            partial(chip_trade.vendor_offers, self), partial(chip_trade.decision, self),
-            self.chips, self.h100e)
-        for vendor, site, prod, units in orders:
-            vendor.take_order(site, prod, units, self.month, kind=1)
 
     def run(self, months: int | None = None) -> None:
         """Step through the scenario (or the first `months` of it)."""

@@ -134,16 +134,18 @@ def collect_tables(model) -> dict[str, pd.DataFrame]:
 
 def _clouds(model) -> pd.DataFrame:
     """Clouds' GPU-hour sales (written when the GPU-hour market settles) beside what they
-    spent on chips that month (`capex_usd`, written when they plan capacity), what their
-    financing allowed (`financing_allowance_usd`) and the debt they carry after it
-    (`debt_usd`) [USD]; a cloud-month without an investment record spent nothing."""
+    spent that month on chips and datacenter power (`capex_usd`, written when they plan
+    capacity), what their financing allowed (`financing_allowance_usd`), the debt they
+    carry after it (`debt_usd`) [USD], the power part of that spend (`power_capex_usd`
+    [USD]), the power they started building (`power_started_mw` [MW]) and the power online
+    (`power_mw` [MW]); a cloud-month without an investment record spent nothing."""
     sales = pd.DataFrame(model.records["clouds"], columns=COLUMNS["clouds"][1:-1])
-    capex = pd.DataFrame(model.records["cloud_capex"],
-                         columns=["step", "cloud", "capex_usd", "financing_allowance_usd",
-                                  "debt_usd"])
+    extra = ["financing_allowance_usd", "debt_usd", "power_capex_usd", "power_started_mw",
+             "power_mw"]
+    capex = pd.DataFrame(model.records["cloud_capex"], columns=["step", "cloud", "capex_usd"]
+                         + extra)
     out = sales.merge(capex, on=["step", "cloud"], how="left", validate="one_to_one")
-    out[["capex_usd", "financing_allowance_usd", "debt_usd"]] = \
-        out[["capex_usd", "financing_allowance_usd", "debt_usd"]].fillna(0.0)
+    out[["capex_usd"] + extra] = out[["capex_usd"] + extra].fillna(0.0)
     return out
 
 

@@ -67,8 +67,9 @@ class Nation(_Model):
     electricity_usd_per_kwh: Positive = Field(description="industrial electricity price [USD/kWh]")
     grid_kg_co2_per_kwh: NonNegative = Field(description="grid carbon intensity [kg CO2/kWh]")
     power_buildout_per_year: GrowthRate = Field(
-        description="growth of datacenter power capacity available to its clouds and labs "
-                    "[fraction/yr]; multiplies each owner's own growth")
+        description="growth of the grid capacity it connects to datacenters [fraction/yr]: "
+                    "its clouds' and labs' power, online and under construction, may grow "
+                    "together at most this fast from what they had at the start")
     jurisdiction: str = Field(description="legal system whose export rules it issues, if any")
     controls_group: str = Field(description="destination group export-control rules refer to "
                                             "(e.g. 'US', 'allied', 'tier2', 'D5')")
@@ -257,7 +258,15 @@ class Cloud(_Model):
     nation: str = Field(description="region (= nation id) where its datacenters are")
     tier: Literal["hyperscaler", "neocloud"]
     power_mw: NonNegative = Field(description="AI datacenter power capacity at the start [MW]")
-    power_growth_per_year: GrowthRate = Field(description="growth of that capacity [fraction/yr]")
+    power_pipeline_growth_per_year: GrowthRate = Field(
+        description="growth rate of its capacity implied by the projects under way at the "
+                    "start [fraction/yr], no faster than its nation's power_buildout_per_year: "
+                    "they come online over the first market.power_build_lag_months; later "
+                    "capacity is what it builds (an outcome)")
+    power_projects_mw: dict[Month, NonNegative] = Field(
+        default_factory=dict, description="announced projects it is handed {month online = "
+                                          "MW} (inputs: dated programmes), on top of its own "
+                                          "builds")
     fleet: dict[str, NonNegative] = Field(default_factory=dict,
                                           description="installed chips at the start {chip = units}")
     fleet_age_years: NonNegative = Field(default=1.0, description="average age of that fleet [yr]")
@@ -309,7 +318,11 @@ class Lab(_Model):
                                                                  "shares are chosen [fraction]")
     can_build: bool = Field(default=False, description="may buy chips and run its own clusters")
     power_mw: NonNegative = Field(default=0.0, description="own datacenter power at start [MW]")
-    power_growth_per_year: GrowthRate = Field(default=0.5, description="[fraction/yr]")
+    power_pipeline_growth_per_year: GrowthRate = Field(
+        default=0.5, description="growth rate of its own capacity implied by the projects "
+                                 "under way at the start [fraction/yr] (as a cloud's)")
+    power_projects_mw: dict[Month, NonNegative] = Field(
+        default_factory=dict, description="announced projects {month online = MW}")
     fleet: dict[str, NonNegative] = Field(default_factory=dict, description="own chips at start")
     vendor_preference: dict[str, Positive] = Field(default_factory=dict,
                                                    description="vendor weights when it builds")
@@ -507,6 +520,16 @@ class Market(_Model):
                                                                "gap [-]")
     chip_lead_time_months: Annotated[int, Field(ge=0, le=24)] = Field(
         default=3, description="order-to-delivery time for chips [months]")
+    power_build_lag_months: Annotated[int, Field(ge=0, le=60)] = Field(
+        default=18, description="months from starting a datacenter power project to its "
+                                "power coming online [months]")
+    datacenter_capex_usd_per_mw: NonNegative = Field(
+        default=10e6, description="build cost of datacenter shell, power and cooling per MW "
+                                  "of facility power [USD/MW]")
+    power_planning_memory_months: Annotated[float, Field(ge=1, le=120,
+                                                         allow_inf_nan=False)] = Field(
+        default=6.0, description="mean age of the adaptive expectation of the chips an owner "
+                                 "wants to order a month, which it builds power for [months]")
     retire_after_years: Annotated[float, Field(ge=MIN_RETIRE_AFTER_YEARS,
                                                allow_inf_nan=False)] = Field(
         default=6.0, description=f"age at which chips retire [yr], at least "

@@ -18,8 +18,9 @@ PURE_MARKET = {"market", "market.costs", "market.catalog", "market.controls", "m
                "market.timeline", "market.errors", "market.world"}
 PURE_CORE = ("market.costs", "market.catalog", "market.controls", "market.clearing")
 PHASES = ("market.chip_trade", "market.gpu_hours", "market.hour_prices", "market.lab_builds",
-          "market.collect", "market.world")
-MAX_MODEL_LINES = 350
+          "market.power_builds", "market.cloud_orders", "market.policies", "market.collect",
+          "market.world")
+MAX_MODEL_LINES = 260
 
 
 def _module_name(path: Path) -> str:

@@ -51,13 +51,16 @@ def test_no_capex_path_in_the_cloud_schema_or_any_built_in_scenario(baseline):
 
 
 def test_capex_is_an_output_column_equal_to_the_clouds_committed_orders(baseline, base_tables):
-    """`clouds.capex_usd` is what each cloud committed to chips that month: the sum of its
-    regular orders in the `orders` table, and it varies (it is no input path)."""
+    """`clouds.capex_usd` is what each cloud committed to chips that month (the sum of its
+    regular orders in the `orders` table) and to datacenter power (`power_capex_usd`), and it
+    varies (it is no input path)."""
     assert COLUMNS["clouds"][-1] == "capex_usd"
     clouds = base_tables["clouds"]
     orders = base_tables["orders"]
     mine = orders[orders.buyer.isin(set(baseline.clouds)) & (orders.order_kind == "regular")]
-    assert clouds["capex_usd"].sum() == pytest.approx(mine["committed_usd"].sum(), rel=1e-9)
+    chips = clouds["capex_usd"] - clouds["power_capex_usd"]
+    assert chips.sum() == pytest.approx(mine["committed_usd"].sum(), rel=1e-9)
+    assert 0 < clouds["power_capex_usd"].sum() < chips.sum()
     yearly = clouds.groupby(clouds.date.dt.year)["capex_usd"].sum()
     assert (yearly > 0).all() and yearly.nunique() == len(yearly)
     assert (clouds["capex_usd"] <= clouds["financing_allowance_usd"] * (1 + 1e-9)).all()

@@ -51,6 +51,9 @@ TEMPLATES: dict[tuple, typing.Any] = {
                                      "not_before": "2022-03", "cooldown_months": 1,
                                      "repeat": True}],
     ("foundries", "smic", "yield_path"): {"points": {"2022-01": 0.5}},
+    # every cloud and lab: an announced power project to set the bound on
+    ("clouds", "*", "power_projects_mw"): {"2023-01": 10.0},
+    ("labs", "*", "power_projects_mw"): {"2023-01": 10.0},
 }
 EVENTS: dict[str, dict] = {
     "export_control": {"rule": "oct2023"},
@@ -152,6 +155,8 @@ def _set_all(node, path: tuple, value, where: tuple = ()) -> int:
         return 1
     if node.get(key) in (None, [], {}):
         template = TEMPLATES.get(where + (key,))
+        if template is None and len(where) >= 2:      # one for every id of a table
+            template = TEMPLATES.get((where[0], "*", *where[2:], key))
         if template is None:
             return 0
         node[key] = copy.deepcopy(template)

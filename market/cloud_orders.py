@@ -1,0 +1,52 @@
+"""The clouds' investment phase: each cloud reprices, raises its month's financing, orders
+the chips its expected returns call for and starts the power its fleet will need.
+
+A phase module (docs/model.md, "8. Clouds reprice and invest"): the decisions sit with the
+cloud (`agents.cloud.Cloud.reprice`, `finance`, `plan_capacity`); the order desk places what
+it decided (`market.chip_trade.order_chips`) and the grid shares out power
+(`market.power_builds`). It imports nothing from its caller.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from market import chip_trade
+from market.power_builds import power_request_mw, start_power
+
+
+def plan_capacity(model) -> None:
+    """Each cloud reprices, raises its month's financing and orders the chips its expected
+    returns call for (`Cloud.plan_capacity`) within it, then starts the power its fleet will
+    need within its nation's grid and the money left (`market.power_builds`); the spend is
+    booked (capex, an output) and what own funds do not cover is borrowed."""
+    p = model.params
+    backlog = chip_trade.site_backlog_h100e(model)
+    # what a new order waits at each vendor, at most the run's length [months]
+    waits = np.array([v.lead_time for v in model.vendors.values()], dtype=float)
+    model.vendor_waits_months = np.minimum(np.nan_to_num(waits, posinf=model.n_months),
+                                           model.n_months)
+    chips_usd, allowances, requests = [], [], []
+    for cloud in model.clouds:
+        cloud.reprice(p.margin_response)
+        allowance = cloud.finance(cloud.fleet_energy_usd_per_month(), p.retire_after_years,
+                                  model.month)
+        offer = chip_trade.best_offer(model, cloud.site, cloud.vendor_weights)
+        cloud.wanted_order_h100e = 0.0
+        want = cloud.plan_capacity(offer, backlog[cloud.site]) if offer is not None else 0.0
+        spent = 0.0
+        if want > 0:
+            spent = chip_trade.order_chips(model, cloud.site, cloud.cloud_id, want, allowance,
+                                           cloud.vendor_weights)
+        chips_usd.append(spent)
+        allowances.append(allowance)
+        # and the power its fleet will need, from what the allowance leaves
+        requests.append((cloud.site, power_request_mw(
+            model, cloud.site, cloud.wanted_order_h100e, backlog[cloud.site],
+            cloud.facility_mw_per_h100e), allowance - spent))
+    power = start_power(model, requests)
+    for cloud, chips, allowance, (mw, usd) in zip(model.clouds, chips_usd, allowances, power):
+        cloud.spend(chips + usd)
+        model.records["cloud_capex"].append((model.step_index, cloud.cloud_id, chips + usd,
+                                             allowance, cloud.debt_usd, usd, mw,
+                                             model.sites[cloud.site].capacity_mw(model.month)))

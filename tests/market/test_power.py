@@ -1,0 +1,101 @@
+"""Datacenter power as an outcome: owners build it, their nations' grids bound it.
+
+Pure functions and a `Site` on worked numbers, then real runs of the baseline (seed 1): the
+power online comes only from the projects under way at the start and the owners' builds,
+never exceeds what the grid allows, costs what the scenario says a MW costs, and a slower
+grid leaves a nation with less power and fewer chips installed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.fleet import Site
+from agents.strategies import power_to_start_mw
+from market.model import ComputeMarket
+from market.outputs import collect_tables, release, run_tables
+from market.power_builds import grid_room_mw
+from scenarios.loader import load_scenario
+
+
+def test_an_owner_builds_for_its_fleet_and_the_orders_it_expects_over_the_lag():
+    # fleet draws 100 MW; it expects to want 5 MW of chips a month for 12 months: 160 MW
+    # needed, 120 online and under way: it starts 40
+    assert power_to_start_mw(100.0, 5.0, 12, 120.0) == pytest.approx(40.0)
+    assert power_to_start_mw(100.0, 5.0, 12, 200.0) == 0.0
+    assert power_to_start_mw(100.0, -3.0, 12, 90.0) == pytest.approx(10.0)
+
+
+def test_a_site_brings_its_projects_online_after_the_lag():
+    site = Site("x", 0, power_mw=100.0, pue=1.2, n_chips=1, start_month=0,
+                pipeline_growth_per_year=1.0, build_lag_months=12, projects_mw={30: 50.0})
+    # the projects under way at the start double it over the first year, then stop
+    assert site.capacity_mw(0) == pytest.approx(100.0)
+    assert site.capacity_mw(6) == pytest.approx(100.0 * 2 ** 0.5)
+    assert site.capacity_mw(12) == pytest.approx(200.0)
+    assert site.capacity_mw(29) == pytest.approx(200.0)
+    assert site.capacity_mw(30) == pytest.approx(250.0)          # the announced project
+    site.start_build(20, 40.0)
+    assert site.capacity_mw(31) == pytest.approx(250.0)
+    assert site.capacity_mw(32) == pytest.approx(290.0)          # 20 + 12 months
+    assert site.committed_mw() == pytest.approx(290.0)
+    site.power_factor = 0.5                                       # a power-constraint shock
+    assert site.capacity_mw(40) == pytest.approx(145.0)
+
+
+@pytest.fixture(scope="module")
+def run():
+    scenario = load_scenario("baseline").scenario
+    m = ComputeMarket(scenario, seed=1)
+    rooms = []
+    try:
+        for _ in range(72):
+            m.step()
+            rooms.append(grid_room_mw(m))
+        yield m, collect_tables(m), np.array(rooms)
+    finally:
+        release(m)
+
+
+def test_power_grows_by_the_owners_builds_within_the_grid(run):
+    m, t, rooms = run
+    assert np.all(rooms >= 0)
+    years = (m.month + m.params.power_build_lag_months - m.start_month) / 12.0
+    cap = m.grid_mw0 * (1 + m.grid_growth_per_year) ** years
+    committed = np.bincount(m.site_nation, weights=[s.committed_mw() for s in m.sites],
+                            minlength=cap.size)
+    # what the projects under way at the start brought is within the cap too
+    assert np.all(committed <= cap * (1 + 1e-9) + 1e-6)
+    clouds = t["clouds"]
+    started = clouds.groupby("cloud").power_started_mw.sum()
+    assert started.sum() > 0
+    # every cloud's power online: its start, its pipeline and what it started a lag before
+    lag = m.params.power_build_lag_months
+    for cloud in m.clouds:
+        site = m.sites[cloud.site]
+        mine = clouds[clouds.cloud == cloud.cloud_id].set_index("step")
+        own = mine.power_started_mw[mine.index <= m.step_index - lag].sum()
+        pipeline = sum(mw for first, mw in site.builds[:lag])
+        assert site.capacity_mw(m.month) == pytest.approx(site.power_mw0 + pipeline + own,
+                                                          rel=1e-9)
+
+
+def test_power_costs_what_a_mw_costs_and_counts_in_capex(run):
+    m, t, _ = run
+    c = t["clouds"]
+    assert np.allclose(c.power_capex_usd, c.power_started_mw * m.params.datacenter_capex_usd_per_mw)
+    assert np.all(c.capex_usd >= c.power_capex_usd - 1e-6)
+    assert c.power_capex_usd.sum() > 0
+
+
+def test_a_slower_grid_leaves_a_nation_less_power_and_fewer_chips():
+    def us(sets):
+        t = run_tables(load_scenario("baseline", sets).scenario, 1, months=60)
+        c, comp = t["clouds"], t["compute"]
+        last = c.date.max()
+        power = c[(c.region == "US") & (c.date == last)].power_mw.sum()
+        installed = comp[(comp.nation == "US") & (comp.date == last)].installed_h100e.sum()
+        return power, installed
+    fast, slow = us([]), us(["nations.US.power_buildout_per_year=0.3"])
+    assert slow[0] < 0.8 * fast[0] and slow[1] < fast[1]
