@@ -6,6 +6,8 @@ Units are chips; power in MW; values in USD per chip (including the server share
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 import numpy as np
 
 from market.costs import HARDWARE_VALUE_DECLINE_PER_YEAR
@@ -156,28 +158,45 @@ class Site:
         self.power_factor = 1.0  # multiplier from regional power-constraint shocks
         #: (month online, MW): projects under way at the start, announced ones, its own
         self.builds: list[tuple[int, float]] = []
+        # the same as months online in order and the MW online by each (a running sum,
+        # so reading the capacity does not re-add every project)
+        self._months: list[int] = []
+        self._online: list[float] = []
         g = 1.0 + pipeline_growth_per_year
         for m in range(1, self.build_lag_months + 1):
-            self.builds.append((start_month + m,
-                                power_mw * (g ** (m / 12.0) - g ** ((m - 1) / 12.0))))
+            self._add(start_month + m, power_mw * (g ** (m / 12.0) - g ** ((m - 1) / 12.0)))
         for month, mw in sorted((projects_mw or {}).items()):
-            self.builds.append((int(month), float(mw)))
+            self._add(int(month), float(mw))
+        self.announced_mw = float(sum((projects_mw or {}).values()))
         #: adaptive expectation of the H100e its owner wants to order a month [H100e]
         self.expected_order_h100e: float | None = None
+        #: what a lab owner pays a month for the power built for it [USD/month]
+        self.lease_usd_per_month = 0.0
+
+    def _add(self, month: int, mw: float) -> None:
+        self.builds.append((month, mw))
+        if self._months and month < self._months[-1]:         # out of order: re-sort
+            pairs = sorted(self.builds, key=lambda b: b[0])
+            self._months = [m for m, _ in pairs]
+            self._online = list(np.cumsum([w for _, w in pairs]))
+        else:
+            self._months.append(month)
+            self._online.append((self._online[-1] if self._online else 0.0) + mw)
 
     def capacity_mw(self, month: int) -> float:
         """Power online in `month` [MW] (projects under way online by then count)."""
-        online = sum(mw for first, mw in self.builds if first <= month)
+        k = bisect_right(self._months, month)
+        online = self._online[k - 1] if k else 0.0
         return (self.power_mw0 + online) * self.power_factor
 
     def committed_mw(self) -> float:
         """Power online and under construction, shocks aside [MW]."""
-        return self.power_mw0 + sum(mw for _, mw in self.builds)
+        return self.power_mw0 + (self._online[-1] if self._online else 0.0)
 
     def start_build(self, month: int, mw: float) -> None:
         """Start `mw` of power this month; it comes online after the build lag."""
         if mw > 0:
-            self.builds.append((month + self.build_lag_months, mw))
+            self._add(month + self.build_lag_months, mw)
 
     def installed_mw(self, mw_per_chip: np.ndarray) -> float:
         """Facility power of the installed chips at full load [MW] (chip x server x PUE)."""

@@ -43,7 +43,7 @@ def plan_capacity(model) -> None:
         # and the power its fleet will need, from what the allowance leaves
         requests.append((cloud.site, power_request_mw(
             model, cloud.site, cloud.wanted_order_h100e, backlog[cloud.site],
-            cloud.facility_mw_per_h100e), allowance - spent))
+            cloud.facility_mw_per_h100e), allowance - spent, p.datacenter_capex_usd_per_mw))
     power = start_power(model, requests)
     for cloud, chips, allowance, (mw, usd) in zip(model.clouds, chips_usd, allowances, power):
         cloud.spend(chips + usd)

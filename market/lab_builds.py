@@ -3,9 +3,9 @@
 A phase module (docs/model.md, "6. Labs build"): it reads each building lab's best chip offer,
 its open orders and last month's contract price from the model and lets the lab decide
 (`agents.lab.Lab.plan_build`); `market.chip_trade.order_chips` places what it decided, paid
-from this month's budget, and the lab starts the power its cluster will need from what the
-budget leaves (`market.power_builds`); what is left rents in the GPU-hour market. It imports
-nothing from its caller.
+from this month's budget, and the lab starts the power its cluster will need, renting it
+from then on (`market.power_builds`); what the budget leaves rents in the GPU-hour market. It
+imports nothing from its caller.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from market import chip_trade
-from market.power_builds import power_request_mw, start_power
+from market.power_builds import lease_usd_per_mw_month, power_request_mw, start_power
 from market.world import HOURS_PER_MONTH
 
 
@@ -31,6 +31,7 @@ def labs_build(model) -> None:
                                 model.serving_value, model.training_value)
     backlog = chip_trade.site_backlog_h100e(model)
     hours = HOURS_PER_MONTH * p.availability
+    lease_per_mw = lease_usd_per_mw_month(model)
     rows, requests = [], []
     for row in model.builders:
         if not book.active(model.month)[row]:
@@ -58,6 +59,10 @@ def labs_build(model) -> None:
         rows.append(row)
         requests.append((site_i, power_request_mw(model, site_i, max(want, 0.0),
                                                   backlog[site_i], facility_mw_per_h100e),
-                         float(book.budget_usd[row] - book.capex_usd[row])))
-    for row, (_, usd) in zip(rows, start_power(model, requests)):
-        book.capex_usd[row] += usd
+                         float(book.budget_usd[row] - book.capex_usd[row]
+                               - model.sites[site_i].lease_usd_per_month), lease_per_mw))
+    for site_i, (_, usd) in zip((r[0] for r in requests), start_power(model, requests)):
+        model.sites[site_i].lease_usd_per_month += usd
+    # every building lab pays the rent of the power built for it, from its budget
+    for row in model.builders:
+        book.capex_usd[row] += model.sites[int(book.site[row])].lease_usd_per_month

@@ -526,6 +526,9 @@ class Market(_Model):
     datacenter_capex_usd_per_mw: NonNegative = Field(
         default=10e6, description="build cost of datacenter shell, power and cooling per MW "
                                   "of facility power [USD/MW]")
+    datacenter_life_years: Annotated[float, Field(ge=1, le=60, allow_inf_nan=False)] = Field(
+        default=15.0, description="years over which a lab's rent recovers the build cost of "
+                                  "the power built for it, at lab_cost_of_capital [yr]")
     power_planning_memory_months: Annotated[float, Field(ge=1, le=120,
                                                          allow_inf_nan=False)] = Field(
         default=6.0, description="mean age of the adaptive expectation of the chips an owner "

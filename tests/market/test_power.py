@@ -16,6 +16,7 @@ from agents.strategies import power_to_start_mw
 from market.model import ComputeMarket
 from market.outputs import collect_tables, release, run_tables
 from market.power_builds import grid_room_mw
+from market.timeline import parse_month
 from scenarios.loader import load_scenario
 
 
@@ -99,3 +100,66 @@ def test_a_slower_grid_leaves_a_nation_less_power_and_fewer_chips():
         return power, installed
     fast, slow = us([]), us(["nations.US.power_buildout_per_year=0.3"])
     assert slow[0] < 0.8 * fast[0] and slow[1] < fast[1]
+
+
+def test_the_grid_shares_its_room_pro_rata_and_money_cuts_a_project():
+    """Two US clouds ask for more than the US grid has left: each gets the same share of
+    its request; a third whose money covers only 1 MW starts 1 MW."""
+    from market.power_builds import grid_room_mw, start_power
+    m = ComputeMarket(load_scenario("baseline").scenario, seed=1)
+    try:
+        m.step()
+        us = [c.site for c in m.clouds if c.region == "US"][:3]
+        room = grid_room_mw(m)[m.sites[us[0]].nation]
+        usd = m.params.datacenter_capex_usd_per_mw
+        got = start_power(m, [(us[0], room, 1e15, usd), (us[1], 3 * room, 1e15, usd),
+                              (us[2], 1.0, 1.0 * usd, usd)])
+        assert got[1][0] == pytest.approx(3 * got[0][0], rel=1e-9)
+        assert got[0][0] + got[1][0] + got[2][0] <= room * (1 + 1e-9)
+        assert got[2][0] <= 1.0 + 1e-9 and got[2][1] == pytest.approx(got[2][0] * usd)
+        assert grid_room_mw(m)[m.sites[us[0]].nation] == pytest.approx(0.0, abs=1e-6)
+    finally:
+        release(m)
+
+
+def test_announced_projects_raise_the_grid_cap_by_their_size():
+    """An announced 5 GW project is a grid connection handed with the programme: it adds to
+    the nation's cap, so the owners' own builds keep the room they had."""
+    base = ComputeMarket(load_scenario("baseline").scenario, seed=1)
+    big = ComputeMarket(load_scenario("baseline", [
+        'clouds.g42.power_projects_mw={"2025-01" = 5000.0}']).scenario, seed=1)
+    try:
+        gulf = base.nation_index["Gulf"]
+        for m in (base, big):
+            m.step()
+        assert grid_room_mw(big)[gulf] == pytest.approx(grid_room_mw(base)[gulf], rel=1e-9)
+        assert big.sites[big.clouds[[c.cloud_id for c in big.clouds].index("g42")].site] \
+            .capacity_mw(parse_month("2025-01")) >= 5000.0
+    finally:
+        release(base)
+        release(big)
+
+
+def test_a_building_lab_rents_its_power_from_its_budget():
+    """The power built for a lab is paid as a rent every month from then on (the build cost
+    recovered over the datacenter's life at the lab's cost of capital): a lab that built
+    power pays at least that rent in each later month, within its budget."""
+    from market.power_builds import lease_usd_per_mw_month
+    m = ComputeMarket(load_scenario("baseline").scenario, seed=1)
+    try:
+        rents = []
+        for _ in range(60):
+            m.step()
+            rents.append([m.sites[int(m.book.site[row])].lease_usd_per_month
+                          for row in m.builders])
+        rents = np.array(rents)
+        assert rents.max() > 0 and np.all(np.diff(rents, axis=0) >= -1e-9)
+        row = m.builders[int(np.argmax(rents[-1]))]
+        site = m.sites[int(m.book.site[row])]
+        own_mw = sum(mw for _, mw in site.builds[m.params.power_build_lag_months:])
+        assert site.lease_usd_per_month == pytest.approx(own_mw * lease_usd_per_mw_month(m),
+                                                         rel=1e-9)
+        assert m.book.capex_usd[row] >= site.lease_usd_per_month - 1e-6
+        assert m.book.capex_usd[row] <= m.book.budget_usd[row] * (1 + 1e-9) + 1e-6
+    finally:
+        release(m)
