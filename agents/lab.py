@@ -41,18 +41,35 @@ def owned_cost_usd_per_h100e_hour(hardware_usd: float, h100e_per_chip: float,
         / max(utilization, 1e-9) / h100e_per_chip
 
 
-def build_order_h100e(wanted_h100e: float, have_h100e: float, owned_usd_per_h100e_hour: float,
-                      rent_usd_per_h100e_hour: float | None, gap_closure_per_month: float
-                      ) -> float:
-    """Build or rent: H100e a building lab orders this month (0: none).
-
-    It builds when owning a new chip's hour costs less than renting one on a contract; then it
-    orders `gap_closure_per_month` of the gap between the compute it wants on its own site and
-    what it has installed and on order [H100e].
-    """
-    if rent_usd_per_h100e_hour is None or owned_usd_per_h100e_hour >= rent_usd_per_h100e_hour:
+def build_share(owned_usd_per_h100e_hour: float, rent_usd_per_h100e_hour: float | None,
+                price_sensitivity: float) -> float:
+    """Share of its compute a building lab wants on its own site [-]: a binary logit over the
+    log costs of owning and renting an hour, 1 / (1 + (own / rent)^beta), with the buyers'
+    weight on log effective cost (`market.choice_price_sensitivity`, as in their choice of
+    tier and instrument, `agents.pricing.choose_options`): half at equal costs, all or
+    nothing only as beta grows (McFadden 1974). 0 with no rent to compare with."""
+    if rent_usd_per_h100e_hour is None or rent_usd_per_h100e_hour <= 0:
         return 0.0
-    return max(wanted_h100e - have_h100e, 0.0) * gap_closure_per_month
+    ratio = max(owned_usd_per_h100e_hour, 0.0) / rent_usd_per_h100e_hour
+    return float(1.0 / (1.0 + ratio ** price_sensitivity))
+
+
+def build_order_h100e(wanted_h100e: float, have_h100e: float, owned_usd_per_h100e_hour: float,
+                      rent_usd_per_h100e_hour: float | None, gap_closure_per_month: float,
+                      price_sensitivity: float = np.inf) -> float:
+    """Build or rent: H100e a building lab orders this month (0: none): it wants the
+    `build_share` of the compute it wants on its own site, and orders
+    `gap_closure_per_month` of the gap between that and what it has installed and on order
+    [H100e]. An infinite `price_sensitivity` is the all-or-nothing rule: build everything
+    while owning is cheaper than a contract."""
+    if rent_usd_per_h100e_hour is None:
+        return 0.0
+    if np.isinf(price_sensitivity):
+        share = 1.0 if owned_usd_per_h100e_hour < rent_usd_per_h100e_hour else 0.0
+    else:
+        share = build_share(owned_usd_per_h100e_hour, rent_usd_per_h100e_hour,
+                            price_sensitivity)
+    return max(share * wanted_h100e - have_h100e, 0.0) * gap_closure_per_month
 
 
 class LabBook:
@@ -234,5 +251,5 @@ class Lab(mesa.Agent):
         have = float((site.fleet.units_by_chip() + site.fleet.pipeline_by_chip()) @ worth) \
             + backlog_h100e * worth[chip] / m.h100e[chip]
         order = build_order_h100e(wanted_h100e, have, owned, rent_usd_per_h100e_hour,
-                                  p.build_gap_closure_per_month)
+                                  p.build_gap_closure_per_month, p.choice_price_sensitivity)
         return order * m.h100e[chip] / worth[chip]

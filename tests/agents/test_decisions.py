@@ -9,7 +9,7 @@ import pytest
 
 from agents.buyers import sourcing_plan
 from agents.cloud import investment_order_h100e, order_decision_h100e
-from agents.lab import build_order_h100e, owned_cost_usd_per_h100e_hour
+from agents.lab import build_order_h100e, build_share, owned_cost_usd_per_h100e_hour
 from agents.nation import announced_rules
 from agents.strategies import (
     adaptive_expectation,
@@ -147,6 +147,22 @@ def test_a_lab_rents_when_owning_is_dearer_or_nothing_is_missing():
     assert build_order_h100e(1_000.0, 400.0, 2.35, 2.0, 0.33) == 0.0
     assert build_order_h100e(1_000.0, 1_200.0, 2.35, 3.0, 0.33) == 0.0
     assert build_order_h100e(1_000.0, 400.0, 2.35, None, 0.33) == 0.0
+
+
+def test_the_build_share_is_a_logit_over_owning_and_renting():
+    """At equal costs a lab wants half its compute on its own site; at beta 6, owning at 2.35
+    against a 3.0 contract: 1 / (1 + (2.35 / 3)^6) = 0.81 of 1,000 H100e, less 400 it has,
+    a third of the gap ordered; the share rises with the rent and tends to the all-or-nothing
+    rule as beta grows."""
+    assert build_share(2.0, 2.0, 6.0) == pytest.approx(0.5)
+    share = 1.0 / (1.0 + (2.35 / 3.0) ** 6)
+    assert build_share(2.35, 3.0, 6.0) == pytest.approx(share)
+    assert build_order_h100e(1_000.0, 400.0, 2.35, 3.0, 0.33, 6.0) == pytest.approx(
+        (share * 1_000.0 - 400.0) * 0.33)
+    assert build_share(2.35, 2.0, 6.0) < 0.5 < build_share(2.35, 3.0, 6.0) \
+        < build_share(2.35, 4.0, 6.0)
+    assert build_share(2.35, 3.0, 200.0) == pytest.approx(1.0)
+    assert build_share(2.35, None, 6.0) == 0.0
 
 
 # ------------------------------------------------------------ announced rules ---
