@@ -165,9 +165,10 @@ class Site:
         g = 1.0 + pipeline_growth_per_year
         for m in range(1, self.build_lag_months + 1):
             self._add(start_month + m, power_mw * (g ** (m / 12.0) - g ** ((m - 1) / 12.0)))
-        for month, mw in sorted((projects_mw or {}).items()):
-            self._add(int(month), float(mw))
-        self.announced_mw = float(sum((projects_mw or {}).values()))
+        #: announced projects (month online, MW): under way from a build lag before
+        self.announced = [(int(m), float(mw)) for m, mw in sorted((projects_mw or {}).items())]
+        for month, mw in self.announced:
+            self._add(month, mw)
         #: adaptive expectation of the H100e its owner wants to order a month [H100e]
         self.expected_order_h100e: float | None = None
         #: what a lab owner pays a month for the power built for it [USD/month]
@@ -183,15 +184,23 @@ class Site:
             self._months.append(month)
             self._online.append((self._online[-1] if self._online else 0.0) + mw)
 
+    def _online_by(self, month: int) -> float:
+        k = bisect_right(self._months, month)
+        return self.power_mw0 + (self._online[k - 1] if k else 0.0)
+
     def capacity_mw(self, month: int) -> float:
         """Power online in `month` [MW] (projects under way online by then count)."""
-        k = bisect_right(self._months, month)
-        online = self._online[k - 1] if k else 0.0
-        return (self.power_mw0 + online) * self.power_factor
+        return self._online_by(month) * self.power_factor
 
-    def committed_mw(self) -> float:
-        """Power online and under construction, shocks aside [MW]."""
-        return self.power_mw0 + (self._online[-1] if self._online else 0.0)
+    def committed_mw(self, month: int) -> float:
+        """Power online and under construction in `month`, shocks aside [MW]: every project
+        is under way for the build lag before it comes online (an announced one too, so it
+        does not hold its owner's own builds back before it has begun)."""
+        return self._online_by(month + self.build_lag_months)
+
+    def announced_mw(self, month: int) -> float:
+        """Announced projects online by `month` [MW]."""
+        return sum(mw for first, mw in self.announced if first <= month)
 
     def start_build(self, month: int, mw: float) -> None:
         """Start `mw` of power this month; it comes online after the build lag."""

@@ -128,9 +128,6 @@ class ComputeMarket(mesa.Model):
                                     minlength=len(self.nation_ids))
         self.grid_growth_per_year = np.array([self.nations[n].power_buildout_per_year
                                               for n in self.nation_ids])
-        self.grid_announced_mw = np.bincount(
-            self.site_nation, weights=[s.announced_mw for s in self.sites],
-            minlength=len(self.nation_ids))
         self.cloud_sites = np.array([c.site for c in self.clouds], dtype=np.int64)
         self.cloud_fleets = CloudFleets([self.sites[c.site].fleet for c in self.clouds],
                                         len(self.chip_ids))

@@ -24,10 +24,13 @@ from agents.strategies import adaptive_expectation, power_to_start_mw
 
 def grid_cap_mw(model, month: int) -> np.ndarray:
     """Datacenter power each nation's grid may have connected by `month` [MW]: its sites'
-    power at the start grown at its `power_buildout_per_year`, plus the announced projects it
-    was handed (inputs: their grid connections are part of the programme)."""
+    power at the start grown at its `power_buildout_per_year`, plus the announced projects
+    online by then (inputs: their grid connections are part of the programme)."""
     years = (month - model.start_month) / 12.0
-    return model.grid_mw0 * (1.0 + model.grid_growth_per_year) ** years + model.grid_announced_mw
+    announced = np.bincount(model.site_nation,
+                            weights=[site.announced_mw(month) for site in model.sites],
+                            minlength=model.grid_mw0.size)
+    return model.grid_mw0 * (1.0 + model.grid_growth_per_year) ** years + announced
 
 
 def grid_room_mw(model) -> np.ndarray:
@@ -36,7 +39,7 @@ def grid_room_mw(model) -> np.ndarray:
     not used in a month is there the next)."""
     cap = grid_cap_mw(model, model.month + model.params.power_build_lag_months)
     committed = np.bincount(model.site_nation,
-                            weights=[site.committed_mw() for site in model.sites],
+                            weights=[site.committed_mw(model.month) for site in model.sites],
                             minlength=cap.size)
     return np.maximum(cap - committed, 0.0)
 
@@ -57,7 +60,7 @@ def power_request_mw(model, site_i: int, wanted_order_h100e: float, backlog_h100
     # online; later orders are the next projects'
     months = max(site.build_lag_months - model.params.chip_lead_time_months, 0)
     return power_to_start_mw(fleet_mw, site.expected_order_h100e * facility_mw_per_h100e,
-                             months, site.committed_mw())
+                             months, site.committed_mw(model.month))
 
 
 def lease_usd_per_mw_month(model) -> float:

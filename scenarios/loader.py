@@ -43,7 +43,7 @@ from market.clearing import RATIONING
 from market.controls import RuleBook, load_rules, order_regime, rule_problems
 from market.errors import ScenarioError, UnknownNameError
 from market.timeline import parse_month
-from scenarios.schema import Scenario
+from scenarios.schema import MONTH_PATTERN, Scenario
 
 _MERGE_ONLY_KEYS = ("drop_events",)
 #: Largest scenario file read [bytes]: scenarios are tens of KB of text (baseline.toml: ~40 KB);
@@ -440,6 +440,15 @@ def _description(loc: tuple) -> str | None:
     return info.description if info is not None else None
 
 
+#: Fields a release removed, with what to use instead (the message a scenario that still
+#: sets one gets).
+REMOVED_FIELDS = {
+    "power_growth_per_year": "unknown field: removed in 0.10.0, power is built by its owner "
+                             "now; power_pipeline_growth_per_year sizes the projects under way "
+                             "at the start and power_projects_mw hands it announced ones",
+}
+
+
 def _validate(data: dict, origins: dict, source: str, strict: bool = True) -> Scenario:
     """Validate against the schema. `strict`: TOML values are typed, so a boolean is not a
     number and 1.5 is not a count (pydantic's lax mode would take `true` as 1.0)."""
@@ -455,7 +464,10 @@ def _validate(data: dict, origins: dict, source: str, strict: bool = True) -> Sc
             where = _origin(origins, loc, source)
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
-                msg = "unknown field"
+                msg = REMOVED_FIELDS.get(str(loc[-1]), "unknown field")
+            elif err["type"] == "string_pattern_mismatch" and "YYYY" not in msg \
+                    and err.get("ctx", {}).get("pattern") == MONTH_PATTERN:
+                msg = "expected a month YYYY-MM"
             # a whole table is not quoted (a model-level rule names its fields)
             found = ("" if err["type"] == "missing" or isinstance(err["input"], dict)
                      else f" (found {_quote(err['input'])})")
@@ -543,6 +555,11 @@ def check_references(s: Scenario) -> list[tuple[str, str]]:
                 problems.append((f"{kind}.{oid}.fleet", f"the starting fleet needs "
                                  f"{need_mw:,.1f} MW at PUE {pue}, more than power_mw "
                                  f"({o.power_mw:,.1f} MW)"))
+            for month in o.power_projects_mw:
+                if not start < parse_month(month) <= end:
+                    problems.append((f"{kind}.{oid}.power_projects_mw.{month}",
+                                     f"a project online in {month} is outside the run (after "
+                                     f"{s.start}, by {s.end}); power at the start is power_mw"))
             for chip in o.fleet:
                 known("chip", chip, set(catalog), f"{kind}.{oid}.fleet.{chip}")
                 if chip in catalog and chip not in sold and catalog[chip].unit_price_usd is None:

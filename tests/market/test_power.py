@@ -15,7 +15,7 @@ from agents.fleet import Site
 from agents.strategies import power_to_start_mw
 from market.model import ComputeMarket
 from market.outputs import collect_tables, release, run_tables
-from market.power_builds import grid_room_mw
+from market.power_builds import grid_cap_mw, grid_room_mw
 from market.timeline import parse_month
 from scenarios.loader import load_scenario
 
@@ -40,7 +40,10 @@ def test_a_site_brings_its_projects_online_after_the_lag():
     site.start_build(20, 40.0)
     assert site.capacity_mw(31) == pytest.approx(250.0)
     assert site.capacity_mw(32) == pytest.approx(290.0)          # 20 + 12 months
-    assert site.committed_mw() == pytest.approx(290.0)
+    assert site.committed_mw(20) == pytest.approx(290.0)
+    # the announced project is under way only from a lag before it comes online
+    assert site.committed_mw(10) == pytest.approx(200.0)
+    assert site.committed_mw(18) == pytest.approx(250.0)
     site.power_factor = 0.5                                       # a power-constraint shock
     assert site.capacity_mw(40) == pytest.approx(145.0)
 
@@ -62,9 +65,8 @@ def run():
 def test_power_grows_by_the_owners_builds_within_the_grid(run):
     m, t, rooms = run
     assert np.all(rooms >= 0)
-    years = (m.month + m.params.power_build_lag_months - m.start_month) / 12.0
-    cap = m.grid_mw0 * (1 + m.grid_growth_per_year) ** years
-    committed = np.bincount(m.site_nation, weights=[s.committed_mw() for s in m.sites],
+    cap = grid_cap_mw(m, m.month + m.params.power_build_lag_months)
+    committed = np.bincount(m.site_nation, weights=[s.committed_mw(m.month) for s in m.sites],
                             minlength=cap.size)
     # what the projects under way at the start brought is within the cap too
     assert np.all(committed <= cap * (1 + 1e-9) + 1e-6)
@@ -138,6 +140,18 @@ def test_announced_projects_raise_the_grid_cap_by_their_size():
     finally:
         release(base)
         release(big)
+
+
+def test_an_announced_project_does_not_hold_back_its_owners_builds_before_it_begins():
+    """CoreWeave handed 3 GW for 2029-01: until the project is under way (a build lag
+    before), it builds for its fleet as it would without it."""
+    def coreweave_power(sets):
+        t = run_tables(load_scenario("baseline", sets).scenario, 1, months=60)
+        c = t["clouds"]
+        return c[(c.cloud == "coreweave") & (c.date == c.date.max())].power_mw.iloc[0]
+    base = coreweave_power([])
+    handed = coreweave_power(['clouds.coreweave.power_projects_mw={"2029-01" = 3000.0}'])
+    assert base > 100.0 and handed == pytest.approx(base, rel=0.25)
 
 
 def test_a_building_lab_rents_its_power_from_its_budget():

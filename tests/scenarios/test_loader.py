@@ -108,8 +108,12 @@ def test_bad_scenarios_name_file_field_and_expectation(fixture, expected):
     ("market.mfu", "expected path=value"),
     ("market.typo=3", "--set market.typo: field market.typo: unknown field"),
     ("market.mfu=-1", "--set market.mfu: field market.mfu: Input should be greater than or equal to 0"),
-    ('events.0.date="2022-13"', "--set events.0.date: field events[0].date: String should "
-                                "match pattern"),
+    ('events.0.date="2022-13"', "--set events.0.date: field events[0].date: expected a month "
+                                "YYYY-MM (found '2022-13')"),
+    ("clouds.aws.power_growth_per_year=0.5", "field clouds.aws.power_growth_per_year: unknown "
+                                             "field: removed in 0.10.0"),
+    ('clouds.aws.power_projects_mw={"2035-01"=500}', "power_projects_mw.2035-01: a project "
+                                                     "online in 2035-01 is outside the run"),
     ("market.mfu=true", "--set market.mfu: field market.mfu: Input should be a valid number "
                         "(found True)"),
     ("long_tail.count=1.5e3", "--set long_tail.count: field long_tail.count: Input should be a "
