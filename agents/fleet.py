@@ -171,8 +171,8 @@ class Site:
             self._add(month, mw)
         #: adaptive expectation of the H100e its owner wants to order a month [H100e]
         self.expected_order_h100e: float | None = None
-        #: what a lab owner pays a month for the power built for it [USD/month]
-        self.lease_usd_per_month = 0.0
+        #: leases of the power built for a lab owner: (first month, last month, USD/month)
+        self.leases: list[tuple[int, int, float]] = []
 
     def _add(self, month: int, mw: float) -> None:
         self.builds.append((month, mw))
@@ -206,6 +206,21 @@ class Site:
         """Start `mw` of power this month; it comes online after the build lag."""
         if mw > 0:
             self._add(month + self.build_lag_months, mw)
+
+    def lease(self, month: int, usd_per_month: float, months: int) -> None:
+        """Rent a project started `month`: `usd_per_month` from when it comes online, for
+        `months` months."""
+        if usd_per_month > 0:
+            first = month + self.build_lag_months
+            self.leases.append((first, first + months - 1, usd_per_month))
+
+    def rent_usd(self, month: int) -> float:
+        """What its leases cost in `month` [USD]."""
+        return sum(usd for first, last, usd in self.leases if first <= month <= last)
+
+    def rent_due_usd(self, month: int) -> float:
+        """The most its leases signed by `month` will cost in a month once online [USD]."""
+        return sum(usd for _, last, usd in self.leases if month <= last)
 
     def installed_mw(self, mw_per_chip: np.ndarray) -> float:
         """Facility power of the installed chips at full load [MW] (chip x server x PUE)."""

@@ -51,7 +51,8 @@ def build_share(owned_usd_per_h100e_hour: float, rent_usd_per_h100e_hour: float 
     if rent_usd_per_h100e_hour is None or rent_usd_per_h100e_hour <= 0:
         return 0.0
     ratio = max(owned_usd_per_h100e_hour, 0.0) / rent_usd_per_h100e_hour
-    return float(1.0 / (1.0 + ratio ** price_sensitivity))
+    with np.errstate(over="ignore"):
+        return float(1.0 / (1.0 + np.float64(ratio) ** price_sensitivity))
 
 
 def build_order_h100e(wanted_h100e: float, have_h100e: float, owned_usd_per_h100e_hour: float,

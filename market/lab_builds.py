@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from market import chip_trade
-from market.power_builds import lease_usd_per_mw_month, power_request_mw, start_power
+from market.power_builds import (lease_months, lease_usd_per_mw_month, power_request_mw,
+                                 start_power)
 from market.world import HOURS_PER_MONTH
 
 
@@ -49,20 +50,24 @@ def labs_build(model) -> None:
         wanted = float(curves.total(np.array([max(rent or owned_guess, 1e-9)]),
                                     np.array([row]))[0]) / hours
         want = model.lab_agents[row].plan_build(offer, backlog[site_i], rent, wanted)
+        # the rent it owes comes first; chips and new leases share what the budget leaves
+        owed = model.sites[site_i].rent_due_usd(model.month)
         if want > 0:
             book.capex_usd[row] = chip_trade.order_chips(
-                model, site_i, model.site_buyer[site_i], want, float(book.budget_usd[row]),
-                model.lab_vendor_weights[row])
+                model, site_i, model.site_buyer[site_i], want,
+                max(float(book.budget_usd[row]) - owed, 0.0), model.lab_vendor_weights[row])
         # and the power its cluster will need, from what the budget leaves
         facility_mw_per_h100e = model.mw_per_chip[chip] * model.sites[site_i].pue \
             / model.h100e[chip]
         rows.append(row)
         requests.append((site_i, power_request_mw(model, site_i, max(want, 0.0),
                                                   backlog[site_i], facility_mw_per_h100e),
-                         float(book.budget_usd[row] - book.capex_usd[row]
-                               - model.sites[site_i].lease_usd_per_month), lease_per_mw))
+                         float(book.budget_usd[row] - book.capex_usd[row] - owed),
+                         lease_per_mw))
+    months = lease_months(model)
     for site_i, (_, usd) in zip((r[0] for r in requests), start_power(model, requests)):
-        model.sites[site_i].lease_usd_per_month += usd
-    # every building lab pays the rent of the power built for it, from its budget
+        model.sites[site_i].lease(model.month, usd, months)
+    # every building lab pays the rent of its power online, from its budget (in a month its
+    # budget falls below the rent it still owes it: its hour budget is then 0)
     for row in model.builders:
-        book.capex_usd[row] += model.sites[int(book.site[row])].lease_usd_per_month
+        book.capex_usd[row] += model.sites[int(book.site[row])].rent_usd(model.month)

@@ -10,8 +10,9 @@ sites had at the start: the projects asked for in a phase share what the grid ha
 pro rata. A project costs `market.datacenter_capex_usd_per_mw`: a cloud pays it when it starts,
 from what its financing allowance leaves after its chips; a lab rents what is built for it
 (`lease_usd_per_mw_month`: the cost recovered over `market.datacenter_life_years` at its cost
-of capital), every month from its budget, and takes on only the rent its budget leaves room
-for. Power comes online `market.power_build_lag_months` after it is started
+of capital), from its budget every month from when the power comes online for the
+datacenter's life, and takes on only the rent its budget leaves room for after its chips and
+the rent it already owes. Power comes online `market.power_build_lag_months` after it is started
 (`agents.fleet.Site`).
 """
 
@@ -63,15 +64,22 @@ def power_request_mw(model, site_i: int, wanted_order_h100e: float, backlog_h100
                              months, site.committed_mw(model.month))
 
 
+def lease_months(model) -> int:
+    """Months a lab rents the power built for it: the datacenter's life."""
+    return max(int(round(model.params.datacenter_life_years * 12)), 1)
+
+
 def lease_usd_per_mw_month(model) -> float:
     """A month's rent of a MW of datacenter power built for a lab [USD/(MW month)]: the build
-    cost recovered over `datacenter_life_years` at the lab's cost of capital (the capital
-    recovery factor r / (1 - (1 + r)^-n); e.g. Brealey, Myers and Allen, *Principles of
-    Corporate Finance*, ch. 2), as build-to-suit leases price it."""
+    cost recovered in monthly payments over `datacenter_life_years` at the lab's cost of
+    capital, r_m / (1 - (1 + r_m)^-N) with r_m = (1 + r)^(1/12) - 1 and N the months (the
+    capital recovery factor; e.g. Brealey, Myers and Allen, *Principles of Corporate
+    Finance*, ch. 2), as build-to-suit leases price it."""
     p = model.params
-    r, n = p.lab_cost_of_capital, p.datacenter_life_years
-    recovery = 1.0 / n if r <= 0 else r / (1.0 - (1.0 + r) ** -n)
-    return p.datacenter_capex_usd_per_mw * recovery / 12.0
+    r_m = (1.0 + p.lab_cost_of_capital) ** (1.0 / 12.0) - 1.0
+    n = lease_months(model)
+    recovery = 1.0 / n if r_m <= 0 else r_m / (1.0 - (1.0 + r_m) ** -n)
+    return p.datacenter_capex_usd_per_mw * recovery
 
 
 def start_power(model, requests: list[tuple[int, float, float, float]]

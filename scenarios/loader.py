@@ -442,11 +442,11 @@ def _description(loc: tuple) -> str | None:
 
 #: Fields a release removed, with what to use instead (the message a scenario that still
 #: sets one gets).
-REMOVED_FIELDS = {
-    "power_growth_per_year": "unknown field: removed in 0.10.0, power is built by its owner "
-                             "now; power_pipeline_growth_per_year sizes the projects under way "
-                             "at the start and power_projects_mw hands it announced ones",
-}
+_POWER_GROWTH_REMOVED = ("unknown field: removed in 0.10.0, power is built by its owner now; "
+                         "power_pipeline_growth_per_year sizes the projects under way at the "
+                         "start and power_projects_mw hands it announced ones")
+REMOVED_FIELDS = {("clouds", "power_growth_per_year"): _POWER_GROWTH_REMOVED,
+                  ("labs", "power_growth_per_year"): _POWER_GROWTH_REMOVED}
 
 
 def _validate(data: dict, origins: dict, source: str, strict: bool = True) -> Scenario:
@@ -464,7 +464,7 @@ def _validate(data: dict, origins: dict, source: str, strict: bool = True) -> Sc
             where = _origin(origins, loc, source)
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
-                msg = REMOVED_FIELDS.get(str(loc[-1]), "unknown field")
+                msg = REMOVED_FIELDS.get((str(loc[0]), str(loc[-1])), "unknown field")
             elif err["type"] == "string_pattern_mismatch" and "YYYY" not in msg \
                     and err.get("ctx", {}).get("pattern") == MONTH_PATTERN:
                 msg = "expected a month YYYY-MM"

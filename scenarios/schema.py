@@ -267,8 +267,9 @@ class Cloud(_Model):
                     "capacity is what it builds (an outcome)")
     power_projects_mw: dict[Month, NonNegative] = Field(
         default_factory=dict, description="announced projects it is handed {month online = "
-                                          "MW} (inputs: dated programmes), on top of its own "
-                                          "builds")
+                                          "MW} (inputs: dated programmes, built and paid for "
+                                          "by them, after the start and by the end), on top "
+                                          "of its own builds")
     fleet: dict[str, NonNegative] = Field(default_factory=dict,
                                           description="installed chips at the start {chip = units}")
     fleet_age_years: NonNegative = Field(default=1.0, description="average age of that fleet [yr]")

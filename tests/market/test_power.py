@@ -155,25 +155,46 @@ def test_an_announced_project_does_not_hold_back_its_owners_builds_before_it_beg
 
 
 def test_a_building_lab_rents_its_power_from_its_budget():
-    """The power built for a lab is paid as a rent every month from then on (the build cost
-    recovered over the datacenter's life at the lab's cost of capital): a lab that built
-    power pays at least that rent in each later month, within its budget."""
+    """The power built for a lab is paid as a monthly rent from when it comes online (the
+    build cost recovered over the datacenter's life at the lab's cost of capital): the rent a
+    lab pays is its own projects online x the rent of a MW, and in every month its chips and
+    rent stay within its budget."""
     from market.power_builds import lease_usd_per_mw_month
     m = ComputeMarket(load_scenario("baseline").scenario, seed=1)
+    lag = m.params.power_build_lag_months
     try:
         rents = []
         for _ in range(60):
             m.step()
-            rents.append([m.sites[int(m.book.site[row])].lease_usd_per_month
+            rents.append([m.sites[int(m.book.site[row])].rent_usd(m.month)
                           for row in m.builders])
+            for row in m.builders:
+                assert m.book.capex_usd[row] <= m.book.budget_usd[row] * (1 + 1e-9) + 1e-6
         rents = np.array(rents)
         assert rents.max() > 0 and np.all(np.diff(rents, axis=0) >= -1e-9)
         row = m.builders[int(np.argmax(rents[-1]))]
         site = m.sites[int(m.book.site[row])]
-        own_mw = sum(mw for _, mw in site.builds[m.params.power_build_lag_months:])
-        assert site.lease_usd_per_month == pytest.approx(own_mw * lease_usd_per_mw_month(m),
-                                                         rel=1e-9)
-        assert m.book.capex_usd[row] >= site.lease_usd_per_month - 1e-6
-        assert m.book.capex_usd[row] <= m.book.budget_usd[row] * (1 + 1e-9) + 1e-6
+        own = site.builds[lag + len(site.announced):]          # after pipeline and announced
+        online = sum(mw for first, mw in own if first <= m.month)
+        assert online > 0 and site.rent_usd(m.month) == pytest.approx(
+            online * lease_usd_per_mw_month(m), rel=1e-9)
+        # what is under construction is not paid for yet
+        assert site.rent_due_usd(m.month) >= site.rent_usd(m.month)
+        assert m.book.capex_usd[row] >= site.rent_usd(m.month) - 1e-6
+    finally:
+        release(m)
+
+
+def test_the_monthly_rent_recovers_the_build_cost_over_the_datacenters_life():
+    """Discounted at the lab's monthly cost of capital, the rents over the life repay the
+    build cost of a MW exactly."""
+    from market.power_builds import lease_months, lease_usd_per_mw_month
+    m = ComputeMarket(load_scenario("baseline").scenario, seed=1)
+    try:
+        r_m = (1 + m.params.lab_cost_of_capital) ** (1 / 12) - 1
+        n = lease_months(m)
+        pv = lease_usd_per_mw_month(m) * sum((1 + r_m) ** -k for k in range(1, n + 1))
+        assert pv == pytest.approx(m.params.datacenter_capex_usd_per_mw, rel=1e-9)
+        assert n == 180
     finally:
         release(m)
