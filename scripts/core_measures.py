@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.scripted import flat_mask  # noqa: E402
 from market.outputs import run_tables  # noqa: E402
-from scenarios.loader import load_scenario  # noqa: E402
+from market.hour_prices import SPOT_PRICE_SEARCH_CAP  # noqa: E402
+from scenarios.loader import builtin_dir, load_scenario  # noqa: E402
 
 
 def _tables(name: str, seed: int, sets: tuple = (), months: int | None = None):
@@ -122,7 +123,21 @@ def measures(seed: int, band_seeds: int) -> list[str]:
         lines.append(_line(f"NVIDIA data-centre compute revenue {fy} vs observed "
                            f"USD {obs / 1e9:.1f}B", f"USD {got / 1e9:.1f}B ({err:+.0%})",
                            "within +-30%", abs(err) <= 0.30))
+    # 8. no price on the spot search's cap (a price there sits on an input level), in any
+    # region of any built-in scenario
+    capped = []
+    for name in builtin_scenarios():
+        pi = _tables(name, seed)["price_index"]
+        at = pi[pi.price_usd_per_h100e_hour >= SPOT_PRICE_SEARCH_CAP * (1 - 1e-9)]
+        for region, rows in at.groupby("region"):
+            capped.append(f"{name} {region} {rows.date.nunique()} months")
+    lines.append(_line("prices on the spot search cap (USD 1e4), every built-in scenario",
+                       ", ".join(capped) or "none", "none", not capped))
     return lines
+
+
+def builtin_scenarios() -> list[str]:
+    return sorted(path.stem for path in builtin_dir().glob("*.toml"))
 
 
 def main() -> None:
