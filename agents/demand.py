@@ -32,6 +32,12 @@ month, 0-1% later). Energy demand,
 the closest measured case of a capital-embodied input, shows phi of about 0.3-0.4 (short-run
 -0.21 against long-run -0.61 in Labandeira, Labeaga and Lopez-Otero 2017's meta-analysis).
 
+On the short-run curve a lab serves at a token price it posted when it planned, (1 + serving
+markup) x the price it planned at (`token_price_multiple` x p_e): above it every served hour
+loses money, which only the budget can fund, so serving is at most budget / (p - token
+price) hours. (Iso-elastic demand with an elasticity below 1 would otherwise spend ever more
+as the price rises.)
+
 Quantities and prices are outcomes; the potential demand, the reference price that measures it,
 the elasticities, the markup and the financing are inputs (scenario `[market]`, `[labs]`).
 Units: H100e-hours per month, USD per H100e-hour, USD per month.
@@ -79,7 +85,7 @@ class DemandCurves:
 
     def __init__(self, serve_potential, train_potential, serve_ref, train_ref, serve_eps,
                  train_eps, budget_usd, serving_value, training_value=1.0,
-                 short_run_share=1.0):
+                 short_run_share=1.0, token_price_multiple=np.inf):
         self.serve_potential = np.asarray(serve_potential, float)
         self.train_potential = np.asarray(train_potential, float)
         self.serve_ref = np.asarray(serve_ref, float)
@@ -91,6 +97,7 @@ class DemandCurves:
         self.training_value = np.broadcast_to(np.asarray(training_value, float),
                                               self.serving_value.shape)
         self.short_run_share = float(short_run_share)
+        self.token_price_multiple = float(token_price_multiple)
         # the iso-elastic terms folded into constants (see `market_demand`)
         v, t = self.serving_value, self.training_value
         self._serve_scale = self.serve_potential / v * (v * self.serve_ref) ** self.serve_eps
@@ -113,7 +120,9 @@ class DemandCurves:
     def market_demand(self, rows: np.ndarray, own_hours: np.ndarray,
                       expected_price: np.ndarray | None = None):
         """A fast evaluator of what labs `rows` buy in the market at a log price per row,
-        after their own clusters [H100e-h]: `f(log_price) = max(D(p) - own, 0)`.
+        after their own clusters [H100e-h]: `f(log_price) = max(D(p) - own, 0)`. On the
+        short-run curve serving is at most budget / (p - `token_price_multiple` x p_e) above
+        the token price (module docstring).
 
         `expected_price` (per row, USD per market H100e-hour): the price the labs planned
         at; `D` is then the short-run curve about it (module docstring). None, or NaN in a
@@ -136,9 +145,19 @@ class DemandCurves:
             e_s, e_t = phi * e_s, phi * e_t
         budget = np.maximum(self.budget_usd[rows], 0.0)
         own = own_hours[rows]
+        token = np.full(len(a), np.inf)
+        if expected_price is not None and np.isfinite(self.token_price_multiple):
+            pe = np.asarray(expected_price, float)
+            token = np.where(np.isfinite(pe) & (pe > 0),
+                             np.where(pe > 0, pe, 1.0) * self.token_price_multiple, np.inf)
 
         def evaluate(log_price: np.ndarray) -> np.ndarray:
-            train = np.minimum(budget * np.exp(-log_price), t * np.exp(-e_t * log_price))
-            return np.maximum(a * np.exp(-e_s * log_price) + train - own, 0.0)
+            p = np.exp(log_price)
+            train = np.minimum(budget / p, t * np.exp(-e_t * log_price))
+            serve = a * np.exp(-e_s * log_price)
+            loss = p - token
+            serve = np.where(loss > 0, np.minimum(serve, budget / np.where(loss > 0, loss, 1.0)),
+                             serve)
+            return np.maximum(serve + train - own, 0.0)
 
         return evaluate

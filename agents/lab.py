@@ -180,7 +180,8 @@ class LabBook:
                       financing_index: float, serving_value: np.ndarray,
                       training_value: np.ndarray | None = None,
                       hours_per_month: float = HOURS_PER_MONTH,
-                      short_run_share: float = 1.0) -> DemandCurves:
+                      short_run_share: float = 1.0,
+                      token_price_multiple: float = np.inf) -> DemandCurves:
         """This month's demand curves (`agents.demand.DemandCurves`), budgets net of capex;
         labs meet an unexpected price with `short_run_share` of their elasticities."""
         serve, train = self.potential_h100e_hours(month, model_start, demand_index,
@@ -191,7 +192,7 @@ class LabBook:
                             np.maximum(self.budget_usd - self.capex_usd, 0.0),
                             serving_value[self.nation],
                             1.0 if training_value is None else training_value[self.nation],
-                            short_run_share)
+                            short_run_share, token_price_multiple)
 
     def advance_training(self, frontier_h100e_hours: np.ndarray, flop_per_h100e_hour: float,
                          month: int) -> np.ndarray:

@@ -521,8 +521,13 @@ def settle_labs(model, hm: HourMarket, curves, own, own_training, ledger: Ledger
     training_work = own_used * own_training + (bought - remote_got) * model.training_value[r] \
         + remote_got * model.training_value[remote_from]
     book.training_h100e_hours = training_work * (1.0 - serving_share)
-    book.serving_margin_usd = p.serving_markup * serving_share * np.maximum(
-        ledger.paid - ledger.resold_usd + own_used * headline, 0.0)
+    # the serving margin at the token prices labs posted, (1 + markup) x the spot price they
+    # planned at: a spike squeezes it (docs/model.md, "Demand")
+    cost = serving_share * np.maximum(ledger.paid - ledger.resold_usd + own_used * headline, 0.0)
+    planned = hm.planned_spot[r]
+    posted = np.where(np.isfinite(planned) & np.isfinite(hm.spot[r]) & (headline > 0),
+                      planned / np.where(headline > 0, headline, 1.0), 1.0)
+    book.serving_margin_usd = cost * ((1.0 + p.serving_markup) * posted - 1.0)
     # the frontier run uses the largest cluster the lab can hold in one place
     fleet = supply.hours.sum(axis=1)
     largest_cloud = np.zeros(hm.n_regions)
@@ -574,7 +579,8 @@ def clear_gpu_hours(model) -> None:
                                 index * model._efficiency_factor(),
                                 model.financing_index.at(model.month) * model._demand_factor(),
                                 model.serving_value, model.training_value,
-                                short_run_share=p.short_run_elasticity_share)
+                                short_run_share=p.short_run_elasticity_share,
+                                token_price_multiple=1.0 + p.serving_markup)
     own, own_training = own_hours(model, hours)
     target = hm.remote_target(model)
     first = model.month == model.start_month

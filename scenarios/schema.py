@@ -459,8 +459,9 @@ class Market(_Model):
                                   "products and training runs around a new price takes "
                                   "[months]")
     serving_markup: Annotated[float, Field(ge=0, le=20)] = Field(
-        description="labs' markup on the compute cost of a token [fraction]; the margin funds "
-                    "next month's compute budget")
+        description="labs' markup on the compute cost of a token, at the spot price they "
+                    "planned at (posted token prices) [fraction]; the margin funds next "
+                    "month's compute budget")
     experiment_share: Fraction = Field(description="share of training compute spent on "
                                                    "experiments, not frontier runs [fraction]")
     hyperscaler_wtp_premium: Annotated[float, Field(ge=1, le=10)] = Field(
