@@ -156,8 +156,10 @@ class DemandCurves:
             train = np.minimum(budget / p, t * np.exp(-e_t * log_price))
             serve = a * np.exp(-e_s * log_price)
             loss = p - token
-            serve = np.where(loss > 0, np.minimum(serve, budget / np.where(loss > 0, loss, 1.0)),
-                             serve)
+            losing = loss > 0
+            if losing.any():            # most evaluations: no row serves at a loss
+                serve = np.where(losing, np.minimum(serve, budget / np.where(losing, loss, 1.0)),
+                                 serve)
             return np.maximum(serve + train - own, 0.0)
 
         return evaluate
