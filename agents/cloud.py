@@ -14,7 +14,6 @@ market H100e-hours (`market.hour_value`); fleets and orders are in training H100
 from __future__ import annotations
 
 from collections import deque
-from functools import partial
 
 import mesa
 import numpy as np
@@ -47,6 +46,20 @@ def investment_order_h100e(committed_h100e: float, rate_per_year: float,
     return max(min(base * rate_per_year / 12.0, power_room), 0.0)
 
 
+def order_rate_per_year(expected_usd_per_offered_h100e_hour: float,
+                        energy_usd_per_h100e_hour: float, cost_usd_per_h100e: float,
+                        offered_hours_per_year: float, price_decline_per_year: float,
+                        wacc_per_year: float, life_years: float, lead_years: float,
+                        response_per_year: float) -> float:
+    """The growth rate of its committed fleet a cloud orders for [fraction/yr]: the expected
+    present value of a new H100e against its owned cost (`investment_rate_per_year`)."""
+    pv = expected_pv_usd_per_h100e(expected_usd_per_offered_h100e_hour,
+                                   energy_usd_per_h100e_hour, offered_hours_per_year,
+                                   price_decline_per_year, wacc_per_year, life_years, lead_years)
+    return investment_rate_per_year(pv, cost_usd_per_h100e, response_per_year,
+                                    1.0 / life_years if life_years > 0 else 0.0)
+
+
 def order_decision_h100e(committed_h100e: float, power_room: float,
                          expected_usd_per_offered_h100e_hour: float,
                          energy_usd_per_h100e_hour: float, cost_usd_per_h100e: float,
@@ -55,11 +68,10 @@ def order_decision_h100e(committed_h100e: float, power_room: float,
                          response_per_year: float) -> float:
     """The whole investment decision from plain numbers: the expected present value of a new
     H100e against its owned cost sets the growth rate, which sets the order [H100e]."""
-    pv = expected_pv_usd_per_h100e(expected_usd_per_offered_h100e_hour,
-                                   energy_usd_per_h100e_hour, offered_hours_per_year,
-                                   price_decline_per_year, wacc_per_year, life_years, lead_years)
-    rate = investment_rate_per_year(pv, cost_usd_per_h100e, response_per_year,
-                                    1.0 / life_years if life_years > 0 else 0.0)
+    rate = order_rate_per_year(expected_usd_per_offered_h100e_hour, energy_usd_per_h100e_hour,
+                               cost_usd_per_h100e, offered_hours_per_year,
+                               price_decline_per_year, wacc_per_year, life_years, lead_years,
+                               response_per_year)
     return investment_order_h100e(committed_h100e, rate, power_room)
 
 
@@ -190,7 +202,7 @@ class Cloud(mesa.Agent):
         r = m.nation_index[self.region]
         worth = m.hour_h100e[r, chip]
         lead = self.lead_time_months()
-        facility_mw_per_h100e = m.mw_per_chip[chip] * site.pue / h100e
+        facility_mw_per_h100e = site.facility_mw_per_h100e(m.mw_per_chip[chip], h100e)
         pipeline_units = site.fleet.pipeline_by_chip()
         units = site.fleet.units_by_chip()
         installed = float(units @ m.h100e)
@@ -215,20 +227,16 @@ class Cloud(mesa.Agent):
         earnings = self.delivery_earnings(installed_market, committed_market, horizon,
                                           inv.supply_line_weight, inv.demand_uncertainty, idle,
                                           going)
-        decide = partial(order_decision_h100e, committed, power_room=room,
-                         expected_usd_per_offered_h100e_hour=earnings,
-                         energy_usd_per_h100e_hour=m.energy_usd_per_chip_hour[self.site, chip]
-                         / worth,
-                         cost_usd_per_h100e=unit_price * m.server_price[chip] / worth,
-                         offered_hours_per_year=HOURS_PER_MONTH * 12.0 * p.availability,
-                         price_decline_per_year=inv.expected_price_decline_per_year,
-                         wacc_per_year=self.wacc_per_year, life_years=p.retire_after_years,
-                         lead_years=lead / 12.0,
-                         response_per_year=inv.growth_response_per_year)
-        order = decide()
+        rate = order_rate_per_year(
+            earnings, m.energy_usd_per_chip_hour[self.site, chip] / worth,
+            unit_price * m.server_price[chip] / worth, HOURS_PER_MONTH * 12.0 * p.availability,
+            inv.expected_price_decline_per_year, self.wacc_per_year, p.retire_after_years,
+            lead / 12.0, inv.growth_response_per_year)
+        order = investment_order_h100e(committed, rate, room)
         # what it would order with power to spare: the power it plans builds for (a cloud
         # with no fleet yet grows from its free power either way)
-        self.wanted_order_h100e = decide(power_room=np.inf) if committed > 0 else order
+        self.wanted_order_h100e = investment_order_h100e(committed, rate, np.inf) \
+            if committed > 0 else order
         self.facility_mw_per_h100e = facility_mw_per_h100e
         return order
 

@@ -222,6 +222,10 @@ class Site:
         """The most its leases signed by `month` will cost in a month once online [USD]."""
         return sum(usd for _, last, usd in self.leases if month <= last)
 
+    def facility_mw_per_h100e(self, mw_per_chip: float, h100e_per_chip: float) -> float:
+        """Facility power an H100e of a chip draws here [MW/H100e] (chip x server x PUE)."""
+        return mw_per_chip * self.pue / h100e_per_chip
+
     def installed_mw(self, mw_per_chip: np.ndarray) -> float:
         """Facility power of the installed chips at full load [MW] (chip x server x PUE)."""
         return float(self.fleet.units_by_chip() @ mw_per_chip) * self.pue

@@ -33,7 +33,7 @@ def labs_build(model) -> None:
     backlog = chip_trade.site_backlog_h100e(model)
     hours = HOURS_PER_MONTH * p.availability
     lease_per_mw = lease_usd_per_mw_month(model)
-    rows, requests = [], []
+    requests = []
     for row in model.builders:
         if not book.active(model.month)[row]:
             continue
@@ -57,9 +57,8 @@ def labs_build(model) -> None:
                 model, site_i, model.site_buyer[site_i], want,
                 max(float(book.budget_usd[row]) - owed, 0.0), model.lab_vendor_weights[row])
         # and the power its cluster will need, from what the budget leaves
-        facility_mw_per_h100e = model.mw_per_chip[chip] * model.sites[site_i].pue \
-            / model.h100e[chip]
-        rows.append(row)
+        facility_mw_per_h100e = model.sites[site_i].facility_mw_per_h100e(
+            model.mw_per_chip[chip], model.h100e[chip])
         requests.append((site_i, power_request_mw(model, site_i, max(want, 0.0),
                                                   backlog[site_i], facility_mw_per_h100e),
                          float(book.budget_usd[row] - book.capex_usd[row] - owed),

@@ -4,16 +4,15 @@ them (docs/model.md, "Power").
 A cloud (phase 8) or a building lab (phase 6) wants power for the fleet it will have when a
 project started now comes online (`agents.strategies.power_to_start_mw`: its fleet
 installed, shipping and on order, plus the chips it expects to want until a chip lead time
-before the project is online). Its nation's
-grid connects datacenters at most at the nation's `power_buildout_per_year` from what its
-sites had at the start: the projects asked for in a phase share what the grid has left
-pro rata. A project costs `market.datacenter_capex_usd_per_mw`: a cloud pays it when it starts,
+before the project is online). Its nation's grid connects datacenters at most at the
+nation's `power_buildout_per_year` from what its sites had at the start: the projects asked
+for in a phase share what the grid has left pro rata. A project costs `market.datacenter_capex_usd_per_mw`: a cloud pays it when it starts,
 from what its financing allowance leaves after its chips; a lab rents what is built for it
 (`lease_usd_per_mw_month`: the cost recovered over `market.datacenter_life_years` at its cost
 of capital), from its budget every month from when the power comes online for the
 datacenter's life, and takes on only the rent its budget leaves room for after its chips and
-the rent it already owes. Power comes online `market.power_build_lag_months` after it is started
-(`agents.fleet.Site`).
+the rent it already owes. Power comes online `market.power_build_lag_months` after it is
+started (`agents.fleet.Site`).
 """
 
 from __future__ import annotations
