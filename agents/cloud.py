@@ -191,7 +191,18 @@ class Cloud(mesa.Agent):
     def plan_capacity(self, offer: tuple[int, float], backlog_h100e: float) -> float:
         """H100e this cloud orders this month, given the best chip offered to its site
         (chip index, unit price [USD], locked when ordered) and its open orders [H100e];
-        reads its site, costs and market from the model it lives in."""
+        reads its site, costs and market from the model it lives in. Remembers what it would
+        have ordered with power to spare (`wanted_order_h100e`, for its power plans)."""
+        order, self.wanted_order_h100e, self.facility_mw_per_h100e = \
+            self.order_for(offer, backlog_h100e)
+        return order
+
+    def order_for(self, offer: tuple[int, float], backlog_h100e: float
+                  ) -> tuple[float, float, float]:
+        """The investment decision for one offer (chip index, unit price [USD]), without
+        acting on it: (H100e it orders, H100e it would order with power to spare, facility
+        MW per H100e of the chip). Also asked of a chip the rules keep from it, to size the
+        demand they block (`market.chip_trade.grey_demand_h100e`)."""
         m, p = self.model, self.model.params
         inv = m.scenario.cloud_investment
         chip, unit_price = offer
@@ -235,10 +246,8 @@ class Cloud(mesa.Agent):
         order = investment_order_h100e(committed, rate, room)
         # what it would order with power to spare: the power it plans builds for (a cloud
         # with no fleet yet grows from its free power either way)
-        self.wanted_order_h100e = investment_order_h100e(committed, rate, np.inf) \
-            if committed > 0 else order
-        self.facility_mw_per_h100e = facility_mw_per_h100e
-        return order
+        wanted = investment_order_h100e(committed, rate, np.inf) if committed > 0 else order
+        return order, wanted, facility_mw_per_h100e
 
     def lead_time_months(self) -> int:
         """Months from order to delivery this cloud plans with: the scenario's chip lead time

@@ -114,11 +114,19 @@ def nvidia_bought(measure: str):
         sh = tables["shipments"]
         rows = sh[sh["vendor"] == "nvidia"]
         if owner == "China":
-            rows = rows[rows["nation"] == "China"]
+            # sales to Chinese buyers, as NVIDIA books them: smuggled chips are not
+            rows = rows[(rows["nation"] == "China") & (rows["channel"] != "diversion")]
         else:
             rows = rows[rows["buyer"].isin(_buyers(owner, NVIDIA_OWNERS, scenario))]
         return _monthly(rows, measure, _months(tables))
     return fn
+
+
+def smuggled_units(tables, keys, scenario):
+    (destination,) = keys
+    sh = tables["shipments"]
+    rows = sh[(sh["nation"] == destination) & (sh["channel"] == "diversion")]
+    return _monthly(rows, "units", _months(tables))
 
 
 def vendor_column(column: str):
@@ -256,7 +264,7 @@ OBSERVABLES: dict[str, Observable] = {
                                 "summed over the period"),
     "nvidia_bought_units": Observable(nvidia_bought("units"), "shipments table: NVIDIA units "
                                       "delivered to the owner's buyers (China: every buyer in "
-                                      "China) summed over the period"),
+                                      "China, diverted chips aside) summed over the period"),
     "nvidia_bought_h100e": Observable(nvidia_bought("h100e"), "as nvidia_bought_units, in "
                                       "H100e"),
     "nvidia_revenue_usd": Observable(nvidia_revenue, "vendors table: NVIDIA's revenue summed "
@@ -280,6 +288,9 @@ OBSERVABLES: dict[str, Observable] = {
     "nvidia_china_revenue_share": Observable(nvidia_china_revenue_share, "shipments and "
                                              "vendors tables: NVIDIA's revenue from buyers in "
                                              "China over all its revenue in the fiscal year"),
+    "smuggled_units": Observable(smuggled_units, "shipments table: units delivered to "
+                                 "buyers in the destination by diversion (grey-market orders "
+                                 "and the diverted part of blocked ones) in the period"),
     "h20_units": Observable(chip_units(["h20"]), "shipments table: H20 units summed over the "
                             "period"),
     "hopper_bought_units": Observable(bought_units("nvidia", HOPPER), "shipments table: "

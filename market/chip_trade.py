@@ -337,26 +337,66 @@ def order_chips(model, site: int, buyer: str, h100e_wanted: float, budget_usd: f
         placed += units * scale * model.h100e[vendor.product_chip[prod]]
     if kind == 0:
         model._ordered[site] += placed
-        grey_order(model, site, placed, weights)
     return cost * scale
 
 
-def grey_order(model, site: int, h100e_ordered: float, weights: np.ndarray) -> None:
-    """Buyers in a leakage destination also seek the chips they may not buy, through
-    third countries: an order for the best prohibited product, sized at the diversion
-    share of what they just ordered legally [H100e]; it ships only as diversion."""
+# -- the grey market ----------------------------------------------------------------------
+def grey_offer(model, site: int, weights: np.ndarray) -> tuple | None:
+    """What a buyer in a leakage destination would seek through third countries: the best
+    prohibited product of its preferred open-market vendors (`agents.buyers.
+    grey_market_choice`) and what it would pay for it, the vendor's price x (1 +
+    `leakage.smuggling_premium`): (vendor, product, chip, unit price [USD]). None outside
+    the destinations or when the rules keep nothing it wants from it."""
     group = site_group(model, site)
-    if h100e_ordered <= 0 or group not in model.leakage.destinations:
-        return
-    share = diversion_share(model, site)
-    if share <= 0:
-        return
+    if group not in model.leakage.destinations:
+        return None
     best = grey_market_choice(list(model.vendors.values()), weights, model.month,
                               partial(decision, model), group, model.h100e)
-    if best is not None:
-        _, vendor, prod, chip = best
-        vendor.take_order(site, prod, h100e_ordered * share / model.h100e[chip], model.month,
-                          kind=2)
+    if best is None:
+        return None
+    _, vendor, prod, chip = best
+    return vendor, prod, chip, float(vendor.price[prod]) * (1.0 + model.leakage.smuggling_premium)
+
+
+def grey_demand_h100e(model, site: int, legal_h100e: float, blocked_h100e: float) -> float:
+    """Grey-market demand [H100e]: the diversion share (`diversion_share`: the price gap and
+    enforcement) of the demand the rules block, which is what the buyer would order of the
+    prohibited chip at its grey price (`blocked_h100e`) less what it orders legally
+    (`legal_h100e`), since the legal chips stand in for the others. Tighter rules leave less
+    to buy legally, so they raise it."""
+    blocked = max(blocked_h100e - max(legal_h100e, 0.0), 0.0)
+    return diversion_share(model, site) * blocked if blocked > 0 else 0.0
+
+
+def transit_room_units(model) -> float:
+    """Chips the transit hubs can still move this month [units]:
+    `leakage.transit_capacity_units_per_month` less the grey-market orders placed so far."""
+    if model.grey_month != model.month:
+        model.grey_month, model.grey_units = model.month, 0.0
+    return max(model.leakage.transit_capacity_units_per_month - model.grey_units, 0.0)
+
+
+def place_grey_orders(model, requests: list[tuple]) -> list[float]:
+    """Place a phase's grey-market orders: `requests` are (site, buyer, offer from
+    `grey_offer`, H100e wanted, money it may spend [USD]). They share what the transit hubs
+    can still move this month pro rata, then each is cut to its money; they ship only by
+    diversion (kind 2). Returns the USD each committed (paid now, as ordinary orders are)."""
+    wanted = np.array([max(h100e, 0.0) / model.h100e[offer[2]]
+                       for _, _, offer, h100e, _ in requests])
+    total = float(wanted.sum())
+    if total <= 0:
+        return [0.0] * len(requests)
+    scale = min(1.0, transit_room_units(model) / total)
+    spent = []
+    for (site, buyer, (vendor, prod, chip, price), _, money), units in zip(requests, wanted):
+        cost_per_unit = price * float(model.server_price[chip])
+        placed = min(units * scale, max(money, 0.0) / cost_per_unit) if units > 0 else 0.0
+        model.records["orders"].append((model.step_index, buyer, 2, units * cost_per_unit,
+                                        money, placed * cost_per_unit))
+        vendor.take_order(site, prod, placed, model.month, kind=2)
+        model.grey_units += placed
+        spent.append(placed * cost_per_unit)
+    return spent
 
 
 def decision(model, chip: int, group: str, vendor: Vendor):

@@ -26,8 +26,8 @@ def plan_capacity(model) -> None:
     waits = np.array([v.lead_time for v in model.vendors.values()], dtype=float)
     model.vendor_waits_months = np.minimum(np.nan_to_num(waits, posinf=model.n_months),
                                            model.n_months)
-    chips_usd, allowances, requests = [], [], []
-    for cloud in model.clouds:
+    chips_usd, allowances, requests, grey = [], [], [], []
+    for i, cloud in enumerate(model.clouds):
         cloud.reprice(p.margin_response)
         allowance = cloud.finance(cloud.fleet_energy_usd_per_month(), p.retire_after_years,
                                   model.month)
@@ -38,12 +38,25 @@ def plan_capacity(model) -> None:
         if want > 0:
             spent = chip_trade.order_chips(model, cloud.site, cloud.cloud_id, want, allowance,
                                            cloud.vendor_weights)
+        # in a leakage destination: the demand the rules block seeks the grey market
+        prohibited = chip_trade.grey_offer(model, cloud.site, cloud.vendor_weights)
+        if prohibited is not None:
+            blocked, _, _ = cloud.order_for((prohibited[2], prohibited[3]), backlog[cloud.site])
+            demand = chip_trade.grey_demand_h100e(model, cloud.site, want, blocked)
+            if demand > 0:
+                grey.append((i, (cloud.site, cloud.cloud_id, prohibited, demand,
+                                 allowance - spent)))
         chips_usd.append(spent)
         allowances.append(allowance)
         # and the power its fleet will need, from what the allowance leaves
         requests.append((cloud.site, power_request_mw(
             model, cloud.site, cloud.wanted_order_h100e, backlog[cloud.site],
             cloud.facility_mw_per_h100e), allowance - spent, p.datacenter_capex_usd_per_mw))
+    # grey-market orders share the transit hubs' room, paid before the power
+    for (i, _), usd in zip(grey, chip_trade.place_grey_orders(model, [g for _, g in grey])):
+        chips_usd[i] += usd
+        site, mw, money, per_mw = requests[i]
+        requests[i] = (site, mw, money - usd, per_mw)
     power = start_power(model, requests)
     for cloud, chips, allowance, (mw, usd) in zip(model.clouds, chips_usd, allowances, power):
         cloud.spend(chips + usd)

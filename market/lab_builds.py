@@ -33,7 +33,7 @@ def labs_build(model) -> None:
     backlog = chip_trade.site_backlog_h100e(model)
     hours = HOURS_PER_MONTH * p.availability
     lease_per_mw = lease_usd_per_mw_month(model)
-    requests = []
+    requests, grey = [], []
     for row in model.builders:
         if not book.active(model.month)[row]:
             continue
@@ -56,6 +56,16 @@ def labs_build(model) -> None:
             book.capex_usd[row] = chip_trade.order_chips(
                 model, site_i, model.site_buyer[site_i], want,
                 max(float(book.budget_usd[row]) - owed, 0.0), model.lab_vendor_weights[row])
+        # in a leakage destination: the demand the rules block seeks the grey market
+        prohibited = chip_trade.grey_offer(model, site_i, model.lab_vendor_weights[row])
+        if prohibited is not None:
+            blocked = model.lab_agents[row].plan_build((prohibited[2], prohibited[3]),
+                                                       backlog[site_i], rent, wanted)
+            demand = chip_trade.grey_demand_h100e(model, site_i, want, blocked)
+            if demand > 0:
+                grey.append((len(requests), row, (
+                    site_i, model.site_buyer[site_i], prohibited, demand,
+                    float(book.budget_usd[row] - book.capex_usd[row] - owed))))
         # and the power its cluster will need, from what the budget leaves
         facility_mw_per_h100e = model.sites[site_i].facility_mw_per_h100e(
             model.mw_per_chip[chip], model.h100e[chip])
@@ -63,6 +73,12 @@ def labs_build(model) -> None:
                                                   backlog[site_i], facility_mw_per_h100e),
                          float(book.budget_usd[row] - book.capex_usd[row] - owed),
                          lease_per_mw))
+    # grey-market orders share the transit hubs' room, paid before new leases
+    for (k, row, _), usd in zip(grey, chip_trade.place_grey_orders(model,
+                                                                   [g for _, _, g in grey])):
+        book.capex_usd[row] += usd
+        site_i, mw, money, per_mw = requests[k]
+        requests[k] = (site_i, mw, money - usd, per_mw)
     months = lease_months(model)
     for site_i, (_, usd) in zip((r[0] for r in requests), start_power(model, requests)):
         model.sites[site_i].lease(model.month, usd, months)

@@ -184,6 +184,7 @@ class ComputeMarket(mesa.Model):
         self._switch_signature = None
         self.order_ema = np.zeros(len(self.sites))
         self._ordered = np.zeros(len(self.sites))
+        self.grey_month, self.grey_units = -1, 0.0   # grey-market orders placed this month
 
         # -- state read by reporters and the next month -----------------------------------
         self.latest_price_index: dict[tuple[str, str], float] = {}

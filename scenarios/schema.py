@@ -397,6 +397,9 @@ class Leakage(_Model):
     smuggling_premium: NonNegative = Field(
         default=0.5, description="markup paid for a diverted chip over the vendor's price "
                                  "[fraction]")
+    transit_capacity_units_per_month: NonNegative = Field(
+        default=25_000.0, description="chips the transit hubs can move to the destinations "
+                                      "a month as grey-market orders [units/month]")
     stockpile_months: NonNegative = Field(
         default=6.0, description="months of a buyer's usual chip orders pulled forward between "
                                  "a rule's announcement and its effective date [months]")

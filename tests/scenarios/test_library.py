@@ -192,6 +192,40 @@ def test_leakage_rises_when_enforcement_falls():
     assert diverted(0.9) < diverted(0.5) < diverted(0.1)
 
 
+def test_grey_market_demand_rises_when_the_rules_cut_legal_sales():
+    """Grey-market demand is the part of what buyers want that the rules block: after the
+    April 2025 licence requirement took the H20, the last Hopper China could buy legally, more
+    reaches China by diversion in a year than in the year before, which had more than the
+    year before that (Oct 2023 rule)."""
+    f = tables("history")["flows"]
+    div = f[f["channel"] == "diversion"]
+
+    def diverted(first, last):
+        return between(div, first, last)["h100e"].sum()
+
+    assert diverted("2025-04", "2026-03") > diverted("2024-04", "2025-03") \
+        > diverted("2023-04", "2024-03") > 0
+
+
+def test_transit_capacity_bounds_grey_market_orders():
+    """The transit hubs move at most `transit_capacity_units_per_month` grey-market chips a
+    month: with a small capacity it binds, and it is never exceeded; with none, no buyer
+    commits money to the grey market."""
+    cap = 500.0
+    model = ComputeMarket(load_scenario(
+        "history", [f"leakage.transit_capacity_units_per_month={cap}"]).scenario, 0)
+    placed = []
+    for _ in range(model.n_months):
+        model.step()
+        placed.append(model.grey_units if model.grey_month == model.month else 0.0)
+    release(model)
+    assert max(placed) <= cap * (1 + 1e-9)
+    assert sum(p >= cap * (1 - 1e-9) for p in placed) >= 6
+    shut = run_tables(load_scenario(
+        "history", ["leakage.transit_capacity_units_per_month=0"]).scenario, 0)["orders"]
+    assert shut.loc[shut["order_kind"] == "grey_market", "committed_usd"].sum() == 0.0
+
+
 def test_adaptive_controller_tightens_when_the_rival_gains():
     """A US policy that imposes the Oct 2023 rule once China's installed share exceeds 5%,
     in a world that starts with no rules: it fires in the first month it may."""
