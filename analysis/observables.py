@@ -155,7 +155,12 @@ PRICE_TIERS = {"hyperscaler_on_demand": ("hyperscaler", "list"),
 
 
 def rental_price(tables, keys, scenario):
-    chip, tier = keys
+    """The US price of one chip's hour in a tier (the family without a region)."""
+    return regional_rental_price(tables, ("US",) + tuple(keys), scenario)
+
+
+def regional_rental_price(tables, keys, scenario):
+    region, chip, tier = keys
     if tier not in PRICE_TIERS:
         raise NotModelled(f"price tier {tier}: the model has hyperscaler list and one-year "
                           "committed use, neocloud spot and one-year contracts (no three-year, "
@@ -170,12 +175,14 @@ def rental_price(tables, keys, scenario):
     # `prices` table says it sold for over the tier's headline index that month (its hour
     # value, `market.hour_value`); the instrument's price scales by the same worth
     p = tables["price_index"]
-    us = p[(p["region"] == "US") & (p["tier"] == model_tier)]
-    index = us[us["instrument"] == instrument].set_index("date")["price_usd_per_h100e_hour"]
-    headline = us[us["instrument"] == HEADLINE_INSTRUMENT[model_tier]].set_index("date")[
+    if region not in set(p["region"]):
+        raise NotModelled(f"the run has no prices in region {region!r}")
+    here = p[(p["region"] == region) & (p["tier"] == model_tier)]
+    index = here[here["instrument"] == instrument].set_index("date")["price_usd_per_h100e_hour"]
+    headline = here[here["instrument"] == HEADLINE_INSTRUMENT[model_tier]].set_index("date")[
         "price_usd_per_h100e_hour"]
     per_chip = tables["prices"]
-    per_chip = per_chip[(per_chip["region"] == "US") & (per_chip["tier"] == model_tier)
+    per_chip = per_chip[(per_chip["region"] == region) & (per_chip["tier"] == model_tier)
                         & (per_chip["chip"] == chips[chip])].set_index("date")[
         "price_usd_per_gpu_hour"]
     worth = (per_chip / headline).reindex(months)
@@ -273,6 +280,9 @@ OBSERVABLES: dict[str, Observable] = {
     "rental_price_usd_per_gpu_hour": Observable(rental_price, "price_index table: US price of "
                                                 "the tier's instrument x the chip's H100e, mean "
                                                 "over the period"),
+    "regional_rental_price_usd_per_gpu_hour": Observable(
+        regional_rental_price, "as rental_price_usd_per_gpu_hour, in the region's own "
+        "markets"),
     "cowos_capacity_wafers_per_month": Observable(not_modelled(
         "CoWoS capacity to the last announced point is a scenario input path "
         "(foundries.tsmc-cowos), not an outcome; the foundry's own expansion after it is in "
