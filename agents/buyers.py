@@ -10,22 +10,25 @@ from typing import Callable
 
 import numpy as np
 
-from agents.strategies import order_price_response, split_order
+from agents.strategies import order_price_response, vendor_shares
 from market.controls import classify, order_regime
 
 
 def sourcing_plan(h100e_wanted: float, budget_usd: float, weights: np.ndarray, offers: list,
                   vendors: list, h100e: np.ndarray, server_price: np.ndarray,
-                  elasticity: float) -> tuple[list, float, float]:
-    """Split an order for `h100e_wanted` [H100e] across vendors by preference `weights`
-    (after the buyer's state's discouragement of foreign chips), each vendor's share sized
+                  elasticity: float, cost_usd_per_h100e: np.ndarray, switching_cost: float,
+                  sensitivity: float) -> tuple[list, float, float]:
+    """Split an order for `h100e_wanted` [H100e] across vendors by value
+    (`agents.strategies.vendor_shares`: a logit in each offer's cost per H100e of the hour's
+    value to the buyer, `cost_usd_per_h100e`, with its preference `weights`, after its
+    state's discouragement of foreign chips, as a switching cost), each vendor's part sized
     by its price against list (`order_price_response`), within `budget_usd`.
 
     `offers` per vendor: (product, chip, unit price [USD]) or None. Returns (plan, cost,
     scale): plan rows (vendor, product, units, cost with server [USD]) before scaling, their
     total cost [USD], and the budget's scale on every row (<= 1).
     """
-    shares = split_order(weights, np.array([o is not None for o in offers]))
+    shares = vendor_shares(cost_usd_per_h100e, weights, switching_cost, sensitivity)
     plan = []
     for vendor, share, offer in zip(vendors, shares, offers):
         if share <= 0 or offer is None:

@@ -206,12 +206,38 @@ def power_to_start_mw(committed_fleet_mw: float, expected_order_mw_per_month: fl
     return max(need - site_committed_mw, 0.0)
 
 
-def split_order(weights: np.ndarray, available: np.ndarray) -> np.ndarray:
-    """Share of an order going to each vendor: preference weights over vendors that have an
-    allowed product, renormalized; all zeros when none has."""
-    w = [wt if ok else 0.0 for wt, ok in zip(weights.tolist(), available.tolist())]
-    total = sum(w)
-    return np.array([x / total for x in w] if total > 0 else w)
+def effective_chip_cost(cost_usd_per_h100e: np.ndarray, weights: np.ndarray,
+                        switching_cost: float) -> np.ndarray:
+    """What a buyer counts a vendor's chip as costing [USD per market H100e]: its cost (chip
+    and server per H100e of the hour's value to the buyer's market) x (1 + `switching_cost`
+    x (1 - w / w_max)), w the buyer's preference weight for the vendor and w_max its
+    highest among the vendors on offer: moving away from the vendor it prefers costs it
+    software ports, requalification and a second supply chain (a switching cost in the
+    sense of Klemperer 1987, *Q. J. Econ.* 102(2)). Inf where there is no offer (NaN cost)
+    or the buyer gives the vendor no weight."""
+    cost = np.asarray(cost_usd_per_h100e, float)
+    w = np.asarray(weights, float)
+    ok = np.isfinite(cost) & (cost > 0) & (w > 0)
+    if not ok.any():
+        return np.full(cost.size, np.inf)
+    return np.where(ok, cost * (1.0 + switching_cost * (1.0 - w / w[ok].max())), np.inf)
+
+
+def vendor_shares(cost_usd_per_h100e: np.ndarray, weights: np.ndarray, switching_cost: float,
+                  sensitivity: float) -> np.ndarray:
+    """Share of an order (in H100e) going to each vendor [fraction]: a multinomial logit over
+    the vendors on offer in the log of their effective cost (`effective_chip_cost`), share_v
+    proportional to cost_v^-`sensitivity` (McFadden 1974, "Conditional logit analysis of
+    qualitative choice behavior"): buyers choose chips by value for their use, preferences
+    enter only as the switching cost. All zeros when no vendor is on offer."""
+    eff = effective_chip_cost(cost_usd_per_h100e, weights, switching_cost)
+    ok = np.isfinite(eff)
+    if not ok.any():
+        return np.zeros(eff.size)
+    log_cost = np.log(np.where(ok, eff, 1.0))
+    utility = np.where(ok, -sensitivity * (log_cost - log_cost[ok].min()), -np.inf)
+    e = np.exp(utility)
+    return e / e.sum()
 
 
 def order_price_response(units: float, price_usd: float, list_price_usd: float,

@@ -20,6 +20,7 @@ from functools import partial
 import numpy as np
 
 from agents.buyers import grey_market_choice, sourcing_plan, stockpile_orders
+from agents.strategies import effective_chip_cost
 from agents.vendor import Vendor, rival_prices_per_h100e
 from market.world import going_rate, shock_factor
 
@@ -306,14 +307,26 @@ def buyer_weights(model, site: int, weights: np.ndarray) -> np.ndarray:
     foreign = model.foreign_vendor[model.sites[site].nation]
     return np.where(foreign, weights * nation.foreign_chip_weight, weights)
 
+def offer_costs_usd_per_h100e(model, site: int, offers: list) -> np.ndarray:
+    """Per vendor, what its offer to a site costs per H100e of the hour's value to the site's
+    market (`market.hour_value`): unit price x server multiplier / hour value [USD per market
+    H100e]; NaN where it offers nothing."""
+    worth = model.hour_h100e[model.sites[site].nation]
+    return np.array([np.nan if o is None else o[2] * model.server_price[o[1]] / worth[o[1]]
+                     for o in offers])
+
+
 def best_offer(model, site: int, weights: np.ndarray) -> tuple[int, float] | None:
-    """Most preferred vendor's offer to a site: (chip index, unit price)."""
+    """The offer to a site a buyer judges its investment by: the lowest effective cost per
+    market H100e (`agents.strategies.effective_chip_cost`: value for the buyer's use, its
+    preferences as a switching cost): (chip index, unit price)."""
     offers = vendor_offers(model, site)
-    ranked = [(w, o) for w, o in zip(buyer_weights(model, site, weights), offers)
-              if o is not None and w > 0]
-    if not ranked:
+    cost = effective_chip_cost(offer_costs_usd_per_h100e(model, site, offers),
+                               buyer_weights(model, site, weights),
+                               model.params.vendor_switching_cost)
+    if not np.isfinite(cost).any():
         return None
-    _, (_, chip, price) = max(ranked, key=lambda x: x[0])
+    _, chip, price = offers[int(np.argmin(cost))]
     return chip, price
 
 def order_chips(model, site: int, buyer: str, h100e_wanted: float, budget_usd: float,
@@ -322,11 +335,14 @@ def order_chips(model, site: int, buyer: str, h100e_wanted: float, budget_usd: f
     Returns the committed spend [USD]."""
     if h100e_wanted <= 0 or budget_usd <= 0:
         return 0.0
+    offers = vendor_offers(model, site)
+    p = model.params
     plan, cost, scale = sourcing_plan(h100e_wanted, budget_usd,
-                                      buyer_weights(model, site, weights),
-                                      vendor_offers(model, site), list(model.vendors.values()),
-                                      model.h100e, model.server_price,
-                                      model.params.order_price_elasticity)
+                                      buyer_weights(model, site, weights), offers,
+                                      list(model.vendors.values()), model.h100e,
+                                      model.server_price, p.order_price_elasticity,
+                                      offer_costs_usd_per_h100e(model, site, offers),
+                                      p.vendor_switching_cost, p.vendor_choice_sensitivity)
     # what was wanted against what the allowance allowed (a cloud's financing, a building
     # lab's capex input: the `orders` table)
     model.records["orders"].append((model.step_index, buyer, kind, cost, budget_usd,
@@ -389,8 +405,9 @@ def place_grey_orders(model, requests: list[tuple]) -> list[float]:
     scale = min(1.0, transit_room_units(model) / total)
     spent = []
     for (site, buyer, (vendor, prod, chip, price), _, money), units in zip(requests, wanted):
+        money = max(money, 0.0)        # what is left after its legal chips, never below 0
         cost_per_unit = price * float(model.server_price[chip])
-        placed = min(units * scale, max(money, 0.0) / cost_per_unit) if units > 0 else 0.0
+        placed = min(units * scale, money / cost_per_unit) if units > 0 else 0.0
         model.records["orders"].append((model.step_index, buyer, 2, units * cost_per_unit,
                                         money, placed * cost_per_unit))
         vendor.take_order(site, prod, placed, model.month, kind=2)

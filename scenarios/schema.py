@@ -550,6 +550,14 @@ class Market(_Model):
                                  "opens")
     order_price_elasticity: NonNegative = Field(default=1.0, description="elasticity of chip "
                                                                          "orders to price [-]")
+    vendor_switching_cost: Annotated[float, Field(ge=0, le=10)] = Field(
+        default=2.0, description="what buying from a vendor a buyer gives no preference adds "
+                                 "to a chip's cost, as a multiple of it, scaled by 1 - its "
+                                 "weight / its top weight (software ports, requalification) "
+                                 "[x]")
+    vendor_choice_sensitivity: Annotated[float, Field(gt=0, le=50)] = Field(
+        default=3.0, description="logit weight on the log effective cost of each vendor's chip "
+                                 "when an order is split among vendors [-]")
     remote_friction_usd_per_h100e_hour: NonNegative = Field(
         default=0.5, description="extra cost of renting abroad [USD/(H100e·h)]")
     remote_access_allowed: bool = Field(default=True, description="whether remote access to "

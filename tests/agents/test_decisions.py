@@ -16,12 +16,14 @@ from agents.strategies import (
     added_hour_earnings_usd,
     damped_trend_growth,
     demand_growth_factor,
-    expected_load_at_delivery,
     discount_years,
+    effective_chip_cost,
+    expected_load_at_delivery,
     expected_pv_usd_per_h100e,
     financing_allowance_usd,
     investment_rate_per_year,
     power_room_h100e,
+    vendor_shares,
 )
 from market.controls import load_rules
 from market.timeline import parse_month
@@ -117,7 +119,8 @@ def test_an_order_above_the_financing_allowance_is_cut_to_it():
     is scaled by 0.4."""
     vendor = SimpleNamespace(list_price=np.array([30_000.0]))
     _, cost, scale = sourcing_plan(50.0, 0.6e6, np.array([1.0]), [(0, 0, 30_000.0)],
-                                   [vendor], np.array([1.0]), np.array([1.0]), 1.0)
+                                   [vendor], np.array([1.0]), np.array([1.0]), 1.0,
+                                   np.array([30_000.0]), 2.0, 3.0)
     assert cost == pytest.approx(1.5e6)
     assert scale == pytest.approx(0.4)
 
@@ -181,20 +184,44 @@ def test_rules_announced_before_they_bind_open_a_stockpiling_window():
 
 # -------------------------------------------------------------------- sourcing ---
 
-def test_an_order_splits_by_preference_and_scales_to_the_budget():
-    """Weights 3:1 over two vendors at list price (no price response): 400 H100e wanted is
-    300 chips of A (1 H100e, USD 10,000) and 50 of B (2 H100e, USD 20,000); with server
-    multiplier 1 that costs 3,000,000 + 1,000,000 = 4,000,000, so a budget of 1,000,000
-    scales every row by 0.25. A vendor without an allowed offer gets nothing."""
+def test_an_order_splits_by_value_and_scales_to_the_budget():
+    """Two vendors with the same effective cost (A: USD 10,000 a chip of 1 H100e; B: 20,000
+    for 2, no switching cost) share 400 H100e equally whatever the weights: 200 chips of A
+    and 100 of B at list (no price response), USD 4,000,000 with server multiplier 1, so a
+    budget of 1,000,000 scales every row by 0.25. A vendor without an allowed offer gets
+    nothing."""
     a = SimpleNamespace(list_price=np.array([10_000.0]))
     b = SimpleNamespace(list_price=np.array([20_000.0]))
     c = SimpleNamespace(list_price=np.array([1.0]))
     plan, cost, scale = sourcing_plan(
         400.0, 1_000_000.0, np.array([3.0, 1.0, 5.0]),
         [(0, 0, 10_000.0), (0, 1, 20_000.0), None], [a, b, c],
-        h100e=np.array([1.0, 2.0]), server_price=np.array([1.0, 1.0]), elasticity=1.5)
-    assert [(v, units) for v, _, units, _ in plan] == [(a, 300.0), (b, 50.0)]
-    assert cost == 4_000_000.0 and scale == 0.25
+        h100e=np.array([1.0, 2.0]), server_price=np.array([1.0, 1.0]), elasticity=1.5,
+        cost_usd_per_h100e=np.array([10_000.0, 10_000.0, np.nan]), switching_cost=0.0,
+        sensitivity=3.0)
+    assert [(v, units) for v, _, units, _ in plan] == [(a, pytest.approx(200.0)),
+                                                        (b, pytest.approx(100.0))]
+    assert cost == pytest.approx(4_000_000.0) and scale == pytest.approx(0.25)
+
+
+def test_buyers_choose_vendors_by_value_with_preference_as_a_switching_cost():
+    """A logit in log effective cost: at equal weights the chip half as dear per H100e gets
+    2^3 = 8 times the share (sensitivity 3); at equal cost, a vendor with half the top
+    weight costs 1 + 2 x 0.5 = 2x (switching cost 2), so it gets 1/8 of the other's share;
+    a vendor without an offer or without weight gets nothing, and the best offer is the
+    lowest effective cost."""
+    even = vendor_shares(np.array([1.0, 2.0]), np.array([1.0, 1.0]), 2.0, 3.0)
+    assert even == pytest.approx([8 / 9, 1 / 9])
+    preferred = vendor_shares(np.array([1.0, 1.0]), np.array([1.0, 0.5]), 2.0, 3.0)
+    assert preferred == pytest.approx([8 / 9, 1 / 9])
+    assert vendor_shares(np.array([1.0, np.nan, 0.5]), np.array([1.0, 1.0, 0.0]), 2.0,
+                         3.0) == pytest.approx([1.0, 0.0, 0.0])
+    assert not vendor_shares(np.array([np.nan]), np.array([1.0]), 2.0, 3.0).any()
+    # a cheap non-preferred chip beats a dear preferred one once it is cheap enough
+    cost = effective_chip_cost(np.array([30_000.0, 12_000.0]), np.array([0.85, 0.15]), 1.0)
+    assert cost[1] < cost[0]
+    assert effective_chip_cost(np.array([30_000.0, 12_000.0]), np.array([0.85, 0.15]),
+                               2.0)[1] > 30_000.0
 
 
 def test_clouds_expect_their_regions_demand_trend_over_the_delivery_horizon():
