@@ -14,6 +14,7 @@ market H100e-hours (`market.hour_value`); fleets and orders are in training H100
 from __future__ import annotations
 
 from collections import deque
+from typing import NamedTuple
 
 import mesa
 import numpy as np
@@ -73,6 +74,15 @@ def order_decision_h100e(committed_h100e: float, power_room: float,
                                price_decline_per_year, wacc_per_year, life_years, lead_years,
                                response_per_year)
     return investment_order_h100e(committed_h100e, rate, power_room)
+
+
+class OrderDecision(NamedTuple):
+    """A cloud's investment decision for one offer, in training H100e of the offered chip."""
+
+    order_h100e: float              #: what it orders, within its free power
+    wanted_h100e: float             #: what it would order with power to spare
+    facility_mw_per_h100e: float    #: facility MW an H100e of the chip draws
+    power_room_h100e: float         #: H100e of the chip its free power holds at delivery
 
 
 class Cloud(mesa.Agent):
@@ -193,16 +203,15 @@ class Cloud(mesa.Agent):
         (chip index, unit price [USD], locked when ordered) and its open orders [H100e];
         reads its site, costs and market from the model it lives in. Remembers what it would
         have ordered with power to spare (`wanted_order_h100e`, for its power plans)."""
-        order, self.wanted_order_h100e, self.facility_mw_per_h100e = \
-            self.order_for(offer, backlog_h100e)
-        return order
+        decision = self.order_for(offer, backlog_h100e)
+        self.wanted_order_h100e = decision.wanted_h100e
+        self.facility_mw_per_h100e = decision.facility_mw_per_h100e
+        return decision.order_h100e
 
-    def order_for(self, offer: tuple[int, float], backlog_h100e: float
-                  ) -> tuple[float, float, float]:
+    def order_for(self, offer: tuple[int, float], backlog_h100e: float) -> OrderDecision:
         """The investment decision for one offer (chip index, unit price [USD]), without
-        acting on it: (H100e it orders, H100e it would order with power to spare, facility
-        MW per H100e of the chip). Also asked of a chip the rules keep from it, to size the
-        demand they block (`market.chip_trade.grey_demand_h100e`)."""
+        acting on it. Also asked of a chip the rules keep from it, to size the demand they
+        block (`market.cloud_orders.grey_request`)."""
         m, p = self.model, self.model.params
         inv = m.scenario.cloud_investment
         chip, unit_price = offer
@@ -247,7 +256,7 @@ class Cloud(mesa.Agent):
         # what it would order with power to spare: the power it plans builds for (a cloud
         # with no fleet yet grows from its free power either way)
         wanted = investment_order_h100e(committed, rate, np.inf) if committed > 0 else order
-        return order, wanted, facility_mw_per_h100e
+        return OrderDecision(order, wanted, facility_mw_per_h100e, room)
 
     def lead_time_months(self) -> int:
         """Months from order to delivery this cloud plans with: the scenario's chip lead time

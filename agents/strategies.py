@@ -214,10 +214,10 @@ def effective_chip_cost(cost_usd_per_h100e: np.ndarray, weights: np.ndarray,
     highest among the vendors on offer: moving away from the vendor it prefers costs it
     software ports, requalification and a second supply chain (a switching cost in the
     sense of Klemperer 1987, *Q. J. Econ.* 102(2)). Inf where there is no offer (NaN cost)
-    or the buyer gives the vendor no weight."""
+    or the buyer gives the vendor no weight (a chip its state pays for in full costs 0)."""
     cost = np.asarray(cost_usd_per_h100e, float)
     w = np.asarray(weights, float)
-    ok = np.isfinite(cost) & (cost > 0) & (w > 0)
+    ok = np.isfinite(cost) & (cost >= 0) & (w > 0)
     if not ok.any():
         return np.full(cost.size, np.inf)
     return np.where(ok, cost * (1.0 + switching_cost * (1.0 - w / w[ok].max())), np.inf)
@@ -234,7 +234,9 @@ def vendor_shares(cost_usd_per_h100e: np.ndarray, weights: np.ndarray, switching
     ok = np.isfinite(eff)
     if not ok.any():
         return np.zeros(eff.size)
-    log_cost = np.log(np.where(ok, eff, 1.0))
+    # a free chip (cost 0) takes the whole order: its log cost is floored at that of a
+    # millionth of a dollar
+    log_cost = np.log(np.maximum(np.where(ok, eff, 1.0), 1e-6))
     utility = np.where(ok, -sensitivity * (log_cost - log_cost[ok].min()), -np.inf)
     e = np.exp(utility)
     return e / e.sum()

@@ -374,14 +374,14 @@ def grey_offer(model, site: int, weights: np.ndarray) -> tuple | None:
     return vendor, prod, chip, float(vendor.price[prod]) * (1.0 + model.leakage.smuggling_premium)
 
 
-def grey_demand_h100e(model, site: int, legal_h100e: float, blocked_h100e: float) -> float:
-    """Grey-market demand [H100e]: the diversion share (`diversion_share`: the price gap and
-    enforcement) of the demand the rules block, which is what the buyer would order of the
-    prohibited chip at its grey price (`blocked_h100e`) less what it orders legally
-    (`legal_h100e`), since the legal chips stand in for the others. Tighter rules leave less
-    to buy legally, so they raise it."""
-    blocked = max(blocked_h100e - max(legal_h100e, 0.0), 0.0)
-    return diversion_share(model, site) * blocked if blocked > 0 else 0.0
+def grey_demand(model, site: int, legal: float, blocked: float) -> float:
+    """Grey-market demand, in the unit of its arguments: the diversion share
+    (`diversion_share`: the price gap and enforcement) of the demand the rules block, which
+    is what the buyer would want of the prohibited chip at its grey price (`blocked`) less
+    what it wants of the legal one (`legal`), since the legal chips stand in for the others.
+    Tighter rules leave less to buy legally, so they raise it."""
+    gap = max(blocked - max(legal, 0.0), 0.0)
+    return diversion_share(model, site) * gap if gap > 0 else 0.0
 
 
 def transit_room_units(model) -> float:

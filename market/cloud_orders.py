@@ -39,13 +39,9 @@ def plan_capacity(model) -> None:
             spent = chip_trade.order_chips(model, cloud.site, cloud.cloud_id, want, allowance,
                                            cloud.vendor_weights)
         # in a leakage destination: the demand the rules block seeks the grey market
-        prohibited = chip_trade.grey_offer(model, cloud.site, cloud.vendor_weights)
-        if prohibited is not None:
-            blocked, _, _ = cloud.order_for((prohibited[2], prohibited[3]), backlog[cloud.site])
-            demand = chip_trade.grey_demand_h100e(model, cloud.site, want, blocked)
-            if demand > 0:
-                grey.append((i, (cloud.site, cloud.cloud_id, prohibited, demand,
-                                 allowance - spent)))
+        demand, prohibited = grey_request(model, cloud, want, backlog[cloud.site])
+        if demand > 0:
+            grey.append((i, (cloud.site, cloud.cloud_id, prohibited, demand, allowance - spent)))
         chips_usd.append(spent)
         allowances.append(allowance)
         # and the power its fleet will need, from what the allowance leaves
@@ -63,3 +59,21 @@ def plan_capacity(model) -> None:
         model.records["cloud_capex"].append((model.step_index, cloud.cloud_id, chips + usd,
                                              allowance, cloud.debt_usd, usd, mw,
                                              model.sites[cloud.site].capacity_mw(model.month)))
+
+
+def grey_request(model, cloud, legal_h100e: float, backlog_h100e: float) -> tuple[float, tuple]:
+    """What a cloud in a leakage destination seeks on the grey market [H100e of the
+    prohibited chip], and the offer it seeks (`chip_trade.grey_offer`; (0, None) when none):
+    the diversion share of the fleet growth the rules block, which is what it would want of
+    the prohibited chip with power to spare less what it wants of the legal one (both growth
+    of its committed fleet, in training H100e), within the power the legal order leaves."""
+    prohibited = chip_trade.grey_offer(model, cloud.site, cloud.vendor_weights)
+    if prohibited is None:
+        return 0.0, None
+    blocked = cloud.order_for((prohibited[2], prohibited[3]), backlog_h100e)
+    demand = chip_trade.grey_demand(model, cloud.site, cloud.wanted_order_h100e,
+                                    blocked.wanted_h100e)
+    # the grey chips need the power the legal order has not taken
+    taken = legal_h100e * cloud.facility_mw_per_h100e / blocked.facility_mw_per_h100e \
+        if blocked.facility_mw_per_h100e > 0 else 0.0
+    return min(demand, max(blocked.power_room_h100e - taken, 0.0)), prohibited

@@ -39,29 +39,30 @@ def labs_build(model) -> None:
             continue
         site_i = int(book.site[row])
         offer = chip_trade.best_offer(model, site_i, model.lab_vendor_weights[row])
-        if offer is None:
+        # in a leakage destination, the chip the rules keep from it (sought on the grey
+        # market even when nothing legal is on offer)
+        prohibited = chip_trade.grey_offer(model, site_i, model.lab_vendor_weights[row])
+        if offer is None and prohibited is None:
             continue
         region = model.nation_ids[model.sites[site_i].nation]
         rent = model.latest_prices.get((region, "neocloud", "contract"),
                                       model.latest_price_index.get((region, "hyperscaler")))
-        chip = offer[0]
+        chip = offer[0] if offer is not None else prohibited[2]
         worth = model.hour_h100e[model.sites[site_i].nation, chip]
         owned_guess = float(model.energy_usd_per_chip_hour[site_i, chip]) / worth
         wanted = float(curves.total(np.array([max(rent or owned_guess, 1e-9)]),
                                     np.array([row]))[0]) / hours
-        want = model.lab_agents[row].plan_build(offer, backlog[site_i], rent, wanted)
+        lab = model.lab_agents[row]
+        want = lab.plan_build(offer, backlog[site_i], rent, wanted) if offer is not None else 0.0
         # the rent it owes comes first; chips and new leases share what the budget leaves
         owed = model.sites[site_i].rent_due_usd(model.month)
         if want > 0:
             book.capex_usd[row] = chip_trade.order_chips(
                 model, site_i, model.site_buyer[site_i], want,
                 max(float(book.budget_usd[row]) - owed, 0.0), model.lab_vendor_weights[row])
-        # in a leakage destination: the demand the rules block seeks the grey market
-        prohibited = chip_trade.grey_offer(model, site_i, model.lab_vendor_weights[row])
         if prohibited is not None:
-            blocked = model.lab_agents[row].plan_build((prohibited[2], prohibited[3]),
-                                                       backlog[site_i], rent, wanted)
-            demand = chip_trade.grey_demand_h100e(model, site_i, want, blocked)
+            demand = lab_grey_demand_h100e(model, lab, site_i, offer, max(want, 0.0),
+                                           prohibited, backlog[site_i], rent, wanted)
             if demand > 0:
                 grey.append((len(requests), row, (
                     site_i, model.site_buyer[site_i], prohibited, demand,
@@ -86,3 +87,17 @@ def labs_build(model) -> None:
     # budget falls below the rent it still owes it: its hour budget is then 0)
     for row in model.builders:
         book.capex_usd[row] += model.sites[int(book.site[row])].rent_usd(model.month)
+
+
+def lab_grey_demand_h100e(model, lab, site_i: int, offer, legal_h100e: float, prohibited,
+                          backlog_h100e: float, rent, wanted: float) -> float:
+    """What a building lab seeks on the grey market [H100e of the prohibited chip]: the
+    diversion share of the compute the rules block, which is what it would build of the
+    prohibited chip at its grey price less what it builds of the legal one, both counted in
+    market H100e (the hour's value to its market: the two chips do different work)."""
+    worth = model.hour_h100e[model.sites[site_i].nation]
+    chip = prohibited[2]
+    blocked = lab.plan_build((chip, prohibited[3]), backlog_h100e, rent, wanted)
+    legal = legal_h100e * worth[offer[0]] / model.h100e[offer[0]] if offer is not None else 0.0
+    demand = chip_trade.grey_demand(model, site_i, legal, blocked * worth[chip] / model.h100e[chip])
+    return demand * model.h100e[chip] / worth[chip]

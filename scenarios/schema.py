@@ -398,8 +398,9 @@ class Leakage(_Model):
         default=0.5, description="markup paid for a diverted chip over the vendor's price "
                                  "[fraction]")
     transit_capacity_units_per_month: NonNegative = Field(
-        default=25_000.0, description="chips the transit hubs can move to the destinations "
-                                      "a month as grey-market orders [units/month]")
+        default=25_000.0, description="grey-market orders the transit hubs take a month for "
+                                      "the destinations (the diverted part of blocked "
+                                      "ordinary orders is not counted in it) [units/month]")
     stockpile_months: NonNegative = Field(
         default=6.0, description="months of a buyer's usual chip orders pulled forward between "
                                  "a rule's announcement and its effective date [months]")
