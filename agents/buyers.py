@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from agents.strategies import order_price_response, vendor_shares
+from agents.strategies import effective_chip_cost, order_price_response, vendor_shares
 from market.controls import classify, order_regime
 
 
@@ -43,12 +43,16 @@ def sourcing_plan(h100e_wanted: float, budget_usd: float, weights: np.ndarray, o
 
 
 def grey_market_choice(vendors: list, weights: np.ndarray, month: int, decide: Callable,
-                       group: str, h100e: np.ndarray):
+                       group: str, worth_h100e: np.ndarray, server_price: np.ndarray,
+                       switching_cost: float):
     """The product a buyer in a leakage destination seeks through third countries: among its
     preferred, non-captive vendors' active base products that the rules prohibit to its
-    group, the most H100e per dollar. Returns (value, vendor, product, chip) or None."""
-    best = None
-    for vendor, weight in zip(vendors, weights):
+    group, the lowest effective cost per H100e of the hour's value to its market
+    (`worth_h100e` per chip; `agents.strategies.effective_chip_cost`, its preferences as a
+    switching cost), as it chooses legal offers. Returns (1 / effective cost [market H100e
+    per USD], vendor, product, chip) or None."""
+    rows = []
+    for i, (vendor, weight) in enumerate(zip(vendors, weights)):
         if weight <= 0 or vendor.captive_to:
             continue
         for prod in np.flatnonzero(vendor.active(month) & (vendor.variant_parent < 0)):
@@ -56,10 +60,15 @@ def grey_market_choice(vendors: list, weights: np.ndarray, month: int, decide: C
             rule = decide(chip, group, vendor)
             if not rule.controlled or rule.shippable_fraction > 0:
                 continue
-            value = h100e[chip] / vendor.price[prod]
-            if best is None or value > best[0]:
-                best = (value, vendor, int(prod), chip)
-    return best
+            rows.append((i, vendor, int(prod), chip,
+                         vendor.price[prod] * server_price[chip] / worth_h100e[chip]))
+    if not rows:
+        return None
+    cost = effective_chip_cost(np.array([r[4] for r in rows]),
+                               np.array([weights[r[0]] for r in rows]), switching_cost)
+    k = int(np.argmin(cost))
+    _, vendor, prod, chip, _ = rows[k]
+    return 1.0 / cost[k], vendor, prod, chip
 
 
 def stockpile_orders(month: int, announcements, stockpile_months: float, nations: dict,

@@ -53,11 +53,16 @@ def serving_hours(price: np.ndarray, potential_hours: np.ndarray, reference_pric
     """H100e-hours of serving a lab buys at GPU-hour price `price` [USD/H100e-h].
 
     `potential_hours` is what it would buy at `reference_price` on H100-like chips [H100e-h];
-    `serving_value` [-] is tokens per H100e-hour of the fleet relative to an H100's.
+    `serving_value` [-] is tokens per H100e-hour of the fleet relative to an H100's. A fleet
+    that serves nothing (no chip meets the workload's latency bound: value 0) sells no
+    serving hours.
     """
     v = np.asarray(serving_value, float)
     p = np.maximum(np.asarray(price, float), 1e-12)
-    return np.asarray(potential_hours, float) / v * (p / (v * reference_price)) ** -elasticity
+    serves = v > 0
+    v = np.where(serves, v, 1.0)
+    return np.where(serves, np.asarray(potential_hours, float) / v
+                    * (p / (v * reference_price)) ** -elasticity, 0.0)
 
 
 def training_hours(price: np.ndarray, potential_hours: np.ndarray, reference_price: np.ndarray,
@@ -100,7 +105,11 @@ class DemandCurves:
         self.token_price_multiple = float(token_price_multiple)
         # the iso-elastic terms folded into constants (see `market_demand`)
         v, t = self.serving_value, self.training_value
-        self._serve_scale = self.serve_potential / v * (v * self.serve_ref) ** self.serve_eps
+        # a region whose fleet serves nothing (value 0) sells no serving hours
+        serves = v > 0
+        v = np.where(serves, v, 1.0)
+        self._serve_scale = np.where(
+            serves, self.serve_potential / v * (v * self.serve_ref) ** self.serve_eps, 0.0)
         self._train_scale = self.train_potential / t * (t * self.train_ref) ** self.train_eps
 
     def split(self, price: np.ndarray, rows: np.ndarray | slice = slice(None)):

@@ -359,15 +359,17 @@ def order_chips(model, site: int, buyer: str, h100e_wanted: float, budget_usd: f
 # -- the grey market ----------------------------------------------------------------------
 def grey_offer(model, site: int, weights: np.ndarray) -> tuple | None:
     """What a buyer in a leakage destination would seek through third countries: the best
-    prohibited product of its preferred open-market vendors (`agents.buyers.
+    value among the prohibited products of its preferred open-market vendors (`agents.buyers.
     grey_market_choice`) and what it would pay for it, the vendor's price x (1 +
     `leakage.smuggling_premium`): (vendor, product, chip, unit price [USD]). None outside
     the destinations or when the rules keep nothing it wants from it."""
     group = site_group(model, site)
     if group not in model.leakage.destinations:
         return None
-    best = grey_market_choice(list(model.vendors.values()), weights, model.month,
-                              partial(decision, model), group, model.h100e)
+    best = grey_market_choice(list(model.vendors.values()), buyer_weights(model, site, weights),
+                              model.month, partial(decision, model), group,
+                              model.hour_h100e[model.sites[site].nation], model.server_price,
+                              model.params.vendor_switching_cost)
     if best is None:
         return None
     _, vendor, prod, chip = best

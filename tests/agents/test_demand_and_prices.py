@@ -25,6 +25,20 @@ def test_serving_demand_is_iso_elastic_in_the_price_per_token():
     assert serving_hours(12.0, 1_000.0, 3.0, 2.0) == pytest.approx(1_000.0 / 16)
 
 
+def test_a_fleet_that_serves_nothing_sells_no_serving_hours():
+    """Where no chip meets the workload's latency bound the fleet's serving value is 0: no
+    serving hours are bought (not an infinite number), and the curves stay finite (a case
+    hypothesis found: `market.serving` at bandwidth_efficiency 0.3 and max_step_seconds
+    0.02)."""
+    assert serving_hours(3.0, 1_000.0, 3.0, 0.8, serving_value=0.0) == 0.0
+    curves = DemandCurves(np.array([1_000.0, 1_000.0]), np.zeros(2), np.full(2, 3.0),
+                          np.full(2, 3.0), np.full(2, 0.8), np.full(2, 1.0), np.zeros(2),
+                          serving_value=np.array([0.0, 1.0]))
+    serve, _ = curves.split(np.full(2, 3.0))
+    assert serve[0] == 0.0 and serve[1] == pytest.approx(1_000.0)
+    assert np.isfinite(curves._serve_scale).all()
+
+
 def test_training_demand_spends_the_budget_up_to_what_the_lab_would_use():
     """Budget 3,000 USD: at 1 USD it could buy 3,000 h but uses only 1,000 x (1/3)^-1 = 3,000
     -> 3,000; at 3 USD both give 1,000; at 6 USD the budget buys 500 and it wants 500."""
