@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import BaseModel
@@ -277,9 +277,13 @@ def _merge_changed(current, changed, original):
     return current if changed == original else changed
 
 
+# the examples are combinations earlier random draws found failing (the suite's draws are
+# fixed, tests/conftest.py; GPUMARKET_HYPOTHESIS=explore draws new ones)
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(_bound_values()), min_size=2, max_size=6,
                 unique_by=lambda case: case[0]))
+@example([(("market", "serving", "bandwidth_efficiency"), "min", 0.3),
+          (("market", "serving", "max_step_seconds"), "min", 0.02)])
 def test_the_model_runs_with_several_fields_at_their_bounds(cases):
     try:
         scenario = validate_data(_combined(cases), "baseline at several bounds")
