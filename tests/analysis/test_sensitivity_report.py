@@ -20,11 +20,14 @@ def gm(*args):
 
 
 def test_salib_problem_maps_the_uncertain_block():
-    problem, skipped = sa.salib_problem(load_scenario("taiwan-shock-2027").scenario.uncertain)
+    uncertain = load_scenario("taiwan-shock-2027").scenario.uncertain
+    problem, skipped = sa.salib_problem(uncertain)
     assert skipped == ["events.7.months"]
     i = problem["names"].index("market.order_price_elasticity")   # triangular 0.5 / 1.0 / 1.5
     assert problem["dists"][i] == "triang" and problem["bounds"][i] == pytest.approx([0.5, 1.5, 0.5])
-    assert problem["num_vars"] == len(problem["names"]) == 13
+    # every continuous input is a variable, in the block's order
+    assert problem["names"] == [path for path in uncertain if path not in skipped]
+    assert problem["num_vars"] == len(problem["names"]) == len(uncertain) - 1
 
 
 def test_sobol_recovers_a_known_function():
