@@ -15,6 +15,7 @@ to the scenario's ids in `CHIPS`, `NVIDIA_OWNERS` and `BUYERS` below; each mappi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 import pandas as pd
@@ -343,6 +344,12 @@ def monthly_values(family: str, keys: tuple[str, ...], tables: dict[str, pd.Data
 def period_months(start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
     """The months of [start, end]: those whose 15th day falls inside it, so a fiscal quarter
     that ends a few days into a month takes the months it mostly covers."""
+    return _period_months(pd.Timestamp(start), pd.Timestamp(end))
+
+
+@lru_cache(maxsize=8192)
+def _period_months(start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
+    # observations share a few hundred periods; every run of a calibration asks for them
     months = pd.date_range(start.to_period("M").to_timestamp(), end, freq="MS")
     mid = months + pd.Timedelta(days=14)
     return months[(mid >= start) & (mid <= end)]
@@ -354,18 +361,22 @@ def aggregate(monthly: pd.Series | pd.DataFrame, how: str, start: pd.Timestamp,
     last month) or `max`; a share (`num`, `den`) is the ratio of the period's sums. NaN when
     the run does not cover every month of the period."""
     months = period_months(start, end)
-    if len(months) == 0 or not months.isin(monthly.index).all():
+    if len(months) == 0:
         return float("nan")
-    part = monthly.loc[months]
-    if isinstance(part, pd.DataFrame):
-        den = float(part["den"].sum())
-        return float(part["num"].sum()) / den if den > 0 else float("nan")
+    at = monthly.index.get_indexer(months)
+    if (at < 0).any():
+        return float("nan")
+    if isinstance(monthly, pd.DataFrame):
+        den = float(monthly["den"].to_numpy(float)[at].sum())
+        return float(monthly["num"].to_numpy(float)[at].sum()) / den if den > 0 \
+            else float("nan")
+    part = monthly.to_numpy(float)[at]
     if how == "sum":
         return float(part.sum())
     if how == "mean":
         return float(part.mean())
     if how == "end":
-        return float(part.iloc[-1])
+        return float(part[-1])
     if how == "max":
         return float(part.max())
     raise ValueError(f"unknown aggregation {how!r}")

@@ -165,11 +165,26 @@ def encode_run(tables: dict[str, pd.DataFrame], run_id: int, seed: int,
 _FROZEN = False
 
 
-def execute(task: Task) -> Result:
-    """Run one task; any exception of the model becomes a failed result (the batch goes on);
-    a failed write of the run file becomes a `write_failed` result (the batch stops)."""
-    global _FROZEN
+def tables_payload(task: Task) -> tuple[bytes, int]:
+    """A Monte Carlo run's file: every output table of the run (`encode_run`), and its rows."""
     from market.outputs import run_tables
+
+    scenario = scenario_for(task.scenario_json, task.params)
+    tables = run_tables(scenario, task.seed, task.months)
+    return (encode_run(tables, task.run_id, task.seed, task.params),
+            sum(len(frame) for frame in tables.values()))
+
+
+def execute(task: Task) -> Result:
+    """Run one task of a Monte Carlo batch (`execute_with` and `tables_payload`)."""
+    return execute_with(task, tables_payload)
+
+
+def execute_with(task: Task, produce: Callable[[Task], tuple[bytes, int]]) -> Result:
+    """Run one task: `produce` makes its run file's bytes and row count (a Parquet file with
+    a `run_id` column). Any exception of the model becomes a failed result (the batch goes
+    on); a failed write of the run file becomes a `write_failed` result (the batch stops)."""
+    global _FROZEN
 
     if not _FROZEN:
         # move what the process has imported out of the garbage collector's sight: its
@@ -180,10 +195,7 @@ def execute(task: Task) -> Result:
         _FROZEN = True
     started = time.perf_counter()
     try:
-        scenario = scenario_for(task.scenario_json, task.params)
-        tables = run_tables(scenario, task.seed, task.months)
-        payload = encode_run(tables, task.run_id, task.seed, task.params)
-        rows = sum(len(frame) for frame in tables.values())
+        payload, rows = produce(task)
     except Exception as exc:   # recorded, not raised: one bad draw must not kill a batch
         where = traceback.extract_tb(exc.__traceback__)[-1]
         return Result(task.run_id, "failed", time.perf_counter() - started, None,
@@ -756,13 +768,14 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def run_batch(batch: Batch, tasks: list[Task], executor, progress: Callable[[int], None]
-              | None = None) -> tuple[int, int]:
-    """Run the tasks whose file is missing or bad; returns (done now, failed now). Stops with
+              | None = None, fn: Callable[[Task], Result] = execute) -> tuple[int, int]:
+    """Run the tasks whose file is missing or bad with `fn` (a module-level function, so
+    that workers can import it); returns (done now, failed now). Stops with
     `BatchWriteError` at the first run that could not be written."""
     finished = batch.finished()
     todo = [t for t in tasks if t.run_id not in finished]
     done = failed = 0
-    for result in executor.map(execute, todo):
+    for result in executor.map(fn, todo):
         batch.record(result)
         done += result.status == "done"
         failed += result.status == "failed"

@@ -28,14 +28,12 @@ import re
 import stat
 import sys
 import tomllib
-import types
-import typing
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from market.catalog import load_catalog
 from market import costs
@@ -43,7 +41,8 @@ from market.clearing import RATIONING
 from market.controls import RuleBook, load_rules, order_regime, rule_problems
 from market.errors import ScenarioError, UnknownNameError
 from market.timeline import parse_month
-from scenarios.schema import MONTH_PATTERN, Scenario
+from scenarios.behavioural import classify_path
+from scenarios.schema import MONTH_PATTERN, Scenario, field_at
 
 _MERGE_ONLY_KEYS = ("drop_events",)
 #: Largest scenario file read [bytes]: scenarios are tens of KB of text (baseline.toml: ~40 KB);
@@ -408,35 +407,7 @@ _BOUND_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "l
 
 def _description(loc: tuple) -> str | None:
     """The schema description of the field at a pydantic error location, if any."""
-    tp: Any = Scenario
-    info = None
-    for part in loc:
-        while True:
-            origin = typing.get_origin(tp)
-            if origin is typing.Annotated:
-                tp = typing.get_args(tp)[0]
-            elif origin in (typing.Union, types.UnionType):
-                members = [a for a in typing.get_args(tp) if a is not type(None)]
-                tagged = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)
-                          and typing.get_args(m.model_fields["kind"].annotation) == (part,)]
-                if tagged:                              # an event's kind tag
-                    tp, part = tagged[0], None
-                    break
-                tp = members[0]
-            else:
-                break
-        if part is None:
-            continue
-        origin = typing.get_origin(tp)
-        if isinstance(tp, type) and issubclass(tp, BaseModel):
-            info = tp.model_fields.get(str(part))
-            if info is None:
-                return None
-            tp = info.annotation
-        elif origin in (dict, list):
-            tp = typing.get_args(tp)[-1]
-        else:
-            return None
+    _, _, info = field_at(loc)
     return info.description if info is not None else None
 
 
@@ -606,9 +577,23 @@ def check_references(s: Scenario) -> list[tuple[str, str]]:
     return problems
 
 
+def _prior_problem(prior: dict) -> str | None:
+    """Why a `[calibrate]` prior cannot be searched, if it cannot: the calibration searches a
+    bounded box of continuous values."""
+    dist = prior.get("dist")
+    if dist == "choice":
+        return ("a calibrated parameter needs a continuous prior (uniform, triangular, normal "
+                "or lognormal), not choice")
+    if dist in ("normal", "lognormal") and (prior.get("low") is None
+                                            or prior.get("high") is None):
+        return f"a {dist} prior needs low and high (the calibration searches a bounded box)"
+    return None
+
+
 def _check_uncertain(data: dict, origins: dict, source: str) -> list[str]:
-    """Each uncertain path must name an existing, settable field: set a central value on a
-    copy and validate."""
+    """Each uncertain, lever and calibrated path must name an existing, settable field (set a
+    central value on a copy and validate); a calibrated one must also be a behavioural
+    parameter with a continuous, bounded prior."""
     lines = []
     probes = []
     for path, dist in (data.get("uncertain") or {}).items():
@@ -616,6 +601,15 @@ def _check_uncertain(data: dict, origins: dict, source: str) -> list[str]:
             values = dist.get("values") or [dist.get("low"), dist.get("high")]
             central = next((dist[k] for k in ("mode", "mean") if k in dist), None)
             probes.append(("uncertain", path, [v for v in [central, *values] if v is not None]))
+    for path, prior in (data.get("calibrate") or {}).items():
+        if isinstance(prior, dict):
+            why = classify_path(path) or _prior_problem(prior)
+            if why is not None:
+                lines.append(f"{_origin(origins, ('calibrate', path), source)}: field "
+                             f"calibrate.{path}: {why}")
+                continue
+            values = [prior.get(k) for k in ("low", "mode", "mean", "high")]
+            probes.append(("calibrate", path, [v for v in values if v is not None]))
     for path, lever in (data.get("levers") or {}).items():
         if isinstance(lever, dict):
             probes.append(("levers", path, list(lever.get("values") or [])))
@@ -625,6 +619,7 @@ def _check_uncertain(data: dict, origins: dict, source: str) -> list[str]:
             probe = copy.deepcopy(data)
             probe.pop("uncertain", None)
             probe.pop("levers", None)
+            probe.pop("calibrate", None)
             try:
                 set_path(probe, path, value)
                 Scenario.model_validate(probe, strict=True)

@@ -10,9 +10,12 @@ policy choices (events, switches), *outcomes* are the output tables.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+import types
+import typing
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
 from market.controls import Rule
 from market.timeline import parse_month
@@ -649,7 +652,8 @@ Event = Annotated[Union[ExportControlEvent, FoundryShockEvent, RemoteAccessEvent
 
 
 class Distribution(_Model):
-    """An uncertain input: its distribution and bounds. Sampled by the Monte Carlo runner.
+    """An uncertain input's distribution and bounds (sampled by the Monte Carlo runner), or a
+    calibrated parameter's prior.
 
     uniform(low, high); triangular(low, mode, high); normal(mean, sigma), truncated to
     [low, high] when given; lognormal: ln(value) is normal with median `mean` (a value, not
@@ -719,6 +723,9 @@ class Scenario(_Model):
     uncertain: dict[str, Distribution] = Field(default_factory=dict)
     levers: dict[str, Lever] = Field(default_factory=dict, description="policy choices crossed "
                                      "with the uncertainty samples in Monte Carlo batches")
+    calibrate: dict[str, Distribution] = Field(
+        default_factory=dict, description="behavioural parameters `gpumarket calibrate` "
+        "estimates, each with its prior (scenarios.behavioural lists the fields allowed)")
 
     @field_validator("name")
     @classmethod
@@ -740,3 +747,41 @@ class Scenario(_Model):
 
 
 Nation.model_rebuild()
+
+
+def field_at(loc: tuple) -> tuple[type[BaseModel] | None, str | None, FieldInfo | None]:
+    """The schema model, field name and field of a location in a scenario (('vendors',
+    'nvidia', 'floor_margin'), list items by index, an event by its position or `kind` tag
+    as pydantic reports it); (None, None, None) where the location names no field."""
+    tp: Any = Scenario
+    owner, name, info = None, None, None
+    for part in loc:
+        while True:
+            origin = typing.get_origin(tp)
+            if origin is Annotated:
+                tp = typing.get_args(tp)[0]
+            elif origin in (Union, types.UnionType):
+                members = [a for a in typing.get_args(tp) if a is not type(None)]
+                tagged = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)
+                          and "kind" in m.model_fields
+                          and typing.get_args(m.model_fields["kind"].annotation) == (part,)]
+                if tagged:                              # an event's kind tag
+                    tp, part = tagged[0], None
+                    break
+                tp = members[0]
+            else:
+                break
+        if part is None:
+            continue
+        origin = typing.get_origin(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            info = tp.model_fields.get(str(part))
+            if info is None:
+                return None, None, None
+            owner, name, tp = tp, str(part), info.annotation
+        elif origin in (dict, list):
+            tp = typing.get_args(tp)[-1]
+            owner, name, info = None, None, None
+        else:
+            return None, None, None
+    return owner, name, info

@@ -154,7 +154,9 @@ def _rows(title: str, rows: list[tuple[str, str]], notes: list[str] | None = Non
 # ------------------------------------------------------------------------------ extras ---
 
 #: The optional parts of gpumarket and the modules each brings (pyproject's extras).
-EXTRAS = {"batch": ("dask", "distributed", "SALib"), "viz": ("solara", "networkx", "ipyvuetify")}
+EXTRAS = {"batch": ("dask", "distributed", "SALib"),
+          "calibrate": ("dask", "distributed", "sklearn"),
+          "viz": ("solara", "networkx", "ipyvuetify")}
 
 
 def _missing(module: str) -> bool:

@@ -37,9 +37,9 @@ MONTHS = 12
 LONG_TAIL_LABS = 5
 #: Step inside an exclusive bound (gt=0 -> 1e-6), relative to the bound's size when it is large.
 INSIDE = 1e-6
-#: Top-level blocks the model never reads (the Monte Carlo runner's, and rule definitions that
-#: market.controls checks with its own bounds).
-SKIPPED = ("uncertain", "levers", "rules")
+#: Top-level blocks the model never reads (the Monte Carlo runner's, the calibration's, and
+#: rule definitions that market.controls checks with its own bounds).
+SKIPPED = ("uncertain", "levers", "calibrate", "rules")
 #: Columns that may be negative: a cloud's margin over full owned cost (down to min_margin).
 SIGNED = {"margin"}
 

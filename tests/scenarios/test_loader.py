@@ -70,6 +70,14 @@ def test_resolved_hash_changes_with_an_override():
     ("bad_distribution.toml", "low (0.5) must not exceed high (0.3)"),
     ("unknown_uncertain_path.toml", "field uncertain.market.demand_growth: path does not name "
                                     "a settable input"),
+    ("calibrate_data_path.toml", "field calibrate.market.mfu: Market.mfu is data or an input"),
+    ("calibrate_chip_spec.toml", "field calibrate.vendors.nvidia.products.0.unit_cost_usd: "
+                                 "Product.unit_cost_usd is data or an input"),
+    ("calibrate_event.toml", "field calibrate.events.3.date: a dated event"),
+    ("calibrate_choice.toml", "field calibrate.market.serving_elasticity: a calibrated "
+                              "parameter needs a continuous prior"),
+    ("calibrate_out_of_bounds.toml", "field calibrate.market.serving_elasticity: value 9.0 is "
+                                     "not a valid setting"),
     ("circular_a.toml", "circular inheritance"),
     ("unknown_rule_event.toml", "field events[7].rule: unknown export-control rule 'oct2027'"),
     ("lift_not_in_force.toml", "cannot lift 'diffusion2025' on 2027-01: it is not in force"),
@@ -191,3 +199,26 @@ def test_the_serving_workload_is_settable_and_an_unservable_one_is_refused():
     with pytest.raises(ScenarioError, match="market.serving: an H100 SXM server cannot serve"):
         load_scenario("baseline", ["market.serving.context_tokens=32768",
                                    "market.serving.kv_bytes_per_token=1e8"])
+
+
+def test_a_calibrate_block_names_behavioural_parameters_with_priors(tmp_path):
+    from scenarios.behavioural import behavioural_paths, classify_path
+
+    path = tmp_path / "cal.toml"
+    path.write_text('name = "cal"\ndescription = "x"\nextends = "baseline"\n'
+                    '[calibrate."market.serving_elasticity"]\ndist = "uniform"\nlow = 0.5\n'
+                    'high = 2.0\nrationale = "test"\n'
+                    '[calibrate."vendors.nvidia.floor_margin"]\ndist = "lognormal"\n'
+                    'mean = 0.5\nsigma = 0.5\nlow = 0.2\nhigh = 2.0\nrationale = "test"\n',
+                    encoding="utf-8")
+    loaded = load_scenario(str(path)).scenario
+    assert set(loaded.calibrate) == {"market.serving_elasticity", "vendors.nvidia.floor_margin"}
+    paths = behavioural_paths(loaded)
+    assert "foundries.tsmc-cowos.expansion_response" in paths
+    assert all(classify_path(p) is None for p in paths)
+    # what the world hands the agents is never behavioural
+    for data in ("market.demand_index.growth_after_per_year", "labs.openai.financing_usd_per_year",
+                 "foundries.tsmc-cowos.capacity_wafers_per_month.points.2024-12",
+                 "foundries.tsmc-cowos.expansion_lag_months", "market.chip_lead_time_months",
+                 "start", "rules.x.threshold", "leakage.enforcement"):
+        assert classify_path(data) is not None, data
