@@ -15,13 +15,16 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats
 from scipy.stats import qmc
 
 from market.errors import GpumarketError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Second entropy word of the sampling stream (distinct from any run seed's spawn key).
 DESIGN_STREAM = 0x5EED_D51C
@@ -105,14 +108,29 @@ def sample_uncertainties(uncertain: dict, n: int, method: str, root_seed: int
     return out
 
 
+#: Second entropy word of the stream that picks posterior draws (`make_design`).
+POSTERIOR_STREAM = 0x9057_D51C
+
+
 def make_design(scenario, samples: int, method: str, root_seed: int,
-                levers: dict[str, list] | None = None) -> Design:
-    """Cross `samples` uncertainty draws with every combination of lever options."""
+                levers: dict[str, list] | None = None,
+                posterior: pd.DataFrame | None = None) -> Design:
+    """Cross `samples` uncertainty draws with every combination of lever options. With a
+    `posterior` (a calibration's sample, one column per parameter path), each sample takes
+    the values of one posterior draw, picked at random with replacement from its own stream,
+    in place of those parameters' `[uncertain]` distributions (if any)."""
     if samples < 1:
         raise GpumarketError(f"--runs must be at least 1, got {samples}")
     levers = dict(levers if levers is not None
                   else {p: list(lv.values) for p, lv in scenario.levers.items()})
-    draws = sample_uncertainties(scenario.uncertain, samples, method, root_seed)
+    uncertain = scenario.uncertain if posterior is None else \
+        {p: d for p, d in scenario.uncertain.items() if p not in posterior.columns}
+    draws = sample_uncertainties(uncertain, samples, method, root_seed)
+    if posterior is not None:
+        pick = np.random.default_rng([root_seed, POSTERIOR_STREAM]).integers(
+            len(posterior), size=samples)
+        for path in posterior.columns:
+            draws[path] = [float(v) for v in posterior[path].to_numpy(float)[pick]]
     seeds = run_seeds(root_seed, samples)
     combos = list(itertools.product(*levers.values())) or [()]
     runs = []

@@ -2,11 +2,12 @@
 
 For series s and parameter point x, the implausibility is
 
-    I_s(x) = |E[b_s(x)]| / sqrt(V_em,s(x) + V_obs,s + V_disc),
+    I_s(x) = |E[b_s(x)]| / sqrt(V_em,s(x) + V_obs,s + V_disc + V_seed,s),
 
 with b_s the series' bias (mean log ratio of model to observation; 0 is a perfect fit), E and
-V_em the emulator's mean and variance, V_obs the observations' own uncertainty and V_disc the
-model discrepancy (what even the best parameters leave, since the model is a simplification).
+V_em the emulator's mean and variance, V_obs the observations' own uncertainty, V_disc the
+model discrepancy (what even the best parameters leave, since the model is a simplification)
+and V_seed the spread the seeds alone give the bias (`Calibration._seed_variance`).
 A point is ruled out when I_s > 3 for any matched series (Pukelsheim's three-sigma rule: for
 any unimodal distribution at least 95% of the mass lies within three standard deviations;
 Pukelsheim 1994, *The American Statistician* 48(2)). Each wave runs the model at points not yet

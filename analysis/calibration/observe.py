@@ -73,6 +73,7 @@ class Fit:
     scores: pd.DataFrame
     overall: dict
     seed_variance: pd.Series       #: per series, variance over seeds of its bias [-^2]
+    aligned: pd.DataFrame | None = None   #: each observation with the seeds' median and band
 
     @property
     def loss(self) -> float:
@@ -101,4 +102,4 @@ def fit_of(observed: pd.DataFrame, runs: list[pd.DataFrame]) -> Fit:
     per_seed = errors.groupby("series").mean()
     variance = per_seed.var(axis=1, ddof=1) if per_seed.shape[1] > 1 else \
         pd.Series(0.0, index=per_seed.index)
-    return Fit(scores, overall, variance.fillna(0.0))
+    return Fit(scores, overall, variance.fillna(0.0), aligned)

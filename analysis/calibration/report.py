@@ -90,8 +90,46 @@ def marginals_figure(params: pd.DataFrame, evaluations: pd.DataFrame,
     return fig
 
 
+def series_figure(series: str, before, after, draws: list) -> Figure:
+    """One series: the observations (with the source's interval), the model before and after
+    (seeds' median) and the posterior-predictive band (5-95% of the draws' medians)."""
+    def rows(fit):
+        a = fit.aligned
+        return a[a["series"] == series].sort_values("start")
+    obs = rows(after)
+    fig = Figure(figsize=(4.6, 2.6), layout="constrained")
+    ax = fig.add_subplot()
+    x = obs["start"]
+    if draws:
+        band = np.column_stack([rows(d)["model_median"].to_numpy(float) for d in draws])
+        with np.errstate(all="ignore"):
+            low_b, high_b = np.nanquantile(band, 0.05, axis=1), np.nanquantile(band, 0.95,
+                                                                                 axis=1)
+        if len(obs) > 1:
+            ax.fill_between(x, low_b, high_b, color="#1f77b4", alpha=0.2, lw=0,
+                            label="posterior draws 5-95%")
+        else:                       # one observation: the band as a bar
+            ax.vlines(x, low_b, high_b, color="#1f77b4", alpha=0.35, lw=8,
+                      label="posterior draws 5-95%")
+    ax.plot(x, rows(before)["model_median"], color="#888", lw=1.2, marker="s", ms=3,
+            label="before")
+    ax.plot(x, obs["model_median"], color="#1f77b4", lw=1.5, marker="D", ms=3, label="after")
+    low, high = obs["low"].to_numpy(float), obs["high"].to_numpy(float)
+    has = np.isfinite(low) & np.isfinite(high)
+    ax.errorbar(x[has], obs["value"][has], yerr=[obs["value"][has] - low[has],
+                                                 high[has] - obs["value"][has]],
+                fmt="none", ecolor="k", elinewidth=0.6, capsize=2)
+    ax.plot(x, obs["value"], "ko", ms=3, label="observed")
+    ax.set_title(f"{series} [{obs['unit'].iloc[0]}]", fontsize=8)
+    ax.tick_params(labelsize=7)
+    if (obs["value"] > 0).all() and obs["value"].max() > 20 * obs["value"].min():
+        ax.set_yscale("log")
+    ax.legend(fontsize=6, loc="best")
+    return fig
+
+
 def write_report(path: Path, manifest: dict, params: pd.DataFrame, fits: pd.DataFrame,
-                 evaluations: pd.DataFrame) -> None:
+                 evaluations: pd.DataFrame, before=None, after=None, draws=()) -> None:
     title = f"gpumarket calibration: {manifest['scenario']} to {manifest['until']}"
     summary = {k: manifest.get(k) for k in (
         "method", "budget", "seeds", "waves", "waves_run", "parameter_sets_run", "model_runs",
@@ -120,6 +158,14 @@ def write_report(path: Path, manifest: dict, params: pd.DataFrame, fits: pd.Data
     parts += ["<h2>Fit per series</h2>", _rows_table(fits),
               "<h2>Series set aside</h2><p>" + (", ".join(map(html.escape, aside)) or "none")
               + "</p>"]
+    if before is not None and after is not None and after.aligned is not None:
+        parts.append("<h2>Each series</h2><p>Observed (black, with the source's 5-95% "
+                     "interval), the model before (grey) and after (blue), seeds' median; the "
+                     "band spans the posterior draws run in the check.</p>")
+        for series in fits["series"]:
+            figure = series_figure(series, before, after, list(draws))
+            parts.append(f"<img alt='{html.escape(series)}' src='data:image/png;base64,"
+                         f"{_figure_png(figure)}'>")
     write_durable(path, ("\n".join(parts) + "\n").encode())
 
 

@@ -41,6 +41,9 @@ MANIFEST = "calibration.json"
 LOCK = "calibration.lock"
 #: Sobol' candidates (2^k) a wave picks its design from.
 DESIGN_CANDIDATES_LOG2 = 14
+#: Parameter sets Optuna asks for at a time (a batch; fixed, so results do not depend on the
+#: number of workers), and the share of the best it keeps as its sample.
+OPTUNA_ROUND, OPTUNA_ACCEPT = 10, 0.1
 
 
 @dataclass(frozen=True)
@@ -71,14 +74,18 @@ def _digest(obj) -> str:
 class Calibration:
     """Runs a calibration in `directory` (created, or resumed when it holds the same one)."""
 
-    def __init__(self, directory: Path, loaded, settings: Settings, months: int, version: str):
+    def __init__(self, directory: Path, loaded, settings: Settings, months: int, version: str,
+                 observed: pd.DataFrame | None = None, observed_seeds: int = 0):
         self.dir = Path(directory)
         self.loaded = loaded
         self.scenario = loaded.scenario
         self.settings = settings
         self.months = months
         self.space = ParameterSpace.of(self.scenario)
-        self.observed = in_sample(settings.until)
+        # the observations scored against: the shipped ones to --until, or synthetic ones on
+        # the same periods (parameter recovery); the runs are aligned on the shipped periods
+        self.observed = in_sample(settings.until) if observed is None else observed
+        self.observed_seeds = observed_seeds      #: runs behind synthetic observations
         self.identity = {
             "kind": "calibration", "gpumarket_version": version,
             "scenario": self.scenario.name, "scenario_source": loaded.source,
@@ -127,15 +134,23 @@ class Calibration:
     def evaluate(self, name: str, values: np.ndarray, executor, progress=None) -> list[Fit]:
         """Run each parameter set (rows of `values`) with seeds 1..seeds as the batch
         DIR/`name` (resumed if it exists) and return their fits (None where a run failed)."""
-        k = self.settings.seeds
+        seeds = tuple(range(1, self.settings.seeds + 1))
+        return [None if runs is None else fit_of(self.observed, runs)
+                for runs in self.runs_at(name, values, executor, seeds, progress)]
+
+    def runs_at(self, name: str, values: np.ndarray, executor, seeds: tuple[int, ...],
+                progress=None) -> list[list[pd.DataFrame] | None]:
+        """Each parameter set's run files (one frame per seed), run as the batch DIR/`name`
+        (resumed if it exists); None for a set with a failed run."""
+        k = len(seeds)
         params = [self.space.params(row) for row in values]
-        tasks = [Task(i * k + j, j + 1, p, self.months, self.scenario_json, None)
-                 for i, p in enumerate(params) for j in range(k)]
+        tasks = [Task(i * k + j, seed, p, self.months, self.scenario_json, None)
+                 for i, p in enumerate(params) for j, seed in enumerate(seeds)]
         batch = Batch(self.dir / name)
         identity = {"kind": "calibration-runs", "gpumarket_version":
                     self.identity["gpumarket_version"], "scenario": self.scenario.name,
                     "scenario_sha256": self.identity["scenario_sha256"], "months": self.months,
-                    "design": {"name": name, "sets": len(params), "seeds": k,
+                    "design": {"name": name, "sets": len(params), "seeds": list(seeds),
                                "design_sha": _digest(params)}}
         rows = pd.DataFrame([{"run_id": t.run_id, "seed": t.seed,
                               **{f"param.{p}": v for p, v in t.params.items()}} for t in tasks])
@@ -148,20 +163,23 @@ class Calibration:
             run_batch(batch, tasks, executor, progress, fn=observe)
             batch.finish(len(tasks), 0.0, f"{executor.name} x{executor.workers}")
             done = batch.finished()
-            fits = []
+            out = []
             for i in range(len(params)):
                 ids = [i * k + j for j in range(k)]
-                if not all(r in done for r in ids):
-                    fits.append(None)
-                    continue
-                fits.append(fit_of(self.observed,
-                                   [pd.read_parquet(batch.run_path(r)) for r in ids]))
-            return fits
+                out.append([pd.read_parquet(batch.run_path(r)) for r in ids]
+                           if all(r in done for r in ids) else None)
+            return out
         finally:
             batch.close()
 
     # -- the method ---------------------------------------------------------------------
     def run(self, executor, progress=None, say=lambda text: None) -> dict:
+        """The settings' method, then the check runs and the outputs."""
+        if self.settings.method == "optuna":
+            return self.run_optuna(executor, progress, say)
+        return self.run_history_matching(executor, progress, say)
+
+    def run_history_matching(self, executor, progress=None, say=lambda text: None) -> dict:
         """History matching in waves, a posterior sample, the check runs, the outputs."""
         s = self.settings
         d = self.space.dim
@@ -192,7 +210,7 @@ class Calibration:
                 series = sorted(set.intersection(*[set(fits[i].scores["series"])
                                                    for i in good]))
                 var_fixed = observation_variance(self.observed, series) \
-                    + s.discrepancy_sigma ** 2
+                    + s.discrepancy_sigma ** 2 + self._seed_variance(fits, good, series)
             bias = np.array([fits[i].scores.set_index("series")["bias"].reindex(series)
                              .to_numpy(float) for i in good])
             wave = Wave(number, u[good], bias, series, var_fixed).fit(s.root_seed + number)
@@ -206,6 +224,63 @@ class Calibration:
                 f"{np.nanmin([r['loss'] for r in rows]):.3f}, {len(wave.set_aside())} of "
                 f"{len(series)} series set aside as misfits")
         post = sample_posterior(waves, d, s.posterior_draws, s.root_seed)
+        return self._check_and_write(waves, rows, post, reference_fit, executor, progress)
+
+    def run_optuna(self, executor, progress=None, say=lambda text: None) -> dict:
+        """Optuna's TPE sampler in rounds of `OPTUNA_ROUND` parameter sets (ask, run as a
+        batch, tell: a rerun replays the told losses, so it asks the same points), the input
+        first; the sample is an ABC rejection sample of what it ran, the sets whose loss is
+        within the best `OPTUNA_ACCEPT` share, resampled with equal weights (TPE searches,
+        it does not sample a posterior, so this is a rough stand-in for one)."""
+        import optuna
+
+        from analysis.calibration.posterior import Posterior
+
+        s = self.settings
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        sampler = optuna.samplers.TPESampler(seed=s.root_seed, multivariate=True,
+                                             n_startup_trials=min(2 * self.space.dim + 2,
+                                                                  sum(s.wave_sizes()) // 2))
+        study = optuna.create_study(direction="minimize", sampler=sampler)
+        box = {f"u{j}": optuna.distributions.FloatDistribution(0.0, 1.0 - 1e-12)
+               for j in range(self.space.dim)}
+        study.enqueue_trial({f"u{j}": float(v) for j, v in
+                             enumerate(self.space.unit(self._reference_values())[0])})
+        left, number, rows, reference_fit, us = sum(s.wave_sizes()), 0, [], None, []
+        while left > 0:
+            number += 1
+            trials = [study.ask(box) for _ in range(min(OPTUNA_ROUND, left))]
+            u = np.array([[t.params[f"u{j}"] for j in range(self.space.dim)] for t in trials])
+            fits = self.evaluate(f"round-{number}", self.space.values(u), executor, progress)
+            reference_fit = reference_fit or fits[0]
+            values = self.space.values(u)
+            for i, (trial, fit) in enumerate(zip(trials, fits)):
+                if fit is None:
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                else:
+                    study.tell(trial, fit.loss)
+                rows.append({"wave": number, "set": i, "loss": np.nan if fit is None
+                             else fit.loss, **self.space.params(values[i])})
+                us.append(u[i])
+            left -= len(trials)
+        say(f"optuna: {len(rows)} parameter sets run in {number} rounds, best loss "
+            f"{np.nanmin([r['loss'] for r in rows]):.3f}")
+        if reference_fit is None:
+            raise GpumarketError(f"{self.dir / 'round-1'}: the input scenario's own run failed "
+                                 "(its error is in runs.jsonl)")
+        loss = np.array([r["loss"] for r in rows])
+        ok = np.isfinite(loss)
+        accept = ok & (loss <= np.quantile(loss[ok], OPTUNA_ACCEPT))
+        pick = np.random.default_rng([s.root_seed, 0x0B7A]).choice(
+            np.flatnonzero(accept), size=s.posterior_draws, replace=True)
+        post = Posterior(np.array(us)[pick], float(accept.sum()), float(accept.mean()),
+                         int(accept.sum()))
+        return self._check_and_write([], rows, post, reference_fit, executor, progress)
+
+    def _check_and_write(self, waves, rows, post, reference_fit, executor, progress) -> dict:
+        """Run the calibrated point (the posterior medians) and a few posterior draws with
+        the same seeds, and write the outputs."""
+        s = self.settings
         draws = self.space.values(post.u)
         point = np.median(draws, axis=0)
         check_u = np.vstack([self.space.unit(point[None, :]),
@@ -215,6 +290,20 @@ class Calibration:
             raise GpumarketError(f"{self.dir / 'check'}: the calibrated point's run failed "
                                  "(its error is in runs.jsonl)")
         return self._write(waves, rows, post, draws, point, check, reference_fit)
+
+    def _seed_variance(self, fits: list[Fit], good: list[int], series: list[str]
+                       ) -> np.ndarray:
+        """[m] the variance of a series' bias that comes from the seeds alone: each set's
+        variance over its seeds (wave 1, averaged over its sets), over the seeds a set is
+        scored with (the median of K seeds varies about 1/K as much as one), plus, for
+        synthetic observations made from `observed_seeds` runs, their own share (the
+        "ensemble variability" term of Andrianakis et al. 2015). 0 with one seed: the
+        seeds' spread is then unknown, and only the emulators' noise takes it up."""
+        per_set = pd.concat([fits[i].seed_variance.reindex(series) for i in good], axis=1)
+        variance = per_set.mean(axis=1).fillna(0.0).to_numpy(float)
+        share = 1.0 / self.settings.seeds + (1.0 / self.observed_seeds
+                                             if self.observed_seeds else 0.0)
+        return variance * share
 
     def _reference_values(self) -> np.ndarray:
         """[1, d] the input scenario's own values of the calibrated parameters."""
@@ -258,11 +347,13 @@ class Calibration:
             "parameter_sets_run": int(len(rows) + len(check)),
             "model_runs": int((len(rows) + len(check)) * self.settings.seeds),
             "region_share_left": post.region_share, "posterior_ess": post.weights_ess,
+            "posterior_distinct_draws": int(len(np.unique(post.u, axis=0))),
             "set_aside_series": sorted(set().union(*[w.set_aside() for w in waves])),
             "waves_run": len(waves),
             "point_estimate": self.space.params(point), "overlay": overlay.name}
         manifest = dict(self.identity, **results)
-        write_report(self.dir / "report.html", manifest, params, fits, evaluations)
+        write_report(self.dir / "report.html", manifest, params, fits, evaluations, before,
+                     after, [f for f in check[1:] if f is not None])
         _write_json(self.dir / MANIFEST, manifest)
         return manifest
 

@@ -155,7 +155,7 @@ def _rows(title: str, rows: list[tuple[str, str]], notes: list[str] | None = Non
 
 #: The optional parts of gpumarket and the modules each brings (pyproject's extras).
 EXTRAS = {"batch": ("dask", "distributed", "SALib"),
-          "calibrate": ("dask", "distributed", "sklearn"),
+          "calibrate": ("dask", "distributed", "sklearn", "optuna"),
           "viz": ("solara", "networkx", "ipyvuetify")}
 
 

@@ -204,6 +204,46 @@ def _parse_levers(levers: tuple[str, ...], loaded) -> dict | None:
     return out
 
 
+def _posterior_draws(directory: Path, loaded):
+    """A calibration's posterior sample, checked: a finished calibration, every parameter a
+    behavioural field this scenario can set to every drawn value's range."""
+    import copy
+    import json as _json
+
+    import pandas as pd
+    from pydantic import ValidationError
+
+    from scenarios.behavioural import classify_path
+    from scenarios.loader import set_path
+    from scenarios.schema import Scenario
+
+    manifest, sample = directory / "calibration.json", directory / "posterior.parquet"
+    if not manifest.is_file() or not sample.is_file():
+        raise GpumarketError(f"{directory}: not a finished gpumarket calibration (needs "
+                             "calibration.json and posterior.parquet)")
+    if _json.loads(manifest.read_text()).get("kind") != "calibration":
+        raise GpumarketError(f"{manifest}: not a gpumarket calibration manifest")
+    try:
+        draws = pd.read_parquet(sample)
+    except Exception as exc:       # noqa: BLE001  (a damaged file: one line)
+        raise GpumarketError(f"{sample}: unreadable ({type(exc).__name__})") from None
+    if draws.empty or not all(pd.api.types.is_numeric_dtype(t) for t in draws.dtypes):
+        raise GpumarketError(f"{sample}: expected numeric columns of draws, one per parameter")
+    for path in draws.columns:
+        why = classify_path(path)
+        if why is not None:
+            raise GpumarketError(f"{sample}: column {path}: {why}")
+        for value in (float(draws[path].min()), float(draws[path].max())):
+            probe = copy.deepcopy(loaded.scenario.model_dump(mode="json"))
+            try:
+                set_path(probe, path, value)
+                Scenario.model_validate(probe)
+            except (GpumarketError, ValidationError) as exc:
+                msg = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+                raise GpumarketError(f"{sample}: column {path} = {value:g}: {msg}") from None
+    return draws
+
+
 def _finish_message(batch, manifest: dict, quiet: bool = False) -> None:
     """The counts on stdout (unless `quiet`: --json says them); failures on stderr, exit 1."""
     failed = manifest["failed"]
@@ -229,12 +269,15 @@ def _finish_message(batch, manifest: dict, quiet: bool = False) -> None:
 @click.option("--out", type=click.Path(path_type=Path), help="Batch directory (default "
               "mc-SCENARIO); rerunning the same command there resumes the batch.")
 @click.option("--dates", help="Months for the summary (default 2024-12, 2026-12 and the last).")
+@click.option("--posterior", type=click.Path(path_type=Path), help="A `gpumarket calibrate` "
+              "directory: each sample takes one of its posterior draws for the calibrated "
+              "parameters.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (nothing else "
               "on stdout).")
 def montecarlo(scenario: str, runs: int, method: str, seed: int, workers: int | None,
                scheduler: str | None, months: int | None, overrides: tuple[str, ...],
                levers: tuple[str, ...], out: Path | None, dates: str | None,
-               as_json: bool) -> None:
+               posterior: Path | None, as_json: bool) -> None:
     """Run a seeded ensemble over the scenario's [uncertain] inputs, on Dask or in-process."""
     require_extra("batch", "montecarlo")
     from analysis.design import make_design
@@ -249,7 +292,8 @@ def montecarlo(scenario: str, runs: int, method: str, seed: int, workers: int | 
     s = loaded.scenario
     _check_batch_args(s, months, seed, workers, scheduler)
     wanted = _parse_dates(dates)
-    design = make_design(s, runs, method, seed, _parse_levers(levers, loaded))
+    draws = None if posterior is None else _posterior_draws(posterior, loaded)
+    design = make_design(s, runs, method, seed, _parse_levers(levers, loaded), draws)
     out = out or Path(f"mc-{s.name}")
     batch, manifest, ran, elapsed = _execute_batch("montecarlo", loaded, design, months,
                                                    workers, scheduler, out)

@@ -12,7 +12,7 @@ from market.cli.backtest import _check_month
 from market.cli.batch import EXIT_INTERRUPTED, EXIT_WRITE_FAILED, _close, _check_batch_args
 from market.errors import GpumarketError
 
-METHODS = ("history-matching",)
+METHODS = ("history-matching", "optuna")
 
 
 @cli.command()
@@ -22,7 +22,8 @@ METHODS = ("history-matching",)
                    "calibrated point and a few posterior draws.")
 @click.option("--method", type=click.Choice(METHODS), default="history-matching",
               show_default=True, help="History matching in waves with Gaussian-process "
-              "emulators, then a posterior sample of what is left.")
+              "emulators, then a posterior sample of what is left; or Optuna's TPE search "
+              "with a rejection sample of its best sets.")
 @click.option("--waves", type=INTEGER, default=3, show_default=True,
               help="History-matching waves the budget is shared among.")
 @click.option("--seeds", type=INTEGER, default=3, show_default=True,

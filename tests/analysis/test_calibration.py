@@ -109,10 +109,17 @@ def test_observations_stop_at_until():
 
 # -- whole calibrations ----------------------------------------------------------------
 
-def test_a_tiny_calibration_writes_its_outputs_and_its_loss_is_the_backtest(tmp_path):
-    out = tmp_path / "cal"
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    """One tiny calibration, shared by the tests that only read it."""
+    out = tmp_path_factory.mktemp("tiny") / "cal"
     r = gm("calibrate", FIXTURE, *TINY, "--out", out)
     assert r.exit_code == 0, r.output
+    return out
+
+
+def test_a_tiny_calibration_writes_its_outputs_and_its_loss_is_the_backtest(tiny):
+    out = tiny
     for name in ("calibration.json", "posterior.parquet", "evaluations.parquet",
                  "calibrated.toml", "input.toml", "report.html", "parameters.csv",
                  "fit_by_series.csv"):
@@ -138,12 +145,53 @@ def test_a_tiny_calibration_writes_its_outputs_and_its_loss_is_the_backtest(tmp_
     assert "<title>gpumarket calibration:" in (out / "report.html").read_text()
 
 
-def test_a_calibration_repeats_with_its_seed(tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    assert gm("calibrate", FIXTURE, *TINY, "--out", a).exit_code == 0
-    assert gm("calibrate", FIXTURE, *TINY, "--out", b).exit_code == 0
-    assert _results(a) == _results(b)
-    assert pd.read_parquet(a / "posterior.parquet").equals(pd.read_parquet(b / "posterior.parquet"))
+def test_a_calibration_repeats_with_its_seed(tiny, tmp_path):
+    again = tmp_path / "again"
+    assert gm("calibrate", FIXTURE, *TINY, "--out", again).exit_code == 0
+    assert _results(tiny) == _results(again)
+    assert pd.read_parquet(tiny / "posterior.parquet").equals(
+        pd.read_parquet(again / "posterior.parquet"))
+
+
+def test_montecarlo_samples_the_calibrated_parameters_from_a_posterior(tiny, tmp_path):
+    out = tmp_path / "mc"
+    r = gm("montecarlo", FIXTURE, "--runs", 4, "--months", 2, "--workers", 0, "--posterior",
+           tiny, "--out", out)
+    assert r.exit_code == 0, r.output
+    design = pd.read_parquet(out / "design.parquet")
+    posterior = pd.read_parquet(tiny / "posterior.parquet")
+    for path in posterior.columns:
+        assert design[f"param.{path}"].isin(posterior[path]).all(), path
+    # the scenario's other uncertain inputs are still sampled
+    assert "param.market.hyperscaler_wtp_premium" in design
+    bad = tmp_path / "not-a-calibration"
+    bad.mkdir()
+    r = gm("montecarlo", FIXTURE, "--runs", 2, "--months", 2, "--workers", 0, "--posterior",
+           bad, "--out", tmp_path / "mc2")
+    assert r.exit_code == 2 and "not a finished gpumarket calibration" in r.output
+    assert not (tmp_path / "mc2").exists()
+
+
+def test_parameter_recovery_finds_the_values_behind_synthetic_data(tmp_path):
+    from analysis.calibration.recovery import recover
+    from analysis.calibration.run import Settings
+    from analysis.runner import SequentialExecutor
+
+    loaded = load_scenario(str(FIXTURE))
+    settings = Settings("history-matching", 24, 2, 2, 0, "2022-12")
+    # the data made with the calibration's own seeds: the method alone, without seed noise
+    table = recover(tmp_path / "rec", loaded, settings, 12, "test", SequentialExecutor(),
+                    fresh_seeds=False)
+    assert list(table["parameter"]) == ["market.serving_elasticity",
+                                        "cloud_investment.growth_response_per_year"]
+    space = ParameterSpace.of(loaded.scenario)
+    low, high = space.bounds().T
+    assert ((table["truth"] > low) & (table["truth"] < high)).all()
+    # the synthetic data are the model's own: the truth fits them better than the input does
+    result = json.loads((tmp_path / "rec" / "calibration" / "calibration.json").read_text())
+    assert result["loss_after"] < result["loss_before"]
+    assert table["covered"].all(), table
+    assert table["width_ratio"].min() < 0.5, table                  # the data narrow one
 
 
 def test_a_killed_calibration_resumes_without_losing_or_repeating_a_run(tmp_path):
@@ -173,6 +221,20 @@ def test_a_killed_calibration_resumes_without_losing_or_repeating_a_run(tmp_path
         assert len(ids) == len(set(ids))                            # none run twice
     assert gm("calibrate", FIXTURE, *TINY, "--out", reference).exit_code == 0
     assert _results(out) == _results(reference)
+
+
+def test_the_optuna_method_writes_the_same_outputs(tmp_path):
+    out = tmp_path / "opt"
+    r = gm("calibrate", FIXTURE, *TINY, "--method", "optuna", "--out", out)
+    assert r.exit_code == 0, r.output
+    result = _results(out)
+    assert result["method"] == "optuna" and result["status"] == "done"
+    evaluations = pd.read_parquet(out / "evaluations.parquet")
+    assert len(evaluations) == 14 - 3 and evaluations["wave"].max() == 2     # rounds of 10
+    posterior = pd.read_parquet(out / "posterior.parquet")
+    best = evaluations.nsmallest(max(1, len(evaluations) // 10), "loss")
+    assert posterior.drop_duplicates().shape[0] <= len(best) + 1
+    assert (out / "calibrated.toml").is_file()
 
 
 @pytest.mark.parametrize("args, expected", [
