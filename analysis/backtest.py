@@ -77,8 +77,9 @@ def align(observed: pd.DataFrame, runs: list[dict[str, pd.DataFrame]],
     aligned = pd.DataFrame(rows)
     if len(aligned):
         # the runs' median and band per observation, all at once (NaN: no model value)
-        table = pd.DataFrame(np.asarray(values, float))
-        aligned = aligned.assign(runs=table.notna().sum(axis=1).to_numpy(),
+        table = np.asarray(values, float).reshape(len(rows), len(runs))
+        table = pd.DataFrame(np.where(np.isfinite(table), table, np.nan))   # inf: no value
+        aligned = aligned.assign(runs=table.notna().sum(axis=1).to_numpy(dtype=np.int64),
                                  model_median=table.median(axis=1).to_numpy(),
                                  model_p5=table.quantile(BAND[0], axis=1).to_numpy(),
                                  model_p95=table.quantile(BAND[1], axis=1).to_numpy())

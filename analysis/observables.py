@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from market.world import HEADLINE_INSTRUMENT
@@ -366,20 +367,23 @@ def aggregate(monthly: pd.Series | pd.DataFrame, how: str, start: pd.Timestamp,
     at = monthly.index.get_indexer(months)
     if (at < 0).any():
         return float("nan")
+    # months without a value are skipped, as pandas' reductions skip them (a sum of none
+    # is 0, a mean or maximum of none is NaN)
     if isinstance(monthly, pd.DataFrame):
-        den = float(monthly["den"].to_numpy(float)[at].sum())
-        return float(monthly["num"].to_numpy(float)[at].sum()) / den if den > 0 \
+        den = float(np.nansum(monthly["den"].to_numpy(float)[at]))
+        return float(np.nansum(monthly["num"].to_numpy(float)[at])) / den if den > 0 \
             else float("nan")
     part = monthly.to_numpy(float)[at]
     if how == "sum":
-        return float(part.sum())
-    if how == "mean":
-        return float(part.mean())
+        return float(np.nansum(part))
     if how == "end":
         return float(part[-1])
-    if how == "max":
-        return float(part.max())
-    raise ValueError(f"unknown aggregation {how!r}")
+    if how not in ("mean", "max"):
+        raise ValueError(f"unknown aggregation {how!r}")
+    part = part[~np.isnan(part)]
+    if part.size == 0:
+        return float("nan")
+    return float(part.mean() if how == "mean" else part.max())
 
 
 __all__ = ["OBSERVABLES", "NotModelled", "aggregate", "monthly_values", "period_months"]

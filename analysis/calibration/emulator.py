@@ -59,7 +59,8 @@ class Emulators:
         return self
 
     def predict(self, u: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and variance [k, m] of every output at unit-cube points u [k, d]."""
+        """Mean and variance [k, m] of every output's expected value at unit-cube points u
+        [k, d] (the emulator's uncertainty about the mean, the seeds' noise left out)."""
         u = np.asarray(u, float)
         mean = np.empty((len(u), len(self.models)))
         var = np.empty_like(mean)
@@ -67,9 +68,13 @@ class Emulators:
             if gp is None:
                 mean[:, j], var[:, j] = self.constant[j], 0.0
                 continue
+            # the prediction's variance includes the fitted white noise (the seeds'
+            # scatter), which history matching counts apart (V_seed): take it out
+            noise = float(gp.kernel_.k2.noise_level) * float(np.ravel(gp._y_train_std)[0]) ** 2
             for a in range(0, len(u), chunk):
                 m, s = gp.predict(u[a:a + chunk], return_std=True)
-                mean[a:a + chunk, j], var[a:a + chunk, j] = m, s ** 2
+                mean[a:a + chunk, j] = m
+                var[a:a + chunk, j] = np.maximum(s ** 2 - noise, 0.0)
         return mean, var
 
     def length_scales(self) -> np.ndarray:

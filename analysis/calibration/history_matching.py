@@ -106,7 +106,7 @@ def not_ruled_out(waves: list[Wave], u: np.ndarray) -> np.ndarray:
     return keep
 
 
-def candidates(dim: int, n_log2: int, seed: int) -> np.ndarray:
+def candidates(dim: int, n_log2: int, seed) -> np.ndarray:
     """2^n_log2 scrambled Sobol' points in the unit cube (low-discrepancy: they fill the
     box evenly, so the share left in the region estimates its volume)."""
     from scipy.stats import qmc
@@ -115,7 +115,7 @@ def candidates(dim: int, n_log2: int, seed: int) -> np.ndarray:
         n_log2)
 
 
-def choose(points: np.ndarray, n: int, seed: int) -> np.ndarray:
+def choose(points: np.ndarray, n: int, seed) -> np.ndarray:
     """n of the points, spread out: a greedy maximin pick (each next point the farthest from
     those chosen), from a seeded random start."""
     if len(points) <= n:

@@ -6,7 +6,7 @@ the observations, treating each matched series' bias as normal with the variance
 matching uses:
 
     ln w(x) = -1/2 sum_s c_s [ E[b_s(x)]^2 / V_s(x) + ln V_s(x) ],
-    V_s = V_em,s + V_obs,s + V_disc,
+    V_s = V_em,s + V_obs,s + V_disc + V_seed,s,
 
 and the sample is drawn from the weighted points by systematic resampling (Kitagawa 1996,
 *J. Comput. Graph. Stat.* 5(1)). Points come from the prior, so the weights are the
@@ -64,13 +64,13 @@ def systematic_resample(weights: np.ndarray, n: int, rng: np.random.Generator) -
     return np.searchsorted(cumulative, (rng.random() + np.arange(n)) / n)
 
 
-def sample_posterior(waves: list[Wave], dim: int, n: int, seed: int) -> Posterior:
+def sample_posterior(waves: list[Wave], dim: int, n: int, seed: list[int]) -> Posterior:
     """n posterior draws from the region left by `waves` (module docstring): prior
     candidates, and, when the region is so small that few of them fall in it, proposals
     around those that do (`_proposals`), weighted as one importance sample."""
-    rng = np.random.default_rng([seed, 0x9057])
+    rng = np.random.default_rng([*seed, 0])
     for k in range(FIRST_CANDIDATES_LOG2, MOST_CANDIDATES_LOG2 + 1):
-        cloud = candidates(dim, k, seed + k)
+        cloud = candidates(dim, k, [*seed, k])
         keep = not_ruled_out(waves, cloud)
         if keep.sum() >= PROPOSAL_BELOW * n or k == MOST_CANDIDATES_LOG2:
             break
@@ -83,7 +83,10 @@ def sample_posterior(waves: list[Wave], dim: int, n: int, seed: int) -> Posterio
     log_w = log_likelihood(waves[-1], points) - np.log(density)
     w = np.exp(log_w - log_w.max())
     ess = float(w.sum() ** 2 / np.sum(w ** 2))
-    return Posterior(points[systematic_resample(w, n, rng)], ess, share, int(keep.sum()))
+    # systematic resampling returns the draws in candidate order: shuffle them, so that the
+    # first distinct draws (the check runs) are a random sample of the posterior
+    draws = points[rng.permutation(systematic_resample(w, n, rng))]
+    return Posterior(draws, ess, share, int(keep.sum()))
 
 
 #: Draw proposals when fewer than this many times the wanted draws of the prior's candidates
@@ -114,8 +117,9 @@ def _proposals(waves: list[Wave], found: np.ndarray, prior_draws: int,
 
 def _mixture_density(x: np.ndarray, centres: np.ndarray, h: np.ndarray,
                      chunk: int = 1024) -> np.ndarray:
-    """Density at x of the equal mixture of N(centre, diag(h^2)) (ignoring the cube's edge:
-    proposals outside it were dropped, so this slightly understates q near an edge)."""
+    """Density at x of the equal mixture of N(centre, diag(h^2)) over all of space: the
+    proposals outside the cube were dropped but count in the `m` they were drawn from, so
+    m x q_mix is the density of those kept."""
     out = np.empty(len(x))
     norm = np.prod(h) * (2 * np.pi) ** (len(h) / 2)
     for a in range(0, len(x), chunk):

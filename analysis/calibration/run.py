@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from analysis.calibration.posterior import MOST_CANDIDATES_LOG2, sample_posterio
 from analysis.calibration.space import ParameterSpace
 from analysis.runner import Batch, Task, _take_lock, _write_json, run_batch
 from market.errors import GpumarketError
-from market.files import write_durable
+from market.files import os_reason, write_durable
 
 MANIFEST = "calibration.json"
 LOCK = "calibration.lock"
@@ -67,6 +68,16 @@ class Settings:
         return [base + (left - base * self.waves)] + [base] * (self.waves - 1)
 
 
+def stream(root_seed: int, purpose: int, number: int = 0) -> list[int]:
+    """Entropy of one random stream: the root seed, what it is for and its number (a wave),
+    so that no two streams of one calibration, or of two root seeds, coincide."""
+    return [int(root_seed), int(purpose), int(number)]
+
+
+#: Purposes of the random streams (`stream`).
+DESIGN, EMULATOR, POSTERIOR, OPTUNA_PICK = 0xD351, 0xE30, 0x9057, 0x0B7A
+
+
 def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -95,27 +106,48 @@ class Calibration:
             "parameters": self.space.describe(), "months": months, **asdict(settings)}
         self.scenario_json = json.dumps(self.scenario.model_dump(mode="json"))
         self._lock_fd: int | None = None
+        self.created = False           #: this session created the directory
 
     # -- the directory -----------------------------------------------------------------
     def open(self) -> None:
-        """Create the directory or check it holds this calibration; lock it."""
+        """Create the directory or check it holds this calibration; lock it. Refuses, with
+        one line and before writing anything: a place that cannot be written, a directory
+        gpumarket did not write, one of another calibration (or gpumarket version)."""
+        try:
+            self._open()
+        except OSError as exc:
+            self.close()
+            raise GpumarketError(f"{self.dir}: cannot write the calibration directory "
+                                 f"({os_reason(exc)})") from None
+
+    def _open(self) -> None:
         manifest = self.dir / MANIFEST
         if not self.dir.exists():
             if not self.dir.parent.is_dir():
                 raise GpumarketError(f"{self.dir}: cannot create the calibration directory "
                                      f"({self.dir.parent} does not exist)")
             self.dir.mkdir()
+            self.created = True
         elif not self.dir.is_dir():
             raise GpumarketError(f"{self.dir}: exists and is not a directory")
-        elif not manifest.exists() and any(p.name != LOCK for p in self.dir.iterdir()):
+        elif not manifest.exists() and any(p.name != LOCK and not p.name.endswith(".tmp")
+                                           for p in self.dir.iterdir()):
             raise GpumarketError(f"{self.dir}: not empty and not a gpumarket calibration (no "
                                  f"{MANIFEST}); choose another --out")
         self._lock_fd = _take_lock(self.dir / LOCK, self.dir)
+        for stale in self.dir.glob(f"{MANIFEST}.*.tmp"):     # a kill while it was written
+            stale.unlink()
         if manifest.exists():
-            old = json.loads(manifest.read_text())
-            for key in ("kind", "scenario_sha256", "data_sha256", "parameters", "months",
-                        "method", "budget", "seeds", "waves", "root_seed", "until",
-                        "posterior_draws", "discrepancy_sigma"):
+            try:
+                old = json.loads(manifest.read_text())
+                assert isinstance(old, dict)
+            except (ValueError, AssertionError, UnicodeDecodeError):
+                self.close()
+                raise GpumarketError(f"{manifest}: unreadable (not the JSON gpumarket "
+                                     "writes); use another --out") from None
+            for key in ("kind", "gpumarket_version", "scenario_sha256", "data_sha256",
+                        "parameters", "months", "method", "budget", "seeds", "waves",
+                        "root_seed", "until", "posterior_draws", "discrepancy_sigma"):
                 if old.get(key) != self.identity.get(key):
                     self.close()
                     raise GpumarketError(
@@ -124,6 +156,14 @@ class Calibration:
                         "another --out or the same command")
         else:
             _write_json(manifest, dict(self.identity, status="running"))
+
+    def abandon(self) -> None:
+        """Remove a directory this session created and ran nothing in (the executor could
+        not start), then release the lock."""
+        if self.created and not any(self.dir.glob("wave-*")) \
+                and not any(self.dir.glob("round-*")):
+            shutil.rmtree(self.dir, ignore_errors=True)
+        self.close()
 
     def close(self) -> None:
         if self._lock_fd is not None:
@@ -160,7 +200,11 @@ class Calibration:
             tasks = [Task(t.run_id, t.seed, t.params, t.months, t.scenario_json, where)
                      for t in tasks]
             batch.verify()
-            run_batch(batch, tasks, executor, progress, fn=observe)
+            # a failed run stays failed: rerunning it on resume could change what the later
+            # waves were built from (the designs are functions of the results)
+            failed = {r for r, st in batch.statuses().items() if st.get("status") == "failed"}
+            run_batch(batch, [t for t in tasks if t.run_id not in failed], executor, progress,
+                      fn=observe)
             batch.finish(len(tasks), 0.0, f"{executor.name} x{executor.workers}")
             done = batch.finished()
             out = []
@@ -189,16 +233,16 @@ class Calibration:
         series = None
         for number, size in enumerate(s.wave_sizes(), start=1):
             if number == 1:
-                cloud = candidates(d, DESIGN_CANDIDATES_LOG2, s.root_seed)
-                u = np.vstack([self.space.unit(reference), choose(cloud, size - 1,
-                                                                   s.root_seed)])
+                cloud = candidates(d, DESIGN_CANDIDATES_LOG2, stream(s.root_seed, DESIGN, 1))
+                u = np.vstack([self.space.unit(reference),
+                               choose(cloud, size - 1, stream(s.root_seed, DESIGN, 1))])
             else:
-                left = _region_points(waves, d, size, s.root_seed + number)
+                left = _region_points(waves, d, size, stream(s.root_seed, DESIGN, number))
                 if len(left) == 0:
                     say(f"wave {number}: nothing is left to run (every candidate is ruled "
                         "out); the waves stop")
                     break
-                u = choose(left, size, s.root_seed + number)
+                u = choose(left, size, stream(s.root_seed, DESIGN, number))
             fits = self.evaluate(f"wave-{number}", self.space.values(u), executor, progress)
             if number == 1:
                 if fits[0] is None:
@@ -213,7 +257,13 @@ class Calibration:
                     + s.discrepancy_sigma ** 2 + self._seed_variance(fits, good, series)
             bias = np.array([fits[i].scores.set_index("series")["bias"].reindex(series)
                              .to_numpy(float) for i in good])
-            wave = Wave(number, u[good], bias, series, var_fixed).fit(s.root_seed + number)
+            if not good:
+                say(f"wave {number}: every run failed (errors in {self.dir}/wave-{number}/"
+                    "runs.jsonl); the waves stop")
+                break
+            wave = Wave(number, u[good], bias, series, var_fixed).fit(
+                int(np.random.SeedSequence(stream(s.root_seed, EMULATOR, number))
+                    .generate_state(1)[0] >> 1))
             waves.append(wave)
             values = self.space.values(u)
             for i, fit in enumerate(fits):
@@ -223,7 +273,7 @@ class Calibration:
             say(f"wave {number}: {len(good)} parameter sets run, best loss "
                 f"{np.nanmin([r['loss'] for r in rows]):.3f}, {len(wave.set_aside())} of "
                 f"{len(series)} series set aside as misfits")
-        post = sample_posterior(waves, d, s.posterior_draws, s.root_seed)
+        post = sample_posterior(waves, d, s.posterior_draws, stream(s.root_seed, POSTERIOR))
         return self._check_and_write(waves, rows, post, reference_fit, executor, progress)
 
     def run_optuna(self, executor, progress=None, say=lambda text: None) -> dict:
@@ -252,7 +302,8 @@ class Calibration:
             trials = [study.ask(box) for _ in range(min(OPTUNA_ROUND, left))]
             u = np.array([[t.params[f"u{j}"] for j in range(self.space.dim)] for t in trials])
             fits = self.evaluate(f"round-{number}", self.space.values(u), executor, progress)
-            reference_fit = reference_fit or fits[0]
+            if number == 1:
+                reference_fit = fits[0]
             values = self.space.values(u)
             for i, (trial, fit) in enumerate(zip(trials, fits)):
                 if fit is None:
@@ -271,7 +322,7 @@ class Calibration:
         loss = np.array([r["loss"] for r in rows])
         ok = np.isfinite(loss)
         accept = ok & (loss <= np.quantile(loss[ok], OPTUNA_ACCEPT))
-        pick = np.random.default_rng([s.root_seed, 0x0B7A]).choice(
+        pick = np.random.default_rng(stream(s.root_seed, OPTUNA_PICK)).choice(
             np.flatnonzero(accept), size=s.posterior_draws, replace=True)
         post = Posterior(np.array(us)[pick], float(accept.sum()), float(accept.mean()),
                          int(accept.sum()))
@@ -283,13 +334,17 @@ class Calibration:
         s = self.settings
         draws = self.space.values(post.u)
         point = np.median(draws, axis=0)
-        check_u = np.vstack([self.space.unit(point[None, :]),
-                             _distinct(post.u, s.check_sets() - 1)])
-        check = self.evaluate("check", self.space.values(check_u), executor, progress)
+        check_values = np.vstack([point[None, :],
+                                  self.space.values(_distinct(post.u, s.check_sets() - 1))])
+        check = self.evaluate("check", check_values, executor, progress)
         if check[0] is None:
             raise GpumarketError(f"{self.dir / 'check'}: the calibrated point's run failed "
                                  "(its error is in runs.jsonl)")
-        return self._write(waves, rows, post, draws, point, check, reference_fit)
+        try:
+            return self._write(waves, rows, post, draws, point, check, reference_fit)
+        except OSError as exc:
+            raise GpumarketError(f"{self.dir}: cannot write the outputs ({os_reason(exc)}); "
+                                 "free space and rerun the same command") from None
 
     def _seed_variance(self, fits: list[Fit], good: list[int], series: list[str]
                        ) -> np.ndarray:
@@ -364,9 +419,12 @@ class Calibration:
 
         from scenarios.loader import builtin_names
 
+        from scenarios.loader import load_scenario
+
         source = self.loaded.source
         if Path(source).stem in builtin_names() and Path(source).parent.samefile(
-                _builtin_dir()):
+                _builtin_dir()) and load_scenario(Path(source).stem).sha256 == \
+                self.loaded.sha256:     # a built-in scenario without --set overrides
             base = Path(source).stem
         else:
             data = {k: v for k, v in self.loaded.resolved.items() if k != "extends"}

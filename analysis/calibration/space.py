@@ -22,7 +22,9 @@ class ParameterSpace:
 
     @classmethod
     def of(cls, scenario) -> "ParameterSpace":
-        return cls(tuple(scenario.calibrate), tuple(scenario.calibrate.values()))
+        # sorted: the order of a [calibrate] block does not change the calibration
+        paths = tuple(sorted(scenario.calibrate))
+        return cls(paths, tuple(scenario.calibrate[p] for p in paths))
 
     @property
     def dim(self) -> int:

@@ -221,8 +221,15 @@ def _posterior_draws(directory: Path, loaded):
     if not manifest.is_file() or not sample.is_file():
         raise GpumarketError(f"{directory}: not a finished gpumarket calibration (needs "
                              "calibration.json and posterior.parquet)")
-    if _json.loads(manifest.read_text()).get("kind") != "calibration":
+    try:
+        meta = _json.loads(manifest.read_text())
+    except (ValueError, UnicodeDecodeError):
+        meta = None
+    if not isinstance(meta, dict) or meta.get("kind") != "calibration":
         raise GpumarketError(f"{manifest}: not a gpumarket calibration manifest")
+    if meta.get("status") != "done":
+        raise GpumarketError(f"{directory}: the calibration has not finished (status "
+                             f"{meta.get('status')!r}); rerun its command to finish it")
     try:
         draws = pd.read_parquet(sample)
     except Exception as exc:       # noqa: BLE001  (a damaged file: one line)

@@ -60,7 +60,12 @@ def calibrate(scenario: str, budget: int, method: str, waves: int, seeds: int, u
     if not s.calibrate:
         raise GpumarketError(f"{loaded.source}: has no [calibrate] block: nothing to "
                              "calibrate (scenarios/behavioural.py lists what may be)")
+    from analysis.calibration.observe import in_sample
+
     months = parse_month(until) - parse_month(s.start) + 1
+    if months >= 1 and in_sample(until).empty:
+        raise click.BadParameter(f"no observation ends by {until}: nothing to calibrate "
+                                 "against", param_hint="'--until'")
     if not 1 <= months <= s.months:
         raise click.BadParameter(f"{until} is outside the scenario ({s.start} to {s.end})",
                                  param_hint="'--until'")
@@ -81,7 +86,15 @@ def calibrate(scenario: str, budget: int, method: str, waves: int, seeds: int, u
     executor, stopped, result = None, None, None
     started = time.perf_counter()
     try:
-        executor = make_executor(workers, scheduler)
+        try:
+            executor = make_executor(workers, scheduler)
+        except GpumarketError:
+            calibration.abandon()
+            raise
+        except Exception as exc:   # noqa: BLE001  (Dask could not start: one line)
+            calibration.abandon()
+            raise GpumarketError(f"cannot start the Dask executor ({type(exc).__name__}: "
+                                 f"{exc})") from None
         total = sum(settings.wave_sizes()) + settings.check_sets()
         say = (lambda text: None) if as_json else \
             (lambda text: click.echo(f"{text} ({time.perf_counter() - started:.0f} s)"))

@@ -320,3 +320,21 @@ def test_run_diagnostics_prints_what_is_scripted():
     rows = json.loads(as_json.output)["scripted"]
     assert {r["diagnostic"] for r in rows} >= {"price_on_input", "price_flat_6_months",
                                                "budget_binds", "margin_at_bound"}
+
+
+def test_aggregate_skips_months_without_a_value():
+    from analysis.observables import aggregate
+
+    months = pd.date_range("2023-01-01", periods=3, freq="MS")
+    start, end = pd.Timestamp("2023-01-01"), pd.Timestamp("2023-03-31")
+    values = pd.Series([1.0, np.nan, 3.0], months)
+    assert aggregate(values, "sum", start, end) == 4.0
+    assert aggregate(values, "mean", start, end) == 2.0
+    assert aggregate(values, "max", start, end) == 3.0
+    assert aggregate(values, "end", start, end) == 3.0
+    empty = pd.Series([np.nan] * 3, months)
+    assert aggregate(empty, "sum", start, end) == 0.0
+    assert np.isnan(aggregate(empty, "mean", start, end))
+    assert np.isnan(aggregate(values, "sum", start, pd.Timestamp("2023-05-31")))   # not covered
+    share = pd.DataFrame({"num": [1.0, np.nan, 1.0], "den": [2.0, 2.0, np.nan]}, months)
+    assert aggregate(share, "sum", start, end) == 0.5
