@@ -96,10 +96,12 @@ def calibrate(scenario: str, budget: int, method: str, waves: int, seeds: int, u
             raise GpumarketError(f"cannot start the Dask executor ({type(exc).__name__}: "
                                  f"{exc})") from None
         total = sum(settings.wave_sizes()) + settings.check_sets()
-        say = (lambda text: None) if as_json else \
-            (lambda text: click.echo(f"{text} ({time.perf_counter() - started:.0f} s)"))
         with _progress(total * seeds, f"{s.name} ({executor.name}, {executor.workers} "
                                       "workers)") as bar:
+            def say(text: str) -> None:
+                bar.status(text)
+                if not as_json:
+                    click.echo(f"{text} ({time.perf_counter() - started:.0f} s)")
             result = calibration.run(executor, bar, say)
     except KeyboardInterrupt:
         stopped = ("interrupted; rerun the same command to resume", EXIT_INTERRUPTED)
@@ -126,21 +128,33 @@ def calibrate(scenario: str, budget: int, method: str, waves: int, seeds: int, u
 
 
 class _progress:
-    """A progress bar over model runs on a terminal (nothing elsewhere): a callable that
-    advances it."""
+    """A progress bar over model runs on a terminal (nothing elsewhere): runs done, rate and
+    ETA, and the best loss after each wave; a callable that advances it."""
 
     def __init__(self, total: int, label: str):
         self.total, self.label, self.bar = total, label, None
 
     def __enter__(self):
         if sys.stderr.isatty():
+            import shutil
+
             from tqdm import tqdm
-            self.bar = tqdm(total=self.total, unit="run", desc=self.label, file=sys.stderr)
+            size = shutil.get_terminal_size((100, 20))        # a bare pty reports 0 x 0
+            self.bar = tqdm(total=self.total, unit="run", desc=self.label, file=sys.stderr,
+                            ncols=size.columns or 100, nrows=size.lines or 20)
         return self
 
     def __call__(self, n: int) -> None:
         if self.bar is not None:
             self.bar.update(n)
+
+    def status(self, text: str) -> None:
+        """Show the last wave's summary (best loss so far) beside the bar."""
+        import re
+
+        found = re.search(r"^(wave \d+|optuna).*?(best loss [0-9.]+)", text)
+        if self.bar is not None and found:
+            self.bar.set_postfix_str(f"after {found.group(1)}, {found.group(2)}")
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
