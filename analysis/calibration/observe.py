@@ -12,7 +12,6 @@ cut, and runs stop at it.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -20,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.backtest import BAND, log_errors, score
-from analysis.runner import Result, Task, execute_with, scenario_for
+from analysis.runner import Result, Task, _parquet_bytes, execute_with, scenario_for
 from market.timeline import format_month, parse_month
 
 #: Columns of a calibration run file.
@@ -55,9 +54,7 @@ def observation_payload(task: Task) -> tuple[bytes, int]:
                           "series": aligned["series"].astype(str),
                           "start": aligned["start"].dt.strftime("%Y-%m-%d"),
                           "model": aligned["model_median"].astype(float)})
-    sink = io.BytesIO()
-    frame.to_parquet(sink, index=False)
-    return sink.getvalue(), len(frame)
+    return _parquet_bytes(frame), len(frame)
 
 
 def observe(task: Task) -> Result:
@@ -80,25 +77,30 @@ class Fit:
         return float(self.overall.get("score", np.nan))
 
 
+def values_at(observed: pd.DataFrame, runs: list[pd.DataFrame]) -> np.ndarray:
+    """[observations, runs] each run file's model value at each row of `observed` (NaN where
+    it has none, or an infinite one)."""
+    key = pd.DataFrame({"series": observed["series"].to_numpy(),
+                        "start": observed["start"].dt.strftime("%Y-%m-%d").to_numpy()})
+    values = np.column_stack([key.merge(run[["series", "start", "model"]],
+                                        on=["series", "start"], how="left")["model"]
+                              .to_numpy(float) for run in runs])
+    return np.where(np.isfinite(values), values, np.nan)
+
+
 def fit_of(observed: pd.DataFrame, runs: list[pd.DataFrame]) -> Fit:
     """Score a parameter set from its runs' files (one frame per seed, `RUN_COLUMNS`)."""
-    obs = observed.assign(start_key=observed["start"].dt.strftime("%Y-%m-%d"))
-    values = np.column_stack([
-        obs[["series", "start_key"]].merge(
-            run.rename(columns={"start": "start_key"})[["series", "start_key", "model"]],
-            on=["series", "start_key"], how="left")["model"].to_numpy(float)
-        for run in runs])
-    values = np.where(np.isfinite(values), values, np.nan)
+    values = values_at(observed, runs)
     table = pd.DataFrame(values)
-    aligned = obs.drop(columns="start_key").assign(
+    aligned = observed.assign(
         runs=table.notna().sum(axis=1).to_numpy(), model_median=table.median(axis=1).to_numpy(),
         model_p5=table.quantile(BAND[0], axis=1).to_numpy(),
         model_p95=table.quantile(BAND[1], axis=1).to_numpy())
     scores, overall = score(aligned)
     # each seed's bias per series: the spread the emulators must not mistake for signal
-    errors = pd.DataFrame({f"s{k}": log_errors(values[:, k], obs["value"].to_numpy(float))
+    errors = pd.DataFrame({f"s{k}": log_errors(values[:, k], observed["value"].to_numpy(float))
                            for k in range(values.shape[1])})
-    errors["series"] = obs["series"].to_numpy()
+    errors["series"] = observed["series"].to_numpy()
     per_seed = errors.groupby("series").mean()
     variance = per_seed.var(axis=1, ddof=1) if per_seed.shape[1] > 1 else \
         pd.Series(0.0, index=per_seed.index)

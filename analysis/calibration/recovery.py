@@ -3,14 +3,14 @@
 The model is run at known values of the `[calibrate]` parameters (the truth) with as many
 seeds as the calibration uses, apart from its own (`SYNTHETIC_FIRST_SEED`, so the synthetic
 data carry seed noise the calibration does not share, and the same statistic of it: with
-lumpy orders the median of three runs and the mean of two differ); the median over those runs at every in-sample observation's
-period replaces the observed value, each source interval kept at its relative width. The
-calibration then runs against these synthetic observations exactly as against the real ones
-(periods where the model's value is zero or missing are left out),
-and each parameter counts as recovered when its posterior 90% interval covers the truth.
-Parameters whose posterior stays about as wide as the prior are named as not identified:
-the data cannot tell their values apart (many ABMs have such parameters; Grazzini, Richiardi
-and Tsionas 2017, *J. Econ. Dyn. Control* 77).
+lumpy orders the median of three runs and the mean of two differ); the median over those
+runs at every in-sample observation's period replaces the observed value, each source
+interval kept at its relative width. The calibration then runs against these synthetic
+observations exactly as against the real ones (periods where the model's value is zero or
+missing are left out), and each parameter counts as recovered when its posterior 90%
+interval covers the truth. Parameters whose posterior stays about as wide as the prior are
+named as not identified: the data cannot tell their values apart (many ABMs have such
+parameters; Grazzini, Richiardi and Tsionas 2017, *J. Econ. Dyn. Control* 77).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.calibration.observe import in_sample
+from analysis.calibration.observe import in_sample, values_at
 from analysis.calibration.report import IDENTIFIED_BELOW
 from analysis.calibration.run import Calibration, Settings
 from analysis.calibration.space import ParameterSpace
@@ -45,13 +45,7 @@ def synthetic_observations(calibration: Calibration, truth: np.ndarray, executor
     first = SYNTHETIC_FIRST_SEED if fresh_seeds else 1
     seeds = tuple(range(first, first + calibration.settings.seeds))
     runs = calibration.runs_at("truth", truth[None, :], executor, seeds, progress)[0]
-    key = shipped["start"].dt.strftime("%Y-%m-%d")
-    values = np.column_stack([
-        pd.DataFrame({"series": shipped["series"], "start": key}).merge(
-            run[["series", "start", "model"]], on=["series", "start"], how="left")["model"]
-        .to_numpy(float) for run in runs])
-    model = pd.DataFrame(np.where(np.isfinite(values), values, np.nan)).median(axis=1) \
-        .to_numpy(float)
+    model = pd.DataFrame(values_at(shipped, runs)).median(axis=1).to_numpy(float)
     out = shipped.copy()
     scale = np.divide(model, shipped["value"].to_numpy(float),
                       out=np.full(len(shipped), np.nan), where=shipped["value"].to_numpy() > 0)

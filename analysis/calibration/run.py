@@ -19,7 +19,6 @@ kill (even SIGKILL) loses at most the runs in flight, and no run is done twice.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -34,7 +33,7 @@ from analysis.calibration.history_matching import (
 from analysis.calibration.observe import Fit, fit_of, in_sample, observe
 from analysis.calibration.posterior import MOST_CANDIDATES_LOG2, sample_posterior
 from analysis.calibration.space import ParameterSpace
-from analysis.runner import Batch, Task, _take_lock, _write_json, run_batch
+from analysis.runner import Batch, Task, _parquet_bytes, _take_lock, _write_json, run_batch
 from market.errors import GpumarketError
 from market.files import os_reason, write_durable
 
@@ -383,8 +382,8 @@ class Calibration:
         posterior = pd.DataFrame(draws, columns=list(self.space.paths))
         params = parameter_table(self.space, posterior, point)
         fits = series_table(before, after, [f for f in check[1:] if f is not None])
-        write_durable(self.dir / "evaluations.parquet", parquet_bytes(evaluations))
-        write_durable(self.dir / "posterior.parquet", parquet_bytes(posterior))
+        write_durable(self.dir / "evaluations.parquet", _parquet_bytes(evaluations))
+        write_durable(self.dir / "posterior.parquet", _parquet_bytes(posterior))
         write_durable(self.dir / "parameters.csv", params.to_csv(index=False).encode())
         write_durable(self.dir / "fit_by_series.csv", fits.to_csv(index=False).encode())
         overlay = self._overlay(point)
@@ -475,9 +474,5 @@ def _distinct(u: np.ndarray, n: int) -> np.ndarray:
     return u[np.sort(first)[:n]]
 
 
-def parquet_bytes(frame: pd.DataFrame) -> bytes:
-    sink = io.BytesIO()
-    frame.to_parquet(sink, index=False)
-    return sink.getvalue()
 
 
