@@ -3,8 +3,9 @@
 A foundry's capacity is its scenario path (observed and announced capacity, dated inputs) plus
 what it decides to build itself: from `expansion_from` on, when vendors' committed demand
 (their new orders and unmade backlog, in wafers) exceeds its capacity online and under
-construction by more than `expansion_threshold`, it starts a share `expansion_response` of the
-gap each month; new capacity comes online `expansion_lag_months` later and costs
+construction (at the share of it a supply shock leaves producing) by more than
+`expansion_threshold`, it starts a share `expansion_response` of the gap each month, at most
+`max_expansion_per_year` x its capacity in any 12 months; new capacity comes online `expansion_lag_months` later and costs
 `capex_usd_per_wafer_month` per wafer/month, booked when started. A glut (committed demand
 below capacity) starts nothing. Units: wafers per month.
 
@@ -57,6 +58,7 @@ class Foundry(mesa.Agent):
         self.threshold = spec.expansion_threshold
         self.response = spec.expansion_response
         self.capex_per_wafer_month = spec.capex_usd_per_wafer_month
+        self.max_expansion_per_year = spec.max_expansion_per_year
         self.demand_memory = spec.demand_memory_months
         self.trend_damping = spec.expansion_trend_damping_per_month
         self.expected_committed: float | None = None   # smoothed reading [wafers/month]
@@ -87,6 +89,13 @@ class Foundry(mesa.Agent):
     def under_construction(self, month: int) -> float:
         """Its own expansions started and not yet online [wafers/month]."""
         return sum(w for online, w in self.builds if online > month)
+
+    def build_room(self, month: int) -> float:
+        """New capacity it may still start this month [wafers/month]: what it starts in any
+        12 months is at most `max_expansion_per_year` x its nominal capacity online (tools,
+        cleanrooms and crews grow with the organisation it has)."""
+        started = sum(w for online, w in self.builds if online - self.lag_months > month - 12)
+        return max(self.max_expansion_per_year * self.capacity(month) - started, 0.0)
 
     def capacity(self, month: int) -> float:
         """Nominal capacity [wafers/month]: the path plus its own expansions online."""
@@ -121,8 +130,9 @@ class Foundry(mesa.Agent):
         month plus what its wafers left unmade, spread over the expansion lag [wafers/month,
         nominal-yield wafers]; scaled to the whole foundry by those vendors' shares and the
         yield, and compared with the capacity it will have in `expansion_lag_months` (path,
-        expansions online and under construction), shocks aside; it plans for the demand it
-        expects then (`demand_at_completion`). Returns what it started."""
+        expansions online and under construction) at the output share a shock leaves it now;
+        it plans for the demand it expects then (`demand_at_completion`), and starts no more
+        than its `build_room`. Returns what it started."""
         self.started_wafers, self.capex_usd = 0.0, 0.0
         vendors = sorted(set(orders_wafers) | set(short_wafers))   # a fixed order: sums repeat
         shares = sum(self.vendor_shares.get(v, 0.0) for v in vendors)
@@ -132,9 +142,12 @@ class Foundry(mesa.Agent):
         planned = self.demand_at_completion()
         if self.expansion_from is None or month < self.expansion_from or self.response <= 0:
             return 0.0
-        ahead = self.path.at(month + self.lag_months) + self.built_online(month) \
-            + self.under_construction(month)
-        start = expansion_start(planned, ahead, self.threshold, self.response)
+        # the capacity it will have, at the share of it a shock leaves producing: the
+        # foundry cannot know when a shock ends, so what it starts may replace lost lines
+        ahead = (self.path.at(month + self.lag_months) + self.built_online(month)
+                 + self.under_construction(month)) * self.shock_factor(month)
+        start = min(expansion_start(planned, ahead, self.threshold, self.response),
+                    self.build_room(month))
         if start > 0:
             self.builds.append((month + self.lag_months, start))
             self.started_wafers = start

@@ -157,6 +157,11 @@ class Foundry(_Model):
                                  "past year) the foundry carries over the expansion lag: "
                                  "month i ahead carries f^i of it; 0 = plans for today's "
                                  "demand (myopic), 1 = undamped [-]")
+    max_expansion_per_year: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = Field(
+        default=1.0, description="most new capacity the foundry starts in any 12 months, as a "
+                                 "multiple of its capacity online [1/yr]; 1 = it at most "
+                                 "doubles a year, as TSMC's CoWoS did in 2023-24 and planned "
+                                 "for 2025 (the fastest observed); [A] 0.5-1.5")
     capex_usd_per_wafer_month: NonNegative = Field(
         default=200_000.0, description="capital cost of one wafer/month of new capacity "
                                        "[USD per wafer/month]; [A] 0.1-0.4 M")

@@ -239,6 +239,34 @@ def test_the_foundry_expands_when_committed_demand_exceeds_capacity_after_the_la
     assert g.committed_wafers == pytest.approx(2 * (500.0 + 300.0))
 
 
+def test_what_a_foundry_starts_in_a_year_is_bounded_by_its_build_rate():
+    """At `max_expansion_per_year` 0.5, a foundry of 1,000 wafers/month starts at most 500
+    in any 12 months, however far demand outruns it; a year after its first start it may
+    start again."""
+    f = _foundry(max_expansion_per_year=0.5, expansion_response=1.0)
+    month = parse_month("2025-03")
+    first = f.plan_expansion(month, {"v": 5000.0}, {"v": 0.0})
+    assert first == pytest.approx(500.0)
+    assert f.plan_expansion(month + 6, {"v": 5000.0}, {"v": 0.0}) == 0.0
+    assert f.build_room(month + 11) == 0.0
+    # twelve months on, the first start no longer counts (and is online: capacity 1,500)
+    assert f.plan_expansion(month + 12, {"v": 5000.0}, {"v": 0.0}) == pytest.approx(750.0)
+
+
+def test_a_shocked_foundry_plans_with_the_capacity_that_produces():
+    """Under a shock leaving 30% of its output it compares demand with 30% of the capacity it
+    will have, so demand it could meet unshocked calls for new lines: it cannot know when
+    the shock ends."""
+    calm, shocked = _foundry(), _foundry()
+    month = parse_month("2025-03")
+    shocked.add_shock("2025-01", 12, 0.3)
+    assert calm.plan_expansion(month, {"v": 500.0}, {"v": 0.0}) == 0.0
+    assert shocked.plan_expansion(month, {"v": 500.0}, {"v": 0.0}) == \
+        pytest.approx(0.5 * (1000.0 - 0.3 * 1000.0))
+    # after the shock its own lines and the path count in full again
+    assert shocked.plan_expansion(month + 12, {"v": 500.0}, {"v": 0.0}) == 0.0
+
+
 def test_a_foundry_with_a_trend_plans_for_the_demand_it_expects_at_completion():
     """Committed demand grew 1.5x over the past year (smoothing memory 1): a myopic foundry
     (damping 0, the default) plans for today's 1,500 wafers; with damping 0.9 it carries

@@ -18,10 +18,11 @@ def baseline():
 
 
 def test_input_levels_of_the_baseline_worked_by_hand(baseline):
-    """Reference price 3.0, times the hyperscaler premium 1.5 = 4.5, and the remote friction
-    0.4 [USD per H100e-hour]: the only prices the baseline states."""
+    """Reference price 3.0, times the hyperscaler premium (1.34, calibrated) = 4.02, and the
+    remote friction 0.4 [USD per H100e-hour]: the only prices the baseline states."""
     s, _ = baseline
-    assert input_price_levels(s) == pytest.approx([0.4, 3.0, 4.5])
+    assert s.market.hyperscaler_wtp_premium == pytest.approx(1.34)
+    assert input_price_levels(s) == pytest.approx([0.4, 3.0, 3.0 * 1.34])
 
 
 def test_price_flag_rules():
