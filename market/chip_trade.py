@@ -22,7 +22,7 @@ import numpy as np
 from agents.buyers import grey_market_choice, sourcing_plan, stockpile_orders
 from agents.strategies import effective_chip_cost
 from agents.vendor import Vendor, rival_prices_per_h100e
-from market.world import going_rate, shock_factor
+from market.world import HOURS_PER_MONTH, going_rate, shock_factor
 
 
 # -- selling: controls, caps, rationing, delivery, leakage ------------------------------
@@ -308,12 +308,29 @@ def buyer_weights(model, site: int, weights: np.ndarray) -> np.ndarray:
     return np.where(foreign, weights * nation.foreign_chip_weight, weights)
 
 def offer_costs_usd_per_h100e(model, site: int, offers: list) -> np.ndarray:
-    """Per vendor, what its offer to a site costs per H100e of the hour's value to the site's
-    market (`market.hour_value`): unit price x server multiplier / hour value [USD per market
-    H100e]; NaN where it offers nothing."""
-    worth = model.hour_h100e[model.sites[site].nation]
+    """Per vendor, the full price of its offer to a site per H100e of the hour's value to the
+    site's market (`market.hour_value`) [USD per market H100e]: unit price x server
+    multiplier / hour value, plus what the hours it would have earned while the order waits
+    are worth (`waiting_cost_usd_per_h100e`); NaN where it offers nothing."""
+    r = model.sites[site].nation
+    worth = model.hour_h100e[r]
+    waiting = waiting_cost_usd_per_h100e(model, r)
     return np.array([np.nan if o is None else o[2] * model.server_price[o[1]] / worth[o[1]]
-                     for o in offers])
+                     + waiting[i] for i, o in enumerate(offers)])
+
+
+def waiting_cost_usd_per_h100e(model, region: int) -> np.ndarray:
+    """Per vendor, what waiting for its chips costs a buyer in `region` [USD per market
+    H100e]: the months a new order waits at it (its lead time, at most the run's length) x the
+    hours a month of a market H100e sells (at the scenario's availability) x the region's
+    expected spot price (0 before one is seen). A chip in stock and a cheaper one behind a
+    long queue are compared at their full prices: money plus the time the queue takes
+    (rationing by waiting; Barzel 1974, *J. Law Econ.* 17(1))."""
+    waits = np.array([v.lead_time for v in model.vendors.values()], dtype=float)
+    waits = np.minimum(np.nan_to_num(waits, posinf=model.n_months), model.n_months)
+    spot = float(model.hour_market.expected_spot[region])
+    hour_usd = spot if np.isfinite(spot) else 0.0
+    return waits * HOURS_PER_MONTH * model.params.availability * hour_usd
 
 
 def best_offer(model, site: int, weights: np.ndarray) -> tuple[int, float] | None:

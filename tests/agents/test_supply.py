@@ -322,10 +322,12 @@ def test_taiwan_shock_binds_cowos_and_cuts_2027_shipments():
     # chip prices rise: a few percent over 2027 in the merged core, where buyers turn to
     # hyperscalers' idle capacity at posted prices before they bid spot up (issue 12 note)
     assert nv["shock"]["price_usd_per_h100e"].mean() > nv["baseline"]["price_usd_per_h100e"].mean()
-    # the shock ends with 2027: within a year the backlog clears (NVIDIA's price then follows
-    # demand growth, which in the merged core outweighs the shock's few percent)
-    after = _year(shock["vendors"], 2028).query("vendor == 'nvidia'")
-    assert after["lead_time_months"].min() < 0.5 * nv["shock"]["lead_time_months"].mean()
+    # the shock ends with 2027: in the next quarter the recovered output clears most of the
+    # queue (lead time under half the shock's last quarter's); demand growth builds it up
+    # again later in 2028, as CoWoS cannot outgrow the baseline's pace (issue 12's
+    # relaxation, measured by scripts/core_measures.py)
+    lead = shock["vendors"].query("vendor == 'nvidia'").set_index("date")["lead_time_months"]
+    assert lead["2028-01":"2028-03"].mean() < 0.5 * lead["2027-10":"2027-12"].mean()
 
 
 def test_cowos_capacity_after_2025_comes_from_the_foundrys_own_expansion():

@@ -116,3 +116,36 @@ def test_a_glut_cuts_orders(baseline, base_tables):
     assert earned_per_offered_hour(tables) < 0.4 * earned_per_offered_hour(base_tables)
     assert _cloud_capex(tables, "2025-10", "2026-06") \
         < 0.5 * _cloud_capex(base_tables, "2025-10", "2026-06")
+
+
+def test_a_vendor_behind_a_queue_is_compared_at_its_full_price(baseline):
+    """Buyers compare vendors at money plus waiting: a lead time of L months adds L months of
+    a market H100e's hours at the region's expected spot price to that vendor's cost per
+    H100e, and to no other's; an infinite wait counts as the run's length."""
+    import numpy as np
+
+    from market.chip_trade import offer_costs_usd_per_h100e, vendor_offers
+    from market.model import ComputeMarket
+    from market.world import HOURS_PER_MONTH
+
+    m = ComputeMarket(baseline, seed=SEED)
+    for _ in range(6):
+        m.step()
+    site = next(i for i, s in enumerate(m.sites) if m.nation_ids[s.nation] == "US")
+    r = m.sites[site].nation
+    offers = vendor_offers(m, site)
+    vendors = list(m.vendors.values())
+    for v in vendors:
+        v.lead_time = 0.0
+    before = offer_costs_usd_per_h100e(m, site, offers)
+    k = next(i for i, o in enumerate(offers) if o is not None)
+    month_usd = HOURS_PER_MONTH * m.params.availability * m.hour_market.expected_spot[r]
+    assert np.isfinite(month_usd) and month_usd > 0
+    vendors[k].lead_time = 6.0
+    after = offer_costs_usd_per_h100e(m, site, offers)
+    assert after[k] == pytest.approx(before[k] + 6.0 * month_usd)
+    others = [i for i, o in enumerate(offers) if o is not None and i != k]
+    np.testing.assert_allclose(after[others], before[others])
+    vendors[k].lead_time = float("inf")
+    assert offer_costs_usd_per_h100e(m, site, offers)[k] == \
+        pytest.approx(before[k] + m.n_months * month_usd)
