@@ -17,29 +17,50 @@ from market.controls import classify, order_regime
 def sourcing_plan(h100e_wanted: float, budget_usd: float, weights: np.ndarray, offers: list,
                   vendors: list, h100e: np.ndarray, server_price: np.ndarray,
                   elasticity: float, cost_usd_per_h100e: np.ndarray, switching_cost: float,
-                  sensitivity: float) -> tuple[list, float, float]:
+                  sensitivity: float, lines: list | None = None) -> tuple[list, float, float]:
     """Split an order for `h100e_wanted` [H100e] across vendors by value
     (`agents.strategies.vendor_shares`: a logit in each offer's cost per H100e of the hour's
     value to the buyer, `cost_usd_per_h100e`, with its preference `weights`, after its
-    state's discouragement of foreign chips, as a switching cost), each vendor's part sized
-    by its price against list (`order_price_response`), within `budget_usd`.
+    state's discouragement of foreign chips, as a switching cost), and each vendor's part
+    across the products of its line (`line_shares`), each product's part sized by its price
+    against list (`order_price_response`), within `budget_usd`.
 
-    `offers` per vendor: (product, chip, unit price [USD]) or None. Returns (plan, cost,
-    scale): plan rows (vendor, product, units, cost with server [USD]) before scaling, their
-    total cost [USD], and the budget's scale on every row (<= 1).
+    `offers` per vendor: its best offer (product, chip, unit price [USD]) or None; `lines`
+    per vendor (optional): every product it offers, (product, chip, unit price [USD], cost
+    per H100e of the hour's value [USD]); without them a vendor's part goes to its best
+    offer. Returns (plan, cost, scale): plan rows (vendor, product, units, cost with server
+    [USD]) before scaling, their total cost [USD], and the budget's scale on every row
+    (<= 1).
     """
     shares = vendor_shares(cost_usd_per_h100e, weights, switching_cost, sensitivity)
     plan = []
-    for vendor, share, offer in zip(vendors, shares, offers):
+    for i, (vendor, share, offer) in enumerate(zip(vendors, shares, offers)):
         if share <= 0 or offer is None:
             continue
-        prod, chip, price = offer
-        units = order_price_response(h100e_wanted * share / h100e[chip], price,
-                                     vendor.list_price[prod], elasticity)
-        plan.append((vendor, prod, units, units * price * server_price[chip]))
+        line = lines[i] if lines is not None and lines[i] else [(*offer, 1.0)]
+        for (prod, chip, price, _), part in zip(line, line_shares(line, sensitivity)):
+            if part <= 0:
+                continue
+            units = order_price_response(h100e_wanted * share * part / h100e[chip], price,
+                                         vendor.list_price[prod], elasticity)
+            plan.append((vendor, prod, units, units * price * server_price[chip]))
     cost = sum(c for *_, c in plan)
     scale = min(1.0, budget_usd / cost) if cost > 0 else 0.0
     return plan, cost, scale
+
+
+def line_shares(line: list, sensitivity: float) -> np.ndarray:
+    """How a vendor's part of an order spreads over the products of its line [fraction of
+    the H100e]: a logit in the log of each product's cost per H100e of the hour's value
+    (the fourth field of each row), with the vendor-choice sensitivity and no switching
+    cost between one vendor's products (`agents.strategies.vendor_shares`). A vendor sells
+    its older chips beside its flagship, and buyers take them in proportion to their value:
+    A100s went on shipping through 2023 beside the H100 (Epoch's counts). One product takes
+    it all."""
+    if len(line) <= 1:
+        return np.ones(len(line))
+    cost = np.array([row[3] for row in line], dtype=float)
+    return vendor_shares(cost, np.ones(cost.size), 0.0, sensitivity)
 
 
 def grey_market_choice(vendors: list, weights: np.ndarray, month: int, decide: Callable,

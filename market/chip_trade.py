@@ -270,16 +270,57 @@ def vendor_offers(model, site: int) -> list[tuple[int, int, float] | None]:
 
 def compute_offers(model, site: int) -> list[tuple[int, int, float] | None]:
     buyer, group = model.site_buyer[site], site_group(model, site)
-    nation = model.nations[model.nation_ids[model.sites[site].nation]]
     offers = []
     for vendor in model.vendors.values():
         best = best_product(model, vendor, group) if vendor.sells_to(buyer) else None
-        if best is not None and vendor.nation == nation.nation_id \
-                and nation.domestic_chip_subsidy:
-            # the buyer's state pays part of the price of home-made chips
-            best = (best[0], best[1], best[2] * (1.0 - nation.domestic_chip_subsidy))
-        offers.append(best)
+        offers.append(None if best is None else _subsidised(model, site, vendor, best))
     return offers
+
+
+def _subsidised(model, site: int, vendor: Vendor, offer: tuple) -> tuple:
+    """An offer (product, chip, price, ...) at the price the buyer pays: the buyer's state
+    pays `domestic_chip_subsidy` of the price of home-made chips."""
+    nation = model.nations[model.nation_ids[model.sites[site].nation]]
+    if vendor.nation == nation.nation_id and nation.domestic_chip_subsidy:
+        return (offer[0], offer[1], offer[2] * (1.0 - nation.domestic_chip_subsidy),
+                *offer[3:])
+    return offer
+
+
+def vendor_lines(model, site: int) -> list[list[tuple[int, int, float, float]]]:
+    """Per vendor, every active product this site may buy, at the price it pays: (product,
+    chip, unit price [USD], full price per market H100e [USD], as
+    `offer_costs_usd_per_h100e`); empty for a vendor that does not sell to it. Cached per
+    month with the offers."""
+    key = ("lines", model._offer_key[site])
+    vendor_offers(model, site)                  # resets the month's cache when it turns
+    if key not in model._offers:
+        buyer, group = model.site_buyer[site], site_group(model, site)
+        r = model.sites[site].nation
+        worth, waiting = model.hour_h100e[r], waiting_cost_usd_per_h100e(model, r)
+        lines = []
+        for i, vendor in enumerate(model.vendors.values()):
+            products = shippable_products(model, vendor, group) if vendor.sells_to(buyer) \
+                else []
+            line = [_subsidised(model, site, vendor, offer) for offer in products
+                    if worth[offer[1]] > 0]
+            lines.append([(prod, chip, price,
+                           price * model.server_price[chip] / worth[chip] + waiting[i])
+                          for prod, chip, price in line])
+        model._offers[key] = lines
+    return model._offers[key]
+
+
+def shippable_products(model, vendor: Vendor, group: str) -> list[tuple[int, int, float]]:
+    """The vendor's active products that may ship to the group this month: (product, chip,
+    unit price [USD])."""
+    out = []
+    for prod in np.flatnonzero(vendor.active(model.month)).tolist():
+        chip = int(vendor.product_chip[prod])
+        if vendor.offers_to(prod, group, model.month) and \
+                decision(model, chip, group, vendor).shippable_fraction > 0:
+            out.append((prod, chip, float(vendor.price[prod])))
+    return out
 
 def best_product(model, vendor: Vendor, group: str) -> tuple[int, int, float] | None:
     """The vendor's active product with the most H100e per dollar that may ship to the
@@ -287,12 +328,7 @@ def best_product(model, vendor: Vendor, group: str) -> tuple[int, int, float] | 
     key = (vendor.vendor_id, group)
     if key not in model._best_products:
         best, best_value = None, -1.0
-        for prod in np.flatnonzero(vendor.active(model.month)).tolist():
-            chip = int(vendor.product_chip[prod])
-            if not vendor.offers_to(prod, group, model.month) or \
-                    decision(model, chip, group, vendor).shippable_fraction <= 0:
-                continue
-            price = float(vendor.price[prod])
+        for prod, chip, price in shippable_products(model, vendor, group):
             value = model.h100e[chip] / price
             if value > best_value:
                 best, best_value = (prod, chip, price), value
@@ -359,7 +395,8 @@ def order_chips(model, site: int, buyer: str, h100e_wanted: float, budget_usd: f
                                       list(model.vendors.values()), model.h100e,
                                       model.server_price, p.order_price_elasticity,
                                       offer_costs_usd_per_h100e(model, site, offers),
-                                      p.vendor_switching_cost, p.vendor_choice_sensitivity)
+                                      p.vendor_switching_cost, p.vendor_choice_sensitivity,
+                                      vendor_lines(model, site))
     # what was wanted against what the allowance allowed (a cloud's financing, a building
     # lab's capex input: the `orders` table)
     model.records["orders"].append((model.step_index, buyer, kind, cost, budget_usd,

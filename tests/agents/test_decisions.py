@@ -204,6 +204,28 @@ def test_an_order_splits_by_value_and_scales_to_the_budget():
     assert cost == pytest.approx(4_000_000.0) and scale == pytest.approx(0.25)
 
 
+def test_a_vendors_part_spreads_over_its_line_by_value():
+    """One vendor with two products: a flagship at USD 20,000 for 1 H100e and an older chip
+    at 5,000 for 0.2 H100e, USD 25,000 per H100e (cost ratio 1.25). At sensitivity 3 the
+    flagship takes 1.25^3 / (1 + 1.25^3) = 66.1% of the 100 H100e and the older chip the
+    rest, each sized in its own units and priced at its own price; without a line the
+    whole part goes to the best offer."""
+    vendor = SimpleNamespace(list_price=np.array([20_000.0, 5_000.0]))
+    args = dict(h100e=np.array([1.0, 0.2]), server_price=np.array([1.0, 1.0]), elasticity=1.0,
+                cost_usd_per_h100e=np.array([20_000.0]), switching_cost=0.0, sensitivity=3.0)
+    line = [(0, 0, 20_000.0, 20_000.0), (1, 1, 5_000.0, 25_000.0)]
+    plan, cost, scale = sourcing_plan(100.0, 1e9, np.array([1.0]), [(0, 0, 20_000.0)],
+                                      [vendor], lines=[line], **args)
+    top = 1.25 ** 3 / (1 + 1.25 ** 3)
+    assert [(prod, units) for _, prod, units, _ in plan] == [
+        (0, pytest.approx(100.0 * top)), (1, pytest.approx(100.0 * (1 - top) / 0.2))]
+    assert cost == pytest.approx(100.0 * top * 20_000.0 + 100.0 * (1 - top) * 25_000.0)
+    assert scale == 1.0
+    alone, _, _ = sourcing_plan(100.0, 1e9, np.array([1.0]), [(0, 0, 20_000.0)], [vendor],
+                                **args)
+    assert [(prod, units) for _, prod, units, _ in alone] == [(0, pytest.approx(100.0))]
+
+
 def test_buyers_choose_vendors_by_value_with_preference_as_a_switching_cost():
     """A logit in log effective cost: at equal weights the chip half as dear per H100e gets
     2^3 = 8 times the share (sensitivity 3); at equal cost, a vendor with half the top

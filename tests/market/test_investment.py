@@ -149,3 +149,17 @@ def test_a_vendor_behind_a_queue_is_compared_at_its_full_price(baseline):
     vendors[k].lead_time = float("inf")
     assert offer_costs_usd_per_h100e(m, site, offers)[k] == \
         pytest.approx(before[k] + m.n_months * month_usd)
+
+
+def test_older_chips_go_on_selling_beside_the_flagship():
+    """In `history` NVIDIA sells its whole line: A100s ship in every quarter of 2023 beside
+    the H100 (Epoch counts 55-65k a quarter to 2023-Q3), and the H100 takes the larger part of
+    NVIDIA's H100e. Before 0.13.0 a vendor sold only its best product per dollar, so the
+    A100 stopped when the H100 launched."""
+    t = run_tables(load_scenario("history").scenario, SEED, months=24)
+    s = t["shipments"]
+    s = s[(s["vendor"] == "nvidia") & (s["date"].dt.year == 2023)]
+    quarterly = s[s["chip"] == "a100"].groupby(s["date"].dt.quarter)["units"].sum()
+    assert len(quarterly) == 4 and (quarterly > 1_000).all()
+    by_chip = s.groupby("chip")["h100e"].sum()
+    assert by_chip["h100-sxm"] > by_chip["a100"]
