@@ -125,6 +125,21 @@ def calibrate(scenario: str, budget: int, method: str, waves: int, seeds: int, u
     for path, value in result["point_estimate"].items():
         click.echo(f"  {path} = {value:.4g}")
     click.echo(f"wrote {calibration.dir}/calibrated.toml, posterior.parquet and report.html")
+    warning = worse_than_input(result)
+    if warning:
+        click.echo(warning)
+
+
+def worse_than_input(result: dict) -> str | None:
+    """A warning when the calibrated point fits the data worse than the input did: a
+    posterior median need not fit better than the point it started from (a wide or oddly
+    shaped posterior, seed noise), and such an overlay is no improvement to adopt."""
+    before, after = result["loss_before"], result["loss_after"]
+    if after <= before:
+        return None
+    return (f"note: the posterior median fits worse than the input (loss {before:.3f} -> "
+            f"{after:.3f}); calibrated.toml is no improvement on it: keep the input's values, "
+            f"or calibrate again with a larger --budget or more --seeds")
 
 
 class _progress:

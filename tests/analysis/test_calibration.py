@@ -263,3 +263,11 @@ def test_an_out_directory_of_something_else_is_refused(tmp_path):
     assert gm("calibrate", FIXTURE, *TINY, "--out", done).exit_code == 0
     r = gm("calibrate", FIXTURE, *TINY[:-4], "--until", "2023-06", "--workers", 0, "--out", done)
     assert r.exit_code == 2 and "holds a calibration with another" in r.output
+
+
+def test_a_calibration_that_fits_worse_than_its_input_says_so():
+    from market.cli.calibrate import worse_than_input
+    assert worse_than_input({"loss_before": 1.2, "loss_after": 1.1}) is None
+    assert worse_than_input({"loss_before": 1.1, "loss_after": 1.1}) is None
+    warning = worse_than_input({"loss_before": 1.100, "loss_after": 1.163})
+    assert "1.100 -> 1.163" in warning and "no improvement" in warning
