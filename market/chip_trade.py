@@ -260,13 +260,19 @@ def site_backlog_h100e(model) -> np.ndarray:
 def vendor_offers(model, site: int) -> list[tuple[int, int, float] | None]:
     """Per vendor: the best active product this site may buy: (product, chip, price).
     Prices and rules are fixed within a month, so offers are cached per month."""
+    offers = _month_cache(model)
+    key = model._offer_key[site]
+    if key not in offers:
+        offers[key] = compute_offers(model, site)
+    return offers[key]
+
+
+def _month_cache(model) -> dict:
+    """The month's cache of offers and lines (emptied when the month turns)."""
     if model._offers_month != model.month:
         model._offers, model._offers_month = {}, model.month
         model._best_products = {}
-    key = model._offer_key[site]
-    if key not in model._offers:
-        model._offers[key] = compute_offers(model, site)
-    return model._offers[key]
+    return model._offers
 
 def compute_offers(model, site: int) -> list[tuple[int, int, float] | None]:
     buyer, group = model.site_buyer[site], site_group(model, site)
@@ -292,9 +298,8 @@ def vendor_lines(model, site: int) -> list[list[tuple[int, int, float, float]]]:
     chip, unit price [USD], full price per market H100e [USD], as
     `offer_costs_usd_per_h100e`); empty for a vendor that does not sell to it. Cached per
     month with the offers."""
-    key = ("lines", model._offer_key[site])
-    vendor_offers(model, site)                  # resets the month's cache when it turns
-    if key not in model._offers:
+    cache, key = _month_cache(model), ("lines", model._offer_key[site])
+    if key not in cache:
         buyer, group = model.site_buyer[site], site_group(model, site)
         r = model.sites[site].nation
         worth, waiting = model.hour_h100e[r], waiting_cost_usd_per_h100e(model, r)
@@ -302,13 +307,13 @@ def vendor_lines(model, site: int) -> list[list[tuple[int, int, float, float]]]:
         for i, vendor in enumerate(model.vendors.values()):
             products = shippable_products(model, vendor, group) if vendor.sells_to(buyer) \
                 else []
-            line = [_subsidised(model, site, vendor, offer) for offer in products
+            paid = [_subsidised(model, site, vendor, offer) for offer in products
                     if worth[offer[1]] > 0]
             lines.append([(prod, chip, price,
-                           price * model.server_price[chip] / worth[chip] + waiting[i])
-                          for prod, chip, price in line])
-        model._offers[key] = lines
-    return model._offers[key]
+                           _full_price(model, chip, price, worth, waiting[i]))
+                          for prod, chip, price in paid])
+        cache[key] = lines
+    return cache[key]
 
 
 def shippable_products(model, vendor: Vendor, group: str) -> list[tuple[int, int, float]]:
@@ -351,8 +356,22 @@ def offer_costs_usd_per_h100e(model, site: int, offers: list) -> np.ndarray:
     r = model.sites[site].nation
     worth = model.hour_h100e[r]
     waiting = waiting_cost_usd_per_h100e(model, r)
-    return np.array([np.nan if o is None else o[2] * model.server_price[o[1]] / worth[o[1]]
-                     + waiting[i] for i, o in enumerate(offers)])
+    return np.array([np.nan if o is None else _full_price(model, o[1], o[2], worth, waiting[i])
+                     for i, o in enumerate(offers)])
+
+
+def _full_price(model, chip: int, price_usd: float, worth: np.ndarray,
+                waiting_usd: float) -> float:
+    """A chip's full price per market H100e [USD]: unit price x server multiplier / the
+    hour value `worth` of the chip, plus the vendor's waiting cost."""
+    return price_usd * model.server_price[chip] / worth[chip] + waiting_usd
+
+
+def vendor_waits_months(model) -> np.ndarray:
+    """Per vendor, the months a new order waits at it: its lead time, at most the run's
+    length (an infinite wait, orders without wafers, counts as that) [months]."""
+    waits = np.array([v.lead_time for v in model.vendors.values()], dtype=float)
+    return np.minimum(np.nan_to_num(waits, posinf=model.n_months), model.n_months)
 
 
 def waiting_cost_usd_per_h100e(model, region: int) -> np.ndarray:
@@ -362,11 +381,9 @@ def waiting_cost_usd_per_h100e(model, region: int) -> np.ndarray:
     expected spot price (0 before one is seen). A chip in stock and a cheaper one behind a
     long queue are compared at their full prices: money plus the time the queue takes
     (rationing by waiting; Barzel 1974, *J. Law Econ.* 17(1))."""
-    waits = np.array([v.lead_time for v in model.vendors.values()], dtype=float)
-    waits = np.minimum(np.nan_to_num(waits, posinf=model.n_months), model.n_months)
     spot = float(model.hour_market.expected_spot[region])
     hour_usd = spot if np.isfinite(spot) else 0.0
-    return waits * HOURS_PER_MONTH * model.params.availability * hour_usd
+    return vendor_waits_months(model) * HOURS_PER_MONTH * model.params.availability * hour_usd
 
 
 def best_offer(model, site: int, weights: np.ndarray) -> tuple[int, float] | None:

@@ -9,8 +9,6 @@ it decided (`market.chip_trade.order_chips`) and the grid shares out power
 
 from __future__ import annotations
 
-import numpy as np
-
 from market import chip_trade
 from market.power_builds import power_request_mw, start_power
 
@@ -22,10 +20,7 @@ def plan_capacity(model) -> None:
     booked (capex, an output) and what own funds do not cover is borrowed."""
     p = model.params
     backlog = chip_trade.site_backlog_h100e(model)
-    # what a new order waits at each vendor, at most the run's length [months]
-    waits = np.array([v.lead_time for v in model.vendors.values()], dtype=float)
-    model.vendor_waits_months = np.minimum(np.nan_to_num(waits, posinf=model.n_months),
-                                           model.n_months)
+    model.vendor_waits_months = chip_trade.vendor_waits_months(model)
     chips_usd, allowances, requests, grey = [], [], [], []
     for i, cloud in enumerate(model.clouds):
         cloud.reprice(p.margin_response)
