@@ -446,6 +446,11 @@ def montecarlo_1000(cache: dict) -> str:
 
 def viz_step_time(cache: dict) -> str:
     lo, hi = _record("viz_step")["value"]["step_render_s"]
+    return f"{lo:.3f}-{hi:.3f} s"
+
+
+def viz_run_to_end(cache: dict) -> str:
+    lo, hi = _record("viz_step")["value"]["run_to_end_s"]
     return f"{lo:.2f}-{hi:.2f} s"
 
 
@@ -460,6 +465,7 @@ GENERATORS: dict[str, Callable[[dict], str]] = {
     "montecarlo-scaling": montecarlo_scaling,
     "montecarlo-1000": montecarlo_1000,
     "viz-step": viz_step_time,
+    "viz-run-to-end": viz_run_to_end,
 }
 
 

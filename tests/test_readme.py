@@ -18,7 +18,7 @@ FIGURES = ROOT / "docs" / "figures.json"
 #: Blocks whose text is rendered from docs/figures.json (timings that depend on the machine).
 MEASURED_BLOCKS = {"quickstart-time": "quickstart", "bench-model": "model",
                    "montecarlo-scaling": "montecarlo", "montecarlo-1000": "montecarlo_1000",
-                   "viz-step": "viz_step"}
+                   "viz-step": "viz_step", "viz-run-to-end": "viz_step"}
 #: Blocks recomputed from the model and the CLI on every check.
 COMPUTED_BLOCKS = {"compare", "controls-h20", "cost-gpt3", "json-commands"}
 

@@ -64,7 +64,9 @@ def viz(scenario: str, port: int, host: str, no_browser: bool, months: int | Non
     import analysis
 
     app = Path(analysis.__file__).resolve().parent / "app.py"
-    env = dict(os.environ, GPUMARKET_SCENARIO=scenario, SOLARA_TELEMETRY_MIXPANEL_ENABLE="false")
+    env = dict(os.environ, GPUMARKET_SCENARIO=scenario, SOLARA_TELEMETRY_MIXPANEL_ENABLE="false",
+               # Solara's "runs on Solara" banner sits over the page's bottom-right corner
+               SOLARA_THEME_SHOW_BANNER="false", SOLARA_THEME_TITLE="gpumarket")
     env["PYTHONWARNINGS"] = ",".join(filter(None, [env.get("PYTHONWARNINGS"), *QUIET_WARNINGS]))
     if months is not None:
         env["GPUMARKET_MONTHS"] = str(months)
