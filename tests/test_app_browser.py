@@ -151,9 +151,9 @@ def browser(server):
             chromium.close()
 
 
-def open_app(browser, server: Server):
+def open_app(browser, server: Server, width: int = 1500):
     """A new browser session (its own cookies, so its own Solara kernel) on the app."""
-    context = browser.new_context(viewport={"width": 1500, "height": 1100})
+    context = browser.new_context(viewport={"width": width, "height": 1100})
     pg = context.new_page()
     pg.set_default_timeout(UI_TIMEOUT_MS)
     pg.goto(server.url, wait_until="domcontentloaded")
@@ -252,6 +252,7 @@ def choose(pg, label: str, option: str) -> None:
     """Pick `option` in the sidebar's select whose label starts with `label`."""
     pg.get_by_role("button", name=re.compile("^" + re.escape(label))).click()
     pg.get_by_role("option", name=option, exact=True).click()
+    pg.get_by_text(re.compile("^" + re.escape(f"{label}: {option}"))).first.wait_for()
 
 
 def slide_to_end(pg, label: str, key: str = "End") -> None:
@@ -265,8 +266,14 @@ def slide_to_end(pg, label: str, key: str = "End") -> None:
 
 
 def reset(pg) -> None:
-    pg.get_by_role("button", name="Reset").click()
+    """Reset, and wait until the new model is in place: no lever is still pending."""
+    pg.get_by_role("button", name="Reset", exact=True).click()
     wait_counter(pg, 0)
+    pending = pg.get_by_text(re.compile(r"\(on Reset\)$"))
+    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
+    while pending.count():
+        assert time.monotonic() < deadline, "Reset did not apply the levers"
+        pg.wait_for_timeout(50)
 
 
 def jump_to(pg, month: str, steps: int) -> None:
@@ -449,6 +456,22 @@ def test_charts_export_as_png_and_csv(browser, server, shots):
         flows = pd.read_csv(io.BytesIO(download(pg, "network", shots / "export_network.csv")))
         assert {"source", "target", "flow", "h100e_12_months", "leakage"} <= set(flows.columns)
         assert (flows["h100e_12_months"] > 0).all()
+    finally:
+        pg.context.close()
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_the_charts_fill_the_page_at_1280_and_1920_px(browser, server, shots, width):
+    pg = open_app(browser, server, width)
+    try:
+        step_once(pg)
+        chart = figure(pg).bounding_box()
+        drawer = pg.locator(".v-navigation-drawer").first.bounding_box()
+        beside = width - (drawer["x"] + drawer["width"])        # the page beside the sidebar
+        # the chart spans it, less the page's padding and the y axis' labels
+        assert chart["width"] > 0.85 * beside, (chart, drawer)
+        assert chart["x"] + chart["width"] <= width
+        pg.screenshot(path=str(shots / f"width_{width}.png"), full_page=True)
     finally:
         pg.context.close()
 

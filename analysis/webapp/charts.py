@@ -9,6 +9,8 @@ date, the value and its unit in a tooltip, and offers "Save as PNG/SVG" in its m
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import altair as alt
 import pandas as pd
 
@@ -20,10 +22,63 @@ GHOST_DASH, GHOST_OPACITY = [5, 4], 0.45
 EVENT_COLOUR = "#7f7f7f"
 
 
-def _embed(chart: alt.TopLevelMixin, filename: str) -> alt.TopLevelMixin:
-    return chart.properties(usermeta={"embedOptions": {
-        "actions": {"export": True, "source": False, "compiled": False, "editor": False},
-        "downloadFileName": filename}})
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as JSON-ready dicts: months as ISO dates, NaN as null."""
+    out = frame.copy()
+    for column in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[column]):
+            out[column] = out[column].dt.strftime("%Y-%m-%d")
+    out = out.astype(object).where(out.notna(), None)
+    return out.to_dict("records")
+
+
+class Data:
+    """The datasets of one chart, named d0, d1, ... in the order the builder adds them. The
+    chart refers to them by name only, so the chart itself stays the same from one month to
+    the next: it is built once (Altair's objects cost about 20 ms a chart) and kept, and the
+    browser, seeing the same chart with new rows, swaps the rows into the chart it has
+    compiled."""
+
+    def __init__(self):
+        self.sets: dict[str, list[dict]] = {}
+
+    def add(self, frame: pd.DataFrame | None) -> str | None:
+        if frame is None:
+            return None
+        name = f"d{len(self.sets)}"
+        self.sets[name] = _records(frame)
+        return name
+
+
+def _source(name: str) -> alt.Chart:
+    return alt.Chart(alt.NamedData(name=name))
+
+
+#: Built charts (their Vega-Lite dicts without data) by what shapes them; bounded.
+_BUILT: dict[tuple, dict] = {}
+_BUILT_MAX = 256
+
+
+class Spec:
+    """A chart's datasets and how to build the chart; `to_dict()` is the Vega-Lite spec."""
+
+    def __init__(self, key: tuple, data: Data, build: Callable[[], alt.TopLevelMixin],
+                 filename: str):
+        self.key, self.data, self.build, self.filename = (key, tuple(data.sets)), data, build, \
+            filename
+
+    def to_dict(self) -> dict:
+        skeleton = _BUILT.get(self.key)
+        if skeleton is None:
+            chart = self.build().properties(usermeta={"embedOptions": {
+                "actions": {"export": True, "source": False, "compiled": False,
+                            "editor": False},
+                "downloadFileName": self.filename}})
+            skeleton = chart.to_dict(validate=False)
+            if len(_BUILT) >= _BUILT_MAX:
+                _BUILT.clear()
+            _BUILT[self.key] = skeleton
+        return {**skeleton, "datasets": self.data.sets}
 
 
 def _x(span) -> alt.X:
@@ -40,11 +95,15 @@ def _colour(series: str, columns: int, empty: bool):
                      legend=alt.Legend(orient="bottom", columns=columns, labelLimit=260))
 
 
-def event_layers(events: pd.DataFrame, span) -> list[alt.Chart]:
+def _events(events: pd.DataFrame | None) -> pd.DataFrame | None:
+    return None if events is None or events.empty else events
+
+
+def event_layers(name: str | None, span) -> list[alt.Chart]:
     """A dotted rule at each event's month, its short name written down from the top."""
-    if events is None or events.empty:
+    if name is None:
         return []
-    base = alt.Chart(events)
+    base = _source(name)
     tip = [alt.Tooltip("date:T", format="%Y-%m", title="month"),
            alt.Tooltip("event:N", title="event"), alt.Tooltip("note:N", title="note")]
     rules = base.mark_rule(color=EVENT_COLOUR, strokeDash=[2, 3], strokeWidth=1).encode(
@@ -59,91 +118,118 @@ def time_chart(live: pd.DataFrame, y: str, series: str, *, title: str, unit: str
                filename: str, reference: pd.DataFrame | None = None,
                events: pd.DataFrame | None = None, bands: pd.DataFrame | None = None,
                fmt: str = ",.2f", scale: float = 1.0, log: bool = False,
-               dash: str | None = None, height: int = HEIGHT_PX) -> alt.TopLevelMixin:
+               dash: str | None = None, height: int = HEIGHT_PX) -> Spec:
     """Lines of `y` by `series` over the run's `span`; the reference run's lines dashed and
     faint beside them; `bands` (columns date, p5, p25, p75, p95) shaded under them. Without a
     reference, `dash` names a second field told apart by the lines' dashes."""
-    keep = ["date", y, series] + ([dash] if dash and reference is None else [])
+    dash = dash if dash and reference is None else None
+    keep = ["date", y, series] + ([dash] if dash else [])
     data = live[keep].assign(run=THIS_RUN)
     if reference is not None:
         data = pd.concat([data, reference[keep].assign(run=REFERENCE)], ignore_index=True)
-    data = data.assign(value=data[y] * scale)
-    # no data yet (step 0): a fixed y domain, or vega finds no extent and draws nothing
-    empty = dict(domain=[1, 10] if log else [0, 1]) if data["value"].notna().sum() == 0 \
-        else {}
-    yscale = alt.Scale(type="log", **empty) if log else alt.Scale(zero=False, **empty)
-    runs = [THIS_RUN, REFERENCE] if reference is not None else [THIS_RUN]
-    nothing = data["value"].notna().sum() == 0
-    encoding = dict(
-        x=_x(span),
-        y=alt.Y("value:Q", title=unit, scale=yscale),
-        color=_colour(series, 4, nothing),
-        strokeDash=alt.Undefined if nothing else (alt.StrokeDash(f"{dash}:N", title=None, legend=alt.Legend(orient="bottom"))
-                    if dash and reference is None else
-                    alt.StrokeDash("run:N", title=None, scale=alt.Scale(
-                        domain=runs, range=[[1, 0], GHOST_DASH][:len(runs)]),
-                        legend=alt.Legend(orient="bottom") if reference is not None
-                        else None)),
-        tooltip=[alt.Tooltip("date:T", format="%Y-%m", title="month"),
-                 alt.Tooltip(f"{series}:N", title="series"),
-                 alt.Tooltip(f"{dash}:N" if dash and reference is None else "run:N",
-                             title="what" if dash and reference is None else "run"),
-                 alt.Tooltip("value:Q", format=fmt, title=unit)])
-    # the ghost is a layer of its own with a fixed opacity: an opacity *encoded* from a
-    # nominal field draws no line at all on vega's canvas renderer
-    lines = [alt.Chart(data[data["run"] == THIS_RUN]).mark_line(strokeWidth=1.8).encode(
-        **encoding)]
-    if reference is not None:
-        lines.insert(0, alt.Chart(data[data["run"] == REFERENCE]).mark_line(
-            strokeWidth=1.6, opacity=GHOST_OPACITY).encode(**encoding))
-    layers = []
+    data = data.assign(value=data[y] * scale).drop(columns=[y])
+    # no data yet (step 0): a fixed y domain and no colour scale, or vega draws nothing
+    nothing = bool(data["value"].notna().sum() == 0)
     if bands is not None and not bands.empty:
-        b = bands.assign(**{c: bands[c] * scale for c in ("p5", "p25", "p75", "p95")})
-        layers += [alt.Chart(b).mark_area(opacity=0.12, color="#1f77b4").encode(
-                       x=_x(span), y="p5:Q", y2="p95:Q",
-                       tooltip=[alt.Tooltip("date:T", format="%Y-%m", title="month"),
-                                alt.Tooltip("p5:Q", format=fmt, title="ensemble 5%"),
-                                alt.Tooltip("p95:Q", format=fmt, title="ensemble 95%")]),
-                   alt.Chart(b).mark_area(opacity=0.22, color="#1f77b4").encode(
-                       x=_x(span), y="p25:Q", y2="p75:Q")]
-    layers += [*lines, *event_layers(events, span)]
-    chart = alt.layer(*layers).properties(title=title, width="container", height=height)
-    return _embed(chart, filename)
+        bands = bands[["date", "p5", "p25", "p75", "p95"]].assign(
+            **{c: bands[c] * scale for c in ("p5", "p25", "p75", "p95")})
+    else:
+        bands = None
+    d = Data()
+    ghost = d.add(data[data["run"] == REFERENCE] if reference is not None else None)
+    line = d.add(data[data["run"] == THIS_RUN])
+    band = d.add(bands)
+    marks = d.add(_events(events))
+    runs = [THIS_RUN, REFERENCE] if ghost else [THIS_RUN]
+
+    def build() -> alt.TopLevelMixin:
+        empty = {"domain": [1, 10] if log else [0, 1]} if nothing else {}
+        yscale = alt.Scale(type="log", **empty) if log else alt.Scale(zero=False, **empty)
+        if nothing:
+            stroke = alt.Undefined
+        elif dash:
+            stroke = alt.StrokeDash(f"{dash}:N", title=None, legend=alt.Legend(orient="bottom"))
+        else:
+            stroke = alt.StrokeDash("run:N", title=None, scale=alt.Scale(
+                domain=runs, range=[[1, 0], GHOST_DASH][:len(runs)]),
+                legend=alt.Legend(orient="bottom") if ghost else None)
+        encoding = dict(
+            x=_x(span), y=alt.Y("value:Q", title=unit, scale=yscale),
+            color=_colour(series, 4, nothing), strokeDash=stroke,
+            tooltip=[alt.Tooltip("date:T", format="%Y-%m", title="month"),
+                     alt.Tooltip(f"{series}:N", title="series"),
+                     alt.Tooltip(f"{dash}:N" if dash else "run:N",
+                                 title="what" if dash else "run"),
+                     alt.Tooltip("value:Q", format=fmt, title=unit)])
+        layers = []
+        if band:
+            layers += [_source(band).mark_area(opacity=0.12, color="#1f77b4").encode(
+                           x=_x(span), y="p5:Q", y2="p95:Q",
+                           tooltip=[alt.Tooltip("date:T", format="%Y-%m", title="month"),
+                                    alt.Tooltip("p5:Q", format=fmt, title="ensemble 5%"),
+                                    alt.Tooltip("p95:Q", format=fmt, title="ensemble 95%")]),
+                       _source(band).mark_area(opacity=0.22, color="#1f77b4").encode(
+                           x=_x(span), y="p25:Q", y2="p75:Q")]
+        # the ghost is a layer of its own with a fixed opacity: an opacity *encoded* from a
+        # nominal field draws no line at all on vega's canvas renderer
+        if ghost:
+            layers.append(_source(ghost).mark_line(strokeWidth=1.6, opacity=GHOST_OPACITY)
+                          .encode(**encoding))
+        layers.append(_source(line).mark_line(strokeWidth=1.8).encode(**encoding))
+        layers += event_layers(marks, span)
+        return alt.layer(*layers).properties(title=title, width="container", height=height)
+
+    key = ("time", y, series, title, unit, tuple(span), fmt, scale, log, dash, height, nothing)
+    return Spec(key, d, build, filename)
 
 
 def stacked_share_chart(live: pd.DataFrame, y: str, series: str, *, title: str, span,
                         filename: str, events: pd.DataFrame | None = None,
-                        height: int = HEIGHT_PX) -> alt.TopLevelMixin:
+                        height: int = HEIGHT_PX) -> Spec:
     """`y` (a share in [0, 1]) stacked by `series`, in %."""
-    data = live[["date", y, series]].assign(percent=live[y] * 100.0)
-    area = alt.Chart(data).mark_area(opacity=0.85).encode(
-        x=_x(span),
-        y=alt.Y("percent:Q", title="%", stack="zero", scale=alt.Scale(domain=[0, 100])),
-        color=_colour(series, 8, live.empty),
-        order=alt.Order(f"{series}:N"),
-        tooltip=[alt.Tooltip("date:T", format="%Y-%m", title="month"),
-                 alt.Tooltip(f"{series}:N", title=series),
-                 alt.Tooltip("percent:Q", format=".1f", title="%")])
-    chart = alt.layer(area, *event_layers(events, span)).properties(
-        title=title, width="container", height=height)
-    return _embed(chart, filename)
+    d = Data()
+    area_data = d.add(live[["date", series]].assign(percent=live[y] * 100.0))
+    marks = d.add(_events(events))
+    empty = live.empty
+
+    def build() -> alt.TopLevelMixin:
+        area = _source(area_data).mark_area(opacity=0.85).encode(
+            x=_x(span),
+            y=alt.Y("percent:Q", title="%", stack="zero", scale=alt.Scale(domain=[0, 100])),
+            color=_colour(series, 8, empty),
+            order=alt.Order(f"{series}:N"),
+            tooltip=[alt.Tooltip("date:T", format="%Y-%m", title="month"),
+                     alt.Tooltip(f"{series}:N", title=series),
+                     alt.Tooltip("percent:Q", format=".1f", title="%")])
+        return alt.layer(area, *event_layers(marks, span)).properties(
+            title=title, width="container", height=height)
+
+    return Spec(("share", series, title, tuple(span), height, empty), d, build, filename)
 
 
 def stacked_bar_chart(live: pd.DataFrame, y: str, series: str, *, title: str, unit: str, span,
                       filename: str, events: pd.DataFrame | None = None,
-                      height: int = HEIGHT_PX) -> alt.TopLevelMixin:
+                      height: int = HEIGHT_PX) -> Spec:
     """Monthly `y` stacked by `series` (bars)."""
-    bars = alt.Chart(live).mark_bar().encode(
-        x=_x(span),
-        y=alt.Y(f"sum({y}):Q", title=unit, stack="zero",
-                scale=alt.Scale(domain=[0, 1]) if live.empty else alt.Undefined),
-        color=_colour(series, 6, live.empty),
-        tooltip=[alt.Tooltip("date:T", format="%Y-%m", title="month"),
-                 alt.Tooltip(f"{series}:N", title="what"),
-                 alt.Tooltip(f"sum({y}):Q", format=",.0f", title=unit)])
-    chart = alt.layer(bars, *event_layers(events, span)).properties(
-        title=title, width="container", height=height)
-    return _embed(chart, filename)
+    d = Data()
+    bar_data = d.add(live[["date", y, series]])
+    marks = d.add(_events(events))
+    empty = live.empty
+
+    def build() -> alt.TopLevelMixin:
+        bars = _source(bar_data).mark_bar().encode(
+            x=_x(span),
+            y=alt.Y(f"sum({y}):Q", title=unit, stack="zero",
+                    scale=alt.Scale(domain=[0, 1]) if empty else alt.Undefined),
+            color=_colour(series, 6, empty),
+            tooltip=[alt.Tooltip("date:T", format="%Y-%m", title="month"),
+                     alt.Tooltip(f"{series}:N", title="what"),
+                     alt.Tooltip(f"sum({y}):Q", format=",.0f", title=unit)])
+        return alt.layer(bars, *event_layers(marks, span)).properties(
+            title=title, width="container", height=height)
+
+    return Spec(("bars", y, series, title, unit, tuple(span), height, empty), d, build,
+                filename)
 
 
 def _size_label(h: float) -> str:
@@ -156,44 +242,48 @@ ROLE_COLOURS = {"vendor": "#2ca02c", "nation": "#1f77b4", "cloud": "#9467bd"}
 
 
 def network_chart(nodes: pd.DataFrame, edges: pd.DataFrame, *, title: str, filename: str,
-                  labelled: int = 14, height: int = 520) -> alt.TopLevelMixin:
+                  labelled: int = 14, height: int = 520) -> Spec:
     """Flows as edges whose width grows with their size in H100e (labelled on the largest
     `labelled`), leakage dashed; nodes at fixed positions by role."""
     edges = edges.assign(label=[_size_label(h) for h in edges["h100e"]],
                          kind=["leakage" if leak else "legal" for leak in edges["leakage"]])
-    axis = dict(axis=None)
-    xs = alt.Scale(domain=[-0.25, 2.25])
-    ys = alt.Scale(domain=[-0.05, 1.05])
-    tip = [alt.Tooltip("source:N", title="from"), alt.Tooltip("target:N", title="to"),
-           alt.Tooltip("flow:N", title="flow"),
-           alt.Tooltip("h100e:Q", format=",.0f", title="H100e (12 months)")]
-    top = max((edges["h100e"].max() if len(edges) else 1.0), 1.0)
-    lines = alt.Chart(edges).mark_rule(opacity=0.75).encode(
-        x=alt.X("x:Q", scale=xs, **axis), y=alt.Y("y:Q", scale=ys, **axis),
-        x2="x2:Q", y2="y2:Q",
-        strokeWidth=alt.StrokeWidth("h100e:Q", title="H100e",
-                                    scale=alt.Scale(type="sqrt", domain=[0, top],
-                                                    range=[0.5, 14]),
-                                    legend=alt.Legend(orient="bottom")),
-        color=alt.Color("flow:N", title=None, scale=alt.Scale(
-            domain=list(FLOW_COLOURS), range=list(FLOW_COLOURS.values())),
-            legend=alt.Legend(orient="bottom")),
-        strokeDash=alt.StrokeDash("kind:N", title=None, scale=alt.Scale(
-            domain=["legal", "leakage"], range=[[1, 0], [6, 4]]),
-            legend=alt.Legend(orient="bottom")),
-        tooltip=tip)
-    labels = alt.Chart(edges.head(labelled)).mark_text(
-        fontSize=11, dy=-6, color="#333").encode(
-        x=alt.X("xm:Q", scale=xs, **axis), y=alt.Y("ym:Q", scale=ys, **axis), text="label:N",
-        tooltip=tip)
-    dots = alt.Chart(nodes).mark_circle(size=420, opacity=1).encode(
-        x=alt.X("x:Q", scale=xs, **axis), y=alt.Y("y:Q", scale=ys, **axis),
-        color=alt.Color("role:N", title=None, scale=alt.Scale(
-            domain=list(ROLE_COLOURS), range=list(ROLE_COLOURS.values())),
-            legend=alt.Legend(orient="bottom")),
-        tooltip=[alt.Tooltip("node:N", title="node"), alt.Tooltip("role:N", title="role")])
-    names = alt.Chart(nodes).mark_text(fontSize=12, fontWeight="bold", dy=-16).encode(
-        x=alt.X("x:Q", scale=xs, **axis), y=alt.Y("y:Q", scale=ys, **axis), text="node:N")
-    chart = alt.layer(lines, labels, dots, names).resolve_scale(color="independent").properties(
-        title=title, width="container", height=height)
-    return _embed(chart.configure_view(stroke=None), filename)
+    d = Data()
+    edge_data, label_data, node_data = d.add(edges), d.add(edges.head(labelled)), d.add(nodes)
+
+    def build() -> alt.TopLevelMixin:
+        xs = alt.Scale(domain=[-0.25, 2.25])
+        ys = alt.Scale(domain=[-0.05, 1.05])
+
+        def xy(x: str, y: str) -> dict:
+            return {"x": alt.X(f"{x}:Q", scale=xs, axis=None),
+                    "y": alt.Y(f"{y}:Q", scale=ys, axis=None)}
+
+        tip = [alt.Tooltip("source:N", title="from"), alt.Tooltip("target:N", title="to"),
+               alt.Tooltip("flow:N", title="flow"),
+               alt.Tooltip("h100e:Q", format=",.0f", title="H100e (12 months)")]
+        lines = _source(edge_data).mark_rule(opacity=0.75).encode(
+            **xy("x", "y"), x2="x2:Q", y2="y2:Q",
+            strokeWidth=alt.StrokeWidth("h100e:Q", title="H100e", scale=alt.Scale(
+                type="sqrt", zero=True, range=[0.5, 14]), legend=alt.Legend(orient="bottom")),
+            color=alt.Color("flow:N", title=None, scale=alt.Scale(
+                domain=list(FLOW_COLOURS), range=list(FLOW_COLOURS.values())),
+                legend=alt.Legend(orient="bottom")),
+            strokeDash=alt.StrokeDash("kind:N", title=None, scale=alt.Scale(
+                domain=["legal", "leakage"], range=[[1, 0], [6, 4]]),
+                legend=alt.Legend(orient="bottom")),
+            tooltip=tip)
+        labels = _source(label_data).mark_text(fontSize=11, dy=-6, color="#333").encode(
+            **xy("xm", "ym"), text="label:N", tooltip=tip)
+        dots = _source(node_data).mark_circle(size=420, opacity=1).encode(
+            **xy("x", "y"),
+            color=alt.Color("role:N", title=None, scale=alt.Scale(
+                domain=list(ROLE_COLOURS), range=list(ROLE_COLOURS.values())),
+                legend=alt.Legend(orient="bottom")),
+            tooltip=[alt.Tooltip("node:N", title="node"), alt.Tooltip("role:N", title="role")])
+        names = _source(node_data).mark_text(fontSize=12, fontWeight="bold", dy=-16).encode(
+            **xy("x", "y"), text="node:N")
+        return alt.layer(lines, labels, dots, names).resolve_scale(
+            color="independent").properties(title=title, width="container",
+                                            height=height).configure_view(stroke=None)
+
+    return Spec(("network", title, labelled, height), d, build, filename)

@@ -158,8 +158,7 @@ def RunButtons(m: MarketApp, playing, error, step, run_to, reset, go):
                       on_click=lambda: run_to(m.run_months),
                       disabled=playing.value or finished)
     with solara.Row(style={"align-items": "center"}):
-        solara.InputText(label=f"Jump to month ({m.month_of(1)} to "
-                               f"{m.month_of(m.run_months)})", value=jump,
+        solara.InputText(label="Jump to month (YYYY-MM)", value=jump,
                          on_value=set_jump, continuous_update=True)
         solara.Button("Go", outlined=True, disabled=not jump or playing.value,
                       on_click=lambda: go(jump))

@@ -3,17 +3,15 @@
 Solara's own `FigureAltair` validates the chart against the Vega-Lite schema on every render
 and hands the spec to the page as a nested dict, which the renderer walks prop by prop; with a
 few hundred rows of data that took about 0.1 s of the server's time per chart and step
-(measured with cProfile on a baseline run). Here the chart is serialised once, unvalidated
-(the builders in `charts.py` are tested), and sent as one string; the browser draws it with
-vega-embed from Solara's asset proxy, as Solara's widget does, and when only the data changed
-(the same chart a month later) it swaps the data into the chart it has, without compiling it
-again.
+(measured with cProfile on a baseline run). Here the spec (`charts.Spec`: a chart built once,
+unvalidated, and this month's rows) goes as one string; the browser draws it with vega-embed
+from Solara's asset proxy, as Solara's widget does, and when only the rows changed (the same
+chart a month later) it swaps them into the chart it has, without compiling it again.
 """
 
 from __future__ import annotations
 
 import json
-import re
 
 import ipyvuetify as v
 import solara
@@ -78,22 +76,12 @@ class VegaChart(v.VuetifyTemplate):
     spec_json = traitlets.Unicode("{}").tag(sync=True)
 
 
-_DATASET = re.compile(r'"(data-[0-9a-f]{32})"')
-
-
 def spec_json(chart) -> str:
-    """The chart's Vega-Lite spec as JSON, without schema validation, its datasets renamed
-    `d0, d1, ...` in order of appearance. Altair names a dataset by a hash of its rows, so its
-    name changes every month; stable names let the browser swap a month's data into the
-    chart it has already compiled instead of compiling it again."""
-    text = json.dumps(chart.to_dict(validate=False), separators=(",", ":"))
-    names: dict[str, str] = {}
-    for name in _DATASET.findall(text):
-        names.setdefault(name, f"d{len(names)}")
-    return _DATASET.sub(lambda m: f'"{names[m.group(1)]}"', text)
+    """The chart's Vega-Lite spec (`charts.Spec`) as JSON, without schema validation."""
+    return json.dumps(chart.to_dict(), separators=(",", ":"))
 
 
 @solara.component
 def Chart(chart):
-    """An Altair chart, drawn in the browser by vega-embed."""
+    """A chart (`charts.Spec`), drawn in the browser by vega-embed."""
     return VegaChart.element(spec_json=spec_json(chart))
