@@ -454,8 +454,9 @@ def test_charts_export_as_png_and_csv(browser, server, shots):
                                       "neocloud 1-yr contract", "neocloud spot"}
         show_tab(pg, "Trade network")
         flows = pd.read_csv(io.BytesIO(download(pg, "network", shots / "export_network.csv")))
-        assert {"source", "target", "flow", "h100e_12_months", "leakage"} <= set(flows.columns)
-        assert (flows["h100e_12_months"] > 0).all()
+        assert {"source", "target", "flow", "h100e", "measure", "leakage"} <= set(flows.columns)
+        assert (flows["h100e"] > 0).all()
+        assert set(flows[flows["flow"] == "chips"]["measure"]) == {"H100e shipped in 12 months"}
     finally:
         pg.context.close()
 

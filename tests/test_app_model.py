@@ -195,3 +195,35 @@ def test_the_csv_of_a_chart_holds_both_runs():
     live = pd.DataFrame({"date": [1], "x": [1.0]})
     both = frames.with_reference(live, live.assign(x=2.0))
     assert list(both["run"]) == [frames.THIS_RUN, frames.REFERENCE]
+
+
+def test_review_findings_stay_fixed():
+    """A seed of non-ASCII digits, the diffusion lever on a scenario that keeps the rule, the
+    Huawei ramp's first month, one chart kept per layer set and file name."""
+    assert MarketApp("baseline", seed="²").error.startswith("Seed: expected a whole number")
+    kept = MarketApp("diffusion-rule-kept", export_regime="diffusion rule kept (May 2025)")
+    assert kept.error is None
+    points = {"2022-01": 100.0, "2023-06": 200.0, "2024-12": 400.0}
+    ramp = levers.ramped(points, 0.0, 2.0)
+    assert ramp["2023-06"] == 200.0 and ramp["2024-12"] == 800.0
+    assert ramp["2024-01"] == pytest.approx(2 * ramp["2023-12"] * (400 / 200) ** (1 / 18))
+    base = levers.scenario_data("baseline")
+    _, written = levers.apply(base, {**levers.defaults("baseline"),
+                                     "export_regime": "Oct 2022 rule only"})
+    assert list(written.values()) == ["Export-control regime"]
+    # two charts alike but for their layers (a ghost vs events) or file name are two charts
+    model = MarketApp("baseline", months=12)
+    model.run_to(3)
+    live, span = frames.prices(model), frames.span(model, 12)
+    kw = dict(title="t", unit="u", span=span)
+    with_ghost = charts.time_chart(live, "price_usd_per_h100e_hour", "series", filename="a",
+                                   reference=live, **kw).to_dict()
+    with_events = charts.time_chart(live, "price_usd_per_h100e_hour", "series", filename="a",
+                                    events=frames.events(model, 12), **kw).to_dict()
+    assert [layer["mark"]["type"] for layer in with_events["layer"]] == ["line", "rule", "text"]
+    assert len(with_ghost["layer"]) == 2
+    other = charts.time_chart(live, "price_usd_per_h100e_hour", "series", filename="b",
+                              events=frames.events(model, 12), **kw).to_dict()
+    assert other["usermeta"]["embedOptions"]["downloadFileName"] == "b"
+    nodes, edges = frames.network(model)
+    assert set(edges["measure"]) <= set(frames.MEASURES.values())

@@ -64,8 +64,8 @@ class Spec:
 
     def __init__(self, key: tuple, data: Data, build: Callable[[], alt.TopLevelMixin],
                  filename: str):
-        self.key, self.data, self.build, self.filename = (key, tuple(data.sets)), data, build, \
-            filename
+        self.key = (key, tuple(data.sets), filename)
+        self.data, self.build, self.filename = data, build, filename
 
     def to_dict(self) -> dict:
         skeleton = _BUILT.get(self.key)
@@ -163,12 +163,12 @@ def time_chart(live: pd.DataFrame, y: str, series: str, *, title: str, unit: str
                      alt.Tooltip("value:Q", format=fmt, title=unit)])
         layers = []
         if band:
-            layers += [_source(band).mark_area(opacity=0.12, color="#1f77b4").encode(
+            layers += [_source(band).mark_area(opacity=0.12, color="#1f77b4", clip=True).encode(
                            x=_x(span), y="p5:Q", y2="p95:Q",
                            tooltip=[alt.Tooltip("date:T", format="%Y-%m", title="month"),
                                     alt.Tooltip("p5:Q", format=fmt, title="ensemble 5%"),
                                     alt.Tooltip("p95:Q", format=fmt, title="ensemble 95%")]),
-                       _source(band).mark_area(opacity=0.22, color="#1f77b4").encode(
+                       _source(band).mark_area(opacity=0.22, color="#1f77b4", clip=True).encode(
                            x=_x(span), y="p25:Q", y2="p75:Q")]
         # the ghost is a layer of its own with a fixed opacity: an opacity *encoded* from a
         # nominal field draws no line at all on vega's canvas renderer
@@ -179,7 +179,9 @@ def time_chart(live: pd.DataFrame, y: str, series: str, *, title: str, unit: str
         layers += event_layers(marks, span)
         return alt.layer(*layers).properties(title=title, width="container", height=height)
 
-    key = ("time", y, series, title, unit, tuple(span), fmt, scale, log, dash, height, nothing)
+    # everything build() reads besides the rows: which layers exist, and the file name
+    key = ("time", y, series, title, unit, tuple(span), fmt, scale, log, dash, height, nothing,
+           ghost is not None, band is not None, marks is not None)
     return Spec(key, d, build, filename)
 
 
@@ -204,7 +206,8 @@ def stacked_share_chart(live: pd.DataFrame, y: str, series: str, *, title: str, 
         return alt.layer(area, *event_layers(marks, span)).properties(
             title=title, width="container", height=height)
 
-    return Spec(("share", series, title, tuple(span), height, empty), d, build, filename)
+    return Spec(("share", series, title, tuple(span), height, empty, marks is not None), d,
+                build, filename)
 
 
 def stacked_bar_chart(live: pd.DataFrame, y: str, series: str, *, title: str, unit: str, span,
@@ -228,8 +231,8 @@ def stacked_bar_chart(live: pd.DataFrame, y: str, series: str, *, title: str, un
         return alt.layer(bars, *event_layers(marks, span)).properties(
             title=title, width="container", height=height)
 
-    return Spec(("bars", y, series, title, unit, tuple(span), height, empty), d, build,
-                filename)
+    return Spec(("bars", y, series, title, unit, tuple(span), height, empty,
+                 marks is not None), d, build, filename)
 
 
 def _size_label(h: float) -> str:
@@ -260,7 +263,8 @@ def network_chart(nodes: pd.DataFrame, edges: pd.DataFrame, *, title: str, filen
 
         tip = [alt.Tooltip("source:N", title="from"), alt.Tooltip("target:N", title="to"),
                alt.Tooltip("flow:N", title="flow"),
-               alt.Tooltip("h100e:Q", format=",.0f", title="H100e (12 months)")]
+               alt.Tooltip("h100e:Q", format=",.0f", title="H100e"),
+           alt.Tooltip("measure:N", title="measured as")]
         lines = _source(edge_data).mark_rule(opacity=0.75).encode(
             **xy("x", "y"), x2="x2:Q", y2="y2:Q",
             strokeWidth=alt.StrokeWidth("h100e:Q", title="H100e", scale=alt.Scale(

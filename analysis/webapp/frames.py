@@ -141,11 +141,20 @@ def china_share(run) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------- network ---
 
+#: What a network edge's `h100e` is, by flow: a 12-month sum of chips, or an average of the
+#: capacity in use over the same 12 months.
+MEASURES = {"chips": "H100e shipped in 12 months",
+            "chips diverted": "H100e diverted in 12 months",
+            "GPU-hours sold": "average H100e busy over 12 months",
+            "rented abroad": "average H100e rented over 12 months"}
+
+
 def network(run, top_clouds: int = 6) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The last 12 months' flows as nodes (fixed positions by role: vendors on the left,
     nations on a ring in the middle, the largest clouds on the right) and edges in H100e:
     vendors -> nations (chips shipped, by channel), clouds -> their region (GPU-hours sold,
-    as average H100e busy), regions -> nations (compute rented abroad, average H100e)."""
+    as average H100e busy), regions -> nations (compute rented abroad, average H100e); each
+    edge's `measure` says which (`MEASURES`)."""
     since = run.step_index - WINDOW_MONTHS + 1
     edges: dict[tuple[str, str, str], float] = {}
 
@@ -162,11 +171,11 @@ def network(run, top_clouds: int = 6) -> tuple[pd.DataFrame, pd.DataFrame]:
             add(origin, dest, "rented abroad", h / months)
     sold: dict[tuple[str, str], float] = {}
     for step, cloud, region, _, _, sold_h, _, _ in run.records["clouds"]:
-        if step == run.step_index:
+        if step >= since:
             sold[(cloud, region)] = sold.get((cloud, region), 0.0) + sold_h
     top = sorted(sold.items(), key=lambda kv: -kv[1])[:top_clouds]
     for (cloud, region), h in top:
-        add(cloud, region, "GPU-hours sold", h / HOURS_PER_MONTH)
+        add(cloud, region, "GPU-hours sold", h / HOURS_PER_MONTH / months)
     nodes = []
     for k, v in enumerate(run.vendor_ids):
         nodes.append((v, "vendor", 0.0, 1.0 - (k + 0.5) / len(run.vendor_ids)))
@@ -178,10 +187,11 @@ def network(run, top_clouds: int = 6) -> tuple[pd.DataFrame, pd.DataFrame]:
         nodes.append((cloud, "cloud", 2.0, 1.0 - (k + 0.5) / max(1, len(top))))
     nodes_f = pd.DataFrame(nodes, columns=["node", "role", "x", "y"])
     pos = {r.node: (r.x, r.y) for r in nodes_f.itertuples()}
-    rows = [(a, b, kind, h, kind in ("chips diverted", "rented abroad"), *pos[a], *pos[b])
+    rows = [(a, b, kind, h, MEASURES[kind], kind in ("chips diverted", "rented abroad"),
+             *pos[a], *pos[b])
             for (a, b, kind), h in edges.items() if a in pos and b in pos]
-    edges_f = pd.DataFrame(rows, columns=["source", "target", "flow", "h100e", "leakage",
-                                          "x", "y", "x2", "y2"])
+    edges_f = pd.DataFrame(rows, columns=["source", "target", "flow", "h100e", "measure",
+                                          "leakage", "x", "y", "x2", "y2"])
     edges_f["xm"] = (edges_f["x"] + edges_f["x2"]) / 2
     edges_f["ym"] = (edges_f["y"] + edges_f["y2"]) / 2
     return nodes_f, edges_f.sort_values("h100e", ascending=False).reset_index(drop=True)

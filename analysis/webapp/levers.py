@@ -15,7 +15,7 @@ import functools
 import re
 from dataclasses import dataclass, field
 
-from market.timeline import format_month, parse_month
+from market.timeline import TimePath, format_month, parse_month
 from scenarios.loader import builtin_names, load_scenario, set_path
 
 AS_IN_SCENARIO = "as in the scenario"
@@ -126,13 +126,19 @@ def label_of(name: str) -> str:
     return next(lv.label for lv in levers("baseline") if lv.name == name)
 
 
+def seed_of(values: dict) -> int | None:
+    """The seed lever as a number, or None when it is not a whole number >= 0 in ASCII digits
+    (`str.isdigit` also accepts "²", which `int` refuses)."""
+    text = str(values["seed"]).strip()
+    return int(text) if re.fullmatch(r"[0-9]+", text) else None
+
+
 def check(values: dict) -> list[str]:
     """Problems with the levers as set, each naming the lever, the value and what is expected
     (checked before the scenario is built, so the message is the lever's, not a field's)."""
     name = values["scenario"]
     problems = []
-    seed = str(values["seed"]).strip()
-    if not seed.isdigit():
+    if seed_of(values) is None:
         problems.append(f"Seed: expected a whole number >= 0, got {values['seed']!r}")
     first, last = scenario_span(name)
     if values["shock_start"] != NO_SHOCK:
@@ -191,32 +197,35 @@ def apply(data: dict, values: dict) -> tuple[dict, dict[str, str]]:
     written: dict[str, str] = {}
     events = list(data.get("events", []))
     regime = REGIMES.get(moved.get("export_regime", AS_IN_SCENARIO))
+
+    def add(event: dict, lever: str) -> None:
+        written[f"events[{len(events)}]"] = label_of(lever)
+        events.append(event)
+
     if regime in ("none", "oct2022"):
         events = [e for e in events if e.get("kind") != "export_control"]
         if regime == "oct2022":
-            events.append({"kind": "export_control", "date": "2022-10", "rule": "oct2022",
-                           "note": "app lever: the Oct 2022 rule only"})
-    elif regime == "diffusion":
-        events.append({"kind": "export_control", "date": DIFFUSION_MONTH,
-                       "rule": "diffusion2025", "note": "app lever: diffusion rule kept"})
-    for k in range(len(data.get("events", [])), len(events)):
-        written[f"events[{k}]"] = label_of("export_regime")
+            add({"kind": "export_control", "date": "2022-10", "rule": "oct2022",
+                 "note": "app lever: the Oct 2022 rule only"}, "export_regime")
+    elif regime == "diffusion" and not any(
+            e.get("kind") == "export_control" and e.get("rule") == "diffusion2025"
+            and e.get("action", "impose") == "impose" for e in events):
+        # a scenario that keeps the rule already (diffusion-rule-kept) stays as it is
+        add({"kind": "export_control", "date": DIFFUSION_MONTH, "rule": "diffusion2025",
+             "note": "app lever: diffusion rule kept"}, "export_regime")
     closed = REMOTE.get(moved.get("remote_access", AS_IN_SCENARIO))
     if closed:
         data.setdefault("rules", {})["iaas-closed-app"] = {
             "name": "Remote access (IaaS) closed to D:5 labs (app lever)",
             "announced": closed, "effective": closed, "source": "gpumarket viz lever",
             "remote_access": {"D5": False}}
-        written[f"events[{len(events)}]"] = label_of("remote_access")
-        events.append({"kind": "export_control", "date": closed, "rule": "iaas-closed-app",
-                       "note": "app lever: remote access closed to China's labs"})
+        add({"kind": "export_control", "date": closed, "rule": "iaas-closed-app",
+             "note": "app lever: remote access closed to China's labs"}, "remote_access")
     if values["shock_start"] != NO_SHOCK:
-        written[f"events[{len(events)}]"] = label_of("shock_start")
-        events.append({"kind": "foundry_shock", "date": values["shock_start"],
-                       "foundry": SHOCK_FOUNDRY, "factor": float(values["shock_depth"]),
-                       "months": int(values["shock_months"]),
-                       "note": f"app lever: CoWoS x{float(values['shock_depth']):.2f} "
-                               f"for {int(values['shock_months'])} months"})
+        add({"kind": "foundry_shock", "date": values["shock_start"], "foundry": SHOCK_FOUNDRY,
+             "factor": float(values["shock_depth"]), "months": int(values["shock_months"]),
+             "note": f"app lever: CoWoS x{float(values['shock_depth']):.2f} "
+                     f"for {int(values['shock_months'])} months"}, "shock_start")
     data["events"] = events
     if "enforcement" in moved:
         set_path(data, "leakage.enforcement", float(values["enforcement"]))
@@ -227,12 +236,26 @@ def apply(data: dict, values: dict) -> tuple[dict, dict[str, str]]:
         written["market.demand_index"] = label_of("demand_growth")
     smic = data.get("foundries", {}).get("smic")
     if smic is not None and "huawei_ramp" in moved:
-        points = smic["capacity_wafers_per_month"]["points"]
-        smic["capacity_wafers_per_month"]["points"] = {
-            d: v * (float(values["huawei_ramp"]) if d >= RAMP_FROM else 1.0)
-            for d, v in points.items()}
+        path = smic["capacity_wafers_per_month"]
+        smic["capacity_wafers_per_month"]["points"] = ramped(
+            path["points"], path.get("growth_after_per_year", 0.0), float(values["huawei_ramp"]))
         written["foundries.smic"] = label_of("huawei_ramp")
     return data, written
+
+
+def ramped(points: dict[str, float], growth_after: float, factor: float) -> dict[str, float]:
+    """A capacity path multiplied by `factor` from RAMP_FROM on and unchanged before: the
+    path interpolates between its points, so the month before RAMP_FROM keeps its own value
+    as a point of its own and RAMP_FROM starts at the full multiple."""
+    path = TimePath(points, growth_after)
+    start = parse_month(RAMP_FROM)
+    before = format_month(start - 1)
+    out = {d: v for d, v in points.items() if d < RAMP_FROM}
+    if min(points) < RAMP_FROM:
+        out[before] = points.get(before, path.at(start - 1))
+    out[RAMP_FROM] = factor * points.get(RAMP_FROM, path.at(start))
+    out.update({d: factor * v for d, v in points.items() if d > RAMP_FROM})
+    return dict(sorted(out.items()))
 
 
 def name_fields(message: str, written: dict[str, str]) -> str:

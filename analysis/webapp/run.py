@@ -36,7 +36,7 @@ class MarketApp(ComputeMarket):
         self.levers = values
         problems = lv.check(values)
         self.error = None
-        seed = int(str(values["seed"]).strip()) if str(values["seed"]).strip().isdigit() else 0
+        seed = lv.seed_of(values) or 0
         built = None
         if not problems:
             data, written = lv.apply(lv.scenario_data(scenario), values)

@@ -39,30 +39,41 @@ module.exports = {
         "vega-lite": `${cdn}/vega-lite@5/build/vega-lite.min.js`,
         "vega-embed": `${cdn}/vega-embed@6/build/vega-embed.min.js` } } });
       window.requirejs(["vega", "vega-lite", "vega-embed"], (vega, vl, vegaEmbed) => {
-        if (wanted !== this.spec_json) { return; }   // a newer spec arrived meanwhile
+        if (this.gone || wanted !== this.spec_json) { return; }  // gone, or a newer spec came
+        if (this.embedding) { return; }   // the chart being drawn draws the latest spec next
         const spec = JSON.parse(wanted);
         const datasets = spec.datasets || {};
         const shape = JSON.stringify({ ...spec, datasets: Object.keys(datasets) });
-        if (this.view && shape === this.shape) {     // same chart, new month: new data only
+        if (this.view && shape === this.shape) {
+          // the same chart, a month later: swap the rows into the chart vega has compiled
           try {
             for (const name of Object.keys(datasets)) { this.view.data(name, datasets[name]); }
-            this.view.runAsync();
+            this.view.runAsync().catch(() => this.embed(vegaEmbed, spec, shape, wanted));
             return;
-          } catch (err) { console.log("gpumarket chart: redrawing in full", err); }
+          } catch (err) { console.log("gpumarket chart: drawing it again", err); }
         }
-        this.shape = shape;
-        vegaEmbed(this.$refs.plot, spec).then((result) => {
-          if (this.view) { this.view.finalize(); }
-          this.view = result.view;
-          if (!this.observer) {
-            this.observer = new ResizeObserver(() => { if (this.view) { this.view.resize(); } });
-            this.observer.observe(this.$refs.plot);
-          }
-        });
+        this.embed(vegaEmbed, spec, shape, wanted);
       });
+    },
+    embed(vegaEmbed, spec, shape, wanted) {
+      this.embedding = true;
+      vegaEmbed(this.$refs.plot, spec).then((result) => {
+        this.embedding = false;
+        if (this.view) { this.view.finalize(); }
+        if (this.gone) { result.view.finalize(); return; }
+        this.view = result.view;
+        this.shape = shape;
+        if (!this.observer) {
+          this.observer = new ResizeObserver(() => { if (this.view) { this.view.resize(); } });
+          this.observer.observe(this.$refs.plot);
+        }
+        // a spec that came while this one was being drawn: draw it now
+        if (wanted !== this.spec_json) { this.draw(); }
+      }).catch((err) => { this.embedding = false; console.log("gpumarket chart:", err); });
     },
   },
   destroyed() {
+    this.gone = true;
     if (this.observer) { this.observer.disconnect(); }
     if (this.view) { this.view.finalize(); }
   },

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 
 import pandas as pd
 import solara
@@ -44,10 +45,26 @@ def ensemble_bands(directory: str) -> pd.DataFrame:
     return out
 
 
-def ensemble() -> pd.DataFrame | None:
-    """The bands of the batch named by GPUMARKET_ENSEMBLE, if any."""
+@functools.lru_cache(maxsize=2)
+def ensemble_scenario(directory: str) -> str | None:
+    """The scenario a Monte Carlo batch ran (its batch.json), or None if it does not say."""
+    import json
+
+    try:
+        return json.loads((Path(directory) / "batch.json").read_text())["scenario"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def ensemble(model: MarketApp) -> pd.DataFrame | None:
+    """The bands of the batch named by GPUMARKET_ENSEMBLE, if it ran the live run's scenario,
+    inside the run's span (a batch of another scenario or length is no band for this run)."""
     directory = os.environ.get("GPUMARKET_ENSEMBLE")
-    return ensemble_bands(directory) if directory else None
+    if not directory or ensemble_scenario(directory) not in (None, model.scenario_name):
+        return None
+    bands = ensemble_bands(directory)
+    first, last = frames.span(model, model.run_months)
+    return bands[(bands["date"] >= first) & (bands["date"] <= last)]
 
 
 # ---------------------------------------------------------------------- pieces ---
@@ -103,7 +120,7 @@ def PricesTab(model: MarketApp):
     ref = _reference(model)
     live = frames.prices(model, region)
     back = _ref_frame(ref, lambda r: frames.prices(r, region))
-    bands = ensemble()
+    bands = ensemble(model)
     band = bands[bands["outcome"] == "price"] if bands is not None and region == "US" else None
     when = frames.month_name(model)
     _month_line(model, when)
@@ -167,7 +184,7 @@ def ChinaTab(model: MarketApp):
         return frames.domestic_share(run).assign(series="domestic vendors")
 
     share, share_ref = china_share(model), _ref_frame(ref, china_share)
-    bands = ensemble()
+    bands = ensemble(model)
     band = bands[bands["outcome"] == "share"] if bands is not None else None
     ChartCard(charts.time_chart(
         share, "share", "series", span=span, events=events, scale=100.0, fmt=".1f",
@@ -209,11 +226,10 @@ def NetworkTab(model: MarketApp):
                                  title="Flows in H100e, last 12 months: chips shipped (vendors to "
                                        "nations), GPU-hours sold (largest clouds), leakage "
                                        "dashed")
-    table = edges[["source", "target", "flow", "h100e", "leakage"]].rename(
-        columns={"h100e": "h100e_12_months"})
+    table = edges[["source", "target", "flow", "h100e", "measure", "leakage"]]
     ChartCard(chart, table, "network", model,
-              "chips: H100e shipped in 12 months; GPU-hours and rented compute: average "
-              "H100e busy")
+              "chips: H100e shipped in the last 12 months; GPU-hours sold and compute rented "
+              "abroad: average H100e in use over them")
 
 
 @solara.component
@@ -279,7 +295,7 @@ def KeyFigures(model: MarketApp):
             flags = [next(f for f, m in MARKERS.items() if m == mark) for mark in marks.values()]
             solara.Text(flag_note(flags))
         solara.Text("levers: " + " ".join(f"{k}={v}" for k, v in model.levers.items()))
-        bands = ensemble()
+        bands = ensemble(model)
         if bands is not None:
             solara.Text(f"ensemble bands from "
                         f"{os.path.basename(os.environ['GPUMARKET_ENSEMBLE'])}: "
