@@ -152,6 +152,8 @@ def test_run_to_end_and_back_in_time():
     assert not model.running
     model.step()
     assert model.steps == model.step_index == 30                # no month past the end
+    assert (model.month_index("2024-06"), model.month_index("2022-01")) == (30, 1)
+    assert model.month_index("2024-07") is None and model.month_index("June") is None
     stop = threading.Event()
     again = MarketApp("baseline", months=30)
     stop.set()
@@ -221,6 +223,13 @@ def test_review_findings_stay_fixed():
     with_events = charts.time_chart(live, "price_usd_per_h100e_hour", "series", filename="a",
                                     events=frames.events(model, 12), **kw).to_dict()
     assert [layer["mark"]["type"] for layer in with_events["layer"]] == ["line", "rule", "text"]
+    assert with_events["layer"][0]["mark"].get("point") is False      # 3 months: a line
+    model.run_to(3)
+    one = MarketApp("baseline", months=12)
+    one.step()
+    first = charts.time_chart(frames.prices(one), "price_usd_per_h100e_hour", "series",
+                              filename="a", **kw).to_dict()
+    assert first["layer"][0]["mark"]["point"] is True                 # 1 month: points
     assert len(with_ghost["layer"]) == 2
     other = charts.time_chart(live, "price_usd_per_h100e_hour", "series", filename="b",
                               events=frames.events(model, 12), **kw).to_dict()

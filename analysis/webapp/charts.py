@@ -130,6 +130,8 @@ def time_chart(live: pd.DataFrame, y: str, series: str, *, title: str, unit: str
     data = data.assign(value=data[y] * scale).drop(columns=[y])
     # no data yet (step 0): a fixed y domain and no colour scale, or vega draws nothing
     nothing = bool(data["value"].notna().sum() == 0)
+    # a line needs two months: until the run has them, its months are drawn as points
+    few = bool(data.loc[data["run"] == THIS_RUN, "date"].nunique() < 2)
     if bands is not None and not bands.empty:
         bands = bands[["date", "p5", "p25", "p75", "p95"]].assign(
             **{c: bands[c] * scale for c in ("p5", "p25", "p75", "p95")})
@@ -175,13 +177,13 @@ def time_chart(live: pd.DataFrame, y: str, series: str, *, title: str, unit: str
         if ghost:
             layers.append(_source(ghost).mark_line(strokeWidth=1.6, opacity=GHOST_OPACITY)
                           .encode(**encoding))
-        layers.append(_source(line).mark_line(strokeWidth=1.8).encode(**encoding))
+        layers.append(_source(line).mark_line(strokeWidth=1.8, point=few).encode(**encoding))
         layers += event_layers(marks, span)
         return alt.layer(*layers).properties(title=title, width="container", height=height)
 
     # everything build() reads besides the rows: which layers exist, and the file name
     key = ("time", y, series, title, unit, tuple(span), fmt, scale, log, dash, height, nothing,
-           ghost is not None, band is not None, marks is not None)
+           few, ghost is not None, band is not None, marks is not None)
     return Spec(key, d, build, filename)
 
 
