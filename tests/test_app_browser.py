@@ -258,7 +258,7 @@ def choose(pg, label: str, option: str) -> None:
 def slide_to_end(pg, label: str, key: str = "End") -> None:
     """Move the slider whose label starts with `label` to its maximum (or, with Home, its
     minimum) with the keyboard, as a user can."""
-    row = pg.locator(".v-input", has_text=re.compile("^" + re.escape(label))).first
+    row = pg.locator(".gpumarket-lever", has_text=re.compile("^" + re.escape(label))).first
     thumb = row.get_by_role("slider")
     thumb.focus()
     thumb.press(key)

@@ -126,7 +126,7 @@ def test_time_charts_draw_the_reference_as_a_ghost_and_the_events_as_markers(sho
     assert any(m["type"] == "rule" for m in marks) and any(m["type"] == "text" for m in marks)
     assert chart["width"] == "container"
     assert chart["usermeta"]["embedOptions"]["actions"]["export"] is True
-    legend = chart["layer"][-3]["encoding"]["color"]["legend"]
+    legend = chart["layer"][-4]["encoding"]["color"]["legend"]     # line, rules, 2 labels
     assert legend["orient"] == "bottom"
 
 
@@ -222,7 +222,8 @@ def test_review_findings_stay_fixed():
                                    reference=live, **kw).to_dict()
     with_events = charts.time_chart(live, "price_usd_per_h100e_hour", "series", filename="a",
                                     events=frames.events(model, 12), **kw).to_dict()
-    assert [layer["mark"]["type"] for layer in with_events["layer"]] == ["line", "rule", "text"]
+    assert [layer["mark"]["type"] for layer in with_events["layer"]] == [
+        "line", "rule", "text", "text"]
     assert with_events["layer"][0]["mark"].get("point") is False      # 3 months: a line
     model.run_to(3)
     one = MarketApp("baseline", months=12)
@@ -236,3 +237,26 @@ def test_review_findings_stay_fixed():
     assert other["usermeta"]["embedOptions"]["downloadFileName"] == "b"
     nodes, edges = frames.network(model)
     assert set(edges["measure"]) <= set(frames.MEASURES.values())
+
+
+def test_readme_trial_findings_stay_fixed(shocked):
+    """A nation with nothing installed has no point on the log chart (vega drew nothing at
+    all); close event markers write their labels on either side; the CSV of a chart with
+    bands carries them; the reference note names levers by their labels."""
+    comp = frames.compute(shocked)
+    comp.loc[comp.index[:3], "installed_h100e"] = 0.0
+    spec = charts.time_chart(comp, "installed_h100e", "nation", title="t", unit="u",
+                             span=frames.span(shocked, 108), filename="f", log=True).to_dict()
+    values = [row["value"] for rows in spec["datasets"].values() for row in rows
+              if "value" in row]
+    assert values.count(None) == 3 and all(v is None or v > 0 for v in values)
+    events = frames.events(shocked, 108)
+    close = events["date"].diff().dt.days < frames.LABEL_GAP_DAYS
+    assert (events["lane"][close] != events["lane"].shift()[close]).all()
+    bands = pd.DataFrame({"date": events["date"][:2], "p5": 1.0, "p25": 2.0, "p50": 3.0,
+                          "p75": 4.0, "p95": 5.0})
+    shown = frames.with_bands(frames.prices(shocked), bands)
+    assert {"ensemble_p5", "ensemble_p95"} <= set(shown.columns)
+    assert views._note_levers(shocked) == (
+        "dashed: the same scenario and seed without Foundry shock start, Shock: CoWoS output "
+        "multiplier, Shock length")

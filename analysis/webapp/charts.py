@@ -108,10 +108,13 @@ def event_layers(name: str | None, span) -> list[alt.Chart]:
            alt.Tooltip("event:N", title="event"), alt.Tooltip("note:N", title="note")]
     rules = base.mark_rule(color=EVENT_COLOUR, strokeDash=[2, 3], strokeWidth=1).encode(
         x=_x(span), tooltip=tip)
-    labels = base.mark_text(angle=270, align="right", baseline="bottom", dx=-4, dy=-2,
-                            fontSize=10, color=EVENT_COLOUR).encode(
-        x=_x(span), y=alt.value(0), text="event:N", tooltip=tip)
-    return [rules, labels]
+    # rotated labels read upwards; lane 0 sits left of its line, lane 1 (a marker close
+    # after another) right of it
+    labels = [base.transform_filter(f"datum.lane == {lane}").mark_text(
+        angle=270, align="right", baseline=baseline, dx=-2, dy=dy, fontSize=10,
+        color=EVENT_COLOUR).encode(x=_x(span), y=alt.value(0), text="event:N", tooltip=tip)
+        for lane, baseline, dy in ((0, "bottom", -2), (1, "top", 2))]
+    return [rules, *labels]
 
 
 def time_chart(live: pd.DataFrame, y: str, series: str, *, title: str, unit: str, span,
@@ -128,6 +131,8 @@ def time_chart(live: pd.DataFrame, y: str, series: str, *, title: str, unit: str
     if reference is not None:
         data = pd.concat([data, reference[keep].assign(run=REFERENCE)], ignore_index=True)
     data = data.assign(value=data[y] * scale).drop(columns=[y])
+    if log:      # a zero (a nation with nothing installed yet) has no place on a log axis
+        data.loc[data["value"] <= 0, "value"] = float("nan")
     # no data yet (step 0): a fixed y domain and no colour scale, or vega draws nothing
     nothing = bool(data["value"].notna().sum() == 0)
     # a line needs two months: until the run has them, its months are drawn as points
@@ -145,7 +150,7 @@ def time_chart(live: pd.DataFrame, y: str, series: str, *, title: str, unit: str
     runs = [THIS_RUN, REFERENCE] if ghost else [THIS_RUN]
 
     def build() -> alt.TopLevelMixin:
-        empty = {"domain": [1, 10] if log else [0, 1]} if nothing else {}
+        empty = {"domain": [1, 10] if log else [0, 1]} if nothing and not band else {}
         yscale = alt.Scale(type="log", **empty) if log else alt.Scale(zero=False, **empty)
         if nothing:
             stroke = alt.Undefined

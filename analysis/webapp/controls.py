@@ -51,24 +51,28 @@ def LeverInputs(pending: solara.Reactive[dict], applied: dict):
                 new = {**base, "seed": pending.value["seed"]}
             pending.value = new
 
-        if lever.kind == "select":
-            choices = list(lever.choices)
-            if value not in choices:         # a start outside a new scenario's run: shown
-                choices.append(value)        # so that Reset can say what is wrong with it
-            solara.Select(label=label, value=value, values=choices, on_value=set_value)
-        elif lever.kind == "text":
-            solara.InputText(label=label, value=str(value), on_value=set_value,
-                             continuous_update=False)
-        elif lever.kind == "slider_int":
-            solara.SliderInt(label, value=int(value), min=int(lever.low),
-                             max=int(lever.high), step=int(lever.step), on_value=set_value,
-                             thumb_label=False)
-        else:
-            solara.SliderFloat(label, value=float(value), min=lever.low, max=lever.high,
-                               step=lever.step, on_value=set_value, thumb_label=False)
-        if lever.help:
-            solara.Text(lever.help, style={"font-size": "0.8em", "color": "#666",
-                                           "margin-top": "-12px", "margin-bottom": "8px"})
+        with solara.Div(classes=["gpumarket-lever"]):
+            if lever.kind == "select":
+                choices = list(lever.choices)
+                if value not in choices:     # a start outside a new scenario's run: shown
+                    choices.append(value)    # so that Reset can say what is wrong with it
+                solara.Select(label=label, value=value, values=choices, on_value=set_value)
+            elif lever.kind == "text":
+                solara.InputText(label=label, value=str(value), on_value=set_value,
+                                 continuous_update=False)
+            else:
+                # the label above its slider: beside it, a long label squeezes the slider
+                solara.Text(label, style={"font-size": "0.95em"})
+                if lever.kind == "slider_int":
+                    solara.SliderInt("", value=int(value), min=int(lever.low),
+                                     max=int(lever.high), step=int(lever.step),
+                                     on_value=set_value, thumb_label=False)
+                else:
+                    solara.SliderFloat("", value=float(value), min=lever.low, max=lever.high,
+                                       step=lever.step, on_value=set_value, thumb_label=False)
+            if lever.help:
+                solara.Text(lever.help, style={"font-size": "0.8em", "color": "#666",
+                                               "margin-top": "-12px", "margin-bottom": "8px"})
 
 
 @solara.component
@@ -146,6 +150,8 @@ def RunButtons(m: MarketApp, playing, error, step, run_to, reset, go):
     update_counter.get()
     jump, set_jump = solara.use_state("")
     finished = not m.running
+    if m.error:                 # here, where the user pressed Reset, not below the fold
+        solara.Error(f"Levers not applied: {m.error}")
     RunStatus(m)
     with solara.Row(justify="space-between"):
         solara.Button("Reset", color="primary", on_click=reset)

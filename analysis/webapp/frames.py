@@ -24,6 +24,8 @@ SERIES = {("hyperscaler", "list"): "hyperscaler list", ("hyperscaler", "contract
 #: Months summed for the shipment shares and the network's flows (a year).
 WINDOW_MONTHS = 12
 THIS_RUN, REFERENCE = "this run", "reference (no levers)"
+#: Two event markers closer than this write their labels on either side of their lines.
+LABEL_GAP_DAYS = 100
 
 
 def dates(run, steps) -> pd.DatetimeIndex:
@@ -240,9 +242,17 @@ def events(run, months: int) -> pd.DataFrame:
             rows.append((pd.Timestamp(month_start(m + event.months)),
                          f"{_event_label(event).split(' x')[0]} ends", event.kind, note))
     out = pd.DataFrame(rows, columns=["date", "event", "kind", "note"])
-    # events of the same month share one marker (their labels would overlap)
-    return out.groupby("date", as_index=False, sort=True).agg(
+    # events of the same month share one marker (their labels would overlap); a marker close
+    # after another writes its label on the other side of its line (`lane` 1)
+    out = out.groupby("date", as_index=False, sort=True).agg(
         {"event": " + ".join, "kind": " + ".join, "note": " | ".join})
+    lanes, previous, lane = [], None, 0
+    for d in out["date"]:
+        close = previous is not None and (d - previous).days < LABEL_GAP_DAYS
+        lane = 1 - lane if close else 0
+        lanes.append(lane)
+        previous = d
+    return out.assign(lane=lanes)
 
 
 # ------------------------------------------------------------------ key figures ---
@@ -317,6 +327,17 @@ def with_reference(live: pd.DataFrame, reference: pd.DataFrame | None) -> pd.Dat
     if reference is not None:
         parts.append(reference.assign(run=REFERENCE))
     return pd.concat(parts, ignore_index=True)
+
+
+def with_bands(shown: pd.DataFrame, bands: pd.DataFrame | None) -> pd.DataFrame:
+    """What a chart shows with the ensemble's bands under it, for its CSV: the bands'
+    quantiles (`ensemble_p5` ... `ensemble_p95`, in the shown column's unit) as columns by
+    month."""
+    if bands is None or bands.empty:
+        return shown
+    q = bands[["date", "p5", "p25", "p50", "p75", "p95"]].copy()
+    q.columns = ["date"] + [f"ensemble_{c}" for c in ("p5", "p25", "p50", "p75", "p95")]
+    return shown.merge(q, on="date", how="left")
 
 
 def month_name(run) -> str:

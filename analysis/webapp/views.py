@@ -16,7 +16,7 @@ import pandas as pd
 import solara
 from mesa.visualization.utils import update_counter
 
-from analysis.webapp import charts, frames
+from analysis.webapp import charts, frames, levers
 from analysis.webapp.run import MarketApp, reference_for
 from analysis.webapp.vega import Chart
 from market.summary import MARKERS, flag_note
@@ -102,7 +102,8 @@ def _note_levers(model: MarketApp) -> str:
     moved = model.changed_levers
     if not moved:
         return "no lever moved: the reference run is this run"
-    return "dashed: the same scenario and seed without " + ", ".join(moved)
+    return "dashed: the same scenario and seed without " + ", ".join(
+        levers.label_of(name) for name in moved)
 
 
 # ------------------------------------------------------------------------ tabs ---
@@ -130,7 +131,8 @@ def PricesTab(model: MarketApp):
         bands=band, unit="USD per H100e-hour", filename=_file_stem(model, f"prices_{region}"),
         title=f"{region}: H100e-hour price by tier and instrument"
               + (" (shaded: ensemble of the US neocloud index)" if band is not None else ""))
-    ChartCard(chart, frames.with_reference(live, back), "prices", model, _note_levers(model))
+    ChartCard(chart, frames.with_bands(frames.with_reference(live, back), band), "prices",
+              model, _note_levers(model))
     head = frames.headline_prices(model)
     chart2 = charts.time_chart(
         head, "price_usd_per_h100e_hour", "region", span=span, events=events, dash="series",
@@ -192,7 +194,8 @@ def ChinaTab(model: MarketApp):
         filename=_file_stem(model, "china_share"),
         title=f"China's share of the world's installed H100e"
               + (" (shaded: ensemble)" if band is not None else "")),
-        frames.with_reference(share, share_ref), "china-share", model, note)
+        frames.with_bands(frames.with_reference(share, share_ref), band),
+        "china-share", model, note)
     inflow = frames.china_inflows(model)
     inflow = inflow.assign(what=inflow["vendor"] + " (" + inflow["channel"] + ")")
     ChartCard(charts.stacked_bar_chart(
@@ -286,8 +289,6 @@ def KeyFigures(model: MarketApp):
             for name, now, r, d, p in table.itertuples(index=False)]
     month = frames.month_name(model)
     with solara.Div(classes=["gpumarket-view-figures"]):
-        if model.error:
-            solara.Error(f"Levers not applied: {model.error}")
         solara.Markdown(f"**Key figures, {month}** (reference: the same scenario and seed "
                         "without the levers)\n\n| figure | this run | reference | difference | "
                         "difference % |\n|---|---:|---:|---:|---:|\n" + "\n".join(rows))

@@ -25,7 +25,7 @@ from market.errors import GpumarketError
               help="A Monte Carlo batch directory: its bands are drawn under the live run.")
 def viz(scenario: str, port: int, host: str, no_browser: bool, months: int | None,
         ensemble: Path | None) -> None:
-    """Serve the web app (Mesa SolaraViz): watch the market, move policy levers."""
+    """Serve the web app (a Mesa model on a Solara page): watch the market, move policy levers."""
     require_extra("viz", "viz")
     import os
     import socket
