@@ -207,16 +207,17 @@ def policy(run) -> pd.DataFrame:
     return _frame(run, "policy", ["step", "nation", "kind", "what", "rules_in_force"])
 
 
+#: What a supply shock of each kind hits, for its marker's name; these shocks also mark their end.
+SHOCK_SUBJECTS = {"foundry_shock": lambda e: e.foundry, "hbm_shortage": lambda e: "HBM",
+                  "power_constraint": lambda e: f"power {e.nation}"}
+
+
 def _event_label(event) -> str:
     kind = event.kind
     if kind == "export_control":
         return f"{event.rule}{' lifted' if event.action == 'lift' else ''}"
-    if kind == "foundry_shock":
-        return f"{event.foundry} x{event.factor:g}, {event.months} mo"
-    if kind == "hbm_shortage":
-        return f"HBM x{event.factor:g}, {event.months} mo"
-    if kind == "power_constraint":
-        return f"power {event.nation} x{event.factor:g}, {event.months} mo"
+    if kind in SHOCK_SUBJECTS:
+        return f"{SHOCK_SUBJECTS[kind](event)} x{event.factor:g}, {event.months} mo"
     if kind == "demand_shock":
         return f"demand x{event.factor:g}"
     if kind == "efficiency_shock":
@@ -237,10 +238,9 @@ def events(run, months: int) -> pd.DataFrame:
         note = event.note or ""
         if first <= m <= last:
             rows.append((pd.Timestamp(month_start(m)), _event_label(event), event.kind, note))
-        if event.kind in ("foundry_shock", "hbm_shortage", "power_constraint") \
-                and first <= m + event.months <= last:
+        if event.kind in SHOCK_SUBJECTS and first <= m + event.months <= last:
             rows.append((pd.Timestamp(month_start(m + event.months)),
-                         f"{_event_label(event).split(' x')[0]} ends", event.kind, note))
+                         f"{SHOCK_SUBJECTS[event.kind](event)} ends", event.kind, note))
     out = pd.DataFrame(rows, columns=["date", "event", "kind", "note"])
     # events of the same month share one marker (their labels would overlap); a marker close
     # after another writes its label on the other side of its line (`lane` 1)

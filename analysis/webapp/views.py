@@ -98,6 +98,14 @@ def _month_line(model: MarketApp, when: str) -> None:
                     f"{model.step_index} of {model.run_months} months")
 
 
+def _tab_header(model: MarketApp):
+    """What every time-chart tab starts with: the month line, and the run's span, the
+    scenario's events and the reference run (None without levers) for its charts."""
+    _month_line(model, frames.month_name(model))
+    return (frames.span(model, model.run_months), frames.events(model, model.run_months),
+            _reference(model))
+
+
 def _note_levers(model: MarketApp) -> str:
     moved = model.changed_levers
     if not moved:
@@ -116,15 +124,11 @@ def _ref_frame(ref, make):
 def PricesTab(model: MarketApp):
     update_counter.get()
     region, set_region = solara.use_state("US")
-    span = frames.span(model, model.run_months)
-    events = frames.events(model, model.run_months)
-    ref = _reference(model)
+    span, events, ref = _tab_header(model)
     live = frames.prices(model, region)
     back = _ref_frame(ref, lambda r: frames.prices(r, region))
     bands = ensemble(model)
     band = bands[bands["outcome"] == "price"] if bands is not None and region == "US" else None
-    when = frames.month_name(model)
-    _month_line(model, when)
     solara.ToggleButtonsSingle(value=region, on_value=set_region, values=list(frames.REGIONS))
     chart = charts.time_chart(
         live, "price_usd_per_h100e_hour", "series", span=span, events=events, reference=back,
@@ -137,46 +141,38 @@ def PricesTab(model: MarketApp):
     chart2 = charts.time_chart(
         head, "price_usd_per_h100e_hour", "region", span=span, events=events, dash="series",
         unit="USD per H100e-hour", filename=_file_stem(model, "headline_prices"),
-        title=f"Headline prices by region (hyperscaler list, neocloud spot)")
+        title="Headline prices by region (hyperscaler list, neocloud spot)")
     ChartCard(chart2, head, "headline-prices", model)
 
 
 @solara.component
 def ComputeTab(model: MarketApp):
     update_counter.get()
-    span = frames.span(model, model.run_months)
-    events = frames.events(model, model.run_months)
-    ref = _reference(model)
+    span, events, ref = _tab_header(model)
     comp = frames.compute(model)
     back = _ref_frame(ref, frames.compute)
-    when = frames.month_name(model)
-    _month_line(model, when)
     ChartCard(charts.stacked_share_chart(
         comp, "share", "nation", span=span, events=events,
         filename=_file_stem(model, "shares"),
-        title=f"Shares of installed H100e by nation"), comp, "shares", model)
+        title="Shares of installed H100e by nation"), comp, "shares", model)
     ChartCard(charts.time_chart(
         comp, "installed_h100e", "nation", span=span, events=events, log=True, fmt=",.0f",
         reference=back, unit="installed H100e", filename=_file_stem(model, "installed"),
-        title=f"Installed H100e by nation (log scale)"),
+        title="Installed H100e by nation (log scale)"),
         frames.with_reference(comp, back), "installed", model, _note_levers(model))
     vend = frames.vendor_shares(model)
     ChartCard(charts.time_chart(
         vend, "share_of_shipped_h100e_12m", "vendor", span=span, events=events, scale=100.0,
         fmt=".1f", unit="% of H100e shipped, 12 months",
         filename=_file_stem(model, "vendor_shares"),
-        title=f"Vendors' shares of H100e shipped in the last 12 months"), vend,
+        title="Vendors' shares of H100e shipped in the last 12 months"), vend,
         "vendor-shares", model)
 
 
 @solara.component
 def ChinaTab(model: MarketApp):
     update_counter.get()
-    span = frames.span(model, model.run_months)
-    events = frames.events(model, model.run_months)
-    ref = _reference(model)
-    when = frames.month_name(model)
-    _month_line(model, when)
+    span, events, ref = _tab_header(model)
     note = _note_levers(model)
 
     def china_share(run):
@@ -192,7 +188,7 @@ def ChinaTab(model: MarketApp):
         share, "share", "series", span=span, events=events, scale=100.0, fmt=".1f",
         reference=share_ref, bands=band, unit="% of installed H100e",
         filename=_file_stem(model, "china_share"),
-        title=f"China's share of the world's installed H100e"
+        title="China's share of the world's installed H100e"
               + (" (shaded: ensemble)" if band is not None else "")),
         frames.with_bands(frames.with_reference(share, share_ref), band),
         "china-share", model, note)
@@ -201,20 +197,20 @@ def ChinaTab(model: MarketApp):
     ChartCard(charts.stacked_bar_chart(
         inflow, "h100e_per_month", "what", span=span, events=events, unit="H100e per month",
         filename=_file_stem(model, "china_inflows"),
-        title=f"H100e reaching China each month, by vendor and channel"), inflow,
+        title="H100e reaching China each month, by vendor and channel"), inflow,
         "china-inflows", model)
     leak, leak_ref = frames.china_leakage(model), _ref_frame(ref, frames.china_leakage)
     ChartCard(charts.time_chart(
         leak, "h100e", "series", span=span, events=events, fmt=",.0f", unit="H100e",
         reference=leak_ref, filename=_file_stem(model, "china_leakage"),
-        title=f"Around the controls: chips diverted and compute rented abroad"),
+        title="Around the controls: chips diverted and compute rented abroad"),
         frames.with_reference(leak, leak_ref), "china-leakage", model, note)
     dom, dom_ref = domestic(model), _ref_frame(ref, domestic)
     ChartCard(charts.time_chart(
         dom, "domestic_share_of_new_h100e_12m", "series", span=span, events=events,
         scale=100.0, fmt=".1f", unit="% of H100e installed in China, 12 months",
         reference=dom_ref, filename=_file_stem(model, "china_domestic_share"),
-        title=f"Domestic vendors' share of China's new H100e (12 months)"),
+        title="Domestic vendors' share of China's new H100e (12 months)"),
         frames.with_reference(dom, dom_ref), "china-domestic", model, note)
 
 
