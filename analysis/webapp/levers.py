@@ -68,6 +68,7 @@ def scenario_data(name: str) -> dict:
     return load_scenario(name).resolved
 
 
+@functools.lru_cache(maxsize=32)
 def scenario_span(name: str) -> tuple[int, int]:
     """First and last month (month numbers) of a built-in scenario's run."""
     s = load_scenario(name).scenario
@@ -122,7 +123,9 @@ def levers(name: str) -> list[Lever]:
     ]
 
 
+@functools.lru_cache(maxsize=None)
 def label_of(name: str) -> str:
+    """A lever's label (the same in every scenario)."""
     return next(lv.label for lv in levers("baseline") if lv.name == name)
 
 
