@@ -76,12 +76,12 @@ def grey_market_choice(vendors: list, weights: np.ndarray, month: int, decide: C
     for i, (vendor, weight) in enumerate(zip(vendors, weights)):
         if weight <= 0 or vendor.captive_to:
             continue
-        for prod in np.flatnonzero(vendor.active(month) & (vendor.variant_parent < 0)):
+        for prod in vendor.active_base_products(month):
             chip = int(vendor.product_chip[prod])
             rule = decide(chip, group, vendor)
             if not rule.controlled or rule.shippable_fraction > 0:
                 continue
-            rows.append((i, vendor, int(prod), chip,
+            rows.append((i, vendor, prod, chip,
                          vendor.price[prod] * server_price[chip] / worth_h100e[chip]))
     if not rows:
         return None

@@ -160,15 +160,20 @@ class DemandCurves:
             token = np.where(np.isfinite(pe) & (pe > 0),
                              np.where(pe > 0, pe, 1.0) * self.token_price_multiple, np.inf)
 
+        # p, p^-e_t and p^-e_s as one exponential of the log price times these slopes
+        slopes = np.stack([np.ones(len(a)), -e_t, -e_s])
+        tokens_priced = bool(np.isfinite(token).any())
+
         def evaluate(log_price: np.ndarray) -> np.ndarray:
-            p = np.exp(log_price)
-            train = np.minimum(budget / p, t * np.exp(-e_t * log_price))
-            serve = a * np.exp(-e_s * log_price)
-            loss = p - token
-            losing = loss > 0
-            if losing.any():            # most evaluations: no row serves at a loss
-                serve = np.where(losing, np.minimum(serve, budget / np.where(losing, loss, 1.0)),
-                                 serve)
+            p, train_decay, serve_decay = np.exp(slopes * log_price)
+            train = np.minimum(budget / p, t * train_decay)
+            serve = a * serve_decay
+            if tokens_priced:
+                loss = p - token
+                losing = loss > 0
+                if losing.any():            # most evaluations: no row serves at a loss
+                    serve = np.where(losing, np.minimum(serve, budget / np.where(losing, loss,
+                                                                                  1.0)), serve)
             return np.maximum(serve + train - own, 0.0)
 
         return evaluate

@@ -5,8 +5,10 @@
   1972), so the list moves in discrete steps. They also sell one-year **committed-use** terms
   at a discount to list.
 * Neoclouds sell **spot** hours each month at the price that clears their capacity
-  (`market.clearing.clear_spot`), and one-year **contracts** at a forward price that follows the
-  spot price their buyers and they expect (adaptive expectations: Cagan 1956, Nerlove 1958).
+  (`market.clearing.clear_spot`), and one-year **contracts**: they commit a share of their
+  capacity at no less than a forward price that follows the spot price they expect (adaptive
+  expectations: Cagan 1956, Nerlove 1958), and where buyers ask for more than that share the
+  contract price rises until the asks fit it (`market.gpu_hours.clear_contracts`).
 * Buyers split their demand over these options by a **logit** in the effective cost of each
   (McFadden 1974) with a **switching cost** for leaving the option they used last month, so
   shares move smoothly rather than all at once (Klemperer 1995, *Rev. Econ. Stud.* 62(4)).
@@ -56,8 +58,9 @@ def list_target(owned_cost: np.ndarray, margin: np.ndarray) -> np.ndarray:
 
 
 def forward_price(expected_spot: np.ndarray, term_premium: float) -> np.ndarray:
-    """Price of a one-year contract: the spot price expected over its term times
-    (1 + the term premium; negative: a discount for the commitment) [USD/H100e-h]."""
+    """The lowest price a neocloud signs a one-year contract at (its reservation price): the
+    spot price expected over its term times (1 + the term premium; negative: a discount for
+    the commitment) [USD/H100e-h]."""
     return np.asarray(expected_spot, float) * (1.0 + term_premium)
 
 

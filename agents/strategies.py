@@ -6,6 +6,8 @@ Alternatives sit in registries from name to function; an unknown name fails with
 
 from __future__ import annotations
 
+import math
+
 from typing import Callable
 
 import numpy as np
@@ -215,12 +217,15 @@ def effective_chip_cost(cost_usd_per_h100e: np.ndarray, weights: np.ndarray,
     software ports, requalification and a second supply chain (a switching cost in the
     sense of Klemperer 1987, *Q. J. Econ.* 102(2)). Inf where there is no offer (NaN cost)
     or the buyer gives the vendor no weight (a chip its state pays for in full costs 0)."""
-    cost = np.asarray(cost_usd_per_h100e, float)
-    w = np.asarray(weights, float)
-    ok = np.isfinite(cost) & (cost >= 0) & (w > 0)
-    if not ok.any():
-        return np.full(cost.size, np.inf)
-    return np.where(ok, cost * (1.0 + switching_cost * (1.0 - w / w[ok].max())), np.inf)
+    # a handful of vendors per call, many calls a month: plain floats beat numpy here
+    cost = np.asarray(cost_usd_per_h100e, float).tolist()
+    w = np.asarray(weights, float).tolist()
+    ok = [c >= 0 and c != math.inf and wv > 0 for c, wv in zip(cost, w)]   # NaN fails c >= 0
+    if not any(ok):
+        return np.full(len(cost), np.inf)
+    w_max = max(wv for wv, o in zip(w, ok) if o)
+    return np.array([c * (1.0 + switching_cost * (1.0 - wv / w_max)) if o else math.inf
+                     for c, wv, o in zip(cost, w, ok)])
 
 
 def vendor_shares(cost_usd_per_h100e: np.ndarray, weights: np.ndarray, switching_cost: float,
@@ -230,15 +235,16 @@ def vendor_shares(cost_usd_per_h100e: np.ndarray, weights: np.ndarray, switching
     proportional to cost_v^-`sensitivity` (McFadden 1974, "Conditional logit analysis of
     qualitative choice behavior"): buyers choose chips by value for their use, preferences
     enter only as the switching cost. All zeros when no vendor is on offer."""
-    eff = effective_chip_cost(cost_usd_per_h100e, weights, switching_cost)
-    ok = np.isfinite(eff)
-    if not ok.any():
-        return np.zeros(eff.size)
+    eff = effective_chip_cost(cost_usd_per_h100e, weights, switching_cost).tolist()
+    ok = [c != math.inf for c in eff]
+    if not any(ok):
+        return np.zeros(len(eff))
     # a free chip (cost 0) takes the whole order: its log cost is floored at that of a
     # millionth of a dollar
-    log_cost = np.log(np.maximum(np.where(ok, eff, 1.0), 1e-6))
-    utility = np.where(ok, -sensitivity * (log_cost - log_cost[ok].min()), -np.inf)
-    e = np.exp(utility)
+    log_cost = np.log([max(c, 1e-6) if o else 1.0 for c, o in zip(eff, ok)]).tolist()
+    least = min(lc for lc, o in zip(log_cost, ok) if o)
+    e = np.exp([-sensitivity * (lc - least) if o else -math.inf
+                for lc, o in zip(log_cost, ok)])
     return e / e.sum()
 
 

@@ -220,7 +220,21 @@ class Vendor(mesa.Agent):
         if self._active_month != month:
             self._active_month = month
             self._active = (self.available <= month) & (month <= self.end)
+            # the same as indices, all and base products only (buyers loop over them)
+            self._active_products = np.flatnonzero(self._active).tolist()
+            self._active_base = [k for k in self._active_products
+                                 if self.variant_parent[k] < 0]
         return self._active
+
+    def active_products(self, month: int) -> list[int]:
+        """Indices of the products on sale in `month` (`active`)."""
+        self.active(month)
+        return self._active_products
+
+    def active_base_products(self, month: int) -> list[int]:
+        """Indices of the base products (not variants) on sale in `month`."""
+        self.active(month)
+        return self._active_base
 
     def offers_to(self, product: int, group: str, month: int) -> bool:
         """Whether a product is sold to buyers of a destination group this month: base products

@@ -320,7 +320,7 @@ def shippable_products(model, vendor: Vendor, group: str) -> list[tuple[int, int
     """The vendor's active products that may ship to the group this month: (product, chip,
     unit price [USD])."""
     out = []
-    for prod in np.flatnonzero(vendor.active(model.month)).tolist():
+    for prod in vendor.active_products(model.month):
         chip = int(vendor.product_chip[prod])
         if vendor.offers_to(prod, group, model.month) and \
                 decision(model, chip, group, vendor).shippable_fraction > 0:
@@ -370,8 +370,10 @@ def _full_price(model, chip: int, price_usd: float, worth: np.ndarray,
 def vendor_waits_months(model) -> np.ndarray:
     """Per vendor, the months a new order waits at it: its lead time, at most the run's
     length (an infinite wait, orders without wafers, counts as that) [months]."""
-    waits = np.array([v.lead_time for v in model.vendors.values()], dtype=float)
-    return np.minimum(np.nan_to_num(waits, posinf=model.n_months), model.n_months)
+    most = float(model.n_months)
+    # no lead time yet (NaN) waits nothing; an infinite one waits the run's length
+    return np.array([0.0 if w != w else min(w, most)
+                     for w in (float(v.lead_time) for v in model.vendors.values())])
 
 
 def waiting_cost_usd_per_h100e(model, region: int) -> np.ndarray:

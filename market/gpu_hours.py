@@ -92,6 +92,8 @@ class HourMarket:
         self.expected_spot = np.full(n_regions, np.nan)
         self.spot = np.full(n_regions, np.nan)
         self.forward = np.full(n_regions, np.nan)
+        #: the price new neocloud contracts were signed at this month [USD/H100e-h]
+        self.contract_price = np.full(n_regions, np.nan)
         #: the spot price labs planned their compute at, per region (an adaptive expectation
         #: with the memory of their re-planning) [USD per market H100e-hour]
         self.planned_spot = np.full(n_regions, np.nan)
@@ -183,13 +185,17 @@ def sign_contracts(model, hm: HourMarket, curves, own, supply: Supply,
     unsigned_share = np.zeros(book.n)
     for k, option in ((0, HYPER_CONTRACT), (1, NEO_CONTRACT)):
         ok = np.flatnonzero(np.isfinite(price[:, k]) & (hm.shares[:, option] > 0))
-        want = np.zeros(book.n)
-        want[ok] = hm.shares[ok, option] * curves.market_demand(ok, own)(
-            np.log(price[ok, k] / value[k]))
-        new = np.maximum(want - in_force[:, k], 0.0)
         committed = np.bincount(r, weights=in_force[:, k], minlength=hm.n_regions)
-        asked = np.bincount(r, weights=new, minlength=hm.n_regions)
         room = np.maximum(p.contract_capacity_share * cap[:, k] - committed, 0.0)
+        curve = curves.market_demand(ok, own)
+        if k == 1:
+            hm.contract_price = clear_contracts(hm, curve, ok, r, hm.shares[ok, option],
+                                                in_force[ok, k], room)
+            price[:, 1] = hm.contract_price[r]
+        want = np.zeros(book.n)
+        want[ok] = hm.shares[ok, option] * curve(np.log(price[ok, k] / value[k]))
+        new = np.maximum(want - in_force[:, k], 0.0)
+        asked = np.bincount(r, weights=new, minlength=hm.n_regions)
         scale = np.divide(room, asked, out=np.zeros_like(room), where=asked > 0)
         signed = new * np.minimum(scale, 1.0)[r]
         hm.contract_fill[:, k] = np.where(asked > 0, np.minimum(scale, 1.0), 1.0)
@@ -201,6 +207,25 @@ def sign_contracts(model, hm: HourMarket, curves, own, supply: Supply,
         hm.in_force_qty[:, k] += signed
         hm.in_force_usd[:, k] += signed * np.nan_to_num(price[:, k])
     return unsigned_share
+
+
+def clear_contracts(hm: HourMarket, curve, rows, region, weight, in_force, room):
+    """The price of new neocloud contracts per region: the forward price (the clouds'
+    reservation: what they expect the hours to fetch at spot) where buyers ask no more than
+    the clouds will commit, else the price at which new asks fill that room exactly
+    (uniform-price clearing, one seller per region)."""
+    n_r = hm.n_regions
+    r = region[rows]
+
+    def demand(price):
+        log_p = np.log(np.maximum(price, 1e-12))[r]
+        new = np.maximum(weight * curve(log_p) - in_force, 0.0)
+        return np.bincount(r, weights=new, minlength=n_r)
+
+    sells = np.flatnonzero(np.isfinite(hm.forward))
+    res = clear_spot(demand, sells, room[sells], hm.forward[sells], n_r,
+                     SPOT_PRICE_SEARCH_CAP, guess=hm.contract_price)
+    return np.where(np.isfinite(res.price), res.price, hm.forward)
 
 
 class Ledger:

@@ -84,7 +84,8 @@ def option_costs(model, hm, target: np.ndarray):
     # a contract is rationed by what the clouds will commit: the share of new contracts
     # signed last month is bought at the contract price, the rest at spot
     contract = np.stack([hm.list_price * (1 - p.committed_use_discount) / premium,
-                         hm.forward], axis=1)
+                         np.where(np.isfinite(hm.contract_price), hm.contract_price,
+                                  hm.forward)], axis=1)
     contract = hm.contract_fill * contract + (1.0 - hm.contract_fill) * np.where(
         np.isfinite(spot), spot, contract.T).T
     cost = np.stack([hm.list_price / premium, contract[:, 0], contract[:, 1], spot,
@@ -110,7 +111,8 @@ def update_prices(model, hm, supply, ledger,
                      ("hyperscaler", "contract",
                       hm.list_price[i] * (1 - p.committed_use_discount))]
         if hm.has_tier[i, 1]:
-            rows += [("neocloud", "contract", hm.forward[i]), ("neocloud", "spot", spot[i])]
+            rows += [("neocloud", "contract", hm.contract_price[i]),
+                     ("neocloud", "spot", spot[i])]
         for tier, instrument, price in rows:
             if np.isfinite(price):
                 model.records["price_index"].append((step, region, tier, instrument,

@@ -495,7 +495,8 @@ class Market(_Model):
     committed_use_discount: Annotated[float, Field(ge=0, lt=1)] = Field(
         description="discount on list for one-year committed use at hyperscalers [fraction]")
     contract_term_premium: Annotated[float, Field(ge=-0.9, le=2)] = Field(
-        description="one-year contract price over the spot price expected [fraction]")
+        description="neoclouds' lowest one-year contract price (the forward) over the spot "
+                    "price expected [fraction]")
     contract_months: Annotated[int, Field(ge=1, le=60)] = Field(
         default=12, description="term of contracts [months]")
     contract_capacity_share: Fraction = Field(

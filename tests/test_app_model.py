@@ -24,9 +24,11 @@ def render(view, model):
 
 @pytest.fixture(scope="module")
 def shocked():
-    """baseline with a CoWoS shock from 2024-01 (x0.3, 12 months), run to 2025-06."""
+    """baseline with a CoWoS shock from 2024-01 (x0.3, 12 months), run to its last month,
+    2024-12 (after it, the chips ordered at its prices arrive and spot falls below the
+    reference's)."""
     model = MarketApp("baseline", shock_start="2024-01", shock_depth=0.3, shock_months=12)
-    model.run_to(42)
+    model.run_to(36)
     return model
 
 

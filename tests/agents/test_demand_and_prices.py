@@ -11,6 +11,7 @@ from agents.demand import DemandCurves, serving_hours, training_hours
 from agents.pricing import (HYPER_CONTRACT, LIST, NEO_CONTRACT, REMOTE, SPOT,
                             adapt_expectation, choose_options, forward_price, list_target,
                             revise_list_price)
+from market.gpu_hours import clear_contracts
 from market.hour_prices import option_costs
 
 
@@ -135,19 +136,22 @@ def test_an_unexpected_price_meets_the_short_run_curve_about_the_planned_one():
 
 def test_a_rationed_option_costs_what_it_delivers_on_average():
     """Region 0 rents from region 1; region 2 has hyperscalers only. Spot 4 at home, 2 in
-    region 1 (+0.5 friction); list 9 with a 1/3 committed-use discount, premium 1.5; forward
-    3. Last month the KYC room served a quarter of the remote asks and region 0's
-    hyperscalers signed half its new committed use: remote costs 0.25 x 2.5 + 0.75 x 4 =
-    3.625, committed use 0.5 x 4 + 0.5 x 4 = 4, the neocloud contract (fully signed) 3.
-    Region 1 signed a fifth of its neocloud contracts: 0.2 x 3 + 0.8 x 2 = 2.2. Region 2,
-    with no spot, judges committed use at its price, 4, and has no neocloud option."""
+    region 1 (+0.5 friction); list 9 with a 1/3 committed-use discount, premium 1.5. Last
+    month region 0's neocloud contracts signed at 3 (above its forward, 2.5: they cleared
+    above the clouds' reservation), the KYC room served a quarter of the remote asks and
+    region 0's hyperscalers signed half its new committed use: remote costs 0.25 x 2.5 +
+    0.75 x 4 = 3.625, committed use 0.5 x 4 + 0.5 x 4 = 4, the neocloud contract (fully
+    signed) 3. Region 1, where none signed yet, judges its contract at its forward, 3, and
+    signed a fifth of what was asked: 0.2 x 3 + 0.8 x 2 = 2.2. Region 2, with no spot,
+    judges committed use at its price, 4, and has no neocloud option."""
     params = SimpleNamespace(hyperscaler_wtp_premium=1.5, committed_use_discount=1 / 3,
                              remote_friction_usd_per_h100e_hour=0.5)
     hm = SimpleNamespace(expected_spot=np.array([4.0, 2.0, np.nan]),
                          spot=np.array([4.0, 2.0, np.nan]),
                          remote_fill=np.array([1.0, 0.25, 1.0]),
                          list_price=np.array([9.0, 9.0, 9.0]),
-                         forward=np.array([3.0, 3.0, np.nan]),
+                         forward=np.array([2.5, 3.0, np.nan]),
+                         contract_price=np.array([3.0, np.nan, np.nan]),
                          contract_fill=np.array([[0.5, 1.0], [1.0, 0.2], [0.3, 1.0]]),
                          has_tier=np.array([[True, True], [True, True], [True, False]]))
     cost, available = option_costs(SimpleNamespace(params=params), hm, np.array([1, -1, -1]))
@@ -160,3 +164,26 @@ def test_a_rationed_option_costs_what_it_delivers_on_average():
     assert cost[2, HYPER_CONTRACT] == pytest.approx(4.0)
     assert available[0].all() and not available[1, REMOTE]
     assert available[2].tolist() == [True, True, False, False, False]
+
+
+def test_neocloud_contracts_sign_at_the_forward_unless_the_asks_exceed_the_room():
+    """Buyers want 100 / p H100e-hours each under contract; the forward is 2 in both regions.
+    Region 0's two buyers (one holding 10 already) ask 40 + 50 = 90 at the forward against a
+    room of 45: the price rises to where 200 / p - 10 = 45, p = 200 / 55. Region 1's buyer
+    asks 50 against 80: it signs at the forward."""
+    hm = SimpleNamespace(n_regions=2, forward=np.array([2.0, 2.0]),
+                         contract_price=np.full(2, np.nan))
+
+    def curve(log_price):
+        return 100.0 * np.exp(-log_price)
+
+    rows, region = np.arange(3), np.array([0, 0, 1])
+    price = clear_contracts(hm, curve, rows, region, np.ones(3), np.array([10.0, 0.0, 0.0]),
+                            np.array([45.0, 80.0]))
+    assert price[0] == pytest.approx(200.0 / 55.0, rel=1e-4)
+    assert price[1] == 2.0
+    # with last month's price as the search's first bracket, the same prices
+    hm.contract_price = price.copy()
+    again = clear_contracts(hm, curve, rows, region, np.ones(3), np.array([10.0, 0.0, 0.0]),
+                            np.array([45.0, 80.0]))
+    assert again == pytest.approx(price, rel=1e-4)

@@ -102,15 +102,17 @@ def test_hyperscalers_idle_hours_on_spot_add_supply_there():
 
 def test_contract_holders_resell_hours_they_would_not_use_at_a_spot_spike():
     """CoWoS at 30% through 2027 lifts US spot above what contract holders planned at: in
-    the shock's first seven months, while the contracts signed before it are in force, some
-    resell contracted hours at spot (the `resale_usd` column), more than in the baseline's
-    (later fewer contracts can be renewed, so fewer hours are held to resell), and what labs
-    paid less what they resold is what clouds earned, every month."""
+    the shock's first seven months some resell contracted hours at spot (the `resale_usd`
+    column), and what labs paid less what they resold is what clouds earned, every month.
+    (Since 0.15.0 neocloud contracts clear at a price that rises with the shortage, so fewer
+    hours are signed in the shock than in the baseline, and the baseline's holders may
+    resell as much in all: the comparison this test made before is not a property of the
+    model any more.)"""
     def resold(name):
         labs = run(name)["labs"]
         labs = labs[(labs.date >= "2027-01-01") & (labs.date <= "2027-07-01")]
         return labs["resale_usd"].sum()
-    assert resold("taiwan-shock-2027") > resold("baseline") >= 0
+    assert resold("taiwan-shock-2027") > 0 and resold("baseline") >= 0
     frames = run("taiwan-shock-2027")
     labs = frames["labs"].groupby("step")
     spend = labs["spend_usd"].sum() - labs["resale_usd"].sum()
