@@ -213,7 +213,12 @@ def clear_contracts(hm: HourMarket, curve, rows, region, weight, in_force, room)
     """The price of new neocloud contracts per region: the forward price (the clouds'
     reservation: what they expect the hours to fetch at spot) where buyers ask no more than
     the clouds will commit, else the price at which new asks fill that room exactly
-    (uniform-price clearing, one seller per region)."""
+    (uniform-price clearing, one seller per region) [USD per market H100e-hour].
+
+    `curve`: the labs `rows`' market demand by log price (`DemandCurves.market_demand`);
+    `region` (per lab) their region; `weight` (per row) their share of demand in the option;
+    `in_force` (per row) the contracted hours they hold [H100e-h a month]; `room` (per
+    region) the hours the clouds will still commit [H100e-h a month]."""
     n_r = hm.n_regions
     r = region[rows]
 
