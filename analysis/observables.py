@@ -315,6 +315,9 @@ OBSERVABLES: dict[str, Observable] = {
     "huawei_910c_orders_units": Observable(chip_units(["ascend-910c"]), "shipments table: "
                                            "Ascend 910C units delivered in the period (the "
                                            "source counts what could be ordered)"),
+    "huawei_910b_units": Observable(chip_units(["ascend-910b"]), "shipments table: Ascend "
+                                    "910B units delivered in the period (Huawei ships what it "
+                                    "makes: its backlog never clears)"),
     "china_domestic_accelerator_share": Observable(domestic_share, "shipments table: units "
                                                    "from Chinese vendors over all units "
                                                    "delivered to buyers in China"),

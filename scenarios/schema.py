@@ -353,8 +353,9 @@ class LongTail(_Model):
     demand_growth_per_year: GrowthRate = Field(description="growth relative to the market "
                                                            "demand path [fraction/yr]")
     demand_growth_by_nation: dict[str, GrowthRate] = Field(
-        default_factory=dict, description="per-nation growth overriding demand_growth_per_year "
-                                          "[fraction/yr]")
+        default_factory=dict, description="per-nation growth overriding "
+                                          "demand_growth_per_year, for counterfactuals (the "
+                                          "built-in scenarios set none) [fraction/yr]")
     financing_usd_per_h100e_year: Positive = Field(
         description="outside financing per H100e of potential demand [USD/(H100e·yr)]")
     inference_share: Fraction = 0.6

@@ -102,8 +102,9 @@ def test_destinations_under_oct2023(chips):
 
 
 def test_real_history_regimes(book):
-    assert book.regime_at("2022-09") == ()
-    assert book.regime_at("2022-10") == ("oct2022",)
+    assert book.regime_at("2022-08") == ()
+    assert book.regime_at("2022-09") == ("aug2022-letter",)
+    assert book.regime_at("2022-10") == ("oct2022",)         # supersedes the letter
     assert book.regime_at("2023-11") == ("oct2023",)          # supersedes oct2022
     assert "dec2024-hbm" in book.regime_at("2025-01")
     assert "diffusion2025" not in book.regime_at("2025-05")   # rescinded before compliance

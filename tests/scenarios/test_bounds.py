@@ -51,6 +51,8 @@ TEMPLATES: dict[tuple, typing.Any] = {
                                      "not_before": "2022-03", "cooldown_months": 1,
                                      "repeat": True}],
     ("foundries", "smic", "yield_path"): {"points": {"2022-01": 0.5}},
+    # the baseline scripts no nation's tail growth: one nation to set the bound on
+    ("long_tail", "demand_growth_by_nation"): {"China": 0.0},
     # every cloud and lab: an announced power project to set the bound on
     ("clouds", "*", "power_projects_mw"): {"2023-01": 10.0},
     ("labs", "*", "power_projects_mw"): {"2023-01": 10.0},
