@@ -70,7 +70,8 @@ def grey_market_choice(vendors: list, weights: np.ndarray, month: int, decide: C
     preferred, non-captive vendors' active base products that the rules prohibit to its
     group, the lowest effective cost per H100e of the hour's value to its market
     (`worth_h100e` per chip; `agents.strategies.effective_chip_cost`, its preferences as a
-    switching cost), as it chooses legal offers. Returns (1 / effective cost [market H100e
+    switching cost), as it chooses legal offers; `month` is when the order would ship (the
+    products on sale then). Returns (1 / effective cost [market H100e
     per USD], vendor, product, chip) or None."""
     rows = []
     for i, (vendor, weight) in enumerate(zip(vendors, weights)):

@@ -154,9 +154,10 @@ class Vendor(mesa.Agent):
                                         for p in prods], dtype=np.int64)
         self.derived = np.array([i >= len(spec.products) for i in range(len(prods))])
         self.available = np.where(self.variant_parent >= 0, 10**9, self.declared_available)
-        self._active_month: int | None = None
+        # products on sale by month (mask, indices, base indices): the month's and the
+        # next's, which buyers order against (see `active`); a variant launch empties it
+        self._active_by_month: dict[int, tuple[np.ndarray, list[int], list[int]]] = {}
         self._base = self.variant_parent < 0          # base products (not variants)
-        self._active = np.zeros(0, dtype=bool)
         self.variant_groups: dict[int, dict[str, int]] = {}   # product -> {group: from month}
         self.end = np.array([parse_month(p.end) if p.end else 10**9 for p in prods])
         self.packages_per_wafer = np.array([p.packages_per_wafer for p in prods])
@@ -215,26 +216,32 @@ class Vendor(mesa.Agent):
         """The open orders as arrays: site, product, units, placed (month), kind."""
         return self._orders()
 
-    def active(self, month: int) -> np.ndarray:
-        """Products on sale in `month` (cached for the month; a variant launch resets it)."""
-        if self._active_month != month:
-            self._active_month = month
-            self._active = (self.available <= month) & (month <= self.end)
+    def _on_sale(self, month: int) -> tuple[np.ndarray, list[int], list[int]]:
+        entry = self._active_by_month.get(month)
+        if entry is None:
+            if len(self._active_by_month) >= 2:      # a new month: keep only two
+                self._active_by_month.clear()
+            mask = (self.available <= month) & (month <= self.end)
             # the same as indices, all and base products only (buyers loop over them)
-            self._active_products = np.flatnonzero(self._active).tolist()
-            self._active_base = [k for k in self._active_products
-                                 if self.variant_parent[k] < 0]
-        return self._active
+            products = np.flatnonzero(mask).tolist()
+            entry = (mask, products, [k for k in products if self.variant_parent[k] < 0])
+            self._active_by_month[month] = entry
+        return entry
+
+    def active(self, month: int) -> np.ndarray:
+        """Products on sale in `month`, from `available` to `end` (cached; a variant launch
+        resets it). An order placed in a month ships from the next month's production, so
+        buyers order against the next month's products: a product's first deliveries land
+        in its `available` month, and none is ordered that would ship after its `end`."""
+        return self._on_sale(month)[0]
 
     def active_products(self, month: int) -> list[int]:
         """Indices of the products on sale in `month` (`active`)."""
-        self.active(month)
-        return self._active_products
+        return self._on_sale(month)[1]
 
     def active_base_products(self, month: int) -> list[int]:
         """Indices of the base products (not variants) on sale in `month`."""
-        self.active(month)
-        return self._active_base
+        return self._on_sale(month)[2]
 
     def offers_to(self, product: int, group: str, month: int) -> bool:
         """Whether a product is sold to buyers of a destination group this month: base products
@@ -253,7 +260,7 @@ class Vendor(mesa.Agent):
         if group not in groups:
             groups[group] = first
             self.available[product] = min(groups.values())
-            self._active_month = None
+            self._active_by_month.clear()
         return groups[group]
 
     def respond_to_rules(self, month: int, buyer_groups: list[str], home_group: str, decide,

@@ -317,12 +317,14 @@ def vendor_lines(model, site: int) -> list[list[tuple[int, int, float, float]]]:
 
 
 def shippable_products(model, vendor: Vendor, group: str) -> list[tuple[int, int, float]]:
-    """The vendor's active products that may ship to the group this month: (product, chip,
-    unit price [USD])."""
+    """The vendor's products an order placed this month may buy for the group: those on sale
+    next month, when the order ships (`Vendor.active`), under this month's rules: (product,
+    chip, unit price [USD])."""
     out = []
-    for prod in vendor.active_products(model.month):
+    ships = model.month + 1
+    for prod in vendor.active_products(ships):
         chip = int(vendor.product_chip[prod])
-        if vendor.offers_to(prod, group, model.month) and \
+        if vendor.offers_to(prod, group, ships) and \
                 decision(model, chip, group, vendor).shippable_fraction > 0:
             out.append((prod, chip, float(vendor.price[prod])))
     return out
@@ -440,7 +442,7 @@ def grey_offer(model, site: int, weights: np.ndarray) -> tuple | None:
     if group not in model.leakage.destinations:
         return None
     best = grey_market_choice(list(model.vendors.values()), buyer_weights(model, site, weights),
-                              model.month, partial(decision, model), group,
+                              model.month + 1, partial(decision, model), group,
                               model.hour_h100e[model.sites[site].nation], model.server_price,
                               model.params.vendor_switching_cost)
     if best is None:

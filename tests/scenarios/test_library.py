@@ -99,6 +99,20 @@ def test_history_launches_the_real_china_variants_in_order():
     assert first["a800"] <= first["h800"] < pd.Timestamp("2023-11-01") <= first["h20"]
 
 
+def test_products_first_ship_in_their_available_month_and_never_after_their_end():
+    """Buyers order against next month's products (an order ships from next month's
+    production), so a launch's first deliveries land in its `available` month (the catalog's
+    launch): the A800, H800 and H20 in the month the vendor declares, the H100 too."""
+    sh = tables("history")["shipments"]
+    products = {p.chip: p for p in load_scenario("history").scenario.vendors["nvidia"].products}
+    for chip in ("a800", "h800", "h20", "h100-sxm", "h200"):
+        rows = sh[(sh["vendor"] == "nvidia") & (sh["chip"] == chip) & (sh["units"] > 0)]
+        assert format_month(parse_month(str(rows["date"].min())[:7])) == \
+            products[chip].available, chip
+        if products[chip].end and chip != "h20":      # the H20 is shipped beyond `history`
+            assert rows["date"].max() <= pd.Timestamp(products[chip].end + "-01"), chip
+
+
 def test_diffusion_rule_kept_caps_tier2_shipments():
     def tier2(name):
         f = between(tables(name)["flows"], "2025-05", "2027-12")
