@@ -258,8 +258,11 @@ def site_backlog_h100e(model) -> np.ndarray:
     return out
 
 def vendor_offers(model, site: int) -> list[tuple[int, int, float] | None]:
-    """Per vendor: the best active product this site may buy: (product, chip, price).
-    Prices and rules are fixed within a month, so offers are cached per month."""
+    """Per vendor: the best product an order this site places now may buy (one on sale next
+    month, when it ships: `shippable_products`): (product, chip, price). Prices and rules are
+    fixed within a month, so offers are cached per month. Stockpile orders take the same
+    offers though they may ship this month from stock: a product ending this month is not
+    stockpiled (none in the built-in scenarios is)."""
     offers = _month_cache(model)
     key = model._offer_key[site]
     if key not in offers:
@@ -294,7 +297,8 @@ def _subsidised(model, site: int, vendor: Vendor, offer: tuple) -> tuple:
 
 
 def vendor_lines(model, site: int) -> list[list[tuple[int, int, float, float]]]:
-    """Per vendor, every active product this site may buy, at the price it pays: (product,
+    """Per vendor, every product this site may order (on sale next month), at the price it
+    pays: (product,
     chip, unit price [USD], full price per market H100e [USD], as
     `offer_costs_usd_per_h100e`); empty for a vendor that does not sell to it. Cached per
     month with the offers."""
@@ -330,8 +334,9 @@ def shippable_products(model, vendor: Vendor, group: str) -> list[tuple[int, int
     return out
 
 def best_product(model, vendor: Vendor, group: str) -> tuple[int, int, float] | None:
-    """The vendor's active product with the most H100e per dollar that may ship to the
-    group this month: (product, chip, unit price) (cached per month)."""
+    """The vendor's product with the most H100e per dollar that an order placed this month
+    may buy for the group (`shippable_products`): (product, chip, unit price) (cached per
+    month)."""
     key = (vendor.vendor_id, group)
     if key not in model._best_products:
         best, best_value = None, -1.0

@@ -590,11 +590,32 @@ def _prior_problem(prior: dict) -> str | None:
     return None
 
 
+def _check_event_paths(data: dict, origins: dict, source: str) -> list[str]:
+    """An uncertain or lever path into `events.N` must name an event its own file declares:
+    events are numbered after the parent's, so an event added to a parent shifts every index
+    below it, and a path into an inherited event would then quietly name another one."""
+    lines = []
+    for block in ("uncertain", "levers"):
+        for path in data.get(block) or {}:
+            keys = path.strip().split(".")
+            if len(keys) < 3 or keys[0] != "events" or not keys[1].isdigit():
+                continue
+            # origins record what a child file set: none for the chain's root
+            own, declared = origins.get((block, path)), origins.get(("events", int(keys[1])))
+            if own != declared:
+                where = declared or "the scenarios it extends"
+                lines.append(f"{own or source}: field {block}.{path}: events[{keys[1]}] is "
+                             f"declared in {where}; a path may name only an event of its own "
+                             "file (the parent's events come first, so their count moves "
+                             "indices)")
+    return lines
+
+
 def _check_uncertain(data: dict, origins: dict, source: str) -> list[str]:
     """Each uncertain, lever and calibrated path must name an existing, settable field (set a
     central value on a copy and validate); a calibrated one must also be a behavioural
     parameter with a continuous, bounded prior."""
-    lines = []
+    lines = _check_event_paths(data, origins, source)
     probes = []
     for path, dist in (data.get("uncertain") or {}).items():
         if isinstance(dist, dict):

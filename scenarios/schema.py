@@ -234,8 +234,8 @@ class Vendor(_Model):
                                   "restricts the parent")
     variant_lag_months: Annotated[int, Field(ge=0, le=60)] = Field(
         default=4, description="months from a product's restriction to a declared variant "
-                               "shipping, never before its `available` date (A800: ~1 month "
-                               "after Oct 2022; H20: ~5 after Nov 2023)")
+                               "shipping, never before its `available` date (A800: ~2 months "
+                               "after the Aug 2022 letter; H20: ~2 after Nov 2023)")
     design_variants: bool = Field(
         default=False, description="also designs variants just under the rule thresholds "
                                    "where no declared one complies (a counterfactual: a chip "

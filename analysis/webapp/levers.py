@@ -207,9 +207,11 @@ def apply(data: dict, values: dict) -> tuple[dict, dict[str, str]]:
 
     if regime in ("none", "oct2022"):
         events = [e for e in events if e.get("kind") != "export_control"]
-        if regime == "oct2022":
+        if regime == "oct2022":       # as the oct2022-only scenario: the letter, then the rule
+            add({"kind": "export_control", "date": "2022-09", "rule": "aug2022-letter",
+                 "note": "app lever: the 2022 rules only"}, "export_regime")
             add({"kind": "export_control", "date": "2022-10", "rule": "oct2022",
-                 "note": "app lever: the Oct 2022 rule only"}, "export_regime")
+                 "note": "app lever: the 2022 rules only"}, "export_regime")
     elif regime == "diffusion" and not any(
             e.get("kind") == "export_control" and e.get("rule") == "diffusion2025"
             and e.get("action", "impose") == "impose" for e in events):
@@ -263,7 +265,7 @@ def ramped(points: dict[str, float], growth_after: float, factor: float) -> dict
 
 def name_fields(message: str, written: dict[str, str]) -> str:
     """A validation message with every field path the levers wrote replaced by the lever's
-    label ("field events[7].date: ..." becomes "Foundry shock start: ...")."""
+    label ("field events[9].date: ..." becomes "Foundry shock start: ...")."""
     for path, label in sorted(written.items(), key=lambda kv: -len(kv[0])):
         message = re.sub(rf"(field )?{re.escape(path)}[\w.\[\]]*", label, message)
     return message

@@ -30,7 +30,7 @@ from scenarios import schema
 from market.errors import ScenarioError
 from scenarios.loader import load_scenario, validate_data
 
-#: Months each case runs: long enough for the first export rule (2022-10), a chip order to
+#: Months each case runs: long enough for the first export rules (2022-09, 2022-10), a chip order to
 #: arrive and a starting fleet aged 1.5 years to retire at the 2-year minimum.
 MONTHS = 12
 #: Long-tail labs in every case (the baseline's 100 cost time and test nothing more).

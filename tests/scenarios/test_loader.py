@@ -74,6 +74,9 @@ def test_resolved_hash_changes_with_an_override():
     ("calibrate_chip_spec.toml", "field calibrate.vendors.nvidia.products.0.unit_cost_usd: "
                                  "Product.unit_cost_usd is data or an input"),
     ("calibrate_event.toml", "field calibrate.events.3.date: a dated event"),
+    ("uncertain_inherited_event.toml", "field uncertain.events.7.date: events[7] is declared "
+                                       "in the scenarios it extends; a path may name only an "
+                                       "event of its own file"),
     ("calibrate_choice.toml", "field calibrate.market.serving_elasticity: a calibrated "
                               "parameter needs a continuous prior"),
     ("calibrate_out_of_bounds.toml", "field calibrate.market.serving_elasticity: value 9.0 is "
