@@ -298,8 +298,7 @@ def _subsidised(model, site: int, vendor: Vendor, offer: tuple) -> tuple:
 
 def vendor_lines(model, site: int) -> list[list[tuple[int, int, float, float]]]:
     """Per vendor, every product this site may order (on sale next month), at the price it
-    pays: (product,
-    chip, unit price [USD], full price per market H100e [USD], as
+    pays: (product, chip, unit price [USD], full price per market H100e [USD], as
     `offer_costs_usd_per_h100e`); empty for a vendor that does not sell to it. Cached per
     month with the offers."""
     cache, key = _month_cache(model), ("lines", model._offer_key[site])

@@ -208,10 +208,9 @@ def apply(data: dict, values: dict) -> tuple[dict, dict[str, str]]:
     if regime in ("none", "oct2022"):
         events = [e for e in events if e.get("kind") != "export_control"]
         if regime == "oct2022":       # as the oct2022-only scenario: the letter, then the rule
-            add({"kind": "export_control", "date": "2022-09", "rule": "aug2022-letter",
-                 "note": "app lever: the 2022 rules only"}, "export_regime")
-            add({"kind": "export_control", "date": "2022-10", "rule": "oct2022",
-                 "note": "app lever: the 2022 rules only"}, "export_regime")
+            for date, rule in (("2022-09", "aug2022-letter"), ("2022-10", "oct2022")):
+                add({"kind": "export_control", "date": date, "rule": rule,
+                     "note": "app lever: the 2022 rules only"}, "export_regime")
     elif regime == "diffusion" and not any(
             e.get("kind") == "export_control" and e.get("rule") == "diffusion2025"
             and e.get("action", "impose") == "impose" for e in events):
