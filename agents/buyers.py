@@ -17,12 +17,14 @@ from market.controls import classify, order_regime
 def sourcing_plan(h100e_wanted: float, budget_usd: float, weights: np.ndarray, offers: list,
                   vendors: list, h100e: np.ndarray, server_price: np.ndarray,
                   elasticity: float, cost_usd_per_h100e: np.ndarray, switching_cost: float,
-                  sensitivity: float, lines: list | None = None) -> tuple[list, float, float]:
+                  sensitivity: float, lines: list | None = None,
+                  line_dissimilarity: float = 1.0) -> tuple[list, float, float]:
     """Split an order for `h100e_wanted` [H100e] across vendors by value
     (`agents.strategies.vendor_shares`: a logit in each offer's cost per H100e of the hour's
     value to the buyer, `cost_usd_per_h100e`, with its preference `weights`, after its
     state's discouragement of foreign chips, as a switching cost), and each vendor's part
-    across the products of its line (`line_shares`), each product's part sized by its price
+    across the products of its line (`line_shares`, a nested logit whose products are closer
+    substitutes than vendors by `line_dissimilarity`), each product's part sized by its price
     against list (`order_price_response`), within `budget_usd`.
 
     `offers` per vendor: its best offer (product, chip, unit price [USD]) or None; `lines`
@@ -38,7 +40,8 @@ def sourcing_plan(h100e_wanted: float, budget_usd: float, weights: np.ndarray, o
         if share <= 0 or offer is None:
             continue
         line = lines[i] if lines is not None and lines[i] else [(*offer, 1.0)]
-        for (prod, chip, price, _), part in zip(line, line_shares(line, sensitivity)):
+        parts = line_shares(line, sensitivity / line_dissimilarity)
+        for (prod, chip, price, _), part in zip(line, parts):
             if part <= 0:
                 continue
             units = order_price_response(h100e_wanted * share * part / h100e[chip], price,
@@ -52,10 +55,13 @@ def sourcing_plan(h100e_wanted: float, budget_usd: float, weights: np.ndarray, o
 def line_shares(line: list, sensitivity: float) -> np.ndarray:
     """How a vendor's part of an order spreads over the products of its line [fraction of
     the H100e]: a logit in the log of each product's cost per H100e of the hour's value
-    (the fourth field of each row), with the vendor-choice sensitivity and no switching
-    cost between one vendor's products (`agents.strategies.vendor_shares`). A vendor sells
-    its older chips beside its flagship, and buyers take them in proportion to their value:
-    A100s went on shipping through 2023 beside the H100 (Epoch's counts). One product takes
+    (the fourth field of each row) with `sensitivity`, no switching cost between one
+    vendor's products (`agents.strategies.vendor_shares`). A vendor sells its older chips
+    beside its flagship, and buyers take them by their value: A100s went on shipping through
+    2023 beside the H100 (Epoch's counts). In the nested logit (McFadden 1978) the
+    within-line `sensitivity` is the vendor-choice one over the nest's dissimilarity
+    (0, 1]: one vendor's chips share software and servers, so they are closer substitutes
+    than two vendors' are, and the cheaper per H100e of value takes more. One product takes
     it all."""
     if len(line) <= 1:
         return np.ones(len(line))

@@ -296,6 +296,23 @@ def _subsidised(model, site: int, vendor: Vendor, offer: tuple) -> tuple:
     return offer
 
 
+def place_opening_orders(model) -> None:
+    """Put each vendor's opening book (`opening_orders_units`) on its books, placed the month
+    before the run: each chip's orders shared among the sites by their starting fleets of it
+    (who bought before kept buying). They were paid before the run, so they count in no
+    buyer's capex; the vendor makes and ships them from the first month (without them
+    nothing ships in it, because orders ship from the next month's output)."""
+    held = np.array([site.fleet.units_by_chip() for site in model.sites])
+    for vendor in model.vendors.values():
+        for chip, units in vendor.spec.opening_orders_units.items():
+            k = model.chip_index[chip]
+            prod = int(np.flatnonzero((vendor.product_chip == k) & vendor._base)[0])
+            fleet = held[:, k]
+            for site in np.flatnonzero(fleet > 0).tolist():
+                vendor.take_order(site, prod, units * fleet[site] / fleet.sum(),
+                                  model.start_month - 1)
+
+
 def vendor_lines(model, site: int) -> list[list[tuple[int, int, float, float]]]:
     """Per vendor, every product this site may order (on sale next month), at the price it
     pays: (product, chip, unit price [USD], full price per market H100e [USD], as
@@ -421,7 +438,7 @@ def order_chips(model, site: int, buyer: str, h100e_wanted: float, budget_usd: f
                                       model.server_price, p.order_price_elasticity,
                                       offer_costs_usd_per_h100e(model, site, offers),
                                       p.vendor_switching_cost, p.vendor_choice_sensitivity,
-                                      vendor_lines(model, site))
+                                      vendor_lines(model, site), p.line_dissimilarity)
     # what was wanted against what the allowance allowed (a cloud's financing, a building
     # lab's capex input: the `orders` table)
     model.records["orders"].append((model.step_index, buyer, kind, cost, budget_usd,

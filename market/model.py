@@ -185,6 +185,7 @@ class ComputeMarket(mesa.Model):
         self.order_ema = np.zeros(len(self.sites))
         self._ordered = np.zeros(len(self.sites))
         self.grey_month, self.grey_units = -1, 0.0   # grey-market orders placed this month
+        chip_trade.place_opening_orders(self)
 
         # -- state read by reporters and the next month -----------------------------------
         self.latest_price_index: dict[tuple[str, str], float] = {}

@@ -32,6 +32,7 @@ BEHAVIOURAL: dict[type[BaseModel], frozenset[str]] = {
         # labs that build, and everyone's chip orders
         "lab_cost_of_capital", "build_gap_closure_per_month", "power_planning_memory_months",
         "order_price_elasticity", "vendor_switching_cost", "vendor_choice_sensitivity",
+        "line_dissimilarity",
     }),
     schema.CloudInvestment: frozenset({
         "expectation_memory_months", "expected_price_decline_per_year",

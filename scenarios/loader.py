@@ -502,6 +502,20 @@ def check_references(s: Scenario) -> list[tuple[str, str]]:
                 problems.append((f"{path}.end", f"end {p.end} is before available {p.available}"))
             if p.variant_of is not None:
                 known("chip", p.variant_of, set(catalog), f"{path}.variant_of")
+        on_sale = {p.chip for p in v.products if p.variant_of is None
+                   and parse_month(p.available) <= start
+                   and (not p.end or parse_month(p.end) >= start)}
+        held = {c for o in [*s.clouds.values(), *s.labs.values()] for c, n in o.fleet.items()
+                if n > 0}
+        for chip in v.opening_orders_units:
+            if chip not in on_sale:
+                problems.append((f"vendors.{vid}.opening_orders_units.{chip}",
+                                 f"not one of its products on sale at the start ({s.start}); "
+                                 f"expected one of {sorted(on_sale)}"))
+            elif chip not in held:
+                problems.append((f"vendors.{vid}.opening_orders_units.{chip}",
+                                 "no cloud or lab has a starting fleet of it to share the "
+                                 "orders by"))
     sold = {p.chip for v in s.vendors.values() for p in v.products}
     known("rationing rule", s.market.rationing, set(RATIONING), "market.rationing")
     if not any(units > 0 for c in s.clouds.values() for units in c.fleet.values()):

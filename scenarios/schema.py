@@ -260,6 +260,12 @@ class Vendor(_Model):
     hbm_stockpile_months: Annotated[int, Field(ge=0, le=120)] = Field(
         default=0, description="months of output its HBM stockpile covers once HBM is "
                                "controlled to its nation")
+    opening_orders_units: dict[str, NonNegative] = Field(
+        default_factory=dict, description="orders on its book when the run starts, by chip of "
+                                          "one of its products on sale then [units]: placed "
+                                          "and paid before the run, so the first month ships "
+                                          "what it makes; shared among the buyers by their "
+                                          "starting fleets of that chip")
     products: list[Product]
 
 
@@ -569,6 +575,13 @@ class Market(_Model):
     vendor_choice_sensitivity: Annotated[float, Field(gt=0, le=50)] = Field(
         default=3.0, description="logit weight on the log effective cost of each vendor's chip "
                                  "when an order is split among vendors [-]")
+    line_dissimilarity: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=1.0, description="nested-logit dissimilarity of the products within one "
+                                 "vendor's line [-], in (0, 1]: a vendor's part of an order "
+                                 "spreads over its products by a logit with sensitivity "
+                                 "vendor_choice_sensitivity / line_dissimilarity (McFadden "
+                                 "1978); 1 treats two of its chips as apart as two vendors, "
+                                 "towards 0 the best value per H100e takes it all")
     remote_friction_usd_per_h100e_hour: NonNegative = Field(
         default=0.5, description="extra cost of renting abroad [USD/(H100e·h)]")
     remote_access_allowed: bool = Field(default=True, description="whether remote access to "

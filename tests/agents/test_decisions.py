@@ -226,6 +226,25 @@ def test_a_vendors_part_spreads_over_its_line_by_value():
     assert [(prod, units) for _, prod, units, _ in alone] == [(0, pytest.approx(100.0))]
 
 
+def test_one_vendors_products_are_closer_substitutes_than_vendors_in_the_nested_logit():
+    """The line of the test above at dissimilarity 0.5: the within-line sensitivity doubles
+    to 6, so the flagship, 1.25x better value, takes 1.25^6 / (1 + 1.25^6) = 79.2% of the
+    vendor's H100e instead of 66.1%; the split between vendors does not change."""
+    vendor = SimpleNamespace(list_price=np.array([20_000.0, 5_000.0]))
+    line = [(0, 0, 20_000.0, 20_000.0), (1, 1, 5_000.0, 25_000.0)]
+    args = dict(h100e=np.array([1.0, 0.2]), server_price=np.array([1.0, 1.0]), elasticity=1.0,
+                cost_usd_per_h100e=np.array([20_000.0]), switching_cost=0.0, sensitivity=3.0,
+                lines=[line])
+    loose, _, _ = sourcing_plan(100.0, 1e9, np.array([1.0]), [(0, 0, 20_000.0)], [vendor],
+                                **args)
+    nested, _, _ = sourcing_plan(100.0, 1e9, np.array([1.0]), [(0, 0, 20_000.0)], [vendor],
+                                 line_dissimilarity=0.5, **args)
+    top = 1.25 ** 6 / (1 + 1.25 ** 6)
+    assert [(prod, units) for _, prod, units, _ in nested] == [
+        (0, pytest.approx(100.0 * top)), (1, pytest.approx(100.0 * (1 - top) / 0.2))]
+    assert nested[0][2] > loose[0][2] and nested[1][2] < loose[1][2]
+
+
 def test_buyers_choose_vendors_by_value_with_preference_as_a_switching_cost():
     """A logit in log effective cost: at equal weights the chip half as dear per H100e gets
     2^3 = 8 times the share (sensitivity 3); at equal cost, a vendor with half the top

@@ -172,6 +172,32 @@ def test_huawei_ramp_fast_ships_more_ascends_and_raises_chinas_share():
         share("baseline", "China", "2028-01", "2028-12")
 
 
+def test_chinas_other_vendors_make_what_smics_wafers_allow_for_domestic_buyers():
+    """Cambricon, Hygon and Kunlunxin ship only to China, only products on sale, and in
+    2024 no more than their SMIC wafers x the yield x packages per wafer allow; doubling
+    Cambricon's share of SMIC's lines (taken from Huawei) raises its 2024 output."""
+    domestic = ("cambricon", "hygon", "kunlun")
+    t = tables("history")
+    sold = t["shipments"][t["shipments"]["vendor"].isin(domestic)]
+    assert len(sold) and set(sold["nation"]) == {"China"}
+    first = sold.groupby("chip")["date"].min()
+    assert first["mlu590"] >= pd.Timestamp("2024-01-01")
+    assert first["kunlun-p800"] >= pd.Timestamp("2024-07-01")
+    v = between(t["vendors"], "2024-01", "2024-12")
+    for vid in domestic:
+        rows = v[v["vendor"] == vid]
+        assert (rows["wafers_used"] <= rows["wafers_allotted"] + 1e-9).all()
+        assert rows["shipped_units"].sum() > 0
+
+    def cambricon_2024(overrides):
+        frames = run_tables(load_scenario("history", overrides).scenario, 0)
+        rows = between(frames["vendors"], "2024-01", "2024-12")
+        return rows.loc[rows["vendor"] == "cambricon", "produced_units"].sum()
+    more = cambricon_2024(["foundries.smic.vendor_shares={huawei=0.86, cambricon=0.08, "
+                           "hygon=0.03, kunlun=0.03}"])
+    assert more > 1.5 * cambricon_2024([])
+
+
 def test_gulf_buildout_makes_the_gulf_a_compute_holder():
     assert share("gulf-buildout", "Gulf", "2027-01", "2028-12") > \
         10 * max(share("baseline", "Gulf", "2027-01", "2028-12"), 1e-4)

@@ -129,6 +129,12 @@ def test_bad_scenarios_name_file_field_and_expectation(fixture, expected):
                         "(found True)"),
     ("long_tail.count=1.5e3", "--set long_tail.count: field long_tail.count: Input should be a "
                               "valid integer (found 1500.0)"),
+    ("vendors.nvidia.opening_orders_units={h100-sxm=1000}",
+     "field vendors.nvidia.opening_orders_units.h100-sxm: not one of its products on sale at "
+     "the start (2022-01); expected one of ['a100']"),
+    ("vendors.kunlun.opening_orders_units={kunlun-r200=10}",
+     "field vendors.kunlun.opening_orders_units.kunlun-r200: no cloud or lab has a starting "
+     "fleet of it to share the orders by"),
 ])
 def test_bad_overrides(override, expected):
     with pytest.raises(ScenarioError) as info:
