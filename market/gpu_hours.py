@@ -97,6 +97,11 @@ class HourMarket:
         #: the spot price labs planned their compute at, per region (an adaptive expectation
         #: with the memory of their re-planning) [USD per market H100e-hour]
         self.planned_spot = np.full(n_regions, np.nan)
+        #: the home spot price each lab planned its compute at: its own adaptive expectation
+        #: from the month it entered, NaN before (an entrant meets its first month on its
+        #: long-run curve: it planned its entry knowing the market it enters) [USD per market
+        #: H100e-hour]. For labs there from the start it is the region's `planned_spot`.
+        self.planned_spot_by_lab = np.full(book.n, np.nan)
         #: per region rented from, the share of remote buyers' hours its KYC room served
         #: last month [-]; the rest of their demand sought spot at home
         self.remote_fill = np.ones(n_regions)
@@ -333,7 +338,7 @@ class ContractResale:
         self.premium = premium[self.option]
         self.held = np.concatenate([ledger.got[x, o] for x, o in zip(rows, options)])
         self.weight = np.concatenate([hm.shares[x, o] for x, o in zip(rows, options)])
-        self.anchor = hm.planned_spot[self.region] / self.premium
+        self.anchor = hm.planned_spot_by_lab[self.lab] / self.premium
         self._curves, self._own = curves, own
         self.curve = curves.market_demand(self.lab, own, self.anchor)
 
@@ -440,7 +445,7 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
         remote_spill = hm.shares[:, REMOTE] * np.where(t >= 0, unserved_abroad[t], 1.0)
         home_w = np.where(hm.has_tier[r, 1], hm.shares[:, SPOT] + spill + remote_spill, 0.0)
         rows = np.flatnonzero((home_w > 0) & regions[r])
-        return rows, bids(rows, r[rows], home_w[rows], planned[r[rows]])
+        return rows, bids(rows, r[rows], home_w[rows], hm.planned_spot_by_lab[rows])
 
     def fill_abroad(remote_rows, remote_demand, price):
         """Share of remote buyers' demand the KYC room serves at `price`, per region, and
@@ -551,13 +556,18 @@ def settle_labs(model, hm: HourMarket, curves, own, own_training, ledger: Ledger
     training_work = own_used * own_training + (bought - remote_got) * model.training_value[r] \
         + remote_got * model.training_value[remote_from]
     book.training_h100e_hours = training_work * (1.0 - serving_share)
-    # the serving margin at the token prices labs posted, (1 + markup) x the spot price they
-    # planned at: a spike squeezes it (docs/model.md, "Demand")
+    # the serving margin: tokens sold at the price labs posted, (1 + markup) x the spot price
+    # they planned at (a spike squeezes it; docs/model.md, "Demand"), less what the served
+    # hours cost. Revenue is per hour served, not per dollar paid (a contract hour bought
+    # dear sells tokens at the same price), and users buy at that price no more tokens than
+    # their long-run curve asks there: a slump below the plan sells no more.
     cost = serving_share * np.maximum(ledger.paid - ledger.resold_usd + own_used * headline, 0.0)
-    planned = hm.planned_spot[r]
+    planned = hm.planned_spot_by_lab
     posted = np.where(np.isfinite(planned) & np.isfinite(hm.spot[r]) & (headline > 0),
-                      planned / np.where(headline > 0, headline, 1.0), 1.0)
-    book.serving_margin_usd = cost * ((1.0 + p.serving_markup) * posted - 1.0)
+                      planned, headline)
+    asked, _ = curves.split(posted)
+    revenue = (1.0 + p.serving_markup) * posted * np.minimum(book.serving_h100e_hours, asked)
+    book.serving_margin_usd = revenue - cost
     # the frontier run uses the largest cluster the lab can hold in one place
     fleet = supply.hours.sum(axis=1)
     largest_cloud = np.zeros(hm.n_regions)

@@ -125,6 +125,11 @@ def update_prices(model, hm, supply, ledger,
     record_chip_prices(model, hm, supply, ledger)
     hm.expected_spot = adapt_expectation(hm.expected_spot, spot, p.expectation_memory_months)
     hm.planned_spot = adapt_expectation(hm.planned_spot, spot, p.demand_adjustment_months)
+    book = model.book
+    here = book.active(model.month)
+    hm.planned_spot_by_lab = np.where(here, adapt_expectation(
+        hm.planned_spot_by_lab, spot[book.nation], p.demand_adjustment_months),
+        hm.planned_spot_by_lab)
     hm.forward = forward_price(hm.expected_spot, p.contract_term_premium)
     for cloud in model.clouds:
         cloud.reprice(p.margin_response)

@@ -317,14 +317,18 @@ class Lab(_Model):
     name: str
     nation: str
     start: Month | None = Field(default=None, description="month the lab enters (default: start)")
-    demand_h100e: Positive = Field(description="potential demand at the start: compute it would "
-                                               "use at the reference price, as H100s in "
-                                               "continuous use [H100e]")
+    demand_h100e: Positive = Field(description="potential demand at the run's start: compute "
+                                               "it would use at the reference price, as H100s "
+                                               "in continuous use [H100e]; a lab that enters "
+                                               "later enters with it grown by its own rate and "
+                                               "the market's demand path since the run's start")
     demand_growth_per_year: GrowthRate = Field(description="own growth of that demand on top of "
                                                            "the market demand path [fraction/yr]")
     financing_usd_per_year: Positive = Field(
-        description="outside money for compute at the start (investors, a parent group) "
-                    "[USD/yr]; scaled by market.financing_index; serving margins add to it")
+        description="outside money for compute at the run's start (investors, a parent "
+                    "group) [USD/yr]; scaled by market.financing_index and grown by its own "
+                    "rate from the run's start (also for a lab that enters later); serving "
+                    "margins add to it")
     financing_growth_per_year: GrowthRate = Field(description="own growth of that financing "
                                                               "[fraction/yr]")
     inference_share: Fraction = Field(default=0.4, description="share of potential demand that "

@@ -140,7 +140,7 @@ def test_contract_holders_keep_what_their_short_run_demand_wants_and_resell_the_
     shares = np.zeros((n, 5))
     shares[0, NEO_CONTRACT] = shares[1, HYPER_CONTRACT] = 1.0
     hm = SimpleNamespace(n_regions=1, has_tier=np.ones((1, 2), dtype=bool), shares=shares,
-                         planned_spot=np.array([2.0]))
+                         planned_spot=np.array([2.0]), planned_spot_by_lab=np.full(n, 2.0))
     curves = DemandCurves([80.0] * n, [0.0] * n, [3.0] * n, [3.0] * n, [1.0] * n, [1.0] * n,
                           [0.0] * n, [1.0] * n, short_run_share=0.5)
     ledger = Ledger(SimpleNamespace(hours=np.zeros((1, 1))), n)

@@ -238,3 +238,31 @@ def test_outputs_do_not_depend_on_the_hash_seed():
                              text=True, timeout=300, check=True)
         digests.add(out.stdout.strip())
     assert len(digests) == 1
+
+
+def test_an_entrant_plans_at_the_price_it_meets_and_incumbents_at_their_regions():
+    """xAI enters in 2023-07 (history): until then it has no planned spot; in its first
+    month it meets the price on its long-run curve and plans at it from then on (its own
+    adaptive expectation), while labs there from the start plan at their region's."""
+    from market.model import ComputeMarket
+    from market.outputs import release
+    from market.timeline import parse_month
+    from scenarios.loader import load_scenario
+
+    scenario = load_scenario("history").scenario
+    model = ComputeMarket(scenario, 1)
+    try:
+        xai, openai = (list(scenario.labs).index(k) for k in ("xai", "openai"))
+        us = model.nation_index["US"]
+        hm = model.hour_market
+        while model.month < parse_month("2023-07"):
+            model.step()
+            if model.month < parse_month("2023-07"):
+                assert np.isnan(hm.planned_spot_by_lab[xai])
+            assert hm.planned_spot_by_lab[openai] == hm.planned_spot[us]
+        assert hm.planned_spot_by_lab[xai] == hm.spot[us]
+        model.step()
+        assert hm.planned_spot_by_lab[xai] != hm.planned_spot[us]
+        assert hm.planned_spot_by_lab[openai] == hm.planned_spot[us]
+    finally:
+        release(model)

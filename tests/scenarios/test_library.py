@@ -7,6 +7,7 @@ behaviour, not hard-coded figures.
 
 from functools import lru_cache
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -201,6 +202,30 @@ def test_chinas_other_vendors_make_what_smics_wafers_allow_for_domestic_buyers()
 def test_gulf_buildout_makes_the_gulf_a_compute_holder():
     assert share("gulf-buildout", "Gulf", "2027-01", "2028-12") > \
         10 * max(share("baseline", "Gulf", "2027-01", "2028-12"), 1e-4)
+
+
+def test_an_entrants_spend_stays_within_its_money():
+    """The Gulf programmes enter in 2025-06 with USD 0.68B x the financing index a year of
+    outside money: what they spend in a month stays within three months of it however the
+    Gulf's thin market moves (serving margins count tokens sold per hour served, at most what
+    users ask at the posted price: before 0.17.0 a margin counted per dollar paid at a
+    planned price ~10,000x the spot lifted the budget to trillions of USD a month), and no
+    Gulf price reaches the search cap (before, its spot sat on it for months)."""
+    from market.hour_prices import SPOT_PRICE_SEARCH_CAP
+    from market.timeline import TimePath
+
+    scenario = load_scenario("gulf-buildout").scenario
+    lab = scenario.labs["gulf-sovereign"]
+    path = TimePath(scenario.market.financing_index.points,
+                    scenario.market.financing_index.growth_after_per_year)
+    t = tables("gulf-buildout")
+    rows = t["labs"][(t["labs"]["lab"] == "gulf-sovereign")
+                     & (t["labs"]["date"] >= pd.Timestamp(lab.start + "-01"))]
+    financing = np.array([lab.financing_usd_per_year * path.at(parse_month(f"{d:%Y-%m}"))
+                          / 12.0 for d in rows["date"]])
+    assert len(rows) and (rows["spend_usd"].to_numpy() <= 3.0 * financing).all()
+    gulf = t["price_index"][t["price_index"]["region"] == "Gulf"]
+    assert (gulf["price_usd_per_h100e_hour"] < SPOT_PRICE_SEARCH_CAP).all()
 
 
 def test_efficiency_shock_lowers_prices_and_chip_orders():
