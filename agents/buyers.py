@@ -71,13 +71,14 @@ def line_shares(line: list, sensitivity: float) -> np.ndarray:
 
 def grey_market_choice(vendors: list, weights: np.ndarray, month: int, decide: Callable,
                        group: str, worth_h100e: np.ndarray, server_price: np.ndarray,
-                       switching_cost: float):
+                       switching_cost: float, banned: frozenset = frozenset()):
     """The product a buyer in a leakage destination seeks through third countries: among its
     preferred, non-captive vendors' active base products that the rules prohibit to its
     group, the lowest effective cost per H100e of the hour's value to its market
     (`worth_h100e` per chip; `agents.strategies.effective_chip_cost`, its preferences as a
     switching cost), as it chooses legal offers; `month` is when the order would ship (the
-    products on sale then). Returns (1 / effective cost [market H100e
+    products on sale then); chips in `banned` (indices: its own state bans them) are not
+    sought. Returns (1 / effective cost [market H100e
     per USD], vendor, product, chip) or None."""
     rows = []
     for i, (vendor, weight) in enumerate(zip(vendors, weights)):
@@ -85,6 +86,8 @@ def grey_market_choice(vendors: list, weights: np.ndarray, month: int, decide: C
             continue
         for prod in vendor.active_base_products(month):
             chip = int(vendor.product_chip[prod])
+            if chip in banned:
+                continue
             rule = decide(chip, group, vendor)
             if not rule.controlled or rule.shippable_fraction > 0:
                 continue

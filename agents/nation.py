@@ -32,6 +32,8 @@ class Nation(mesa.Agent):
         self.adaptive = list(spec.adaptive)
         self.rules = rules
         self.regime: tuple[str, ...] = ()
+        #: purchase bans in force: (chips, buyers it binds or None for all its buyers)
+        self.bans: list[tuple[frozenset[str], frozenset[str] | None]] = []
         self._last_fired: dict[int, int] = {}    # policy index -> month it fired
 
     # -- export rules -------------------------------------------------------------------------
@@ -50,6 +52,17 @@ class Nation(mesa.Agent):
                 self.domestic_chip_subsidy = event.domestic_chip_subsidy
             if event.foreign_chip_weight is not None:
                 self.foreign_chip_weight = event.foreign_chip_weight
+            if event.banned_chips:
+                self.bans.append((frozenset(event.banned_chips),
+                                  frozenset(event.banned_buyers) or None))
+
+    def banned_for(self, buyer: str) -> frozenset[str]:
+        """The chips its purchase bans keep `buyer` (one of its clouds or labs) from buying."""
+        out: set[str] = set()
+        for chips, buyers in self.bans:
+            if buyers is None or buyer in buyers:
+                out |= chips
+        return frozenset(out)
 
     def adapt(self, month: int, readings: dict[str, float | dict[str, float]]) -> list[str]:
         """Fire the adaptive policies whose trigger is past its threshold; returns what was

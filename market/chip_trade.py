@@ -60,7 +60,12 @@ def screen_orders(model, vendor: Vendor) -> Screened:
     legal[grey], share[grey] = 0.0, 1.0
     ship_fraction = legal + (1.0 - legal) * share
     blocked = units * (1.0 - ship_fraction)
-    lost = float(blocked @ vendor.price[prods]) if n else 0.0
+    lost = float(blocked @ vendor.price[prods]) if n else 0.0     # to the export rules
+    # what the buyer's own state now bans it from buying does not ship by any channel
+    banned = np.array([c in model.site_banned[st] for c, st in zip(chips.tolist(),
+                                                                    sites.tolist())], bool)
+    if banned.any():
+        legal, ship_fraction = np.where(banned, 0.0, legal), np.where(banned, 0.0, ship_fraction)
     return Screened(sites, prods, kinds, units, decisions, legal, planned, ship_fraction, lost)
 
 
@@ -270,6 +275,14 @@ def vendor_offers(model, site: int) -> list[tuple[int, int, float] | None]:
     return offers[key]
 
 
+def offer_keys(model) -> list[tuple]:
+    """Per site, what its chip offers depend on: its nation, the vendors that sell to it
+    (captive vendors sell to named buyers only) and the chips its state bans it from buying;
+    sites with the same key see the same offers."""
+    return [(site.nation, tuple(v.sells_to(model.site_buyer[i]) for v in model.vendors.values()),
+             model.site_banned[i]) for i, site in enumerate(model.sites)]
+
+
 def _month_cache(model) -> dict:
     """The month's cache of offers and lines (emptied when the month turns)."""
     if model._offers_month != model.month:
@@ -279,9 +292,10 @@ def _month_cache(model) -> dict:
 
 def compute_offers(model, site: int) -> list[tuple[int, int, float] | None]:
     buyer, group = model.site_buyer[site], site_group(model, site)
+    banned = model.site_banned[site]
     offers = []
     for vendor in model.vendors.values():
-        best = best_product(model, vendor, group) if vendor.sells_to(buyer) else None
+        best = best_product(model, vendor, group, banned) if vendor.sells_to(buyer) else None
         offers.append(None if best is None else _subsidised(model, site, vendor, best))
     return offers
 
@@ -325,8 +339,8 @@ def vendor_lines(model, site: int) -> list[list[tuple[int, int, float, float]]]:
         worth, waiting = model.hour_h100e[r], waiting_cost_usd_per_h100e(model, r)
         lines = []
         for i, vendor in enumerate(model.vendors.values()):
-            products = shippable_products(model, vendor, group) if vendor.sells_to(buyer) \
-                else []
+            products = shippable_products(model, vendor, group, model.site_banned[site]) \
+                if vendor.sells_to(buyer) else []
             paid = [_subsidised(model, site, vendor, offer) for offer in products
                     if worth[offer[1]] > 0]
             lines.append([(prod, chip, price,
@@ -336,27 +350,30 @@ def vendor_lines(model, site: int) -> list[list[tuple[int, int, float, float]]]:
     return cache[key]
 
 
-def shippable_products(model, vendor: Vendor, group: str) -> list[tuple[int, int, float]]:
+def shippable_products(model, vendor: Vendor, group: str,
+                       banned: frozenset = frozenset()) -> list[tuple[int, int, float]]:
     """The vendor's products an order placed this month may buy for the group: those on sale
-    next month, when the order ships (`Vendor.active`), under this month's rules: (product,
+    next month, when the order ships (`Vendor.active`), under this month's rules and not
+    among the `banned` chips (indices) the buyer's state keeps it from buying: (product,
     chip, unit price [USD])."""
     out = []
     ships = model.month + 1
     for prod in vendor.active_products(ships):
         chip = int(vendor.product_chip[prod])
-        if vendor.offers_to(prod, group, ships) and \
+        if chip not in banned and vendor.offers_to(prod, group, ships) and \
                 decision(model, chip, group, vendor).shippable_fraction > 0:
             out.append((prod, chip, float(vendor.price[prod])))
     return out
 
-def best_product(model, vendor: Vendor, group: str) -> tuple[int, int, float] | None:
+def best_product(model, vendor: Vendor, group: str,
+                 banned: frozenset = frozenset()) -> tuple[int, int, float] | None:
     """The vendor's product with the most H100e per dollar that an order placed this month
-    may buy for the group (`shippable_products`): (product, chip, unit price) (cached per
-    month)."""
-    key = (vendor.vendor_id, group)
+    may buy for the group (`shippable_products`, without the `banned` chips): (product,
+    chip, unit price) (cached per month)."""
+    key = (vendor.vendor_id, group, banned)
     if key not in model._best_products:
         best, best_value = None, -1.0
-        for prod, chip, price in shippable_products(model, vendor, group):
+        for prod, chip, price in shippable_products(model, vendor, group, banned):
             value = model.h100e[chip] / price
             if value > best_value:
                 best, best_value = (prod, chip, price), value
@@ -465,7 +482,7 @@ def grey_offer(model, site: int, weights: np.ndarray) -> tuple | None:
     best = grey_market_choice(list(model.vendors.values()), buyer_weights(model, site, weights),
                               model.month + 1, partial(decision, model), group,
                               model.hour_h100e[model.sites[site].nation], model.server_price,
-                              model.params.vendor_switching_cost)
+                              model.params.vendor_switching_cost, model.site_banned[site])
     if best is None:
         return None
     _, vendor, prod, chip = best

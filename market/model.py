@@ -139,9 +139,10 @@ class ComputeMarket(mesa.Model):
                            for site in self.sites]
         # sites see the same chip offers when they share a nation and the vendors that sell
         # to them (captive vendors sell to named buyers only)
-        self._offer_key = [(site.nation, tuple(v.sells_to(self.site_buyer[i])
-                                               for v in self.vendors.values()))
-                           for i, site in enumerate(self.sites)]
+        # and the same purchase bans of their state (`market.policies.update_bans`)
+        self.site_banned: list[frozenset[int]] = [frozenset()] * len(self.sites)
+        self._bans_signature: tuple | None = None
+        self._offer_key = chip_trade.offer_keys(self)
 
         # -- policies and events -----------------------------------------------------------
         self.events_by_month: dict[int, list] = defaultdict(list)

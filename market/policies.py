@@ -43,7 +43,24 @@ def apply_policies(model) -> None:
             for text in nation.adapt(model.month, readings):
                 log_policy(model, nid, "adaptive", text)
     update_switches(model)
+    update_bans(model)
     vendors_respond(model)
+
+
+def update_bans(model) -> None:
+    """Each site's chips its state's purchase bans keep it from buying (chip indices), and
+    the offer keys that depend on them, re-read when a ban is added."""
+    signature = tuple(len(n.bans) for n in model.nations.values())
+    if signature == model._bans_signature:
+        return
+    model._bans_signature = signature
+    for i, site in enumerate(model.sites):
+        nation = model.nations[model.nation_ids[site.nation]]
+        model.site_banned[i] = frozenset(model.chip_index[c]
+                                         for c in nation.banned_for(model.site_buyer[i])
+                                         if c in model.chip_index)
+    model._offer_key = chip_trade.offer_keys(model)
+    model._offers_month = None          # the month's cached offers are stale
 
 
 def log_policy(model, nation: str, kind: str, text: str) -> None:

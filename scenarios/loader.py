@@ -588,6 +588,15 @@ def check_references(s: Scenario) -> list[tuple[str, str]]:
                 known("vendor", v, vendors, f"{path}.vendors")
         elif e.kind in ("power_constraint", "domestic_policy"):
             known("nation", e.nation, nations, f"{path}.nation")
+            for chip in getattr(e, "banned_chips", []):
+                known("chip", chip, set(catalog), f"{path}.banned_chips")
+            home = {b for b, o in [*s.clouds.items(), *s.labs.items()] if o.nation == e.nation}
+            for b in getattr(e, "banned_buyers", []):
+                if b not in home:
+                    problems.append((f"{path}.banned_buyers", f"{b!r} is not a cloud or lab "
+                                     f"of {e.nation}; expected one of {sorted(home)}"))
+            if getattr(e, "banned_buyers", []) and not e.banned_chips:
+                problems.append((f"{path}.banned_buyers", "names buyers but no banned_chips"))
     return problems
 
 

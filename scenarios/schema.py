@@ -642,6 +642,14 @@ class DomesticPolicyEvent(_Model):
     domestic_chip_subsidy: Fraction | None = Field(default=None, description="[fraction]")
     foreign_chip_weight: Annotated[float, Field(ge=0, le=1)] | None = Field(
         default=None, description="multiplier on home buyers' preference for foreign vendors")
+    banned_chips: list[str] = Field(
+        default_factory=list, description="catalog chips its buyers (or those in "
+                                          "banned_buyers) may no longer buy from this month, "
+                                          "from any vendor by any channel: a hard limit; their "
+                                          "open orders for them are cancelled")
+    banned_buyers: list[str] = Field(
+        default_factory=list, description="its clouds and labs the ban binds (ids); empty: "
+                                          "every buyer in the nation")
     note: str | None = None
 
 

@@ -199,6 +199,28 @@ def test_chinas_other_vendors_make_what_smics_wafers_allow_for_domestic_buyers()
     assert more > 1.5 * cambricon_2024([])
 
 
+def test_chinas_purchase_ban_is_a_hard_limit_on_the_named_buyers():
+    """From 2025-09 China bans the H20 to ByteDance and Alibaba (baseline): no H20 reaches
+    them by any channel from then, while China's other buyers may still buy it; without
+    the ban they go on buying it."""
+    def h20_to(frames, buyers, first):
+        s = frames["shipments"]
+        rows = s[(s["chip"] == "h20") & s["buyer"].isin(buyers) & (s["date"] >= first)]
+        return float(rows["units"].sum())
+    named = ["alibaba-cloud", "alibaba-qwen", "bytedance"]
+    since = pd.Timestamp("2025-09-01")
+    scenario = load_scenario("baseline").scenario
+    (ban,) = [i for i, e in enumerate(scenario.events)
+              if e.kind == "domestic_policy" and e.banned_chips]
+    assert scenario.events[ban].date == "2025-09"
+    assert h20_to(tables("baseline"), named, since) == 0.0
+    assert h20_to(tables("baseline"), ["tencent-cloud", "china-neoclouds"], since) > 0
+    unbanned = run_tables(load_scenario("baseline", [f"events.{ban}.banned_chips=[]",
+                                                     f"events.{ban}.banned_buyers=[]"]
+                                        ).scenario, 0)
+    assert h20_to(unbanned, named, since) > 0
+
+
 def test_gulf_buildout_makes_the_gulf_a_compute_holder():
     assert share("gulf-buildout", "Gulf", "2027-01", "2028-12") > \
         10 * max(share("baseline", "Gulf", "2027-01", "2028-12"), 1e-4)

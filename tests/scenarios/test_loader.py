@@ -135,6 +135,9 @@ def test_bad_scenarios_name_file_field_and_expectation(fixture, expected):
     ("vendors.kunlun.opening_orders_units={kunlun-r200=10}",
      "field vendors.kunlun.opening_orders_units.kunlun-r200: no cloud or lab has a starting "
      "fleet of it to share the orders by"),
+    ("events.6.banned_buyers=[\"openai\"]", "field events[6].banned_buyers: 'openai' is "
+                                              "not a cloud or lab of China; expected one of "),
+    ("events.6.banned_chips=[\"h21\"]", "field events[6].banned_chips: unknown chip 'h21'"),
 ])
 def test_bad_overrides(override, expected):
     with pytest.raises(ScenarioError) as info:
