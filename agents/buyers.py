@@ -23,9 +23,12 @@ def sourcing_plan(h100e_wanted: float, budget_usd: float, weights: np.ndarray, o
     (`agents.strategies.vendor_shares`: a logit in each offer's cost per H100e of the hour's
     value to the buyer, `cost_usd_per_h100e`, with its preference `weights`, after its
     state's discouragement of foreign chips, as a switching cost), and each vendor's part
-    across the products of its line (`line_shares`, a nested logit whose products are closer
-    substitutes than vendors by `line_dissimilarity`), each product's part sized by its price
-    against list (`order_price_response`), within `budget_usd`.
+    across the products of its line (`line_shares`, a logit sharper by 1 / `line_dissimilarity`:
+    one vendor's chips are closer substitutes than two vendors'), each product's part sized by
+    its price against list (`order_price_response`), within `budget_usd`. A two-level choice:
+    vendors are compared by their best offers, not by the value of their whole lines (the
+    inclusive value of a nested logit, McFadden 1978), so the dissimilarity moves no demand
+    between vendors.
 
     `offers` per vendor: its best offer (product, chip, unit price [USD]) or None; `lines`
     per vendor (optional): every product it offers, (product, chip, unit price [USD], cost
@@ -58,11 +61,11 @@ def line_shares(line: list, sensitivity: float) -> np.ndarray:
     (the fourth field of each row) with `sensitivity`, no switching cost between one
     vendor's products (`agents.strategies.vendor_shares`). A vendor sells its older chips
     beside its flagship, and buyers take them by their value: A100s went on shipping through
-    2023 beside the H100 (Epoch's counts). In the nested logit (McFadden 1978) the
-    within-line `sensitivity` is the vendor-choice one over the nest's dissimilarity
-    (0, 1]: one vendor's chips share software and servers, so they are closer substitutes
-    than two vendors' are, and the cheaper per H100e of value takes more. One product takes
-    it all."""
+    2023 beside the H100 (Epoch's counts). The within-line `sensitivity` is the vendor-choice
+    one over `line_dissimilarity` in (0, 1], as in a nested logit's lower level (McFadden
+    1978): one vendor's chips share software and servers, so they are closer substitutes than
+    two vendors' are, and the cheaper per H100e of value takes more. One product takes it
+    all."""
     if len(line) <= 1:
         return np.ones(len(line))
     cost = np.array([row[3] for row in line], dtype=float)

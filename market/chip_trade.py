@@ -60,12 +60,7 @@ def screen_orders(model, vendor: Vendor) -> Screened:
     legal[grey], share[grey] = 0.0, 1.0
     ship_fraction = legal + (1.0 - legal) * share
     blocked = units * (1.0 - ship_fraction)
-    lost = float(blocked @ vendor.price[prods]) if n else 0.0     # to the export rules
-    # what the buyer's own state now bans it from buying does not ship by any channel
-    banned = np.array([c in model.site_banned[st] for c, st in zip(chips.tolist(),
-                                                                    sites.tolist())], bool)
-    if banned.any():
-        legal, ship_fraction = np.where(banned, 0.0, legal), np.where(banned, 0.0, ship_fraction)
+    lost = float(blocked @ vendor.price[prods]) if n else 0.0
     return Screened(sites, prods, kinds, units, decisions, legal, planned, ship_fraction, lost)
 
 
@@ -312,16 +307,19 @@ def _subsidised(model, site: int, vendor: Vendor, offer: tuple) -> tuple:
 
 def place_opening_orders(model) -> None:
     """Put each vendor's opening book (`opening_orders_units`) on its books, placed the month
-    before the run: each chip's orders shared among the sites by their starting fleets of it
-    (who bought before kept buying). They were paid before the run, so they count in no
-    buyer's capex; the vendor makes and ships them from the first month (without them
-    nothing ships in it, because orders ship from the next month's output)."""
+    before the run: each chip's orders shared among the sites it sells to by their starting
+    fleets of it (who bought before kept buying). They were paid before the run, so they
+    count in no buyer's capex; the vendor makes and ships them from the first month (without
+    them nothing ships in it, because orders ship from the next month's output), and its
+    foundry reads them as the first month's intake, as any order."""
     held = np.array([site.fleet.units_by_chip() for site in model.sites])
     for vendor in model.vendors.values():
+        buys = np.array([vendor.sells_to(b) for b in model.site_buyer], bool)
         for chip, units in vendor.spec.opening_orders_units.items():
             k = model.chip_index[chip]
-            prod = int(np.flatnonzero((vendor.product_chip == k) & vendor._base)[0])
-            fleet = held[:, k]
+            prod = int(np.flatnonzero((vendor.product_chip == k)
+                                      & (vendor.variant_parent < 0))[0])
+            fleet = np.where(buys, held[:, k], 0.0)
             for site in np.flatnonzero(fleet > 0).tolist():
                 vendor.take_order(site, prod, units * fleet[site] / fleet.sum(),
                                   model.start_month - 1)

@@ -414,7 +414,9 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
                           minlength=n_r)
     remote_cap = p.remote_kyc_share * neo_cap
     # spot buyers meet a spot price away from the one they planned at on their short-run
-    # curves (`agents.demand`); posted list and contract prices were known, long-run
+    # curves (`agents.demand`); posted list and contract prices were known, long-run. Home
+    # bidders planned at their own expectation (`planned_spot_by_lab`), remote ones at the
+    # region they rent from's; an entrant, with no plan yet, bids on its long-run curve
     planned = hm.planned_spot
     resale = ContractResale(model, hm, curves, own, ledger)
 
@@ -431,8 +433,8 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
     def new_remote_bids(regions):
         """Remote buyers bidding into `regions` (a mask): their rows and demand."""
         rows = remote[regions[t[remote]]]
-        return rows, bids(rows, t[rows], hm.shares[rows, REMOTE], planned[t[rows]] + friction,
-                          friction)
+        anchor = np.where(np.isnan(hm.planned_spot_by_lab[rows]), np.nan, planned[t[rows]])
+        return rows, bids(rows, t[rows], hm.shares[rows, REMOTE], anchor + friction, friction)
 
     everywhere_remote = new_remote_bids(np.ones(n_r, bool))     # built once, used twice
 

@@ -85,7 +85,7 @@ class ComputeMarket(mesa.Model):
         self._decisions: dict[tuple[int, str, str | None], object] = {}
         self._offers: dict[tuple, list] = {}
         self._offers_month = None
-        self._best_products: dict[tuple[str, str], tuple | None] = {}
+        self._best_products: dict[tuple[str, str, frozenset], tuple | None] = {}
 
         # -- agents ------------------------------------------------------------------------
         self.nation_ids = list(scenario.nations)
@@ -137,9 +137,8 @@ class ComputeMarket(mesa.Model):
                                         for n in self.nation_ids])
         self.site_group = [self.nations[self.nation_ids[site.nation]].controls_group
                            for site in self.sites]
-        # sites see the same chip offers when they share a nation and the vendors that sell
-        # to them (captive vendors sell to named buyers only)
-        # and the same purchase bans of their state (`market.policies.update_bans`)
+        # the chips each site's state bans it from buying (`market.policies.update_bans`),
+        # and what its offers depend on (`chip_trade.offer_keys`)
         self.site_banned: list[frozenset[int]] = [frozenset()] * len(self.sites)
         self._bans_signature: tuple | None = None
         self._offer_key = chip_trade.offer_keys(self)

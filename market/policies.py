@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
+
 from agents.nation import access_switches
 from market import chip_trade
 from market.timeline import parse_month
@@ -61,6 +63,15 @@ def update_bans(model) -> None:
                                          if c in model.chip_index)
     model._offer_key = chip_trade.offer_keys(model)
     model._offers_month = None          # the month's cached offers are stale
+    # the open orders it now bans are cancelled at once (any channel: legal, stockpiled, grey)
+    for vendor in model.vendors.values():
+        book = vendor.book()
+        chips = vendor.product_chip[book["product"]].tolist()
+        banned = np.array([c in model.site_banned[s] for c, s in zip(chips,
+                                                                     book["site"].tolist())],
+                          bool)
+        if banned.any():
+            vendor.cancel_orders(~banned)
 
 
 def log_policy(model, nation: str, kind: str, text: str) -> None:

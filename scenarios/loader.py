@@ -505,8 +505,8 @@ def check_references(s: Scenario) -> list[tuple[str, str]]:
         on_sale = {p.chip for p in v.products if p.variant_of is None
                    and parse_month(p.available) <= start
                    and (not p.end or parse_month(p.end) >= start)}
-        held = {c for o in [*s.clouds.values(), *s.labs.values()] for c, n in o.fleet.items()
-                if n > 0}
+        held = {c for oid, o in [*s.clouds.items(), *s.labs.items()] for c, n in o.fleet.items()
+                if n > 0 and (not v.captive_to or oid in v.captive_to)}
         for chip in v.opening_orders_units:
             if chip not in on_sale:
                 problems.append((f"vendors.{vid}.opening_orders_units.{chip}",
@@ -595,6 +595,11 @@ def check_references(s: Scenario) -> list[tuple[str, str]]:
                 if b not in home:
                     problems.append((f"{path}.banned_buyers", f"{b!r} is not a cloud or lab "
                                      f"of {e.nation}; expected one of {sorted(home)}"))
+                elif b in s.labs and not (s.labs[b].can_build or s.labs[b].fleet
+                                          or s.labs[b].power_mw > 0):
+                    problems.append((f"{path}.banned_buyers", f"lab {b!r} buys no chips (no "
+                                     "can_build, fleet or power_mw: it rents hours), so a ban "
+                                     "cannot bind it"))
             if getattr(e, "banned_buyers", []) and not e.banned_chips:
                 problems.append((f"{path}.banned_buyers", "names buyers but no banned_chips"))
     return problems

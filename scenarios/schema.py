@@ -580,12 +580,14 @@ class Market(_Model):
         default=3.0, description="logit weight on the log effective cost of each vendor's chip "
                                  "when an order is split among vendors [-]")
     line_dissimilarity: Annotated[float, Field(gt=0, le=1)] = Field(
-        default=1.0, description="nested-logit dissimilarity of the products within one "
+        default=1.0, description="dissimilarity of the products within one "
                                  "vendor's line [-], in (0, 1]: a vendor's part of an order "
                                  "spreads over its products by a logit with sensitivity "
-                                 "vendor_choice_sensitivity / line_dissimilarity (McFadden "
-                                 "1978); 1 treats two of its chips as apart as two vendors, "
-                                 "towards 0 the best value per H100e takes it all")
+                                 "vendor_choice_sensitivity / line_dissimilarity (a nested "
+                                 "logit's lower level, McFadden 1978; vendors are still "
+                                 "compared by their best offers); 1 spreads it as sharply "
+                                 "as orders spread over vendors, towards 0 the best value "
+                                 "per H100e takes it all")
     remote_friction_usd_per_h100e_hour: NonNegative = Field(
         default=0.5, description="extra cost of renting abroad [USD/(H100e·h)]")
     remote_access_allowed: bool = Field(default=True, description="whether remote access to "

@@ -138,6 +138,8 @@ def test_bad_scenarios_name_file_field_and_expectation(fixture, expected):
     ("events.6.banned_buyers=[\"openai\"]", "field events[6].banned_buyers: 'openai' is "
                                               "not a cloud or lab of China; expected one of "),
     ("events.6.banned_chips=[\"h21\"]", "field events[6].banned_chips: unknown chip 'h21'"),
+    ("events.6.banned_buyers=[\"alibaba-qwen\"]", "field events[6].banned_buyers: lab "
+                                                  "'alibaba-qwen' buys no chips"),
 ])
 def test_bad_overrides(override, expected):
     with pytest.raises(ScenarioError) as info:
