@@ -145,9 +145,11 @@ def test_frontier_runs_complete_and_grow(frames):
 @given(seed=st.integers(0, 10_000), count=st.integers(0, 60),
        demand=st.floats(0.3, 3.0), shock=st.floats(0.0, 1.0),
        rationing=st.sampled_from(["pro_rata", "first_come"]), remote=st.booleans(),
-       lead=st.integers(0, 6), elasticity=st.floats(0.3, 2.5), switching=st.floats(0.0, 4.0))
+       lead=st.integers(0, 6), elasticity=st.floats(0.3, 2.5), switching=st.floats(0.0, 4.0),
+       dissimilarity=st.floats(0.05, 1.0), opening=st.floats(0.0, 2e5))
 def test_market_invariants_on_random_small_worlds(seed, count, demand, shock, rationing,
-                                                  remote, lead, elasticity, switching):
+                                                  remote, lead, elasticity, switching,
+                                                  dissimilarity, opening):
     """Random worlds within the schema's bounds: prices finite and positive, shares in [0, 1]
     summing to 1, sold <= offered, money conserved (labs' spend = clouds' revenue), chips
     never shipped beyond what was made."""
@@ -157,7 +159,9 @@ def test_market_invariants_on_random_small_worlds(seed, count, demand, shock, ra
         f"market.chip_lead_time_months={lead}", f"market.serving_elasticity={elasticity}",
         f"market.switching_cost={switching}",
         f"market.demand_index.points.2023-06={3.5 * demand}",
-        f"foundries.tsmc-cowos.vendor_shares.nvidia={0.62 * shock}"]).scenario
+        f"foundries.tsmc-cowos.vendor_shares.nvidia={0.62 * shock}",
+        f"market.line_dissimilarity={dissimilarity}",
+        f"vendors.nvidia.opening_orders_units={{a100={opening}}}"]).scenario
     m = ComputeMarket(scenario, seed=seed)
     try:
         for _ in range(24):
