@@ -270,3 +270,38 @@ def test_an_entrant_plans_at_the_price_it_meets_and_incumbents_at_their_regions(
         assert hm.planned_spot_by_lab[openai] == hm.planned_spot[us]
     finally:
         release(model)
+
+
+def test_remote_access_never_exceeds_the_kyc_room_of_the_clouds_rented_from():
+    """Each month, what restricted labs rent in a region (the `remote_access` flows, in
+    training H100e) is at most `remote_kyc_share` of that region's neocloud hours (all they
+    offered: the room is a share of what was left for spot, which is less); with a tenth of
+    the share they rent less."""
+    from market.model import ComputeMarket
+    from market.outputs import release
+    from market.world import HOURS_PER_MONTH
+    from scenarios.loader import load_scenario
+
+    def rented(overrides):
+        scenario = load_scenario("history", overrides).scenario
+        kyc = scenario.market.remote_kyc_share
+        model = ComputeMarket(scenario, 1)
+        total = 0.0
+        try:
+            for _ in range(30):
+                model.step()
+                for step, channel, origin, _, h100e in model.records["flows"]:
+                    if step != model.step_index or channel != "remote_access":
+                        continue
+                    r = model.nation_index[origin]
+                    room = kyc * sum(c.offered_h100e_hours for c in model.clouds
+                                     if c.tier == "neocloud" and c.region == origin)
+                    assert h100e * HOURS_PER_MONTH / model.training_value[r] <= room * (1 + 1e-9)
+                    total += h100e
+        finally:
+            release(model)
+        return total
+
+    full = rented([])
+    assert full > 0
+    assert rented(["market.remote_kyc_share=0.03"]) < full
