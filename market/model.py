@@ -111,7 +111,7 @@ class ComputeMarket(mesa.Model):
         self.lab_agents = [Lab(self, self.book, row) for row in range(self.book.n)]
         self.lab_vendor_weights = {}
         for row, (lab_id, spec) in enumerate(scenario.labs.items()):
-            if spec.can_build or spec.fleet or spec.power_mw > 0:
+            if spec.has_site:
                 self.book.site[row] = self._new_site(lab_id, spec, LAB_PUE, 1.0)
                 self.lab_vendor_weights[row] = np.array(
                     [spec.vendor_preference.get(v, 0.0) for v in self.vendor_ids])

@@ -588,20 +588,28 @@ def check_references(s: Scenario) -> list[tuple[str, str]]:
                 known("vendor", v, vendors, f"{path}.vendors")
         elif e.kind in ("power_constraint", "domestic_policy"):
             known("nation", e.nation, nations, f"{path}.nation")
-            for chip in getattr(e, "banned_chips", []):
-                known("chip", chip, set(catalog), f"{path}.banned_chips")
-            home = {b for b, o in [*s.clouds.items(), *s.labs.items()] if o.nation == e.nation}
-            for b in getattr(e, "banned_buyers", []):
-                if b not in home:
-                    problems.append((f"{path}.banned_buyers", f"{b!r} is not a cloud or lab "
-                                     f"of {e.nation}; expected one of {sorted(home)}"))
-                elif b in s.labs and not (s.labs[b].can_build or s.labs[b].fleet
-                                          or s.labs[b].power_mw > 0):
-                    problems.append((f"{path}.banned_buyers", f"lab {b!r} buys no chips (no "
-                                     "can_build, fleet or power_mw: it rents hours), so a ban "
-                                     "cannot bind it"))
-            if getattr(e, "banned_buyers", []) and not e.banned_chips:
-                problems.append((f"{path}.banned_buyers", "names buyers but no banned_chips"))
+        if e.kind == "domestic_policy":
+            problems += _ban_problems(s, e, path, catalog, known)
+    return problems
+
+
+def _ban_problems(s: Scenario, e, path: str, catalog, known) -> list[tuple[str, str]]:
+    """What is wrong with a `domestic_policy` event's purchase ban: unknown chips, buyers not
+    of its nation or buying no chips, buyers named without chips (`known` records the unknown
+    names itself)."""
+    problems = []
+    for chip in e.banned_chips:
+        known("chip", chip, set(catalog), f"{path}.banned_chips")
+    home = {b for b, o in [*s.clouds.items(), *s.labs.items()] if o.nation == e.nation}
+    for b in e.banned_buyers:
+        if b not in home:
+            problems.append((f"{path}.banned_buyers", f"{b!r} is not a cloud or lab of "
+                             f"{e.nation}; expected one of {sorted(home)}"))
+        elif b in s.labs and not s.labs[b].has_site:
+            problems.append((f"{path}.banned_buyers", f"lab {b!r} buys no chips (no can_build, "
+                             "fleet or power_mw: it rents hours), so a ban cannot bind it"))
+    if e.banned_buyers and not e.banned_chips:
+        problems.append((f"{path}.banned_buyers", "names buyers but no banned_chips"))
     return problems
 
 

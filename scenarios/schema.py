@@ -348,6 +348,12 @@ class Lab(_Model):
     vendor_preference: dict[str, Positive] = Field(default_factory=dict,
                                                    description="vendor weights when it builds")
 
+    @property
+    def has_site(self) -> bool:
+        """Whether it has a site of its own, so buys chips: it may build, or starts with chips
+        or power (else it only rents hours)."""
+        return bool(self.can_build or self.fleet or self.power_mw > 0)
+
 
 class LongTail(_Model):
     count: Annotated[int, Field(ge=0, le=MAX_LONG_TAIL_LABS)] = Field(
