@@ -93,7 +93,10 @@ def rival_prices_per_h100e(price_per_h100e: np.ndarray, shipped_h100e: np.ndarra
     no rival shipped."""
     w = np.where(open_market & np.isfinite(price_per_h100e), shipped_h100e, 0.0)
     p = np.where(w > 0, price_per_h100e, 0.0)
-    total_w, total_pw = w.sum() - w, (w * p).sum() - w * p
+    # each vendor's sums over the others, added up rather than the total less its own: a
+    # difference of two large sums can leave a rival weight of ~1e-16 with a price sum of 0
+    others = w[None, :] * (1.0 - np.eye(len(w)))
+    total_w, total_pw = others.sum(axis=1), others @ p
     return np.divide(total_pw, total_w, out=np.full(len(w), np.nan), where=total_w > 0)
 
 
