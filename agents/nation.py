@@ -115,13 +115,14 @@ def access_switches(nations: dict, remote_access_allowed: bool,
 
 
 def announced_rules(events, rules: RuleBook) -> list[tuple[int, int, str, str]]:
-    """Rules announced before they take effect, as (announced month, effective month,
-    issuer, rule id): buyers stockpile in between."""
+    """Rules known before they take effect, as (first month known, effective month, issuer,
+    rule id): buyers stockpile in between. A rule is known from its announcement, or from
+    the month buyers began to act on reports of it (`expected`) when that is earlier."""
     out = []
     for event in events:
         if event.kind == "export_control" and event.action == "impose":
             rule = rules[event.rule]
-            lead = parse_month(rule.effective) - parse_month(rule.announced)
+            lead = parse_month(rule.effective) - parse_month(rule.expected or rule.announced)
             if lead > 0:
                 eff = parse_month(event.date)
                 out.append((eff - lead, eff, event.issuer, event.rule))

@@ -142,6 +142,9 @@ class Action(_Strict):
 
 class Rule(_Strict):
     name: str
+    #: the month buyers began to act on the coming rule (press reports of its drafting),
+    #: when that is before its announcement; they stockpile from then (`announced_rules`)
+    expected: str | None = None
     announced: str
     effective: str
     rescinded: str | None = None
@@ -443,6 +446,13 @@ def rule_problems(book: RuleBook, only: dict[str, Rule] | None = None,
         if announced > effective:
             problems.append(f"{where}: announced {rule.announced} is after effective "
                             f"{rule.effective}; expected announced <= effective")
+        if rule.expected is not None:
+            try:
+                if parse_month(rule.expected) > announced:
+                    problems.append(f"{where}: expected {rule.expected} is after announced "
+                                    f"{rule.announced}; expected a month <= announced")
+            except ValueError as exc:
+                problems.append(f"{where}: expected: {exc}")
         if rescinded is not None and rescinded < effective:
             problems.append(f"{where}: rescinded {rule.rescinded} is before effective "
                             f"{rule.effective}; expected rescinded >= effective")

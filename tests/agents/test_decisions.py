@@ -170,16 +170,20 @@ def test_the_build_share_is_a_logit_over_owning_and_renting():
 
 # ------------------------------------------------------------ announced rules ---
 
-def test_rules_announced_before_they_bind_open_a_stockpiling_window():
-    """The Oct 2023 rule was announced 2023-10 and took effect 2023-11 (rule data): imposed
-    in 2023-11, buyers may stockpile in 2023-10 only. A lift opens no window."""
+def test_rules_known_before_they_bind_open_a_stockpiling_window():
+    """The Oct 2023 rule was announced 2023-10 and took effect 2023-11, and buyers acted on
+    reports of it from 2023-08 (rule data: `expected`): imposed in 2023-11, buyers may
+    stockpile from 2023-08; without `expected`, in 2023-10 only. A lift opens no window."""
     rules = load_rules()
     impose = SimpleNamespace(kind="export_control", action="impose", rule="oct2023",
                              issuer="US", date="2023-11")
     lift = SimpleNamespace(kind="export_control", action="lift", rule="oct2023",
                            issuer="US", date="2024-11")
     month = parse_month("2023-11")
-    assert announced_rules([impose, lift], rules) == [(month - 1, month, "US", "oct2023")]
+    assert rules["oct2023"].expected == "2023-08"
+    assert announced_rules([impose, lift], rules) == [(month - 3, month, "US", "oct2023")]
+    unexpected = dict(rules.rules, oct2023=rules["oct2023"].model_copy(update={"expected": None}))
+    assert announced_rules([impose], unexpected) == [(month - 1, month, "US", "oct2023")]
 
 
 # -------------------------------------------------------------------- sourcing ---
