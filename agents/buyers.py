@@ -1,6 +1,6 @@
 """Buyers' chip sourcing: how an order splits across vendors within a budget, what a buyer
 cut off by the rules seeks on the grey market, and stockpiling between a rule's announcement
-and its effect. Decisions as data (the orders to place), from plain inputs (testable without
+(or the month buyers expected it) and its effect. Decisions as data (the orders to place), from plain inputs (testable without
 a model); `market.chip_trade` places them.
 """
 
@@ -109,13 +109,14 @@ def stockpile_orders(month: int, announcements, stockpile_months: float, nations
                      rules, usual_h100e_per_month: np.ndarray, site_groups: list[str],
                      vendors: list, offers_of: Callable[[int], list], decide: Callable,
                      chips: list, h100e: np.ndarray) -> list[tuple]:
-    """While a tightening rule is announced but not yet in force, buyers it will cut off pull
-    `stockpile_months` of their usual orders forward, spread over the window, of the chips
-    that ship now and will not then.
+    """While a tightening rule is known (announced, or expected from reports of it) but not
+    yet in force, buyers it will cut off pull `stockpile_months` of their usual orders
+    forward, spread over the window, of the chips that ship now and will not then.
 
     Parameters
     ----------
-    announcements : (announced month, effective month, issuer, rule id) per announced rule
+    announcements : (first month known, effective month, issuer, rule id) per rule known
+        before it takes effect (`agents.nation.announced_rules`)
     usual_h100e_per_month : per site, the moving average of its usual orders [H100e/month]
     offers_of : site -> per vendor, the best offer (product, chip, price) or None
     decide : (chip, group, vendor) -> the export-control decision in force now

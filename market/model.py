@@ -169,7 +169,7 @@ class ComputeMarket(mesa.Model):
         self.demand_shock = 1.0
         self.remote_access_allowed = mkt.remote_access_allowed
         self.leakage = scenario.leakage
-        # rules announced before they take effect: buyers stockpile in between
+        # rules known (announced or expected) before they take effect: buyers stockpile in between
         self.announcements = announced_rules(scenario.events, self.rules)
         self.windows: list[tuple[str, int, int, object]] = []   # (kind, first, last, event)
         self.remote_open = {n: self.remote_access_allowed for n in self.nation_ids}

@@ -428,7 +428,8 @@ class Leakage(_Model):
                                       "ordinary orders is not counted in it) [units/month]")
     stockpile_months: NonNegative = Field(
         default=6.0, description="months of a buyer's usual chip orders pulled forward between "
-                                 "a rule's announcement and its effective date [months]")
+                                 "a rule's announcement (or the month buyers expected it) and its "
+                                 "effective date [months]")
     usual_orders_memory_months: Annotated[float, Field(ge=1, le=60)] = Field(
         default=5.0, description="memory of the moving average that measures a buyer's usual "
                                  "chip orders (mean age of what it remembers) [months]")

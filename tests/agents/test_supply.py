@@ -105,7 +105,6 @@ def test_rivals_price_is_the_others_shipment_weighted_mean_without_captives():
     assert np.isnan(alone[0])
 
 
-
 def test_a_rival_that_barely_shipped_gives_its_own_price_not_zero():
     """A rival's weight of ~1e-10 H100e beside one of 3e5: the leave-one-out sums must not
     come from the totals less one's own, which left a weight of 6e-11 over a price sum of 0
@@ -115,6 +114,7 @@ def test_a_rival_that_barely_shipped_gives_its_own_price_not_zero():
     rivals = rival_prices_per_h100e(price, shipped, np.array([True, True]))
     assert rivals[0] == pytest.approx(10_000.0)
     assert rivals[1] == pytest.approx(40_000.0)
+
 
 def test_pricing_rules_are_chosen_by_name():
     assert pricing_rule("backlog_markup") is backlog_markup_price
