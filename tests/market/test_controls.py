@@ -151,6 +151,7 @@ def test_compliant_variants_land_where_the_real_ones_did(chips, book):
     ("wrong_unit.toml", "interconnect_gbps_min = 0.6: expected chip-to-chip I/O in GB/s"),
     ("dates_out_of_order.toml", "announced 2024-05 is after effective 2024-01"),
     ("expected_after_announced.toml", "expected 2024-03 is after announced 2024-02"),
+    ("expected_not_a_month.toml", "rules.r: expected: 'March 2024' is not a month written YYYY-MM"),
     ("supersedes_later.toml", "takes effect 2025-01, after this rule"),
     ("unknown_product.toml", "unknown chip 'h999'"),
 ])
