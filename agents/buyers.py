@@ -1,7 +1,7 @@
-"""Buyers' chip sourcing: how an order splits across vendors within a budget, what a buyer
-cut off by the rules seeks on the grey market, and stockpiling between a rule's announcement
-(or the month buyers expected it) and its effect. Decisions as data (the orders to place), from plain inputs (testable without
-a model); `market.chip_trade` places them.
+"""Buyers' chip sourcing: how an order splits across vendors within a budget, what a buyer cut off
+by the rules seeks on the grey market, and stockpiling between a rule's announcement (or the
+month buyers expected it) and its effect. Decisions as data (the orders to place), from plain
+inputs (testable without a model); `market.chip_trade` places them.
 """
 
 from __future__ import annotations
