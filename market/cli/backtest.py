@@ -21,14 +21,39 @@ def _check_month(month: str, option: str) -> str:
     return month
 
 
+def _check_until_in_run(until: str, start: str, months: int) -> None:
+    """`--until` must name a month the runs cover: an earlier one leaves nothing to score and
+    a later one nothing to hold out (said before any model runs)."""
+    from market.timeline import format_month, parse_month
+
+    first = parse_month(start)
+    last = first + months - 1
+    if not first <= parse_month(until) <= last:
+        raise click.BadParameter(f"{until}; expected a month within the scenario's run, "
+                                 f"{format_month(first)} to {format_month(last)}",
+                                 param_hint="'--until'")
+
+
+#: Fewest design runs an input correlation is computed from (`analysis.scripted` skips fewer).
+MIN_DESIGN_RUNS = 3
+
+
+def _check_design_runs(design_runs: int) -> None:
+    """0 skips the design; 1 or 2 runs would silently give no correlation."""
+    if design_runs != 0 and design_runs < MIN_DESIGN_RUNS:
+        raise click.BadParameter(f"{design_runs}; expected 0 (none) or at least "
+                                 f"{MIN_DESIGN_RUNS}", param_hint="'--design-runs'")
+
+
 def _runs_from_seeds(scenario, seeds: int, months: int) -> list[dict]:
     from market.outputs import run_tables
 
     return [run_tables(scenario, seed, months) for seed in range(1, seeds + 1)]
 
 
-def _runs_from_ensemble(directory: Path) -> tuple[list[dict], object]:
-    """Every finished run of a Monte Carlo batch, and the batch's scenario."""
+def _runs_from_ensemble(directory: Path, until: str) -> tuple[list[dict], object]:
+    """Every finished run of a Monte Carlo batch, and the batch's scenario (`until` checked
+    against the months the batch ran before any run file is read)."""
     import json
 
     from analysis.observables import TABLES_USED
@@ -41,6 +66,7 @@ def _runs_from_ensemble(directory: Path) -> tuple[list[dict], object]:
                              "runs/run-*.parquet)")
     meta = json.loads(manifest.read_text())
     scenario = load_scenario(meta.get("scenario_source") or meta["scenario"]).scenario
+    _check_until_in_run(until, scenario.start, meta.get("months") or scenario.months)
     frames = read_tables(directory, list(TABLES_USED))
     if any(frame.empty for frame in frames.values()):
         empty = [name for name, frame in frames.items() if frame.empty]
@@ -103,7 +129,8 @@ def scripted_outcomes(runs: list[dict], scenario, until: str, design_runs: int,
                    "HTML page.")
 @click.option("--design-runs", type=INTEGER, default=12, show_default=True,
               help="Runs of the small Latin-hypercube design that correlates headline "
-                   "outcomes with their nearest inputs (0: skip).")
+                   "outcomes with their nearest inputs: 0 skips it, otherwise at least 3 "
+                   "(a correlation needs 3 points).")
 @click.option("--force", is_flag=True, help="Replace an --out directory gpumarket wrote.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (units in the key names).")
 def backtest(scenario: str, seeds: int, ensemble: Path | None, until: str,
@@ -126,9 +153,7 @@ def backtest(scenario: str, seeds: int, ensemble: Path | None, until: str,
     _check_month(until, "--until")
     if seeds < 1:
         raise click.BadParameter(f"must be at least 1, got {seeds}", param_hint="'--seeds'")
-    if design_runs < 0:
-        raise click.BadParameter(f"must be >= 0, got {design_runs}",
-                                 param_hint="'--design-runs'")
+    _check_design_runs(design_runs)
     observed = load_observed()
     if observed_dir is not None:
         extra = load_observed(observed_dir)
@@ -136,11 +161,13 @@ def backtest(scenario: str, seeds: int, ensemble: Path | None, until: str,
         observed = pd.concat([observed, extra], ignore_index=True)
     inside, later = split_by_until(observed, until)
     loaded = load_scenario(scenario).scenario if ensemble is None else None
+    if loaded is not None:
+        _check_until_in_run(until, loaded.start, loaded.months)
     # the claim checks and locks --out before any model time is spent
     with OutputClaim(out, force) if out is not None else nullcontext() as claim:
         started = time.perf_counter()
         if ensemble is not None:
-            runs, s = _runs_from_ensemble(ensemble)
+            runs, s = _runs_from_ensemble(ensemble, until)
             source = f"{len(runs)} runs of {ensemble}"
             months = None
         else:

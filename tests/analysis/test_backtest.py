@@ -338,3 +338,33 @@ def test_aggregate_skips_months_without_a_value():
     assert np.isnan(aggregate(values, "sum", start, pd.Timestamp("2023-05-31")))   # not covered
     share = pd.DataFrame({"num": [1.0, np.nan, 1.0], "den": [2.0, 2.0, np.nan]}, months)
     assert aggregate(share, "sum", start, end) == 0.5
+
+
+@pytest.mark.parametrize("until", ["2021-06", "2026-07"])
+def test_backtest_until_outside_the_run_is_one_line_before_any_run(tmp_path, monkeypatch,
+                                                                   until):
+    import market.outputs
+
+    def tripwire(*args, **kwargs):
+        raise AssertionError("the model ran before --until was checked")
+
+    monkeypatch.setattr(market.outputs, "run_tables", tripwire)
+    out = tmp_path / "bt"
+    result = CliRunner().invoke(cli, ["backtest", "--until", until, "--seeds", "1",
+                                      "--design-runs", "0", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"gpumarket: error: Invalid value for '--until': {until}; expected a "
+                     "month within the scenario's run, 2022-01 to 2026-06"]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("runs", ["1", "2", "-1"])
+def test_backtest_design_runs_too_few_for_a_correlation_are_refused(runs):
+    result = CliRunner().invoke(cli, ["backtest", "--seeds", "1", "--design-runs", runs])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"gpumarket: error: Invalid value for '--design-runs': {runs}; expected 0 (none) or "
+        "at least 3"]
+    help_text = CliRunner().invoke(cli, ["backtest", "--help"]).output
+    assert "0 skips it, otherwise at least 3" in " ".join(help_text.split())
