@@ -16,8 +16,11 @@ import numpy as np
 def parse_month(text: str) -> int:
     """Months since year 0 for `YYYY-MM` (a total order that is cheap to subtract)."""
     parts = text.split("-")
-    if (len(parts) != 2 or len(parts[0]) != 4 or not parts[0].isdigit() or not parts[1].isdigit()
-            or not 1 <= int(parts[1]) <= 12):
+    # exactly two digits for the month, as scenario files require: "2024-6" is refused, not
+    # taken for 2024-06 in one place and left unmatched in another
+    if (len(parts) != 2 or len(parts[0]) != 4 or len(parts[1]) != 2
+            or not (parts[0] + parts[1]).isascii() or not parts[0].isdigit()
+            or not parts[1].isdigit() or not 1 <= int(parts[1]) <= 12):
         raise ValueError(f"{text!r} is not a month written YYYY-MM")
     return int(parts[0]) * 12 + int(parts[1]) - 1
 

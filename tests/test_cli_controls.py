@@ -59,13 +59,25 @@ def test_controls_follows_a_scenario_timeline():
     (["chips", "--rule", "oct2099"], "unknown export-control rule 'oct2099'"),
     (["compare", "history"], "at least two scenarios"),
     (["compare", "history", "nope"], "unknown scenario 'nope'"),
-    (["compare", "history", "no-controls", "--dates", "2029-01"], "no date falls in"),
+    (["compare", "history", "no-controls", "--dates", "2029-01"],
+     "2029-01; expected a month within the run all scenarios share, 2022-01 to 2026-06"),
+    # one date outside among good ones is refused too, not silently left out
+    (["compare", "history", "no-controls", "--dates", "2023-06,2029-01"],
+     "'--dates': 2029-01; expected months within the run all scenarios share"),
+    # exactly YYYY-MM: a one-digit month is not taken for another spelling of 2024-06
+    (["controls", "h100", "--destination", "China", "--date", "2024-6"],
+     "'--date': '2024-6' is not a month written YYYY-MM"),
+    # a scenario's timeline says nothing of a month it does not run
+    (["controls", "h100", "--destination", "China", "--scenario", "history", "--date",
+      "2040-06"], "'--date': 2040-06; expected a month within scenario history's run, 2022-01 "
+                  "to 2026-06"),
 ])
 def test_bad_input_exits_2_with_one_line(args, message):
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 2, r.output
     assert message in r.output
     assert "Traceback" not in r.output
+    assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1, r.output
 
 
 def test_chips_rule_column():

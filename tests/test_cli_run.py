@@ -78,8 +78,13 @@ def test_existing_out_refused_unless_force_and_force_replaces_only_gpumarket_out
     (["run", "baseline", "--months", "500"], "between 1 and 108"),
     (["run", "baseline", "--dates", "2024-13"], "YYYY-MM"),
     # a date the run does not cover is refused before any model time is spent
-    (["run", "baseline", "--dates", "2040-01"], "no date falls in the months this run covers"),
-    (["run", "baseline", "--months", "6", "--dates", "2023-06"], "(2022-01 to 2022-06)"),
+    (["run", "baseline", "--dates", "2040-01"],
+     "'--dates': 2040-01; expected a month within this run, 2022-01 to 2030-12"),
+    (["run", "baseline", "--months", "6", "--dates", "2023-06"], "this run, 2022-01 to 2022-06"),
+    # one such date among good ones is refused too, not silently left out of the summary
+    (["run", "baseline", "--dates", "2023-06,2040-01"],
+     "'--dates': 2040-01; expected months within this run, 2022-01 to 2030-12"),
+    (["run", "baseline", "--dates", "2023-6"], "'2023-6' is not a month written YYYY-MM"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, args, message):
     out = tmp_path / "never"

@@ -109,6 +109,19 @@ def _parse_dates(dates: str | None) -> list[str] | None:
     return wanted
 
 
+def _check_within(months: list[str], first: int, last: int, option: str, what: str) -> None:
+    """Refuse any month outside `first`..`last` (months from `parse_month`) in one line that
+    gives the bounds: a date the run does not cover is an error, never silently left out."""
+    from market.timeline import format_month, parse_month
+
+    outside = [m for m in months if not first <= parse_month(m) <= last]
+    if outside:
+        kind = "a month" if len(months) == 1 else "months"
+        raise click.BadParameter(f"{', '.join(outside)}; expected {kind} within {what}, "
+                                 f"{format_month(first)} to {format_month(last)}",
+                                 param_hint=f"'{option}'")
+
+
 def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None

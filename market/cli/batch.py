@@ -8,7 +8,8 @@ from typing import Callable
 
 import click
 
-from market.cli.base import INTEGER, _emit_json, _parse_dates, cli, require_extra
+from market.cli.base import (INTEGER, _check_within, _emit_json, _parse_dates, cli,
+                             require_extra)
 from market.errors import GpumarketError
 
 
@@ -299,6 +300,9 @@ def montecarlo(scenario: str, runs: int, method: str, seed: int, workers: int | 
     s = loaded.scenario
     _check_batch_args(s, months, seed, workers, scheduler)
     wanted = _parse_dates(dates)
+    if wanted:
+        _check_within(wanted, parse_month(s.start), parse_month(s.start) + (months or s.months)
+                      - 1, "--dates", "the runs")
     draws = None if posterior is None else _posterior_draws(posterior, loaded)
     design = make_design(s, runs, method, seed, _parse_levers(levers, loaded), draws)
     out = out or Path(f"mc-{s.name}")

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from market.cli.base import _emit_json, _num, cli
+from market.cli.base import _check_within, _emit_json, _num, cli
 
 
 # ------------------------------------------------------------------------------ chips ---
@@ -138,6 +138,9 @@ def controls(chip: str, destination: str, month: str, scenario: str | None,
         from scenarios.loader import load_scenario
 
         s = load_scenario(scenario).scenario
+        # the scenario's timeline says nothing of a month it does not run
+        _check_within([month], parse_month(s.start), parse_month(s.end), "--date",
+                      f"scenario {s.name}'s run")
         book = book.with_rules(dict(s.rules), f"scenario {s.name}")
         nations, timeline = s.nations, f"scenario {s.name}'s events"
         live: tuple[str, ...] = ()

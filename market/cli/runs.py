@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from market.cli.base import INTEGER, _emit_json, _parse_dates, cli
+from market.cli.base import INTEGER, _check_within, _emit_json, _parse_dates, cli
 
 
 # -------------------------------------------------------------------------- scenarios ---
@@ -171,13 +171,9 @@ def run(scenario: str, seed: int, months: int | None, overrides: tuple[str, ...]
         raise click.BadParameter(f"must be >= 0, got {seed}", param_hint="'--seed'")
     wanted = _parse_dates(dates)
     steps = months or s.months
-    if wanted:
-        first, last = parse_month(s.start), parse_month(s.start) + steps - 1
-        if not any(first <= parse_month(d) <= last for d in wanted):
-            # said before any model time is spent
-            raise click.BadParameter(f"no date falls in the months this run covers "
-                                     f"({format_month(first)} to {format_month(last)})",
-                                     param_hint="'--dates'")
+    if wanted:          # said before any model time is spent
+        _check_within(wanted, parse_month(s.start), parse_month(s.start) + steps - 1,
+                      "--dates", "this run")
     show_progress = not quiet and not as_json and sys.stderr.isatty()
     # The claim checks and locks --out before any model time is spent.
     with OutputClaim(out, force) if out is not None else nullcontext() as claim:
@@ -319,6 +315,8 @@ def compare(scenarios: tuple[str, ...], seed: int, dates: str | None,
     last = min(parse_month(ls.scenario.end) for ls in loaded)
     if last < first:
         raise click.BadParameter("the scenarios share no month", param_hint="SCENARIOS")
+    if wanted:
+        _check_within(wanted, first, last, "--dates", "the run all scenarios share")
     shown = wanted or [*DEFAULT_DATES, format_month(last)]
     shown = sorted({d for d in shown if first <= parse_month(d) <= last}, key=parse_month)
     if not shown:

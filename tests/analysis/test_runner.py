@@ -187,6 +187,9 @@ def test_equal_tables_sequential_local_dask_and_separate_scheduler(tmp_path):
     (["--runs", "2", "--lever", "leakage.enforcement=[0.2, 7]"], "leakage.enforcement = 7"),
     (["--runs", "2", "--lever", "market.nope=[1, 2]"], "--lever"),
     (["--runs", "2", "--design", "sobol"], "--design"),
+    # a summary month the runs do not cover is refused, not silently left out
+    (["--runs", "2", "--dates", "2022-02,2024-12"],
+     "'--dates': 2024-12; expected months within the runs, 2022-01 to 2022-02"),
 ])
 def test_bad_batch_input_exits_2_and_writes_nothing(tmp_path, args, message):
     out = tmp_path / "mc"
