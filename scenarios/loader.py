@@ -45,6 +45,9 @@ from scenarios.behavioural import classify_path
 from scenarios.schema import MONTH_PATTERN, Scenario, field_at
 
 _MERGE_ONLY_KEYS = ("drop_events",)
+#: Origins key of an event's position among its own file's [[events]] (the merged index counts
+#: the inherited events first): (_OWN_EVENT, merged index) -> position in its file.
+_OWN_EVENT = "#own-event"
 #: Largest scenario file read [bytes]: scenarios are tens of KB of text (baseline.toml: ~40 KB);
 #: anything this big is not a scenario, and a file is read whole into memory.
 MAX_SCENARIO_BYTES = 4 * 1024 * 1024
@@ -249,6 +252,7 @@ def _merge(base: dict, over: dict, origins: dict, over_origin: str, prefix: tupl
             out["events"] = list(out.get("events", [])) + value
             for i in range(len(value)):
                 origins[("events", start + i)] = over_origin
+                origins[(_OWN_EVENT, start + i)] = i
         elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = _merge(out[key], value, origins, over_origin, path)
         else:
@@ -292,7 +296,9 @@ def _read_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict, dict]:
         parent["events"] = [e for _, e in kept]
         moved = {("events", j): origins.get(("events", i), _show(parent_path))
                  for j, (i, _) in enumerate(kept)}
-        origins = {k: v for k, v in origins.items() if not (k and k[0] == "events")}
+        moved.update({(_OWN_EVENT, j): origins[(_OWN_EVENT, i)]
+                      for j, (i, _) in enumerate(kept) if (_OWN_EVENT, i) in origins})
+        origins = {k: v for k, v in origins.items() if not (k and k[0] in ("events", _OWN_EVENT))}
         origins.update(moved)
     child = {k: v for k, v in data.items() if k not in _MERGE_ONLY_KEYS}
     merged = _merge(parent, child, origins, _show(path))
@@ -300,6 +306,20 @@ def _read_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict, dict]:
         if key in data:
             merged[key] = data[key]
     return merged, origins
+
+
+def _field_name(loc: tuple, origins: dict, where: str) -> str:
+    """The field at `loc` as the user finds it in `where`: an event a file declares is named
+    by its position among that file's own [[events]], since the merged index counts the
+    inherited events before it (the merged one follows, for --set and [uncertain] paths)."""
+    name = _format_loc(loc)
+    if len(loc) < 2 or loc[0] != "events" or not isinstance(loc[1], int):
+        return name
+    own = origins.get((_OWN_EVENT, loc[1]))
+    if own is None or own == loc[1] or origins.get(("events", loc[1])) != where:
+        return name
+    return (f"{_format_loc(('events', own, *loc[2:]))} of this file ({_format_loc(loc[:2])} of "
+            f"the merged scenario)")
 
 
 def _within(date: Any, start: Any, end: Any) -> bool:
@@ -443,8 +463,8 @@ def _validate(data: dict, origins: dict, source: str, strict: bool = True) -> Sc
             found = ("" if err["type"] == "missing" or isinstance(err["input"], dict)
                      else f" (found {_quote(err['input'])})")
             because = f": {reason}" if reason else ""
-            lines.append(f"{where}: field {_show(_format_loc(loc)) or '(top level)'}: {msg}{found}"
-                         f"{because}")
+            field = _show(_field_name(loc, origins, where)) or "(top level)"
+            lines.append(f"{where}: field {field}: {msg}{found}{because}")
         raise ScenarioError("\n".join(lines)) from None
 
 
@@ -707,8 +727,10 @@ def load_scenario(name_or_path: str, overrides: Iterable[str] = ()) -> LoadedSce
         key = _loc(assignment.split("=", 1)[0].strip())
         origins[key] = f"--set {_show(assignment.split('=', 1)[0].strip())}"
     scenario = _validate(data, origins, shown)
-    lines = [f"{_origin(origins, _loc(p), shown)}: field {p}: {msg}"
-             for p, msg in check_references(scenario)]
+    lines = []
+    for p, msg in check_references(scenario):
+        where = _origin(origins, _loc(p), shown)
+        lines.append(f"{where}: field {_field_name(_loc(p), origins, where)}: {msg}")
     lines += _check_uncertain(data, origins, shown)
     if lines:
         raise ScenarioError("\n".join(lines))

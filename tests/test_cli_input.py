@@ -235,6 +235,27 @@ def test_a_starting_fleet_older_than_the_retirement_age_is_refused(tmp_path):
                          "younger")
 
 
+_EVENT = ('[[events]]\nkind = "export_control"\ndate = "{date}"\nissuer = "US"\n'
+          'rule = "oct2022"\naction = "lift"\n')
+
+
+def test_an_event_of_a_file_that_extends_is_named_by_its_place_in_that_file(tmp_path):
+    n = len(load_scenario("baseline").scenario.events)          # inherited, numbered first
+    mine = tmp_path / "mine.toml"
+    mine.write_text('extends = "baseline"\nname = "mine"\n\n' + _EVENT.format(date="2025-01")
+                    + _EVENT.format(date="2024-1"))
+    (line,) = refused([str(mine)], tmp_path)
+    assert line == (f"{mine}: field events[1].date of this file (events[{n + 1}] of the merged "
+                    "scenario): expected a month YYYY-MM (found '2024-1')")
+    mine.write_text('extends = "baseline"\nname = "mine"\n\n' + _EVENT.format(date="2040-01"))
+    lines = refused([str(mine)], tmp_path, lines=None)
+    assert lines[0] == (f"{mine}: field events[0].date of this file (events[{n}] of the merged "
+                        "scenario): date 2040-01 is outside the run (2022-01 to 2030-12)")
+    # a --set names events by their merged index, and its message keeps that index
+    (line, *_) = refused([str(mine), "--set", f"events.{n}.date=2041-01"], tmp_path, lines=None)
+    assert line.startswith(f"--set events.{n}.date: field events[{n}].date: ")
+
+
 # ------------------------------------------------------------------- case 4: fuzzing ----
 
 def _leaves(node, prefix=()):

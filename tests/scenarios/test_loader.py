@@ -63,7 +63,9 @@ def test_resolved_hash_changes_with_an_override():
     ("unknown_field.toml", "field market.mfu2: unknown field (found 0.3)"),
     ("wrong_type.toml", "field market.mfu: Input should be a valid number"),
     ("out_of_range.toml", "field market.mfu: Input should be less than or equal to 1 (found 1.5)"),
-    ("unknown_foundry_event.toml", "field events[8].foundry: unknown foundry 'intel-fab-52'; "
+    # an event the file declares is named by its place in the file, then the merged index
+    ("unknown_foundry_event.toml", "field events[0].foundry of this file (events[8] of the "
+                                   "merged scenario): unknown foundry 'intel-fab-52'; "
                                    "known: smic, tsmc-cowos"),
     ("unknown_nation.toml", "field clouds.atlantis-cloud.nation: unknown nation 'Atlantis'; known:"),
     ("date_outside_run.toml", "date 2035-01 is outside the run (2022-01 to 2030-12)"),
@@ -82,7 +84,8 @@ def test_resolved_hash_changes_with_an_override():
     ("calibrate_out_of_bounds.toml", "field calibrate.market.serving_elasticity: value 9.0 is "
                                      "not a valid setting"),
     ("circular_a.toml", "circular inheritance"),
-    ("unknown_rule_event.toml", "field events[8].rule: unknown export-control rule 'oct2027'"),
+    ("unknown_rule_event.toml", "field events[0].rule of this file (events[8] of the merged "
+                                "scenario): unknown export-control rule 'oct2027'"),
     ("lift_not_in_force.toml", "cannot lift 'diffusion2025' on 2027-01: it is not in force"),
     ("rule_unknown_group.toml", "field rules.tier4.actions[0].destinations: unknown destination "
                                 "group 'Tier4'; expected one of US, allied, D4, other, D5"),
