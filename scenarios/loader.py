@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import codecs
 import copy
+import difflib
 import hashlib
 import json
 import os
@@ -42,7 +43,7 @@ from market.controls import RuleBook, load_rules, order_regime, rule_problems
 from market.errors import ScenarioError, UnknownNameError
 from market.timeline import parse_month
 from scenarios.behavioural import classify_path
-from scenarios.schema import MONTH_PATTERN, Scenario, field_at
+from scenarios.schema import MONTH_PATTERN, Scenario, field_at, fields_of
 
 _MERGE_ONLY_KEYS = ("drop_events",)
 #: Origins key of an event's position among its own file's [[events]] (the merged index counts
@@ -440,6 +441,39 @@ REMOVED_FIELDS = {("clouds", "power_growth_per_year"): _POWER_GROWTH_REMOVED,
                   ("labs", "power_growth_per_year"): _POWER_GROWTH_REMOVED}
 
 
+def _known_fields(loc: tuple) -> str:
+    """"; known: ..." with the fields the table holding `loc` may have (pydantic's location,
+    an event's kind tag included), the closest to the name given first; "" where that table
+    has no fixed fields."""
+    known = fields_of(loc[:-1])
+    if known is None:
+        return ""
+    if not loc[:-1]:
+        known = [*known, *_MERGE_ONLY_KEYS]
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    hint = f"; did you mean {close[0]}? known: " if close else "; known: "
+    return hint + ", ".join(sorted(known))
+
+
+def _reason(err: dict) -> tuple[str, str]:
+    """What is wrong, in the words of a pydantic error of the scenario schema (no value
+    quoted), and for an unknown field the fields allowed where it stands ("" otherwise)."""
+    loc = tuple(err["loc"])
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        removed = REMOVED_FIELDS.get((str(loc[0]), str(loc[-1]))) if loc else None
+        return (removed, "") if removed else ("unknown field", _known_fields(loc))
+    if err["type"] == "string_pattern_mismatch" and "YYYY" not in msg \
+            and err.get("ctx", {}).get("pattern") == MONTH_PATTERN:
+        return "expected a month YYYY-MM", ""
+    return msg, ""
+
+
+def error_reason(err: dict) -> str:
+    """`_reason` as one phrase, for messages that quote the value themselves (--lever)."""
+    return "".join(_reason(err))
+
+
 def _validate(data: dict, origins: dict, source: str, strict: bool = True) -> Scenario:
     """Validate against the schema. `strict`: TOML values are typed, so a boolean is not a
     number and 1.5 is not a count (pydantic's lax mode would take `true` as 1.0)."""
@@ -450,21 +484,16 @@ def _validate(data: dict, origins: dict, source: str, strict: bool = True) -> Sc
         for err in exc.errors():
             loc = tuple(err["loc"])
             reason = _description(loc) if err["type"] in _BOUND_ERRORS else None
+            msg, known = _reason(err)         # the value is quoted between the two
             if len(loc) >= 3 and loc[0] == "events" and isinstance(loc[1], int):
                 loc = loc[:2] + loc[3:]          # drop the event-kind tag pydantic adds
             where = _origin(origins, loc, source)
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = REMOVED_FIELDS.get((str(loc[0]), str(loc[-1])), "unknown field")
-            elif err["type"] == "string_pattern_mismatch" and "YYYY" not in msg \
-                    and err.get("ctx", {}).get("pattern") == MONTH_PATTERN:
-                msg = "expected a month YYYY-MM"
             # a whole table is not quoted (a model-level rule names its fields)
             found = ("" if err["type"] == "missing" or isinstance(err["input"], dict)
                      else f" (found {_quote(err['input'])})")
             because = f": {reason}" if reason else ""
             field = _show(_field_name(loc, origins, where)) or "(top level)"
-            lines.append(f"{where}: field {field}: {msg}{found}{because}")
+            lines.append(f"{where}: field {field}: {msg}{found}{because}{known}")
         raise ScenarioError("\n".join(lines)) from None
 
 

@@ -790,39 +790,60 @@ class Scenario(_Model):
 Nation.model_rebuild()
 
 
-def field_at(loc: tuple) -> tuple[type[BaseModel] | None, str | None, FieldInfo | None]:
-    """The schema model, field name and field of a location in a scenario (('vendors',
-    'nvidia', 'floor_margin'), list items by index, an event by its position or `kind` tag
-    as pydantic reports it); (None, None, None) where the location names no field."""
+def _unwrap(tp: Any, part: Any = None) -> tuple[Any, bool]:
+    """`tp` without Annotated and Optional; a union of events narrowed to the one whose `kind`
+    tag is `part` (True then: `part` was that tag, not a field)."""
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (Union, types.UnionType):
+            members = [a for a in typing.get_args(tp) if a is not type(None)]
+            tagged = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)
+                      and "kind" in m.model_fields
+                      and typing.get_args(m.model_fields["kind"].annotation) == (part,)]
+            if tagged:                              # an event's kind tag
+                return tagged[0], True
+            tp = members[0]
+        else:
+            return tp, False
+
+
+def _walk(loc: tuple) -> tuple[type[BaseModel] | None, str | None, FieldInfo | None, Any]:
+    """The model, field name and field of a location, and the type found there; (None, None,
+    None, None) where the location names no field."""
     tp: Any = Scenario
     owner, name, info = None, None, None
     for part in loc:
-        while True:
-            origin = typing.get_origin(tp)
-            if origin is Annotated:
-                tp = typing.get_args(tp)[0]
-            elif origin in (Union, types.UnionType):
-                members = [a for a in typing.get_args(tp) if a is not type(None)]
-                tagged = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)
-                          and "kind" in m.model_fields
-                          and typing.get_args(m.model_fields["kind"].annotation) == (part,)]
-                if tagged:                              # an event's kind tag
-                    tp, part = tagged[0], None
-                    break
-                tp = members[0]
-            else:
-                break
-        if part is None:
+        tp, was_tag = _unwrap(tp, part)
+        if was_tag:
             continue
         origin = typing.get_origin(tp)
         if isinstance(tp, type) and issubclass(tp, BaseModel):
             info = tp.model_fields.get(str(part))
             if info is None:
-                return None, None, None
+                return None, None, None, None
             owner, name, tp = tp, str(part), info.annotation
         elif origin in (dict, list):
             tp = typing.get_args(tp)[-1]
             owner, name, info = None, None, None
         else:
-            return None, None, None
-    return owner, name, info
+            return None, None, None, None
+    return owner, name, info, tp
+
+
+def field_at(loc: tuple) -> tuple[type[BaseModel] | None, str | None, FieldInfo | None]:
+    """The schema model, field name and field of a location in a scenario (('vendors',
+    'nvidia', 'floor_margin'), list items by index, an event by its position or `kind` tag
+    as pydantic reports it); (None, None, None) where the location names no field."""
+    return _walk(loc)[:3]
+
+
+def fields_of(loc: tuple) -> list[str] | None:
+    """The field names a table at `loc` may have (the top level at ()), in schema order; None
+    where `loc` is not a table of fixed fields (a dict keyed by ids, a value)."""
+    tp = Scenario if not loc else _walk(loc)[3]
+    tp, _ = _unwrap(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return list(tp.model_fields)
+    return None

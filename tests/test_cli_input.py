@@ -256,6 +256,20 @@ def test_an_event_of_a_file_that_extends_is_named_by_its_place_in_that_file(tmp_
     assert line.startswith(f"--set events.{n}.date: field events[{n}].date: ")
 
 
+def test_an_unknown_field_lists_the_fields_allowed_where_it_stands(tmp_path):
+    from scenarios.schema import Scenario
+
+    top = tmp_path / "top.toml"
+    top.write_text('extends = "baseline"\nname = "x"\n\n[markett]\nmfu = 0.3\n')
+    (line,) = refused([str(top)], tmp_path)
+    allowed = sorted([*Scenario.model_fields, "drop_events"])
+    assert line == (f"{top}: field markett: unknown field; did you mean market? known: "
+                    f"{', '.join(allowed)}")
+    (line,) = refused(["baseline", "--set", "events.0.note2=1"], tmp_path)
+    assert line == ("--set events.0.note2: field events[0].note2: unknown field (found 1); "
+                    "did you mean note? known: action, date, issuer, kind, note, rule")
+
+
 # ------------------------------------------------------------------- case 4: fuzzing ----
 
 def _leaves(node, prefix=()):

@@ -182,7 +182,7 @@ def _parse_levers(levers: tuple[str, ...], loaded) -> dict | None:
 
     from pydantic import ValidationError
 
-    from scenarios.loader import _parse_value, set_path
+    from scenarios.loader import _parse_value, error_reason, set_path
     from scenarios.schema import Scenario
 
     out = {}
@@ -198,7 +198,8 @@ def _parse_levers(levers: tuple[str, ...], loaded) -> dict | None:
                 set_path(probe, path.strip(), value)
                 Scenario.model_validate(probe)
             except (GpumarketError, ValidationError) as exc:
-                msg = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+                msg = error_reason(exc.errors()[0]) if isinstance(exc, ValidationError) \
+                    else str(exc)
                 raise click.BadParameter(f"{path.strip()} = {value!r}: {msg}",
                                          param_hint="'--lever'") from None
         out[path.strip()] = values
@@ -215,7 +216,7 @@ def _posterior_draws(directory: Path, loaded):
     from pydantic import ValidationError
 
     from scenarios.behavioural import classify_path
-    from scenarios.loader import set_path
+    from scenarios.loader import error_reason, set_path
     from scenarios.schema import Scenario
 
     manifest, sample = directory / "calibration.json", directory / "posterior.parquet"
@@ -247,7 +248,8 @@ def _posterior_draws(directory: Path, loaded):
                 set_path(probe, path, value)
                 Scenario.model_validate(probe)
             except (GpumarketError, ValidationError) as exc:
-                msg = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+                msg = error_reason(exc.errors()[0]) if isinstance(exc, ValidationError) \
+                    else str(exc)
                 raise GpumarketError(f"{sample}: column {path} = {value:g}: {msg}") from None
     return draws
 
