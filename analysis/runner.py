@@ -596,10 +596,11 @@ class Batch:
                 "--allow-version-change to continue it (both versions are then recorded)")
         for key in ("kind", "scenario", "scenario_sha256", "design", "months"):
             if old.get(key) != identity.get(key):
+                field, there, asked = _differences(old.get(key), identity.get(key), key)[0]
                 raise GpumarketError(
-                    f"{self.dir}: holds a batch of a different {key.replace('_', ' ')} "
-                    f"({_short(old.get(key))} vs {_short(identity.get(key))}); use another "
-                    "--out or the same command")
+                    f"{self.dir}: holds a batch of a different {key.replace('_', ' ')}: "
+                    f"{field} is {there} there, {asked} asked for; use another --out or the "
+                    "same command")
         if version not in versions:
             old["gpumarket_versions"] = [*versions, version]
             _write_json(self.manifest_path, old)
@@ -755,6 +756,19 @@ def _take_lock(path: Path, batch_dir: Path) -> int:
         raise BatchLockedError(f"{batch_dir}: another gpumarket process holds this batch "
                                f"(lock {LOCK}); wait for it to end, or use another --out")
     return fd
+
+
+def _differences(there: Any, asked: Any, path: str) -> list[tuple[str, str, str]]:
+    """Where two manifest values differ, as (field, value there, value asked for): the leaves
+    of nested tables in the order the command states them, a digest only where nothing else
+    differs (it differs whenever anything does); the whole value where it is not a table."""
+    if not (isinstance(there, dict) and isinstance(asked, dict)):
+        return [(path, _short(there), _short(asked))]
+    keys = [*asked, *(k for k in there if k not in asked)]
+    found = [d for k in keys if there.get(k) != asked.get(k)
+             for d in _differences(there.get(k), asked.get(k), f"{path}.{k}")]
+    named = [d for d in found if not d[0].endswith("_sha")]
+    return named or found
 
 
 def _short(value: Any) -> str:

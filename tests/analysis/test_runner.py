@@ -209,7 +209,10 @@ def test_out_holding_another_batch_is_refused(tmp_path):
     r = gm("montecarlo", "history", "--runs", 2, "--months", 2, "--workers", 0, "--out", out)
     assert r.exit_code == 2 and "holds a batch of a different scenario" in r.output
     r = gm("montecarlo", "baseline", "--runs", 3, "--months", 2, "--workers", 0, "--out", out)
-    assert r.exit_code == 2 and "different design" in r.output
+    # the field that differs, its value in the batch and the value asked for (not JSON cut)
+    assert r.exit_code == 2 and r.output.strip().splitlines() == [
+        f"gpumarket: error: {out}: holds a batch of a different design: design.samples is 2 "
+        "there, 3 asked for; use another --out or the same command"]
     assert sorted(p.name for p in out.rglob("*")) == before
     other = tmp_path / "notes"
     other.mkdir()
