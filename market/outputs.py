@@ -232,7 +232,8 @@ def write_tables(frames: dict[str, pd.DataFrame], directory: Path, fmt: str) -> 
 # ------------------------------------------------------------ safe output directories ---
 #
 # What a command may replace and how it publishes (issue 10): `--force` replaces only a
-# directory gpumarket wrote (its manifest.json lists every entry and nothing else is there);
+# directory gpumarket wrote (its manifest.json lists every entry and nothing else is there,
+# and every file still has the SHA-256 the manifest records);
 # publishing never replaces a directory that appeared while the run computed; an exclusive lock
 # beside the output keeps two gpumarket processes from writing it at once; temporary names carry
 # the writer's pid, so a later run can remove what a dead process left.
@@ -257,9 +258,48 @@ def write_errors(out: Path) -> Iterator[None]:
             from None
 
 
-def _listed_entries(manifest: Path) -> frozenset[str] | None:
-    """The entries a gpumarket manifest says gpumarket wrote (sub-directories end in "/");
-    None when the file is not a gpumarket manifest."""
+#: Key of a manifest's SHA-256 of every file gpumarket wrote into its directory (from 0.19).
+FILE_HASHES = "files_sha256"
+#: What a run directory's manifest did not hash before FILE_HASHES: its tables' SHA-256 are
+#: under `sha256`, this file was not.
+UNHASHED_RUN_FILES = frozenset(["scenario.toml"])
+
+
+class _Listing:
+    """What a gpumarket manifest says gpumarket wrote into its directory: entries (sub-
+    directories end in "/") and files with the SHA-256 each had when written."""
+
+    def __init__(self, entries: frozenset[str], hashes: dict[str, str], complete: bool):
+        self.entries, self.hashes = entries | {MANIFEST}, hashes
+        #: whether every file has a hash (FILE_HASHES); older run manifests hashed the tables
+        self.complete = complete
+
+    def wrote(self, entry: os.DirEntry) -> bool:
+        """Whether the regular file `entry` is one gpumarket wrote here and is unchanged: listed
+        and with the SHA-256 recorded for it. A file the manifest lists without a hash counts
+        only as a run directory's scenario.toml from before every file was hashed (a
+        hand-written manifest that lists a user's file does not make it gpumarket's)."""
+        if entry.name == MANIFEST:
+            return True
+        if entry.name not in self.entries:
+            return False
+        recorded = self.hashes.get(entry.name)
+        if recorded is None:
+            return not self.complete and bool(self.hashes) and entry.name in UNHASHED_RUN_FILES
+        return _sha256(Path(entry.path)) == recorded
+
+
+def _hashes(value) -> dict[str, str] | None:
+    """A manifest's table of file name -> SHA-256, or None when it is not one."""
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                              for k, v in value.items()):
+        return None
+    return value
+
+
+def _listing(manifest: Path) -> _Listing | None:
+    """What a gpumarket manifest says gpumarket wrote; None when the file is not a gpumarket
+    manifest."""
     try:
         if manifest.is_symlink() or not manifest.is_file():
             return None
@@ -268,32 +308,38 @@ def _listed_entries(manifest: Path) -> frozenset[str] | None:
         return None
     if not isinstance(data, dict) or "gpumarket_version" not in data:
         return None
+    every_file = _hashes(data.get(FILE_HASHES))
+    hashes = every_file if every_file is not None else _hashes(data.get("sha256")) or {}
     entries = data.get("entries")
     if entries is None:          # 0.5.0 wrote run directories without the list
-        return LEGACY_RUN_ENTRIES if isinstance(data.get("sha256"), dict) else None
+        return _Listing(LEGACY_RUN_ENTRIES, hashes, every_file is not None) \
+            if isinstance(data.get("sha256"), dict) else None
     if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
         return None
-    return frozenset(entries) | {MANIFEST}
+    return _Listing(frozenset(entries), hashes, every_file is not None)
 
 
 def foreign_entries(directory: Path) -> list[str] | None:
-    """The entries of `directory` gpumarket did not write: [] for a directory gpumarket wrote
-    (or an empty one), None for one without a gpumarket manifest. Links count as foreign."""
+    """The entries of `directory` gpumarket did not write, or changed since: [] for a
+    directory gpumarket wrote (or an empty one), None for one without a gpumarket manifest.
+    Links count as foreign; so does a file whose SHA-256 is not the one its manifest records.
+    The one check before `--force` replaces any command's output (run, compare, backtest)."""
     entries = sorted(os.scandir(directory), key=lambda e: e.name)
     if not entries:
         return []
-    listed = _listed_entries(Path(directory) / MANIFEST)
-    if listed is None:
+    listing = _listing(Path(directory) / MANIFEST)
+    if listing is None:
         return None
     foreign: list[str] = []
     for entry in entries:
         if entry.is_symlink():
             foreign.append(entry.name)
         elif entry.is_dir(follow_symlinks=False):
-            inner = foreign_entries(Path(entry.path)) if entry.name + "/" in listed else None
+            inner = foreign_entries(Path(entry.path)) if entry.name + "/" in listing.entries \
+                else None
             foreign.extend([entry.name + "/"] if inner is None
                            else [f"{entry.name}/{name}" for name in inner])
-        elif not (entry.is_file(follow_symlinks=False) and entry.name in listed):
+        elif not (entry.is_file(follow_symlinks=False) and listing.wrote(entry)):
             foreign.append(entry.name)
     return foreign
 
@@ -310,7 +356,8 @@ def replace_refusal(directory: Path) -> str | None:
         return f"it has no gpumarket manifest.json (it holds {', '.join(names[:3])}{more})"
     if foreign:
         more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
-        return f"it holds files gpumarket did not write ({', '.join(foreign[:3])}{more})"
+        return (f"it holds files gpumarket did not write or that changed since "
+                f"({', '.join(foreign[:3])}{more})")
     return None
 
 
@@ -549,10 +596,13 @@ def safe_name(name: str) -> str:
 
 def write_manifest(directory: Path, manifest: dict) -> None:
     """`manifest.json`, listing every entry of `directory` (all written by gpumarket, which
-    built it): what `--force` may later replace."""
-    entries = sorted(e.name + ("/" if e.is_dir(follow_symlinks=False) else "")
-                     for e in os.scandir(directory))
-    manifest = dict(manifest, entries=sorted({*entries, MANIFEST}))
+    built it) and the SHA-256 of each file: what `--force` may later replace, and only
+    unchanged (a sub-directory has its own manifest)."""
+    found = list(os.scandir(directory))
+    entries = sorted(e.name + ("/" if e.is_dir(follow_symlinks=False) else "") for e in found)
+    hashes = {e.name: _sha256(Path(e.path)) for e in sorted(found, key=lambda e: e.name)
+              if e.is_file(follow_symlinks=False) and e.name != MANIFEST}
+    manifest = dict(manifest, entries=sorted({*entries, MANIFEST}), **{FILE_HASHES: hashes})
     (Path(directory) / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True)
                                             + "\n")
 

@@ -162,6 +162,40 @@ def test_run_force_refuses_a_link_and_a_0_5_0_lookalike_with_other_files(tmp_pat
     assert link.is_symlink() and (out / "manifest.json").exists()
 
 
+def test_run_force_refuses_a_hand_written_manifest_that_lists_the_users_file(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<h1>mine</h1>")
+    (site / "manifest.json").write_text(json.dumps(
+        {"kind": "run", "gpumarket_version": "0.1", "entries": ["index.html", "manifest.json"]}))
+    r = gm("run", "baseline", "--months", 2, "--out", site, "--force")
+    assert r.exit_code == 2
+    line = one_error_line(r.stderr)
+    assert "not replaced" in line and "(index.html)" in line
+    assert (site / "index.html").read_text() == "<h1>mine</h1>"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+
+
+def test_run_force_refuses_a_file_changed_since_gpumarket_wrote_it(tmp_path):
+    out = tmp_path / "out"
+    assert gm("run", "baseline", "--months", 2, "--out", out, "--quiet").exit_code == 0
+    hashes = json.loads((out / "manifest.json").read_text())["files_sha256"]
+    assert sorted(hashes) == sorted(p.name for p in out.iterdir() if p.name != "manifest.json")
+    with (out / "scenario.toml").open("a") as fh:
+        fh.write("# my notes\n")
+    r = gm("run", "baseline", "--months", 3, "--out", out, "--force", "--quiet")
+    assert r.exit_code == 2 and "(scenario.toml)" in one_error_line(r.stderr)
+    assert (out / "scenario.toml").read_text().endswith("# my notes\n")
+    # a manifest of a version that hashed only the tables: replaced while they are unchanged
+    (out / "scenario.toml").write_text("# mine now\n")
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["files_sha256"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert gm("run", "baseline", "--months", 3, "--out", out, "--force",
+              "--quiet").exit_code == 0
+    assert json.loads((out / "manifest.json").read_text())["months"] == 3
+
+
 def test_compare_force_refuses_the_users_directory_and_replaces_its_own(tmp_path):
     notes = tmp_path / "notes"
     notes.mkdir()
@@ -182,6 +216,11 @@ def test_compare_force_refuses_the_users_directory_and_replaces_its_own(tmp_path
     r = gm("compare", a, b, "--dates", "2022-03", "--out", out, "--force")
     assert r.exit_code == 2 and "b/my-plot.png" in one_error_line(r.stderr)
     assert (out / "b" / "my-plot.png").exists()
+    (out / "b" / "my-plot.png").unlink()
+    (out / "comparison.csv").write_text("my edits")            # a file gpumarket wrote, changed
+    r = gm("compare", a, b, "--dates", "2022-03", "--out", out, "--force")
+    assert r.exit_code == 2 and "(comparison.csv)" in one_error_line(r.stderr)
+    assert (out / "comparison.csv").read_text() == "my edits"
 
 
 # ---------------------------------------------------------------------- 2: races ---
