@@ -258,7 +258,7 @@ def write_errors(out: Path) -> Iterator[None]:
             from None
 
 
-#: Key of a manifest's SHA-256 of every file gpumarket wrote into its directory (from 0.19).
+#: Key of a manifest's SHA-256 of every file gpumarket wrote into its directory (after 0.18.0).
 FILE_HASHES = "files_sha256"
 #: What a run directory's manifest did not hash before FILE_HASHES: its tables' SHA-256 are
 #: under `sha256`, this file was not.

@@ -162,3 +162,22 @@ def test_docs_model_walks_the_phases_step_calls_in_order():
     block = text.split("## One month", 1)[1].split("```")[1]
     listed = [m.split(".")[-1] for m in re.findall(r"^([\w.]+)\(\)", block, re.M)]
     assert listed == calls and len(calls) >= 9
+
+
+def test_the_readme_names_every_order_kind_and_the_chips_table_columns():
+    """The `orders` row lists the `order_kind` values the outputs write, and the `chips`
+    section the columns its text table prints (the rest are said to be `--json` only)."""
+    from click.testing import CliRunner
+
+    from market.outputs import ORDER_KINDS
+
+    text = README.read_text(encoding="utf-8")
+    row = next(line for line in text.splitlines() if line.startswith("| `orders` |"))
+    listed = re.search(r"\(`order_kind`: (.*?)\) \|$", row).group(1)
+    assert re.findall(r"`(\w+)`", listed) == list(ORDER_KINDS.values())
+    header = CliRunner().invoke(cli, ["chips"]).output.splitlines()[0]
+    columns = re.split(r"\s{2,}", header.strip())
+    section = text.split("### `gpumarket chips")[1].split("\n### ")[0]
+    shown = section.split("The text table shows")[1].split("the tag after")[0]
+    assert "Only `--json` has" in section
+    assert re.findall(r"`([^`]+)`", " ".join(shown.split())) == columns

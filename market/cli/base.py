@@ -185,6 +185,7 @@ def require_extra(extra: str, command: str) -> None:
     """One line naming the extra to install when a command's optional modules are missing."""
     missing = [m for m in EXTRAS[extra] if _missing(m)]
     if missing:
+        # gpumarket is installed from its source checkout (it is not on PyPI)
         raise GpumarketError(f"`gpumarket {command}` needs the {extra} extra ({', '.join(missing)} "
-                             f"not installed): pip install 'gpumarket[{extra}]' (in a source "
-                             f"checkout: pip install '.[{extra}]')")
+                             f"not installed): in the gpumarket source checkout, "
+                             f"pip install -e '.[{extra}]'")
