@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from market.cli.base import INTEGER, _emit_json, cli
+from market.cli.base import INTEGER, _check_within, _emit_json, cli
 from market.errors import GpumarketError
 
 
@@ -24,14 +24,10 @@ def _check_month(month: str, option: str) -> str:
 def _check_until_in_run(until: str, start: str, months: int) -> None:
     """`--until` must name a month the runs cover: an earlier one leaves nothing to score and
     a later one nothing to hold out (said before any model runs)."""
-    from market.timeline import format_month, parse_month
+    from market.timeline import parse_month
 
     first = parse_month(start)
-    last = first + months - 1
-    if not first <= parse_month(until) <= last:
-        raise click.BadParameter(f"{until}; expected a month within the scenario's run, "
-                                 f"{format_month(first)} to {format_month(last)}",
-                                 param_hint="'--until'")
+    _check_within([until], first, first + months - 1, "--until", "the scenario's run")
 
 
 #: Fewest design runs an input correlation is computed from (`analysis.scripted` skips fewer).
