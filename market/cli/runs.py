@@ -319,10 +319,6 @@ def compare(scenarios: tuple[str, ...], seed: int, dates: str | None,
         _check_within(wanted, first, last, "--dates", "the run all scenarios share")
     shown = wanted or [*DEFAULT_DATES, format_month(last)]
     shown = sorted({d for d in shown if first <= parse_month(d) <= last}, key=parse_month)
-    if not shown:
-        raise click.BadParameter(f"no date falls in the months all scenarios share "
-                                 f"({format_month(first)} to {format_month(last)})",
-                                 param_hint="'--dates'")
     # The claim checks and locks --out before any model time is spent.
     with OutputClaim(out, force) if out is not None else nullcontext() as claim:
         frames = {}
