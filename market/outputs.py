@@ -356,6 +356,12 @@ def replace_refusal(directory: Path) -> str | None:
         return f"it has no gpumarket manifest.json (it holds {', '.join(names[:3])}{more})"
     if foreign:
         more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        listing = _listing(Path(directory) / MANIFEST)
+        if listing is not None and not listing.hashes:
+            # a compare or backtest directory of 0.18.0 or older: no file hashes to check
+            return (f"its manifest, from an older gpumarket, records no SHA-256 of its files "
+                    f"({', '.join(foreign[:3])}{more}), so they cannot be told from yours; "
+                    f"move it away or choose another --out")
         return (f"it holds files gpumarket did not write or that changed since "
                 f"({', '.join(foreign[:3])}{more})")
     return None

@@ -441,6 +441,11 @@ REMOVED_FIELDS = {("clouds", "power_growth_per_year"): _POWER_GROWTH_REMOVED,
                   ("labs", "power_growth_per_year"): _POWER_GROWTH_REMOVED}
 
 
+#: Most field names an unknown-field message lists in full (the top level's ~20), and how
+#: many of its nearest a longer table's message names.
+MAX_KNOWN_LISTED, NEAREST_LISTED = 24, 8
+
+
 def _known_fields(loc: tuple) -> str:
     """"; known: ..." with the fields the table holding `loc` may have (pydantic's location,
     an event's kind tag included), the closest to the name given first; "" where that table
@@ -452,7 +457,12 @@ def _known_fields(loc: tuple) -> str:
         known = [*known, *_MERGE_ONLY_KEYS]
     close = difflib.get_close_matches(str(loc[-1]), known, n=1)
     hint = f"; did you mean {close[0]}? known: " if close else "; known: "
-    return hint + ", ".join(sorted(known))
+    if len(known) <= MAX_KNOWN_LISTED:
+        return hint + ", ".join(sorted(known))
+    # a long table (the market's ~50 fields): the nearest names, the rest counted
+    nearest = difflib.get_close_matches(str(loc[-1]), known, n=NEAREST_LISTED, cutoff=0.0)
+    return (hint.replace("known:", "nearest known:") + ", ".join(nearest)
+            + f" and {len(known) - len(nearest)} more (docs/model.md lists them)")
 
 
 def _reason(err: dict) -> tuple[str, str]:

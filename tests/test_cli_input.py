@@ -265,6 +265,10 @@ def test_an_unknown_field_lists_the_fields_allowed_where_it_stands(tmp_path):
     allowed = sorted([*Scenario.model_fields, "drop_events"])
     assert line == (f"{top}: field markett: unknown field; did you mean market? known: "
                     f"{', '.join(allowed)}")
+    # a long table lists its nearest names, not all ~50 (one line a reader can take in)
+    (line,) = refused(["baseline", "--set", "market.serving_elasticty=1.2"], tmp_path)
+    assert "did you mean serving_elasticity? nearest known: serving_elasticity, " in line
+    assert line.endswith("more (docs/model.md lists them)") and len(line) < 400, line
     (line,) = refused(["baseline", "--set", "events.0.note2=1"], tmp_path)
     assert line == ("--set events.0.note2: field events[0].note2: unknown field (found 1); "
                     "did you mean note? known: action, date, issuer, kind, note, rule")

@@ -594,3 +594,22 @@ def test_compare_json_per_scenario_with_folders(tmp_path):
                 "compute_china_labs_rent_abroad_h100e"):
         assert key in outcomes
     assert outcomes["vendor_revenue_usd_trailing_12_months"]["nvidia"]["2023-03"] > 1e8
+
+
+def test_force_refuses_an_older_manifest_without_hashes_and_says_why(tmp_path):
+    """A compare or backtest directory of 0.18.0 or older records no SHA-256 of its files:
+    `--force` cannot tell them from a user's, so it refuses and says that (not that they
+    changed), deleting nothing."""
+    import json
+
+    from market.outputs import replace_refusal
+
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "comparison.csv").write_text("scenario,date\n")
+    (old / "manifest.json").write_text(json.dumps(
+        {"gpumarket_version": "0.18.0", "kind": "compare",
+         "entries": ["comparison.csv", "manifest.json"]}))
+    reason = replace_refusal(old)
+    assert reason is not None and "records no SHA-256" in reason and "comparison.csv" in reason
+    assert sorted(p.name for p in old.iterdir()) == ["comparison.csv", "manifest.json"]

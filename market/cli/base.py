@@ -188,4 +188,4 @@ def require_extra(extra: str, command: str) -> None:
         # gpumarket is installed from its source checkout (it is not on PyPI)
         raise GpumarketError(f"`gpumarket {command}` needs the {extra} extra ({', '.join(missing)} "
                              f"not installed): in the gpumarket source checkout, "
-                             f"pip install -e '.[{extra}]'")
+                             f"pip install '.[{extra}]'")
