@@ -187,7 +187,7 @@ def test_equal_tables_sequential_local_dask_and_separate_scheduler(tmp_path):
     (["--runs", "2", "--lever", "leakage.enforcement=[0.2, 7]"], "leakage.enforcement = 7"),
     # an unknown lever field in the words --set uses, with the fields allowed there
     (["--runs", "2", "--lever", "market.nosuch=[0.3, 0.4]"],
-     "'--lever': market.nosuch = 0.3: unknown field; known: availability, "),
+     "'--lever': market.nosuch = 0.3: unknown field; nearest known: "),
     (["--runs", "2", "--design", "sobol"], "--design"),
     # a summary month the runs do not cover is refused, not silently left out
     (["--runs", "2", "--dates", "2022-02,2024-12"],
