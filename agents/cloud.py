@@ -104,9 +104,13 @@ class Cloud(mesa.Agent):
         self.debt_to_revenue = spec.debt_to_revenue
         self.vendor_weights = vendor_weights
         self.min_margin, self.max_margin = spec.min_margin, spec.max_margin
-        self.margin = spec.min_margin      # competes on price until utilization says otherwise
+        self.margin = spec.min_margin if spec.initial_margin is None else spec.initial_margin
         self.target_utilization = spec.target_utilization
         self._pricing = pricing_strategy(pricing)
+        #: whether its markup moves with its load at posted prices (`market.hyperscaler_load`)
+        self.prices_by_posted_load = (
+            spec.tier == "hyperscaler"
+            and model.scenario.market.hyperscaler_load == "posted_prices")
         self.utilization = spec.target_utilization
         #: adaptive expectations of the price of a sold hour [USD] and of its load (hours
         #: asked / offered) [-]
@@ -126,15 +130,23 @@ class Cloud(mesa.Agent):
         self.facility_mw_per_h100e = 0.0
 
     def settle(self, offered: float, sold: float, revenue: float,
-               unserved: float = 0.0) -> None:
-        """The month's GPU-hour sales: offered and sold [H100e-hours], revenue [USD] and the
-        hours asked at its posted price it could not serve [H100e-hours]; updates utilization
-        and its expectations of the price of a sold hour and of its load (hours asked /
-        offered). A hyperscaler counts the idle hours it sold as spot
-        instances among its sales (a simplification: its load then reads 1 whenever it sells
-        its idle hours, so an added hour is judged like an average one; 0.8.0 note)."""
+               unserved: float = 0.0, sold_at_spot: float = 0.0) -> None:
+        """The month's GPU-hour sales: offered and sold [H100e-hours], revenue [USD], the
+        hours asked at its posted price it could not serve and the hours it sold at spot
+        [H100e-hours]; updates utilization and its expectations of the price of a sold hour
+        and of its load (hours asked / offered).
+
+        Its utilization moves its list markup (`reprice`). With `market.hyperscaler_load =
+        "posted_prices"` a hyperscaler's is its load at its posted prices: hours sold at list
+        and under contract plus those asked there it could not serve, over offered; its idle
+        hours sold as spot instances are not among them. Otherwise (`"all_sales"`, the
+        default) they are, and its utilization reads 1 whenever it sells its idle hours,
+        whatever its list: its markup climbs to `max_margin` and stays (docs/model.md,
+        "Margin"). Its expected load, which judges an added hour for investment, counts them
+        either way: that hour would earn."""
         self.offered_h100e_hours, self.sold_h100e_hours, self.revenue_usd = offered, sold, revenue
-        self.utilization = sold / offered if offered > 0 else self.target_utilization
+        load = sold - sold_at_spot + unserved if self.prices_by_posted_load else sold
+        self.utilization = load / offered if offered > 0 else self.target_utilization
         self.revenue_history.append(revenue)
         if offered > 0:
             memory = self.expectation_memory_months

@@ -24,6 +24,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import ndtr
 
 from agents.pricing import (HYPER_CONTRACT, LIST, NEO_CONTRACT, OPTIONS, REMOTE, SPOT,
                             adapt_expectation, choose_options)
@@ -97,6 +98,10 @@ class HourMarket:
         #: the spot price labs planned their compute at, per region (an adaptive expectation
         #: with the memory of their re-planning) [USD per market H100e-hour]
         self.planned_spot = np.full(n_regions, np.nan)
+        #: the hyperscaler list price labs planned their compute at, per region (the same
+        #: re-planning memory): a list revision meets list buyers on their short-run curves,
+        #: as a spot surprise meets spot buyers [USD per market H100e-hour]
+        self.planned_list = np.full(n_regions, np.nan)
         #: the home spot price each lab planned its compute at: its own adaptive expectation
         #: from the month it entered, NaN before (an entrant meets its first month on its
         #: long-run curve: it planned its entry knowing the market it enters) [USD per market
@@ -252,6 +257,8 @@ class Ledger:
         self.wanted = np.zeros((n_labs, len(OPTIONS)))
         #: hours asked of each cloud at its posted price that it could not serve [H100e-h]
         self.unserved = np.zeros(supply.hours.shape[0])
+        #: hours each cloud sold in the spot market [H100e-h] (a hyperscaler's idle ones)
+        self.spot_sold = np.zeros(supply.hours.shape[0])
 
     def sell_pro_rata(self, clouds: np.ndarray, hours: np.ndarray, usd: np.ndarray) -> None:
         """Sell `hours` [H100e-h] for `usd` per cloud, spread over its chips by what is left."""
@@ -298,7 +305,13 @@ def sell_list(model, hm: HourMarket, curves, own, supply: Supply, ledger: Ledger
     ok = np.isfinite(hm.list_price[r]) & (hm.shares[:, LIST] > 0)
     rows = np.flatnonzero(ok)
     want = np.zeros(book.n)
-    want[rows] = hm.shares[rows, LIST] * curves.market_demand(rows, own)(
+    # list buyers planned at the list they expected (`list_buyers_plan_list`; an entrant,
+    # with no plan yet, at the list it meets: its long-run curve), valued at the premium
+    # they put on the tier; otherwise they meet the list on their long-run curves
+    anchor = np.where(np.isnan(hm.planned_spot_by_lab[rows]), np.nan,
+                      hm.planned_list[r[rows]]) / p.hyperscaler_wtp_premium \
+        if p.list_buyers_plan_list else None
+    want[rows] = hm.shares[rows, LIST] * curves.market_demand(rows, own, anchor)(
         np.log(hm.list_price[r[rows]] / p.hyperscaler_wtp_premium))
     asked = np.bincount(r, weights=want, minlength=hm.n_regions)
     hyper = np.flatnonzero(supply.tier == 0)
@@ -386,6 +399,42 @@ class ContractResale:
         return np.bincount(self.region, weights=sold, minlength=self.n_regions)
 
 
+def spot_asks(offered: np.ndarray, supply: Supply, ledger: Ledger, list_price: np.ndarray,
+              spread: float, tranches: int):
+    """The spot market's asks: (cloud, chip, hours, price) per ask, from `offered` (clouds x
+    chips) [H100e-h].
+
+    A neocloud offers all it has left at its energy cost (its short-run marginal cost). A
+    hyperscaler's idle hours are perishable too, but one sold at spot is not there for a
+    buyer at its posted prices who draws on it later in the month (a list buyer, or a
+    committed-use customer: those commitments are to spend, not to fixed hours). It
+    protects hours for them and asks for an idle hour q deep the list price times the
+    chance that their demand reaches it, P(D > L + q) = 1 - Phi(ln(1 + q / L) / s), for
+    demand D of median L (this month's sales at posted prices) and log spread s
+    (`list_demand_spread`; 0: none held back), and at least its energy cost: the expected marginal seat revenue
+    of the airlines' booking limit between fare classes (Belobaba 1989, *Oper. Res.* 37(2);
+    Talluri and van Ryzin 2004, *The Theory and Practice of Revenue Management*, ch. 2).
+    Its idle hours of each chip are offered in `tranches` equal blocks, each priced at its
+    middle hour (a numerical resolution of that ladder, not behaviour)."""
+    if spread == 0.0:          # no hours held back: every idle hour at its energy cost
+        cloud, chip = np.nonzero(offered > 0)
+        return cloud, chip, offered[cloud, chip], supply.energy[cloud, chip]
+    neo = supply.tier == 1
+    n_cloud, n_chip = np.nonzero(offered * neo[:, None] > 0)
+    h_cloud, h_chip = np.nonzero(offered * ~neo[:, None] > 0)
+    posted = ledger.sold.sum(axis=1)[h_cloud]                    # before the spot market
+    depth = offered.sum(axis=1)[h_cloud, None] * (np.arange(tranches) + 0.5) / tranches
+    reached = np.where(posted[:, None] > 0, ndtr(-np.log1p(
+        depth / np.maximum(posted[:, None], 1e-12)) / spread), 0.0)
+    protect = np.nan_to_num(list_price[supply.region[h_cloud]])[:, None] * reached
+    ask = np.maximum(supply.energy[h_cloud, h_chip][:, None], protect)
+    return (np.concatenate([n_cloud, np.repeat(h_cloud, tranches)]),
+            np.concatenate([n_chip, np.repeat(h_chip, tranches)]),
+            np.concatenate([offered[n_cloud, n_chip],
+                            np.repeat(offered[h_cloud, h_chip] / tranches, tranches)]),
+            np.concatenate([supply.energy[n_cloud, n_chip], ask.ravel()]))
+
+
 def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledger: Ledger,
                        spill: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Neoclouds' remaining hours (and hyperscalers' idle ones) against spot demand: home
@@ -403,12 +452,11 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
     t = target[r]
     remote = np.flatnonzero((t >= 0) & (hm.shares[:, REMOTE] > 0))
     friction = p.remote_friction_usd_per_h100e_hour
-    # neoclouds offer all they have left, hyperscalers a share of their idle hours (spot or
-    # preemptible instances), each at its energy cost (short-run marginal cost)
+    # neoclouds offer all they have left at their energy cost, hyperscalers a share of their
+    # idle hours (spot or preemptible instances) at what they would fetch held back
     offered = ledger.left * np.where(supply.tier == 1, 1.0, p.hyperscaler_spot_share)[:, None]
-    a_cloud, a_chip = np.nonzero(offered > 0)
-    a_qty = offered[a_cloud, a_chip]
-    a_price = supply.energy[a_cloud, a_chip]
+    a_cloud, a_chip, a_qty, a_price = spot_asks(offered, supply, ledger, hm.list_price,
+                                                p.list_demand_spread, p.spot_ask_tranches)
     a_market = supply.region[a_cloud]
     neo_cap = np.bincount(a_market, weights=np.where(supply.tier[a_cloud] == 1, a_qty, 0.0),
                           minlength=n_r)
@@ -512,10 +560,11 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
     ledger.got[rem_rows, REMOTE] += got_rem
     ledger.wanted[rem_rows, REMOTE] += sought_abroad
     ledger.paid[rem_rows] += got_rem * px[t[rem_rows]]          # friction is not a payment
-    ledger.left[a_cloud, a_chip] -= ask_fill
-    ledger.sold[a_cloud, a_chip] += ask_fill
+    np.subtract.at(ledger.left, (a_cloud, a_chip), ask_fill)
+    np.add.at(ledger.sold, (a_cloud, a_chip), ask_fill)
     ledger.revenue += np.bincount(a_cloud, weights=ask_fill * px[a_market],
                                   minlength=ledger.revenue.size)
+    ledger.spot_sold += np.bincount(a_cloud, weights=ask_fill, minlength=ledger.revenue.size)
     if rem_rows.size:
         n = len(model.nation_ids)
         flows = np.zeros((n, n))
@@ -585,9 +634,9 @@ def settle_clouds(model, supply: Supply, ledger: Ledger) -> None:
     sold = ledger.sold.sum(axis=1).tolist()
     revenue = ledger.revenue.tolist()
     step = model.step_index
-    for cloud, o, s, rv, u in zip(model.clouds, offered, sold, revenue,
-                                  ledger.unserved.tolist()):
-        cloud.settle(o, s, rv, u)
+    for cloud, o, s, rv, u, at_spot in zip(model.clouds, offered, sold, revenue,
+                                           ledger.unserved.tolist(), ledger.spot_sold.tolist()):
+        cloud.settle(o, s, rv, u, at_spot)
         model.records["clouds"].append((step, cloud.cloud_id, cloud.region, cloud.tier,
                                         o, s, rv, cloud.margin))
 

@@ -303,6 +303,11 @@ class Cloud(_Model):
         description="lowest markup over full owned cost its asks go to [fraction]")
     max_margin: Annotated[float, Field(ge=-0.9, le=50)] = Field(
         description="highest markup over full owned cost [fraction]")
+    initial_margin: Annotated[float, Field(ge=-0.9, le=50)] | None = Field(
+        default=None, description="its markup at the start: the list price of the first month "
+                                  "over full owned cost, less 1 (an initial condition; after "
+                                  "it the markup moves with its load) [fraction]; default "
+                                  "min_margin")
     target_utilization: Fraction = Field(default=0.8, description="utilization it prices and "
                                                                    "invests towards [fraction]")
 
@@ -310,6 +315,9 @@ class Cloud(_Model):
     def _margins_ordered(self) -> "Cloud":
         if self.max_margin < self.min_margin:
             raise ValueError("max_margin must be >= min_margin")
+        if self.initial_margin is not None and not (
+                self.min_margin <= self.initial_margin <= self.max_margin):
+            raise ValueError("initial_margin must lie between min_margin and max_margin")
         return self
 
 
@@ -522,7 +530,26 @@ class Market(_Model):
     hyperscaler_spot_share: Fraction = Field(
         default=0.0, description="share of a hyperscaler's idle hours (after contracts and list "
                                  "sales) it offers on the spot market as spot or preemptible "
-                                 "instances, at its energy cost [fraction]")
+                                 "instances, at the price it would fetch held back "
+                                 "(`list_demand_spread`) [fraction]")
+    hyperscaler_load: Literal["all_sales", "posted_prices"] = Field(
+        default="all_sales", description="the load a hyperscaler's list markup moves with: "
+        "`all_sales`, every hour sold over offered, its idle hours sold at spot among them "
+        "(its load then reads 1 whenever it sells them, and its markup climbs to max_margin); "
+        "`posted_prices`, hours sold at list and under contract plus list demand it could not "
+        "serve, over offered (docs/model.md, \"Margin\")")
+    list_buyers_plan_list: bool = Field(
+        default=False, description="list buyers meet a list revision on their short-run "
+        "curves about the list they planned at (an adaptive expectation with "
+        "demand_adjustment_months); false: on their long-run curves")
+    list_demand_spread: Annotated[float, Field(ge=0, le=3, allow_inf_nan=False)] = Field(
+        default=0.0, description="log spread of the posted-price demand a hyperscaler holds its "
+                                 "idle hours back for when it prices them at spot "
+                                 "(`market.gpu_hours.spot_asks`) [-]; 0: it asks its energy "
+                                 "cost for all of them")
+    spot_ask_tranches: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=8, description="blocks a hyperscaler's idle hours are offered at spot in, "
+                               "each at its own protection price: a numerical resolution [-]")
     uncontracted_spot_share: Fraction = Field(
         description="share of the demand that finds no contract (the clouds have committed all "
                     "they will) that buys spot the same month; the rest waits [fraction]")

@@ -100,6 +100,64 @@ def test_hyperscalers_idle_hours_on_spot_add_supply_there():
     assert hyperscaler_sold(shared) > hyperscaler_sold(plain)
 
 
+def test_hyperscalers_ask_for_idle_hours_what_they_would_fetch_held_back():
+    """A neocloud asks its energy cost (USD 0.1) for its 50 idle hours. A hyperscaler that
+    sold 100 hours at its posted prices (list USD 10) offers its 100 idle ones in 4 blocks
+    of 25, each at 10 x P(demand of median 100, log spread 0.3, reaches its middle hour):
+    10 x (1 - Phi(ln(1 + q / 100) / 0.3)) at q = 12.5, 37.5, 62.5, 87.5 is 3.47, 1.44, 0.53
+    and 0.18 (never below its energy cost). Having sold nothing at posted prices, it has no
+    one to hold hours back for and asks its energy cost."""
+    from types import SimpleNamespace
+
+    from market.gpu_hours import Ledger, spot_asks
+
+    supply = SimpleNamespace(hours=np.array([[50.0], [200.0]]), tier=np.array([1, 0]),
+                             region=np.array([0, 0]), energy=np.array([[0.1], [0.25]]))
+    ledger = Ledger(supply, 0)
+    ledger.sold[1, 0], ledger.left[1, 0] = 100.0, 100.0
+    cloud, chip, qty, price = spot_asks(ledger.left, supply, ledger, np.array([10.0]), 0.3, 4)
+    np.testing.assert_array_equal(cloud, [0, 1, 1, 1, 1])
+    np.testing.assert_array_equal(chip, [0, 0, 0, 0, 0])
+    np.testing.assert_allclose(qty, [50.0, 25.0, 25.0, 25.0, 25.0])
+    np.testing.assert_allclose(price, [0.1, 3.47, 1.44, 0.53, 0.25], atol=0.01)
+    ledger.sold[1, 0] = 0.0
+    _, _, qty, price = spot_asks(ledger.left, supply, ledger, np.array([10.0]), 0.3, 4)
+    np.testing.assert_allclose(price, [0.1, 0.25, 0.25, 0.25, 0.25])
+    assert qty.sum() == pytest.approx(150.0)
+
+
+#: The fix of hyperscalers' markups (docs/model.md, "Margin"), not the default yet: load at
+#: posted prices, list buyers on short-run curves, idle hours held back at spot, and the
+#: markup bounds as guards with the start an initial condition (2022's list over cost).
+POSTED_LOAD = ("market.hyperscaler_load=posted_prices", "market.list_buyers_plan_list=true",
+               "market.list_demand_spread=0.3") + tuple(
+    f"clouds.{cloud}.{field}={value}"
+    for cloud, start in (("aws", 2.4), ("azure", 2.4), ("gcp", 2.4), ("oracle", 2.4),
+                         ("hyperscalers-eu", 2.4), ("alibaba-cloud", 2.0),
+                         ("tencent-cloud", 2.0), ("huawei-cloud", 2.0), ("jkt-clouds", 2.0))
+    for field, value in (("min_margin", 0.0), ("max_margin", 12.0), ("initial_margin", start)))
+
+
+def test_hyperscaler_markups_move_with_their_load_not_on_their_bounds():
+    """By default a hyperscaler's markup moves with all it sells, its idle hours sold at
+    spot among them: its load reads full whenever it sells them, and the US markups sit on
+    `max_margin` through 2024 (more than half of hyperscaler-months on a bound). With its
+    load at posted prices (`POSTED_LOAD`) no more than 5% do, and the US markups rise with
+    the scarcity of 2023 (the 2023-12 markup above the 2022-06 one)."""
+    from analysis.scripted import diagnostics
+
+    def at_bound(sets):
+        scenario = load_scenario("history", list(sets)).scenario
+        table = diagnostics(run("history", 1, 36, sets), scenario, "2024-12")
+        return float(table.set_index("diagnostic").loc["margin_at_bound", "value"])
+    assert at_bound(()) > 0.5
+    assert at_bound(POSTED_LOAD) <= 0.05
+    clouds = run("history", 1, 36, POSTED_LOAD)["clouds"]
+    us = clouds[(clouds.region == "US") & (clouds.tier == "hyperscaler")]
+    by_month = us.groupby("date")["margin"].mean()
+    assert by_month.loc["2023-12-01"] > by_month.loc["2022-06-01"], by_month
+
+
 def test_contract_holders_resell_hours_they_would_not_use_at_a_spot_spike():
     """CoWoS at 30% through 2027 lifts US spot above what contract holders planned at: in
     the shock's first seven months some resell contracted hours at spot (the `resale_usd`

@@ -72,6 +72,8 @@ EVENTS: dict[str, dict] = {
 COMPANIONS = {
     (("clouds", "*", "min_margin"), "max"): {"max_margin": 20.0},
     (("clouds", "*", "max_margin"), "min"): {"min_margin": -0.9},
+    (("clouds", "*", "initial_margin"), "min"): {"min_margin": -0.9},
+    (("clouds", "*", "initial_margin"), "max"): {"max_margin": 50.0},
     # no power, no starting fleet (the loader refuses a fleet that needs more power than the site)
     (("clouds", "*", "power_mw"), "min"): {"fleet": {}},
     (("labs", "*", "power_mw"), "min"): {"fleet": {}},
