@@ -228,8 +228,8 @@ def clear_contracts(hm: HourMarket, curve, rows, region, weight, in_force, room)
     r = region[rows]
 
     def demand(price):
-        log_p = np.log(np.maximum(price, 1e-12))[r]
-        new = np.maximum(weight * curve(log_p) - in_force, 0.0)
+        log_p = np.log(np.maximum(price, 1e-12))
+        new = np.maximum(weight * curve.at(log_p, r) - in_force, 0.0)
         return np.bincount(r, weights=new, minlength=n_r)
 
     sells = np.flatnonzero(np.isfinite(hm.forward))
@@ -336,10 +336,11 @@ class ContractResale:
         self.option = np.concatenate([np.full(x.size, k) for k, x in enumerate(rows)])
         self.region = r[self.lab]
         self.premium = premium[self.option]
+        self._premiums = premium                # per option, for the price per (region, option)
+        self.group = self.region * len(options) + self.option
         self.held = np.concatenate([ledger.got[x, o] for x, o in zip(rows, options)])
         self.weight = np.concatenate([hm.shares[x, o] for x, o in zip(rows, options)])
         self.anchor = hm.planned_spot_by_lab[self.lab] / self.premium
-        self._curves, self._own = curves, own
         self.curve = curves.market_demand(self.lab, own, self.anchor)
 
     def within(self, regions: np.ndarray) -> ContractResale:
@@ -349,17 +350,19 @@ class ContractResale:
         part = object.__new__(ContractResale)
         part.__dict__.update(self.__dict__)
         keep = regions[self.region]
-        for name in ("lab", "option", "region", "premium", "held", "weight", "anchor"):
+        for name in ("lab", "option", "region", "premium", "group", "held", "weight",
+                     "anchor"):
             setattr(part, name, getattr(self, name)[keep])
-        part.curve = self._curves.market_demand(part.lab, self._own, part.anchor)
+        part.curve = self.curve.take(keep)      # the same rows' curves, not built anew
         return part
 
     def _offered(self, price: np.ndarray) -> np.ndarray:
         """Hours each (holder, option) row resells at the region spot `price` [H100e-h]."""
         if not self.lab.size:
             return np.zeros(0)
-        log_p = np.log(np.maximum(price[self.region], 1e-12) / self.premium)
-        return np.maximum(self.held - self.weight * self.curve(log_p), 0.0)
+        # the log price per (region, option): one logarithm and exponential each, not a row
+        log_p = np.log(np.maximum(price, 1e-12)[:, None] / self._premiums).ravel()
+        return np.maximum(self.held - self.weight * self.curve.at(log_p, self.group), 0.0)
 
     def by_region(self, price: np.ndarray) -> np.ndarray:
         """Hours resold per region at `price` [H100e-h] (the clearing calls this often)."""
@@ -427,7 +430,7 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
 
         def demand(price):
             log_p = np.log(np.maximum(np.maximum(price, 0.0) + extra, 1e-12))
-            return weight * curve(log_p[region])
+            return weight * curve.at(log_p, region)
         return demand
 
     def new_remote_bids(regions):
