@@ -421,6 +421,23 @@ class ContractResale:
         return np.bincount(self.region, weights=sold, minlength=self.n_regions)
 
 
+class BidCurve:
+    """What rows with market demand `curve` (`agents.demand.MarketDemand`) bidding in
+    `region` (per row) buy at a spot price per region, paying `extra` [USD per H100e-hour]
+    on top of it, before their weights [H100e-h]."""
+
+    def __init__(self, curve, region, extra=0.0):
+        self.curve, self.region, self.extra = curve, region, extra
+
+    def __call__(self, price):
+        log_p = np.log(np.maximum(np.maximum(price, 0.0) + self.extra, 1e-12))
+        return self.curve.at(log_p, self.region)
+
+    def take(self, keep):
+        """The rows `keep` (a mask) only."""
+        return BidCurve(self.curve.take(keep), self.region[keep], self.extra)
+
+
 def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledger: Ledger,
                        spill: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Neoclouds' remaining hours (and hyperscalers' idle ones) against spot demand: home
@@ -455,18 +472,10 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
     planned = hm.planned_spot
     resale = ContractResale(model, hm, curves, own, ledger)
 
-    def bid_curve(curve, region, extra=0.0):
-        """What rows with market demand `curve` bidding in `region` (per row) buy at a
-        price per region, paying `extra` on top of it, before their weights [H100e-h]."""
-        def hours(price):
-            log_p = np.log(np.maximum(np.maximum(price, 0.0) + extra, 1e-12))
-            return curve.at(log_p, region)
-        return hours
-
     def bids(rows, region, weight, anchor, extra=0.0):
         """Demand of `rows` bidding in `region` (per row) at a price per region, paying
         `extra` on top of it [H100e-h]."""
-        hours = bid_curve(curves.market_demand(rows, own, anchor), region, extra)
+        hours = BidCurve(curves.market_demand(rows, own, anchor), region, extra)
         return lambda price: weight * hours(price)
 
     def new_remote_bids(regions):
@@ -486,11 +495,11 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
     def home_bids(unserved_abroad, regions):
         """Home spot bidders in `regions`, with `unserved_abroad` (per region rented from)
         of remote buyers' demand bidding at home: their rows, weights and demand before
-        the weights (`bid_curve`)."""
+        the weights (`BidCurve`)."""
         remote_spill = hm.shares[:, REMOTE] * np.where(t >= 0, unserved_abroad[t], 1.0)
         home_w = np.where(hm.has_tier[r, 1], hm.shares[:, SPOT] + spill + remote_spill, 0.0)
         rows = np.flatnonzero((home_w > 0) & regions[r])
-        return rows, home_w[rows], bid_curve(home_curves.take(rows), r[rows])
+        return rows, home_w[rows], BidCurve(home_curves.take(rows), r[rows])
 
     def fill_abroad(remote_rows, remote_demand, price):
         """Share of remote buyers' demand the KYC room serves at `price`, per region, and
@@ -499,21 +508,41 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
         return np.minimum(1.0, np.divide(remote_cap, total, out=np.ones(n_r),
                                          where=total > 0)), total
 
-    def clear(regions, unserved_abroad):
-        """Clear the spot markets of `regions` (a mask) with that spill at home."""
-        home, home_w, home_hours = home_bids(unserved_abroad, regions)
+    def asked(home, home_w, home_hours, regions):
+        """Hours asked of the clouds of `regions` (a mask) at a price per region: the home
+        bidders `home` (rows, weights, `BidCurve`) and remote buyers' demand there less
+        what contract holders resell (other regions' entries: 0)."""
         rem_rows, remote_demand = remote_bids(regions)
         resold = resale.within(regions).sharing(home)
-        asks = np.flatnonzero(regions[a_market])
 
         def demand(price):
-            """Hours asked of the clouds: buyers' demand less what contract holders resell."""
             hours = home_hours(price)
             d = np.bincount(r[home], weights=home_w * hours, minlength=n_r)
             rem = np.bincount(t[rem_rows], weights=remote_demand(price), minlength=n_r)
             return d + np.minimum(rem, remote_cap) - resold.by_region(price, hours)
+        return demand
+
+    def clear(regions, unserved_abroad):
+        """Clear the spot markets of `regions` (a mask) with that spill at home."""
+        home, home_w, home_hours = home_bids(unserved_abroad, regions)
+        everyone = asked(home, home_w, home_hours, regions)
+        # once the search has solved some markets it asks only for the others: the same
+        # sums from fewer rows (each market's rows, in the same order), the rows of each
+        # set of markets picked once (the search narrows through a few such sets)
+        fewer = {}
+
+        def demand(price, markets=None):
+            wanted = regions if markets is None else regions & markets
+            if (wanted == regions).all():
+                return everyone(price)
+            key = wanted.tobytes()
+            if key not in fewer:
+                keep = wanted[r[home]]
+                fewer[key] = asked(home[keep], home_w[keep], home_hours.take(keep), wanted)
+            return fewer[key](price)
+        asks = np.flatnonzero(regions[a_market])
         return asks, clear_spot(demand, a_market[asks], a_qty[asks], a_price[asks], n_r,
-                                SPOT_PRICE_SEARCH_CAP, guess=hm.spot)
+                                SPOT_PRICE_SEARCH_CAP, guess=hm.spot, demand_of_markets=True)
 
     everywhere = np.ones(n_r, bool)
     # a first round with last month's unserved share at home (it starts every market near
