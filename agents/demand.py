@@ -127,7 +127,7 @@ class DemandCurves:
         return serve + train
 
     def market_demand(self, rows: np.ndarray, own_hours: np.ndarray,
-                      expected_price: np.ndarray | None = None):
+                      expected_price: np.ndarray | None = None) -> MarketDemand:
         """A fast evaluator of what labs `rows` buy in the market at a log price per row,
         after their own clusters [H100e-h]: `f(log_price) = max(D(p) - own, 0)`. On the
         short-run curve serving is at most budget / (p - `token_price_multiple` x p_e) above
@@ -140,8 +140,9 @@ class DemandCurves:
         The iso-elastic terms are folded into constants once (serving a p^-e with
         a = potential / v x (v p_ref)^e; training min(B / p, t p^-e) with t = potential / w x
         (w p_ref)^e, w the training value; about p_e the exponents are phi e and the scales
-        carry p_e^(phi e - e)), so each evaluation is three exponentials per row: the spot
-        clearing calls it a few dozen times a month."""
+        carry p_e^(phi e - e)), so each evaluation is two exponentials per row (and the
+        price's own, once per region with `MarketDemand.at`): the spot clearing calls it a few
+        dozen times a month."""
         e_s, e_t = self.serve_eps[rows], self.train_eps[rows]
         a, t = self._serve_scale[rows], self._train_scale[rows]
         if expected_price is not None and self.short_run_share != 1.0:
@@ -159,21 +160,57 @@ class DemandCurves:
             pe = np.asarray(expected_price, float)
             token = np.where(np.isfinite(pe) & (pe > 0),
                              np.where(pe > 0, pe, 1.0) * self.token_price_multiple, np.inf)
+        return MarketDemand(a, t, e_s, e_t, budget, own, token)
 
-        # p, p^-e_t and p^-e_s as one exponential of the log price times these slopes
-        slopes = np.stack([np.ones(len(a)), -e_t, -e_s])
-        tokens_priced = bool(np.isfinite(token).any())
 
-        def evaluate(log_price: np.ndarray) -> np.ndarray:
-            p, train_decay, serve_decay = np.exp(slopes * log_price)
-            train = np.minimum(budget / p, t * train_decay)
-            serve = a * serve_decay
-            if tokens_priced:
-                loss = p - token
-                losing = loss > 0
-                if losing.any():            # most evaluations: no row serves at a loss
-                    serve = np.where(losing, np.minimum(serve, budget / np.where(losing, loss,
-                                                                                  1.0)), serve)
-            return np.maximum(serve + train - own, 0.0)
+class MarketDemand:
+    """What some labs buy in the market at a log price per row, after their own clusters
+    [H100e-h]: `f(log_price) = max(D(p) - own, 0)`, from the constants
+    `DemandCurves.market_demand` folds (serving `serve_scale` x p^-`serve_eps`, training
+    min(`budget` / p, `train_scale` x p^-`train_eps`), serving at most budget / (p - `token`)
+    above the token price `token` [USD per H100e-hour]; one row each).
 
-        return evaluate
+    The spot clearing evaluates it a few dozen times a month, so the per-row work is kept to
+    the two exponentials of the decay terms: `at` takes the price's own exponential once per
+    price group (a region), and `part` evaluates a slice of the rows only."""
+
+    def __init__(self, serve_scale, train_scale, serve_eps, train_eps, budget, own, token):
+        self.serve_scale, self.train_scale = serve_scale, train_scale
+        self.serve_eps, self.train_eps = serve_eps, train_eps
+        self.budget, self.own, self.token = budget, own, token
+        # p^-e_t and p^-e_s as one exponential of the log price times these slopes
+        self.slopes = np.stack([-train_eps, -serve_eps])
+        self.tokens_priced = bool(np.isfinite(token).any())
+
+    def __len__(self) -> int:
+        return len(self.budget)
+
+    def take(self, index) -> MarketDemand:
+        """The curves of rows `index` (an index or mask array) only."""
+        return MarketDemand(*(x[index] for x in (
+            self.serve_scale, self.train_scale, self.serve_eps, self.train_eps, self.budget,
+            self.own, self.token)))
+
+    def __call__(self, log_price: np.ndarray) -> np.ndarray:
+        """Hours each row buys at its log price `log_price` (per row) [H100e-h]."""
+        return self._hours(np.exp(log_price), np.exp(self.slopes * log_price), slice(None))
+
+    def at(self, log_price: np.ndarray, group: np.ndarray,
+           part: slice = slice(None)) -> np.ndarray:
+        """The same as `self(log_price[group])[part]`, each row `i` of the slice `part`
+        facing the log price of its group `group[i]` (`log_price` per group; `group` per
+        row, all rows): the same numbers, the price's exponential taken once per group."""
+        g = group[part]
+        return self._hours(np.exp(log_price)[g], np.exp(self.slopes[:, part] * log_price[g]),
+                           part)
+
+    def _hours(self, p, decay, part):
+        train = np.minimum(self.budget[part] / p, self.train_scale[part] * decay[0])
+        serve = self.serve_scale[part] * decay[1]
+        if self.tokens_priced:
+            loss = p - self.token[part]
+            losing = loss > 0
+            if losing.any():            # most evaluations: no row serves at a loss
+                serve = np.where(losing, np.minimum(
+                    serve, self.budget[part] / np.where(losing, loss, 1.0)), serve)
+        return np.maximum(serve + train - self.own[part], 0.0)

@@ -96,7 +96,8 @@ GUESS_BRACKET = 1.5
 def clear_spot(demand: Callable[[np.ndarray], np.ndarray], ask_market: np.ndarray,
                ask_qty: np.ndarray, ask_price: np.ndarray, n_markets: int,
                price_cap: float, rel_tol: float = 1e-5,
-               guess: np.ndarray | None = None) -> SpotResult:
+               guess: np.ndarray | None = None, demand_of_markets: bool = False
+               ) -> SpotResult:
     """Uniform-price clearing of independent spot markets against continuous demand.
 
     `demand(p)` maps a price per market (n_markets,) to the quantity demanded per market; it
@@ -112,6 +113,10 @@ def clear_spot(demand: Callable[[np.ndarray], np.ndarray], ask_market: np.ndarra
     where it holds the root. The root is found by `_itp_roots` (never more demand
     evaluations than bisection, a handful where excess demand is smooth); the price is the
     lowest one found without excess demand, within `rel_tol` of the root.
+
+    `demand_of_markets`: `demand(p, markets)` also takes a mask of the markets whose demand
+    is wanted (the others' entries may be anything), so that once some markets are solved
+    the search stops evaluating their buyers' curves.
     """
     ask_market = np.asarray(ask_market, dtype=np.int64)
     ask_qty, ask_price = np.asarray(ask_qty, float), np.asarray(ask_price, float)
@@ -126,10 +131,11 @@ def clear_spot(demand: Callable[[np.ndarray], np.ndarray], ask_market: np.ndarra
         offered = np.where(ask_price <= p[ask_market], ask_qty, 0.0)
         return np.bincount(ask_market, weights=offered, minlength=n_markets)
 
-    def shortfall(x):
-        """Supply less demand at log price `x` (rises with x), and the demand."""
+    def shortfall(x, markets=None):
+        """Supply less demand at log price `x` (rises with x), and the demand; only the
+        entries of `markets` (a mask; None: all) are wanted."""
         p = np.exp(x)
-        d = demand(p)
+        d = demand(p, markets) if demand_of_markets and markets is not None else demand(p)
         return supply(p) - d, d
 
     floor_x, cap_x = np.log(lowest), np.full(n_markets, np.log(price_cap))
@@ -148,8 +154,9 @@ def clear_spot(demand: Callable[[np.ndarray], np.ndarray], ask_market: np.ndarra
         # a market whose guess does not hold the root: is there a root between its
         # cheapest ask and the cap? (one whose guess holds it has excess demand at its
         # cheapest ask and none at the cap: demand falls and supply rises with the price)
-        f_floor, d_floor = shortfall(floor_x)
-        f_cap, d_cap = shortfall(cap_x)
+        # (only the markets whose guess does not hold use these)
+        f_floor, d_floor = shortfall(floor_x, None if guess is None else ~holds)
+        f_cap, d_cap = shortfall(cap_x, None if guess is None else ~holds)
         at_floor = ~holds & (f_floor >= 0)                 # surplus even at the cheapest ask
         short = has & ~holds & (d_cap > capacity)
         if guess is None:
@@ -197,8 +204,9 @@ def _itp_roots(f, a, b, f_a, f_b, d_b, search, rel_tol):
     both sides) and keeps it within bisection's guarantee, so a market never needs more steps
     than bisection's plus `ITP_SPARE_STEPS` and a smooth one a handful.
 
-    `f(x)` returns (value, demand) per market; f(a) < 0 <= f(b) where `search`. Returns the
-    upper end of each bracket once it is no wider than `rel_tol` (log price: a relative
+    `f(x, markets)` returns (value, demand) per market, wanted only where the mask
+    `markets` is set (the markets still searching); f(a) < 0 <= f(b) where `search`.
+    Returns the upper end of each bracket once it is no wider than `rel_tol` (log price: a relative
     tolerance on price), and the demand there."""
     eps = 0.5 * rel_tol
     width0 = np.where(search, b - a, 0.0)
@@ -219,7 +227,7 @@ def _itp_roots(f, a, b, f_a, f_b, d_b, search, rel_tol):
         trunc = np.where(delta <= np.abs(half - falsi), falsi + sigma * delta, half)
         x = np.where(np.abs(trunc - half) <= radius, trunc, half - sigma * radius)
         x = np.where(active, x, b)
-        f_x, d_x = f(x)
+        f_x, d_x = f(x, active)
         up = active & (f_x >= 0)
         down = active & (f_x < 0)
         b, f_b, d_b = np.where(up, x, b), np.where(up, f_x, f_b), np.where(up, d_x, d_b)

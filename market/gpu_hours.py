@@ -233,8 +233,8 @@ def clear_contracts(hm: HourMarket, curve, rows, region, weight, in_force, room)
     r = region[rows]
 
     def demand(price):
-        log_p = np.log(np.maximum(price, 1e-12))[r]
-        new = np.maximum(weight * curve(log_p) - in_force, 0.0)
+        log_p = np.log(np.maximum(price, 1e-12))
+        new = np.maximum(weight * curve.at(log_p, r) - in_force, 0.0)
         return np.bincount(r, weights=new, minlength=n_r)
 
     sells = np.flatnonzero(np.isfinite(hm.forward))
@@ -349,10 +349,11 @@ class ContractResale:
         self.option = np.concatenate([np.full(x.size, k) for k, x in enumerate(rows)])
         self.region = r[self.lab]
         self.premium = premium[self.option]
+        self._premiums = premium                # per option, for the price per (region, option)
+        self.group = self.region * len(options) + self.option
         self.held = np.concatenate([ledger.got[x, o] for x, o in zip(rows, options)])
         self.weight = np.concatenate([hm.shares[x, o] for x, o in zip(rows, options)])
         self.anchor = hm.planned_spot_by_lab[self.lab] / self.premium
-        self._curves, self._own = curves, own
         self.curve = curves.market_demand(self.lab, own, self.anchor)
 
     def within(self, regions: np.ndarray) -> ContractResale:
@@ -362,21 +363,55 @@ class ContractResale:
         part = object.__new__(ContractResale)
         part.__dict__.update(self.__dict__)
         keep = regions[self.region]
-        for name in ("lab", "option", "region", "premium", "held", "weight", "anchor"):
+        for name in ("lab", "option", "region", "premium", "group", "held", "weight",
+                     "anchor"):
             setattr(part, name, getattr(self, name)[keep])
-        part.curve = self._curves.market_demand(part.lab, self._own, part.anchor)
+        part.curve = self.curve.take(keep)      # the same rows' curves, not built anew
         return part
 
-    def _offered(self, price: np.ndarray) -> np.ndarray:
-        """Hours each (holder, option) row resells at the region spot `price` [H100e-h]."""
+    def sharing(self, home_rows: np.ndarray) -> ContractResale:
+        """The same holders, set to take the curve values of their neocloud contract rows
+        from the home spot bidders `home_rows` (sorted lab rows) where they are among them:
+        such a row is the holder's home spot curve (planned at its own expected spot price,
+        at the spot price itself: the premium is 1), so it is the same number, computed
+        once (the clearing evaluates both a few dozen times a month)."""
+        part = object.__new__(ContractResale)
+        part.__dict__.update(self.__dict__)
+        pos = np.minimum(np.searchsorted(home_rows, self.lab), max(home_rows.size - 1, 0))
+        neo = self.option == 1                  # the neocloud contract (premium 1)
+        found = neo & (home_rows[pos] == self.lab) if home_rows.size else np.zeros_like(neo)
+        part._shared, part._shared_pos = np.flatnonzero(found), pos[found]
+        part._alone = np.flatnonzero(~found)
+        part._alone_curve, part._alone_group = self.curve.take(part._alone), \
+            self.group[part._alone]
+        return part
+
+    def _curve_hours(self, log_p: np.ndarray, home_hours: np.ndarray | None) -> np.ndarray:
+        """Each row's market demand at the log price per (region, option) `log_p`; with
+        `home_hours` (per `sharing`'s home row, at the same spot price), the shared rows'
+        taken from it [H100e-h]."""
+        if home_hours is None:
+            return self.curve.at(log_p, self.group)
+        hours = np.empty(self.lab.size)
+        hours[self._alone] = self._alone_curve.at(log_p, self._alone_group)
+        hours[self._shared] = home_hours[self._shared_pos]
+        return hours
+
+    def _offered(self, price: np.ndarray, home_hours: np.ndarray | None = None
+                 ) -> np.ndarray:
+        """Hours each (holder, option) row resells at the region spot `price` [H100e-h]
+        (`home_hours`: see `_curve_hours`)."""
         if not self.lab.size:
             return np.zeros(0)
-        log_p = np.log(np.maximum(price[self.region], 1e-12) / self.premium)
-        return np.maximum(self.held - self.weight * self.curve(log_p), 0.0)
+        # the log price per (region, option): one logarithm and exponential each, not a row
+        log_p = np.log(np.maximum(price, 1e-12)[:, None] / self._premiums).ravel()
+        return np.maximum(self.held - self.weight * self._curve_hours(log_p, home_hours), 0.0)
 
-    def by_region(self, price: np.ndarray) -> np.ndarray:
-        """Hours resold per region at `price` [H100e-h] (the clearing calls this often)."""
-        return np.bincount(self.region, weights=self._offered(price),
+    def by_region(self, price: np.ndarray, home_hours: np.ndarray | None = None
+                  ) -> np.ndarray:
+        """Hours resold per region at `price` [H100e-h] (the clearing calls this often);
+        `home_hours`: the home bidders' curve values at `price`, after `sharing`."""
+        return np.bincount(self.region, weights=self._offered(price, home_hours),
                            minlength=self.n_regions)
 
     def settle(self, ledger: Ledger, price: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -435,6 +470,23 @@ def spot_asks(offered: np.ndarray, supply: Supply, ledger: Ledger, list_price: n
             np.concatenate([supply.energy[n_cloud, n_chip], ask.ravel()]))
 
 
+class BidCurve:
+    """What rows with market demand `curve` (`agents.demand.MarketDemand`) bidding in
+    `region` (per row) buy at a spot price per region, paying `extra` [USD per H100e-hour]
+    on top of it, before their weights [H100e-h]."""
+
+    def __init__(self, curve, region, extra=0.0):
+        self.curve, self.region, self.extra = curve, region, extra
+
+    def __call__(self, price):
+        log_p = np.log(np.maximum(np.maximum(price, 0.0) + self.extra, 1e-12))
+        return self.curve.at(log_p, self.region)
+
+    def take(self, keep):
+        """The rows `keep` (a mask) only."""
+        return BidCurve(self.curve.take(keep), self.region[keep], self.extra)
+
+
 def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledger: Ledger,
                        spill: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Neoclouds' remaining hours (and hyperscalers' idle ones) against spot demand: home
@@ -471,12 +523,8 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
     def bids(rows, region, weight, anchor, extra=0.0):
         """Demand of `rows` bidding in `region` (per row) at a price per region, paying
         `extra` on top of it [H100e-h]."""
-        curve = curves.market_demand(rows, own, anchor)
-
-        def demand(price):
-            log_p = np.log(np.maximum(np.maximum(price, 0.0) + extra, 1e-12))
-            return weight * curve(log_p[region])
-        return demand
+        hours = BidCurve(curves.market_demand(rows, own, anchor), region, extra)
+        return lambda price: weight * hours(price)
 
     def new_remote_bids(regions):
         """Remote buyers bidding into `regions` (a mask): their rows and demand."""
@@ -489,13 +537,17 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
     def remote_bids(regions):
         return everywhere_remote if regions.all() else new_remote_bids(regions)
 
+    # every lab's home spot curve, built once: each round's bidders take their rows of it
+    home_curves = curves.market_demand(np.arange(book.n), own, hm.planned_spot_by_lab)
+
     def home_bids(unserved_abroad, regions):
         """Home spot bidders in `regions`, with `unserved_abroad` (per region rented from)
-        of remote buyers' demand bidding at home: their rows and demand."""
+        of remote buyers' demand bidding at home: their rows, weights and demand before
+        the weights (`BidCurve`)."""
         remote_spill = hm.shares[:, REMOTE] * np.where(t >= 0, unserved_abroad[t], 1.0)
         home_w = np.where(hm.has_tier[r, 1], hm.shares[:, SPOT] + spill + remote_spill, 0.0)
         rows = np.flatnonzero((home_w > 0) & regions[r])
-        return rows, bids(rows, r[rows], home_w[rows], hm.planned_spot_by_lab[rows])
+        return rows, home_w[rows], BidCurve(home_curves.take(rows), r[rows])
 
     def fill_abroad(remote_rows, remote_demand, price):
         """Share of remote buyers' demand the KYC room serves at `price`, per region, and
@@ -504,20 +556,41 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
         return np.minimum(1.0, np.divide(remote_cap, total, out=np.ones(n_r),
                                          where=total > 0)), total
 
-    def clear(regions, unserved_abroad):
-        """Clear the spot markets of `regions` (a mask) with that spill at home."""
-        home, home_demand = home_bids(unserved_abroad, regions)
+    def asked(home, home_w, home_hours, regions):
+        """Hours asked of the clouds of `regions` (a mask) at a price per region: the home
+        bidders `home` (rows, weights, `BidCurve`) and remote buyers' demand there less
+        what contract holders resell (other regions' entries: 0)."""
         rem_rows, remote_demand = remote_bids(regions)
-        resold = resale.within(regions)
-        asks = np.flatnonzero(regions[a_market])
+        resold = resale.within(regions).sharing(home)
 
         def demand(price):
-            """Hours asked of the clouds: buyers' demand less what contract holders resell."""
-            d = np.bincount(r[home], weights=home_demand(price), minlength=n_r)
+            hours = home_hours(price)
+            d = np.bincount(r[home], weights=home_w * hours, minlength=n_r)
             rem = np.bincount(t[rem_rows], weights=remote_demand(price), minlength=n_r)
-            return d + np.minimum(rem, remote_cap) - resold.by_region(price)
+            return d + np.minimum(rem, remote_cap) - resold.by_region(price, hours)
+        return demand
+
+    def clear(regions, unserved_abroad):
+        """Clear the spot markets of `regions` (a mask) with that spill at home."""
+        home, home_w, home_hours = home_bids(unserved_abroad, regions)
+        everyone = asked(home, home_w, home_hours, regions)
+        # once the search has solved some markets it asks only for the others: the same
+        # sums from fewer rows (each market's rows, in the same order), the rows of each
+        # set of markets picked once (the search narrows through a few such sets)
+        fewer = {}
+
+        def demand(price, markets=None):
+            wanted = regions if markets is None else regions & markets
+            if (wanted == regions).all():
+                return everyone(price)
+            key = wanted.tobytes()
+            if key not in fewer:
+                keep = wanted[r[home]]
+                fewer[key] = asked(home[keep], home_w[keep], home_hours.take(keep), wanted)
+            return fewer[key](price)
+        asks = np.flatnonzero(regions[a_market])
         return asks, clear_spot(demand, a_market[asks], a_qty[asks], a_price[asks], n_r,
-                                SPOT_PRICE_SEARCH_CAP, guess=hm.spot)
+                                SPOT_PRICE_SEARCH_CAP, guess=hm.spot, demand_of_markets=True)
 
     everywhere = np.ones(n_r, bool)
     # a first round with last month's unserved share at home (it starts every market near
@@ -539,9 +612,9 @@ def clear_spot_markets(model, hm: HourMarket, curves, own, supply: Supply, ledge
             volume = np.where(again, second.volume, volume)
             ask_fill = ask_fill.copy()
             ask_fill[asks] = second.ask_fill
-    home, home_demand = home_bids(unserved, everywhere)
+    home, home_w, home_hours = home_bids(unserved, everywhere)
     px = np.nan_to_num(price)
-    q_home = home_demand(px)
+    q_home = home_w * home_hours(px)
     rem_fill, rem_total = fill_abroad(rem_rows, remote_demand, px)
     hm.remote_fill = rem_fill
     wanted = np.bincount(r[home], weights=q_home, minlength=n_r) \

@@ -55,7 +55,7 @@ def initial_prices(model, hm, supply, curves, own) -> None:
     curve = curves.market_demand(rows, own)
 
     def demand(price):
-        q = weight[rows] * curve(np.log(np.maximum(price, 1e-12))[r[rows]])
+        q = weight[rows] * curve.at(np.log(np.maximum(price, 1e-12)), r[rows])
         return np.bincount(r[rows], weights=q, minlength=hm.n_regions)
 
     res = clear_spot(demand, supply.region[a_cloud], supply.hours[a_cloud, a_chip],

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from agents.demand import DemandCurves, serving_hours, training_hours
+from agents.demand import DemandCurves, MarketDemand, serving_hours, training_hours
 from agents.pricing import (HYPER_CONTRACT, LIST, NEO_CONTRACT, REMOTE, SPOT,
                             adapt_expectation, choose_options, forward_price, list_target,
                             revise_list_price)
@@ -174,9 +174,9 @@ def test_neocloud_contracts_sign_at_the_forward_unless_the_asks_exceed_the_room(
     hm = SimpleNamespace(n_regions=2, forward=np.array([2.0, 2.0]),
                          contract_price=np.full(2, np.nan))
 
-    def curve(log_price):
-        return 100.0 * np.exp(-log_price)
-
+    # serving only, elasticity 1: 100 / p
+    curve = MarketDemand(np.full(3, 100.0), np.zeros(3), np.ones(3), np.ones(3), np.zeros(3),
+                         np.zeros(3), np.full(3, np.inf))
     rows, region = np.arange(3), np.array([0, 0, 1])
     price = clear_contracts(hm, curve, rows, region, np.ones(3), np.array([10.0, 0.0, 0.0]),
                             np.array([45.0, 80.0]))

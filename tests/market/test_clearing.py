@@ -161,3 +161,29 @@ def test_smooth_excess_demand_is_cleared_in_far_fewer_evaluations_than_bisection
     assert res.price[0] == pytest.approx((1000.0 / 200.0) ** (1 / 0.7), rel=1e-5)
     bisection = int(np.ceil(np.log2(np.log(1.5 ** 2) / 1e-5)))
     assert bisection == 17 and len(calls) <= 10
+
+
+def test_a_demand_asked_only_for_the_unsolved_markets_clears_the_same():
+    """Three markets, one solved quickly (a steep curve), with guesses that hold the root in
+    two and miss it in the third: a demand that returns garbage (NaN) for the markets it is
+    not asked about clears exactly as one that always returns every market's demand, and
+    once a market is solved it is no longer asked about."""
+    full = _linear_demand([30.0, 27.0, 500.0], [5.0, 5.0, 1.0])
+    asked = []
+
+    def partial(p, markets=None):
+        d = full(p)
+        if markets is None:
+            return d
+        asked.append(markets.copy())
+        return np.where(markets, d, np.nan)
+
+    args = (np.array([0, 0, 1, 1, 2]), np.array([10.0, 10.0, 10.0, 10.0, 20.0]),
+            np.array([1.0, 5.0, 1.0, 2.0, 3.0]), 3)
+    kw = dict(price_cap=1e4, guess=np.array([4.5, 1.5, 2.0]))
+    plain = clear_spot(full, *args, **kw)
+    fewer = clear_spot(partial, *args, **kw, demand_of_markets=True)
+    for a, b in zip((plain.price, plain.volume, plain.ask_fill, plain.short),
+                    (fewer.price, fewer.volume, fewer.ask_fill, fewer.short)):
+        np.testing.assert_array_equal(a, b)
+    assert asked and not asked[-1].all()
