@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import shutil
+import tomllib
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Callable, Iterator
@@ -269,24 +270,50 @@ class _Listing:
     """What a gpumarket manifest says gpumarket wrote into its directory: entries (sub-
     directories end in "/") and files with the SHA-256 each had when written."""
 
-    def __init__(self, entries: frozenset[str], hashes: dict[str, str], complete: bool):
+    def __init__(self, entries: frozenset[str], hashes: dict[str, str], complete: bool,
+                 scenario: str | None = None):
         self.entries, self.hashes = entries | {MANIFEST}, hashes
         #: whether every file has a hash (FILE_HASHES); older run manifests hashed the tables
         self.complete = complete
+        #: the scenario name the manifest records (a run's), or None
+        self.scenario = scenario
 
     def wrote(self, entry: os.DirEntry) -> bool:
         """Whether the regular file `entry` is one gpumarket wrote here and is unchanged: listed
         and with the SHA-256 recorded for it. A file the manifest lists without a hash counts
-        only as a run directory's scenario.toml from before every file was hashed (a
-        hand-written manifest that lists a user's file does not make it gpumarket's)."""
+        only as a run directory's scenario.toml from before every file was hashed, and only
+        if it is what gpumarket wrote there (`_is_written_scenario`): a hand-written manifest
+        that lists a user's file does not make it gpumarket's, nor does an old one make a
+        user's scenario.toml put in its place deletable."""
         if entry.name == MANIFEST:
             return True
         if entry.name not in self.entries:
             return False
         recorded = self.hashes.get(entry.name)
         if recorded is None:
-            return not self.complete and bool(self.hashes) and entry.name in UNHASHED_RUN_FILES
+            return (not self.complete and bool(self.hashes) and entry.name in UNHASHED_RUN_FILES
+                    and _is_written_scenario(Path(entry.path), self.scenario))
         return _sha256(Path(entry.path)) == recorded
+
+
+#: Largest scenario.toml an older run manifest can vouch for without a hash [bytes]: a
+#: resolved built-in scenario is ~60 kB.
+WRITTEN_SCENARIO_MAX_BYTES = 4_000_000
+
+
+def _is_written_scenario(path: Path, scenario: str | None) -> bool:
+    """Whether `path` is a resolved scenario as gpumarket writes it (`fill_run_dir`): TOML
+    that tomli_w writes back byte for byte (a hand-written file, with its comments, layout or
+    quoting, does not), naming the scenario its manifest records."""
+    try:
+        if path.stat().st_size > WRITTEN_SCENARIO_MAX_BYTES:
+            return False
+        raw = path.read_bytes()
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    return (scenario is not None and data.get("name") == scenario
+            and tomli_w.dumps(data).encode("utf-8") == raw)
 
 
 def _hashes(value) -> dict[str, str] | None:
@@ -311,12 +338,13 @@ def _listing(manifest: Path) -> _Listing | None:
     every_file = _hashes(data.get(FILE_HASHES))
     hashes = every_file if every_file is not None else _hashes(data.get("sha256")) or {}
     entries = data.get("entries")
+    scenario = data.get("scenario") if isinstance(data.get("scenario"), str) else None
     if entries is None:          # 0.5.0 wrote run directories without the list
-        return _Listing(LEGACY_RUN_ENTRIES, hashes, every_file is not None) \
+        return _Listing(LEGACY_RUN_ENTRIES, hashes, every_file is not None, scenario) \
             if isinstance(data.get("sha256"), dict) else None
     if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
         return None
-    return _Listing(frozenset(entries), hashes, every_file is not None)
+    return _Listing(frozenset(entries), hashes, every_file is not None, scenario)
 
 
 def foreign_entries(directory: Path) -> list[str] | None:

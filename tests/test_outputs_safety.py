@@ -186,11 +186,24 @@ def test_run_force_refuses_a_file_changed_since_gpumarket_wrote_it(tmp_path):
     r = gm("run", "baseline", "--months", 3, "--out", out, "--force", "--quiet")
     assert r.exit_code == 2 and "(scenario.toml)" in one_error_line(r.stderr)
     assert (out / "scenario.toml").read_text().endswith("# my notes\n")
-    # a manifest of a version that hashed only the tables: replaced while they are unchanged
-    (out / "scenario.toml").write_text("# mine now\n")
+
+def test_run_force_with_an_older_manifest_replaces_only_the_scenario_toml_it_wrote(tmp_path):
+    """A run manifest of 0.18.0 or older hashed the tables, not scenario.toml: the file counts
+    as gpumarket's only while it is the resolved scenario as gpumarket writes it."""
+    out = tmp_path / "out"
+    assert gm("run", "baseline", "--months", 2, "--out", out, "--quiet").exit_code == 0
+    written = (out / "scenario.toml").read_bytes()
     manifest = json.loads((out / "manifest.json").read_text())
     del manifest["files_sha256"]
     (out / "manifest.json").write_text(json.dumps(manifest))
+    # the user's own scenario put in its place, and the same scenario with a note added
+    for mine in (b'name = "baseline"\nstart = "2022-01"  # mine\n', written + b"# mine\n",
+                 written.replace(b'name = "baseline"', b'name = "my-world"')):
+        (out / "scenario.toml").write_bytes(mine)
+        r = gm("run", "baseline", "--months", 3, "--out", out, "--force", "--quiet")
+        assert r.exit_code == 2 and "(scenario.toml)" in one_error_line(r.stderr)
+        assert (out / "scenario.toml").read_bytes() == mine
+    (out / "scenario.toml").write_bytes(written)
     assert gm("run", "baseline", "--months", 3, "--out", out, "--force",
               "--quiet").exit_code == 0
     assert json.loads((out / "manifest.json").read_text())["months"] == 3
