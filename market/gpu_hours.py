@@ -100,7 +100,8 @@ class HourMarket:
         self.planned_spot = np.full(n_regions, np.nan)
         #: the hyperscaler list price labs planned their compute at, per region (the same
         #: re-planning memory): a list revision meets list buyers on their short-run curves,
-        #: as a spot surprise meets spot buyers [USD per market H100e-hour]
+        #: as a spot surprise meets spot buyers [USD per market H100e-hour]; kept only with
+        #: `market.list_buyers_plan_list` (NaN otherwise)
         self.planned_list = np.full(n_regions, np.nan)
         #: the home spot price each lab planned its compute at: its own adaptive expectation
         #: from the month it entered, NaN before (an entrant meets its first month on its

@@ -130,8 +130,9 @@ def update_prices(model, hm, supply, ledger,
     hm.planned_spot_by_lab = np.where(here, adapt_expectation(
         hm.planned_spot_by_lab, spot[book.nation], p.demand_adjustment_months),
         hm.planned_spot_by_lab)
-    hm.planned_list = adapt_expectation(hm.planned_list, hm.list_price,
-                                        p.demand_adjustment_months)
+    if p.list_buyers_plan_list:      # read only by list buyers who plan at the list
+        hm.planned_list = adapt_expectation(hm.planned_list, hm.list_price,
+                                            p.demand_adjustment_months)
     hm.forward = forward_price(hm.expected_spot, p.contract_term_premium)
     for cloud in model.clouds:
         cloud.reprice(p.margin_response)

@@ -215,3 +215,47 @@ def test_contract_holders_keep_what_their_short_run_demand_wants_and_resell_the_
     np.testing.assert_allclose(ledger.wanted[:, HYPER_CONTRACT], [0.0, 94.0])
     np.testing.assert_allclose(ledger.resold_usd, [192.0, 48.0])
     assert ledger.paid.sum() == 0.0          # the buyers pay in the spot clearing
+
+
+def test_list_buyers_who_plan_at_the_list_meet_a_revision_on_their_short_run_curves():
+    """With `market.list_buyers_plan_list`, list demand at a list above the one buyers planned
+    at is what they planned less the short-run response: more than their long-run demand at
+    the new list, and the same as it when the list is what they planned at (entrants, with no
+    plan yet, always on their long-run curves)."""
+    from market.gpu_hours import HOURS_PER_MONTH, Ledger, gather_supply, own_hours, sell_list
+    from market.model import ComputeMarket
+
+    scenario = load_scenario("history", ["market.list_buyers_plan_list=true"]).scenario
+    model = ComputeMarket(scenario, seed=1)
+    for _ in range(14):
+        model.step()
+    p, hm, book = model.params, model.hour_market, model.book
+    assert np.isfinite(hm.planned_list).any()          # the option keeps the expectation
+    hours = HOURS_PER_MONTH * p.availability
+    supply = gather_supply(model, hours)
+    curves = book.demand_curves(model.month, model.start_month,
+                                model.demand_index.at(model.month),
+                                model.financing_index.at(model.month),
+                                model.serving_value, model.training_value,
+                                short_run_share=p.short_run_elasticity_share,
+                                token_price_multiple=1.0 + p.serving_markup)
+    own, _ = own_hours(model, hours)
+
+    def list_demand(planned_list):
+        hm.planned_list = planned_list
+        ledger = Ledger(supply, book.n)
+        sell_list(model, hm, curves, own, supply, ledger)
+        return ledger.wanted[:, 0]
+
+    at_plan = list_demand(hm.list_price.copy())
+    after_rise = list_demand(hm.list_price / 1.15)     # the list rose 15% since they planned
+    after_cut = list_demand(hm.list_price * 1.15)
+    planned = np.isfinite(hm.planned_spot_by_lab) & (at_plan > 0)
+    entrants = np.isnan(hm.planned_spot_by_lab) & (at_plan > 0)
+    assert planned.sum() > 10
+    assert (after_rise[planned] > at_plan[planned]).all()
+    assert (after_cut[planned] < at_plan[planned]).all()
+    np.testing.assert_allclose(after_rise[entrants], at_plan[entrants])
+    # without the option the same buyers meet the list on their long-run curves
+    model.params = p.model_copy(update={"list_buyers_plan_list": False})
+    np.testing.assert_allclose(list_demand(hm.list_price / 1.15), at_plan, rtol=1e-12)
