@@ -27,6 +27,7 @@ from agents.strategies import (
     expected_pv_usd_per_h100e,
     financing_allowance_usd,
     investment_rate_per_year,
+    MarkupSignals,
     power_room_h100e,
     pricing_strategy,
 )
@@ -89,7 +90,7 @@ class Cloud(mesa.Agent):
     """A cloud in one region and one price tier (hyperscaler list or neocloud/contract)."""
 
     def __init__(self, model: mesa.Model, cloud_id: str, spec, site: int,
-                 vendor_weights: np.ndarray, pricing: str = "utilization_margin"):
+                 vendor_weights: np.ndarray, pricing: str | None = None):
         super().__init__(model)
         self.cloud_id = cloud_id
         self.name = spec.name
@@ -106,12 +107,17 @@ class Cloud(mesa.Agent):
         self.min_margin, self.max_margin = spec.min_margin, spec.max_margin
         self.margin = spec.min_margin if spec.initial_margin is None else spec.initial_margin
         self.target_utilization = spec.target_utilization
-        self._pricing = pricing_strategy(pricing)
+        if pricing is None:        # hyperscalers price by the scenario's rule; neoclouds
+            pricing = (model.scenario.market.hyperscaler_pricing       # sell at spot and
+                       if spec.tier == "hyperscaler" else "utilization_margin")   # contract
+        self._pricing = pricing_strategy(
+            pricing, "pricing strategy (market.hyperscaler_pricing)")
         #: whether its markup moves with its load at posted prices (`market.hyperscaler_load`)
         self.prices_by_posted_load = (
             spec.tier == "hyperscaler"
             and model.scenario.market.hyperscaler_load == "posted_prices")
         self.utilization = spec.target_utilization
+        self.share_growth = 0.0
         #: adaptive expectations of the price of a sold hour [USD] and of its load (hours
         #: asked / offered) [-]
         self.expected_usd_per_sold_h100e_hour: float | None = None
@@ -177,9 +183,18 @@ class Cloud(mesa.Agent):
         return added_hour_earnings_usd(price, load, self.tier == "hyperscaler",
                                        demand_uncertainty, idle_usd_per_h100e_hour)
 
-    def reprice(self, response: float) -> None:
-        self.margin = self._pricing(self.margin, self.utilization, self.target_utilization,
-                                    response, self.min_margin, self.max_margin)
+    def observe_share_growth(self, growth: float) -> None:
+        """Its region's hyperscaler share of the hours asked for changed by `growth` (a
+        fraction) this month: the signal `market_share_margin` moves its markup with."""
+        self.share_growth = float(growth)
+
+    def reprice(self, params) -> None:
+        """Move its list markup by its pricing strategy (`market.hyperscaler_pricing` for a
+        hyperscaler); a month's share change is acted on once."""
+        signals = MarkupSignals(self.utilization, self.target_utilization, self.share_growth)
+        self.margin = self._pricing(self.margin, signals, params, self.min_margin,
+                                    self.max_margin)
+        self.share_growth = 0.0
 
     # -- financing ----------------------------------------------------------------------
     def trailing_revenue_usd_per_year(self) -> float:

@@ -7,7 +7,7 @@ Alternatives sit in registries from name to function; an unknown name fails with
 from __future__ import annotations
 
 import math
-
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -18,27 +18,54 @@ from market.errors import UnknownNameError
 # ------------------------------------------------------------------- cloud pricing ---
 
 
-def _utilization_margin(margin: float, utilization: float, target: float, response: float,
-                        lo: float, hi: float) -> float:
-    """Raise the markup when utilization is above target, cut it when below (bounded)."""
-    return min(max(margin + response * (utilization - target), lo), hi)
+@dataclass(frozen=True)
+class MarkupSignals:
+    """What a cloud's list markup may move with this month."""
+    utilization: float          # its load: hours sold / offered (`market.hyperscaler_load`) [-]
+    target_utilization: float   # the load it aims at [-]
+    #: relative change of its region's hyperscaler share of the hours buyers asked for,
+    #: since the month before [fraction]; 0 once acted on
+    share_growth: float = 0.0
 
 
-def _posted_price(margin: float, utilization: float, target: float, response: float,
-                  lo: float, hi: float) -> float:
+def _utilization_margin(margin: float, signals: MarkupSignals, params, lo: float,
+                        hi: float) -> float:
+    """Raise the markup when utilization is above target, cut it when below (bounded), by
+    `market.margin_response` per unit of the gap."""
+    return min(max(margin + params.margin_response
+                   * (signals.utilization - signals.target_utilization), lo), hi)
+
+
+def _market_share_margin(margin: float, signals: MarkupSignals, params, lo: float,
+                         hi: float) -> float:
+    """Raise the markup when buyers move toward the hyperscalers, cut it when they move away:
+    margin x (1 + `market.markup_share_response` x the share's relative change), the markup
+    rule of Dosi, Fagiolo and Roventini (2010, *J. Econ. Dyn. Control* 34(9), eq. 7), where
+    a firm's market power grows with its share. It compounds to margin_0 x (s / s_0)^v for
+    small steps: the markup is an outcome of where buyers go, not of a bound (`lo`, `hi`
+    are guards; `margin_at_bound` reports when they bind)."""
+    grown = margin * (1.0 + params.markup_share_response * signals.share_growth)
+    return min(max(grown, lo), hi)
+
+
+def _posted_price(margin: float, signals: MarkupSignals, params, lo: float,
+                  hi: float) -> float:
     """A posted list price: the markup stays where it is (within bounds) whatever the load."""
     return min(max(margin, lo), hi)
 
 
 PRICING: dict[str, Callable[..., float]] = {
     "utilization_margin": _utilization_margin,
+    "market_share_margin": _market_share_margin,
     "posted_price": _posted_price,
 }
 
 
-def pricing_strategy(name: str) -> Callable[..., float]:
+def pricing_strategy(name: str, what: str = "pricing strategy") -> Callable[..., float]:
+    """The markup rule `name` (`PRICING`); an unknown name fails with the known ones, `what`
+    saying where the name came from."""
     if name not in PRICING:
-        raise UnknownNameError("pricing strategy", name, list(PRICING))
+        raise UnknownNameError(what, name, list(PRICING))
     return PRICING[name]
 
 

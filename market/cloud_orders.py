@@ -23,7 +23,7 @@ def plan_capacity(model) -> None:
     model.vendor_waits_months = chip_trade.vendor_waits_months(model)
     chips_usd, allowances, requests, grey = [], [], [], []
     for i, cloud in enumerate(model.clouds):
-        cloud.reprice(p.margin_response)
+        cloud.reprice(p)
         allowance = cloud.finance(cloud.fleet_energy_usd_per_month(), p.retire_after_years,
                                   model.month)
         offer = chip_trade.best_offer(model, cloud.site, cloud.vendor_weights)

@@ -103,6 +103,9 @@ class HourMarket:
         #: as a spot surprise meets spot buyers [USD per market H100e-hour]; kept only with
         #: `market.list_buyers_plan_list` (NaN otherwise)
         self.planned_list = np.full(n_regions, np.nan)
+        #: the hyperscalers' share of the hours asked for last month, per region (NaN before
+        #: any): `market_share_margin` moves their markups with its change [-]
+        self.hyperscaler_share = np.full(n_regions, np.nan)
         #: the home spot price each lab planned its compute at: its own adaptive expectation
         #: from the month it entered, NaN before (an entrant meets its first month on its
         #: long-run curve: it planned its entry knowing the market it enters) [USD per market

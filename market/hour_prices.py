@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.pricing import (NEO_CONTRACT, SPOT, adapt_expectation, forward_price, list_target,
-                            revise_list_price)
+from agents.pricing import (HYPER_CONTRACT, LIST, NEO_CONTRACT, SPOT, adapt_expectation,
+                            forward_price, list_target, revise_list_price)
 from market.clearing import clear_spot
 from market.world import TIERS
 
@@ -134,8 +134,15 @@ def update_prices(model, hm, supply, ledger,
         hm.planned_list = adapt_expectation(hm.planned_list, hm.list_price,
                                             p.demand_adjustment_months)
     hm.forward = forward_price(hm.expected_spot, p.contract_term_premium)
-    for cloud in model.clouds:
-        cloud.reprice(p.margin_response)
+    share = hyperscaler_demand_share(book.nation, ledger.wanted, hm.n_regions)
+    growth = np.divide(share, hm.hyperscaler_share, out=np.ones_like(share),
+                       where=np.isfinite(hm.hyperscaler_share)
+                       & (np.nan_to_num(hm.hyperscaler_share) > 0) & np.isfinite(share)) - 1.0
+    hm.hyperscaler_share = np.where(np.isfinite(share), share, hm.hyperscaler_share)
+    for cloud, region in zip(model.clouds, supply.region):
+        if cloud.tier == "hyperscaler":
+            cloud.observe_share_growth(growth[region])
+        cloud.reprice(p)
     # the list never aims below what buyers would pay for the hour at spot, valued at the
     # premium they put on a hyperscaler's: the opportunity cost of selling it at list
     target = np.fmax(region_list_targets(model, supply, hm.n_regions),
@@ -144,6 +151,17 @@ def update_prices(model, hm, supply, ledger,
     hm.list_price = np.where(hm.has_tier[:, 0], new, np.nan)
     for i in np.flatnonzero(revised & hm.has_tier[:, 0]):
         hm.revisions.append((step, int(i)))
+
+
+def hyperscaler_demand_share(region: np.ndarray, wanted: np.ndarray,
+                             n_regions: int) -> np.ndarray:
+    """Per region, the hyperscalers' share of the hours buyers asked for this month (at list
+    and under committed use, served or not, over all options) [-]; NaN where none asked.
+    `region` per lab; `wanted` (labs, options) H100e-hours asked (`Ledger.wanted`)."""
+    total = np.bincount(region, weights=wanted.sum(axis=1), minlength=n_regions)
+    hyper = np.bincount(region, weights=wanted[:, LIST] + wanted[:, HYPER_CONTRACT],
+                        minlength=n_regions)
+    return np.divide(hyper, total, out=np.full(n_regions, np.nan), where=total > 0)
 
 
 def record_chip_prices(model, hm, supply, ledger) -> None:

@@ -28,7 +28,8 @@ BEHAVIOURAL: dict[type[BaseModel], frozenset[str]] = {
         "contract_term_premium", "contract_capacity_share", "hyperscaler_spot_share",
         "uncontracted_spot_share", "expectation_memory_months",
         # hyperscalers' list prices
-        "list_revision_threshold", "margin_response", "list_demand_spread",
+        "list_revision_threshold", "margin_response", "markup_share_response",
+        "list_demand_spread",
         # labs that build, and everyone's chip orders
         "lab_cost_of_capital", "build_gap_closure_per_month", "power_planning_memory_months",
         "order_price_elasticity", "vendor_switching_cost", "vendor_choice_sensitivity",

@@ -36,6 +36,7 @@ from typing import Any, Iterable
 
 from pydantic import ValidationError
 
+from agents.strategies import PRICING
 from market.catalog import load_catalog
 from market import costs
 from market.clearing import RATIONING
@@ -577,6 +578,8 @@ def check_references(s: Scenario) -> list[tuple[str, str]]:
                                  "orders by"))
     sold = {p.chip for v in s.vendors.values() for p in v.products}
     known("rationing rule", s.market.rationing, set(RATIONING), "market.rationing")
+    known("pricing strategy", s.market.hyperscaler_pricing, set(PRICING),
+          "market.hyperscaler_pricing")
     if not any(units > 0 for c in s.clouds.values() for units in c.fleet.values()):
         problems.append(("clouds", "no cloud has a starting fleet: GPU-hour prices start from "
                          "the asks of installed chips and clouds invest by those prices, so "

@@ -580,6 +580,16 @@ class Market(_Model):
     margin_response: Positive = Field(default=0.5, description="change of a hyperscaler's list "
                                                                "markup per unit of utilization "
                                                                "gap [-]")
+    hyperscaler_pricing: str = Field(
+        default="utilization_margin", description="the rule a hyperscaler's list markup moves "
+        "by, by name (agents.strategies.PRICING): `utilization_margin`, with its load "
+        "(`margin_response`); `market_share_margin`, with its region's hyperscaler share of "
+        "the hours buyers ask for (`markup_share_response`; Dosi et al. 2010); "
+        "`posted_price`, not at all (docs/model.md, \"Margin\")")
+    markup_share_response: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = Field(
+        default=1.0, description="elasticity of a hyperscaler's list markup to its region's "
+                                 "hyperscaler share of demand under `market_share_margin`: "
+                                 "the markup moves by this x the share's relative change [-]")
     chip_lead_time_months: Annotated[int, Field(ge=0, le=24)] = Field(
         default=3, description="order-to-delivery time for chips [months]")
     power_build_lag_months: Annotated[int, Field(ge=0, le=60)] = Field(

@@ -12,6 +12,8 @@ from agents.cloud import investment_order_h100e, order_decision_h100e
 from agents.lab import build_order_h100e, build_share, owned_cost_usd_per_h100e_hour
 from agents.nation import announced_rules
 from agents.strategies import (
+    PRICING,
+    MarkupSignals,
     adaptive_expectation,
     added_hour_earnings_usd,
     damped_trend_growth,
@@ -23,9 +25,11 @@ from agents.strategies import (
     financing_allowance_usd,
     investment_rate_per_year,
     power_room_h100e,
+    pricing_strategy,
     vendor_shares,
 )
 from market.controls import load_rules
+from market.errors import UnknownNameError
 from market.timeline import parse_month
 
 # --------------------------------------------------------------- cloud investment ---
@@ -311,3 +315,44 @@ def test_a_damped_trend_carries_a_bounded_number_of_months_of_growth():
     assert damped_trend_growth(200.0, 0.0, 6, 12.0, 0.9) == 1.0
     history = [np.array([100.0 * 2 ** (t / 6)]) for t in range(13)]
     assert demand_growth_factor(history, 0, 6.0, 12.0, 0.9) == pytest.approx(2 ** (months / 6))
+
+
+# ------------------------------------------------------------- hyperscaler markups ---
+
+def test_a_markup_moved_by_market_share_compounds_with_where_buyers_go():
+    """`market_share_margin` (Dosi et al. 2010): the markup grows by the response x the
+    share's relative change, falls when buyers leave, and a month's signal acts once. Over
+    a path of shares it ends near margin_0 x (s_end / s_0)^v, whatever the path between."""
+    rule = pricing_strategy("market_share_margin")
+    params = SimpleNamespace(markup_share_response=0.5, margin_response=1.0)
+    grow = MarkupSignals(utilization=1.0, target_utilization=0.8, share_growth=0.10)
+    assert rule(2.0, grow, params, 0.0, 12.0) == pytest.approx(2.0 * 1.05)
+    leave = MarkupSignals(utilization=1.0, target_utilization=0.8, share_growth=-0.20)
+    assert rule(2.0, leave, params, 0.0, 12.0) == pytest.approx(2.0 * 0.90)
+    # a full load does not move it: only the share does
+    still = MarkupSignals(utilization=1.0, target_utilization=0.8)
+    assert rule(2.0, still, params, 0.0, 12.0) == 2.0
+    # the guards hold
+    assert rule(11.9, grow, params, 0.0, 12.0) == 12.0
+    shares = [0.40, 0.44, 0.41, 0.47, 0.52, 0.50]
+    margin = 2.0
+    for before, after in zip(shares, shares[1:]):
+        margin = rule(margin, MarkupSignals(1.0, 0.8, after / before - 1.0), params, 0.0, 12.0)
+    assert margin == pytest.approx(2.0 * (0.50 / 0.40) ** 0.5, rel=0.02)
+
+
+def test_the_utilization_markup_and_the_posted_price_read_only_the_load():
+    params = SimpleNamespace(markup_share_response=0.5, margin_response=1.0)
+    busy = MarkupSignals(utilization=0.9, target_utilization=0.8, share_growth=0.5)
+    assert pricing_strategy("utilization_margin")(2.0, busy, params, 0.0, 12.0) == \
+        pytest.approx(2.1)
+    assert pricing_strategy("utilization_margin")(2.0, busy, params, 0.0, 2.05) == 2.05
+    assert pricing_strategy("posted_price")(2.0, busy, params, 0.0, 12.0) == 2.0
+
+
+def test_markup_rules_are_chosen_by_name_and_an_unknown_one_lists_them():
+    with pytest.raises(UnknownNameError) as err:
+        pricing_strategy("gouging", "pricing strategy (market.hyperscaler_pricing)")
+    message = str(err.value)
+    assert "market.hyperscaler_pricing" in message and "'gouging'" in message
+    assert all(name in message for name in PRICING)

@@ -158,6 +158,34 @@ def test_hyperscaler_markups_move_with_their_load_not_on_their_bounds():
     assert by_month.loc["2023-12-01"] > by_month.loc["2022-06-01"], by_month
 
 
+#: Hyperscaler markups moved by where buyers go (`market_share_margin`), from the markups of
+#: 2022 (US and EU 3.3: AWS p4d's USD 4.10 an A100-hour over the model's A100 owned cost of
+#: USD 0.95; China and Japan/Korea/Taiwan the baseline's 2.0) with the bounds as guards.
+SHARE_MARKUP = ("market.hyperscaler_pricing=market_share_margin",) + tuple(
+    f"clouds.{cloud}.{field}={value}"
+    for cloud, start in (("aws", 3.3), ("azure", 3.3), ("gcp", 3.3), ("oracle", 3.3),
+                         ("hyperscalers-eu", 3.3), ("alibaba-cloud", 2.0),
+                         ("tencent-cloud", 2.0), ("huawei-cloud", 2.0), ("jkt-clouds", 2.0))
+    for field, value in (("min_margin", 0.0), ("max_margin", 12.0), ("initial_margin", start)))
+
+
+def test_hyperscaler_markups_moved_by_market_share_are_outcomes_off_their_guards():
+    """With `market_share_margin` no hyperscaler-month's markup sits on a guard to 2024-12
+    (the default: more than half), and the US markups move both ways: they follow the
+    hyperscalers' share of what buyers ask for, not a bound."""
+    from analysis.scripted import diagnostics
+
+    frames = run("history", 1, 36, SHARE_MARKUP)
+    scenario = load_scenario("history", list(SHARE_MARKUP)).scenario
+    table = diagnostics(frames, scenario, "2024-12").set_index("diagnostic")
+    assert float(table.loc["margin_at_bound", "value"]) <= 0.05
+    clouds = frames["clouds"]
+    us = clouds[(clouds.region == "US") & (clouds.tier == "hyperscaler")]
+    step = np.diff(np.log(us.groupby("date")["margin"].mean().to_numpy()))
+    assert (step > 1e-4).sum() >= 3 and (step < -1e-4).sum() >= 3, step
+    assert (us["margin"] > 0).all() and (us["margin"] < 12).all()
+
+
 def test_contract_holders_resell_hours_they_would_not_use_at_a_spot_spike():
     """CoWoS at 30% through 2027 lifts US spot above what contract holders planned at: in
     the shock's first seven months some resell contracted hours at spot (the `resale_usd`

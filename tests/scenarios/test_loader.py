@@ -200,6 +200,13 @@ def test_unknown_clearing_rules_are_refused_on_load():
         load_scenario("baseline", ['market.rationing="lottery"'])
 
 
+def test_unknown_hyperscaler_pricing_is_refused_on_load_with_the_known_rules():
+    with pytest.raises(ScenarioError, match="market.hyperscaler_pricing.*'gouging'.*known: "
+                                            "market_share_margin, posted_price, "
+                                            "utilization_margin"):
+        load_scenario("baseline", ['market.hyperscaler_pricing="gouging"'])
+
+
 def test_a_world_without_any_cloud_fleet_is_refused():
     data = load_scenario("baseline").scenario.model_dump(mode="json", exclude_none=True)
     for cloud in data["clouds"].values():
