@@ -126,16 +126,23 @@ def test_hyperscalers_ask_for_idle_hours_what_they_would_fetch_held_back():
     assert qty.sum() == pytest.approx(150.0)
 
 
+def guarded_markups(western: float, eastern: float) -> tuple[str, ...]:
+    """`--set`s that widen every hyperscaler's markup bounds to guards (0 and 12) and start
+    it at an initial condition: `western` in the US and EU, `eastern` in China and
+    Japan/Korea/Taiwan."""
+    starts = {"aws": western, "azure": western, "gcp": western, "oracle": western,
+              "hyperscalers-eu": western, "alibaba-cloud": eastern, "tencent-cloud": eastern,
+              "huawei-cloud": eastern, "jkt-clouds": eastern}
+    return tuple(f"clouds.{cloud}.{field}={value}" for cloud, start in starts.items()
+                 for field, value in (("min_margin", 0.0), ("max_margin", 12.0),
+                                      ("initial_margin", start)))
+
+
 #: The fix of hyperscalers' markups (docs/model.md, "Margin"), not the default yet: load at
 #: posted prices, list buyers on short-run curves, idle hours held back at spot, and the
 #: markup bounds as guards with the start an initial condition (2022's list over cost).
 POSTED_LOAD = ("market.hyperscaler_load=posted_prices", "market.list_buyers_plan_list=true",
-               "market.list_demand_spread=0.3") + tuple(
-    f"clouds.{cloud}.{field}={value}"
-    for cloud, start in (("aws", 2.4), ("azure", 2.4), ("gcp", 2.4), ("oracle", 2.4),
-                         ("hyperscalers-eu", 2.4), ("alibaba-cloud", 2.0),
-                         ("tencent-cloud", 2.0), ("huawei-cloud", 2.0), ("jkt-clouds", 2.0))
-    for field, value in (("min_margin", 0.0), ("max_margin", 12.0), ("initial_margin", start)))
+               "market.list_demand_spread=0.3") + guarded_markups(2.4, 2.0)
 
 
 def test_hyperscaler_markups_move_with_their_load_not_on_their_bounds():
@@ -161,12 +168,7 @@ def test_hyperscaler_markups_move_with_their_load_not_on_their_bounds():
 #: Hyperscaler markups moved by where buyers go (`market_share_margin`), from the markups of
 #: 2022 (US and EU 3.3: AWS p4d's USD 4.10 an A100-hour over the model's A100 owned cost of
 #: USD 0.95; China and Japan/Korea/Taiwan the baseline's 2.0) with the bounds as guards.
-SHARE_MARKUP = ("market.hyperscaler_pricing=market_share_margin",) + tuple(
-    f"clouds.{cloud}.{field}={value}"
-    for cloud, start in (("aws", 3.3), ("azure", 3.3), ("gcp", 3.3), ("oracle", 3.3),
-                         ("hyperscalers-eu", 3.3), ("alibaba-cloud", 2.0),
-                         ("tencent-cloud", 2.0), ("huawei-cloud", 2.0), ("jkt-clouds", 2.0))
-    for field, value in (("min_margin", 0.0), ("max_margin", 12.0), ("initial_margin", start)))
+SHARE_MARKUP = ("market.hyperscaler_pricing=market_share_margin",) + guarded_markups(3.3, 2.0)
 
 
 def test_hyperscaler_markups_moved_by_market_share_are_outcomes_off_their_guards():
